@@ -1,0 +1,315 @@
+//! Configuration: the only place the environment is read.
+//!
+//! [`Config::from_lookup`] takes a lookup function so tests build configurations
+//! without touching the process environment; [`Config::from_env`] is what `main`
+//! uses after loading `.env`. Every value is validated here, once, at start-up:
+//! a bad value becomes a [`ConfigError`] naming the variable, and `main` exits
+//! with code 2.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use http::HeaderValue;
+
+/// Typed, validated server configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `PORT`: TCP port to listen on (default 4000; 0 picks a free port).
+    pub port: u16,
+    /// `HOST`: address to bind (default `0.0.0.0`).
+    pub host: IpAddr,
+    /// `CLIENT_URL`: origins allowed by CORS and for websocket upgrades.
+    pub allowed_origins: AllowedOrigins,
+    /// `MAX_ROOM_SIZE`: participants per room before `room-full` (default 64).
+    pub max_room_size: usize,
+    /// `MAX_PAYLOAD_BYTES`: largest websocket message or polling request body
+    /// (default 64 KiB); a larger one closes the connection.
+    pub max_payload_bytes: usize,
+    /// `PING_INTERVAL_MS`: engine.io heartbeat interval (default 25 000).
+    pub ping_interval: Duration,
+    /// `PING_TIMEOUT_MS`: how long a heartbeat may go unanswered (default 20 000).
+    pub ping_timeout: Duration,
+    /// `SOCKET_BUFFER_PACKETS`: packets queued towards one connection before a
+    /// relay to it fails with `target-busy` (default 4096).
+    pub socket_buffer_packets: usize,
+    /// `RUST_LOG`: tracing filter directives (default `info`).
+    pub log_filter: String,
+    /// `LOG_FORMAT`: `text` (default) or `json`.
+    pub log_format: LogFormat,
+}
+
+/// Which origins may call the REST API, poll, or open a websocket.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AllowedOrigins {
+    /// `CLIENT_URL=*`: any origin (for development; logged as a warning).
+    Any,
+    /// Exact origins such as `https://app.example.com`.
+    List(Vec<HeaderValue>),
+}
+
+impl AllowedOrigins {
+    /// Whether a browser `Origin` header value is allowed.
+    pub fn allows(&self, origin: &HeaderValue) -> bool {
+        match self {
+            AllowedOrigins::Any => true,
+            AllowedOrigins::List(list) => list.iter().any(|o| o == origin),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A configuration variable with a bad value.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("invalid {var}={value:?}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable's name.
+    pub var: &'static str,
+    /// The value that was rejected.
+    pub value: String,
+    /// What a valid value looks like.
+    pub reason: String,
+}
+
+impl Config {
+    /// Reads the process environment (call `dotenvy::dotenv()` first to load `.env`).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Builds a configuration from a lookup function; empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let config = Config {
+            port: env.parse("PORT", 4000, "an integer from 0 to 65535")?,
+            host: env.parse("HOST", IpAddr::from([0, 0, 0, 0]), "an IP address")?,
+            allowed_origins: env.origins("CLIENT_URL")?,
+            max_room_size: env.ranged("MAX_ROOM_SIZE", 64, 1..=100_000)?,
+            max_payload_bytes: env.ranged("MAX_PAYLOAD_BYTES", 64 * 1024, 1024..=16 << 20)?,
+            ping_interval: env.millis("PING_INTERVAL_MS", 25_000)?,
+            ping_timeout: env.millis("PING_TIMEOUT_MS", 20_000)?,
+            socket_buffer_packets: env.ranged("SOCKET_BUFFER_PACKETS", 4096, 16..=1_000_000)?,
+            log_filter: env.log_filter("RUST_LOG")?,
+            log_format: env.log_format("LOG_FORMAT")?,
+        };
+        Ok(config)
+    }
+}
+
+impl Default for Config {
+    /// The documented defaults (no variable set).
+    fn default() -> Self {
+        Self::from_lookup(|_| None).expect("defaults are valid")
+    }
+}
+
+/// The lookup plus the parsing helpers, so each field above is one line.
+struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
+    fn get(&self, var: &str) -> Option<String> {
+        (self.0)(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn parse<T: FromStr>(
+        &self,
+        var: &'static str,
+        default: T,
+        want: &str,
+    ) -> Result<T, ConfigError> {
+        match self.get(var) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| invalid(var, &v, format!("expected {want}"))),
+        }
+    }
+
+    fn ranged(
+        &self,
+        var: &'static str,
+        default: usize,
+        range: std::ops::RangeInclusive<usize>,
+    ) -> Result<usize, ConfigError> {
+        let want = format!("an integer from {} to {}", range.start(), range.end());
+        let value = self.parse(var, default, &want)?;
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(invalid(var, &value.to_string(), format!("expected {want}")))
+        }
+    }
+
+    fn millis(&self, var: &'static str, default: usize) -> Result<Duration, ConfigError> {
+        let ms = self.ranged(var, default, 100..=600_000)?;
+        Ok(Duration::from_millis(ms as u64))
+    }
+
+    fn origins(&self, var: &'static str) -> Result<AllowedOrigins, ConfigError> {
+        let raw = self
+            .get(var)
+            .unwrap_or_else(|| "http://localhost:3000".into());
+        if raw == "*" {
+            return Ok(AllowedOrigins::Any);
+        }
+        let list = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(|o| parse_origin(o).map_err(|why| invalid(var, &raw, why)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if list.is_empty() {
+            return Err(invalid(var, &raw, "expected at least one origin".into()));
+        }
+        Ok(AllowedOrigins::List(list))
+    }
+
+    fn log_filter(&self, var: &'static str) -> Result<String, ConfigError> {
+        let filter = self.get(var).unwrap_or_else(|| "info".into());
+        tracing_subscriber::EnvFilter::try_new(&filter)
+            .map_err(|e| invalid(var, &filter, format!("not a tracing filter: {e}")))?;
+        Ok(filter)
+    }
+
+    fn log_format(&self, var: &'static str) -> Result<LogFormat, ConfigError> {
+        match self.get(var).as_deref() {
+            None | Some("text") => Ok(LogFormat::Text),
+            Some("json") => Ok(LogFormat::Json),
+            Some(other) => Err(invalid(var, other, "expected text or json".into())),
+        }
+    }
+}
+
+/// An origin is `scheme://host[:port]` with no path, as browsers send it.
+fn parse_origin(origin: &str) -> Result<HeaderValue, String> {
+    let rest = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .ok_or_else(|| format!("origin {origin:?} must start with http:// or https://"))?;
+    if rest.is_empty() || rest.contains('/') {
+        return Err(format!(
+            "origin {origin:?} must be scheme://host[:port] with no path"
+        ));
+    }
+    HeaderValue::from_str(origin)
+        .map_err(|_| format!("origin {origin:?} is not a valid header value"))
+}
+
+fn invalid(var: &'static str, value: &str, reason: String) -> ConfigError {
+    ConfigError {
+        var,
+        value: value.to_owned(),
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let c = Config::default();
+        assert_eq!(c.port, 4000);
+        assert_eq!(c.host.to_string(), "0.0.0.0");
+        assert_eq!(
+            c.allowed_origins,
+            AllowedOrigins::List(vec![HeaderValue::from_static("http://localhost:3000")])
+        );
+        assert_eq!(c.max_room_size, 64);
+        assert_eq!(c.max_payload_bytes, 65536);
+        assert_eq!(c.ping_interval, Duration::from_secs(25));
+        assert_eq!(c.ping_timeout, Duration::from_secs(20));
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.log_filter, "info");
+    }
+
+    #[test]
+    fn a_bad_port_names_the_variable() {
+        let err = with(&[("PORT", "forty")]).unwrap_err();
+        assert_eq!(err.var, "PORT");
+        assert!(err.to_string().contains("PORT=\"forty\""), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_rejected() {
+        assert_eq!(
+            with(&[("MAX_ROOM_SIZE", "0")]).unwrap_err().var,
+            "MAX_ROOM_SIZE"
+        );
+        assert_eq!(
+            with(&[("MAX_PAYLOAD_BYTES", "10")]).unwrap_err().var,
+            "MAX_PAYLOAD_BYTES"
+        );
+        assert_eq!(
+            with(&[("PING_INTERVAL_MS", "-5")]).unwrap_err().var,
+            "PING_INTERVAL_MS"
+        );
+        assert_eq!(
+            with(&[("LOG_FORMAT", "xml")]).unwrap_err().var,
+            "LOG_FORMAT"
+        );
+        assert_eq!(
+            with(&[("RUST_LOG", "info,[[[")]).unwrap_err().var,
+            "RUST_LOG"
+        );
+        assert_eq!(with(&[("HOST", "example")]).unwrap_err().var, "HOST");
+    }
+
+    #[test]
+    fn client_url_takes_a_comma_separated_list() {
+        let c = with(&[("CLIENT_URL", "https://a.example, http://b.example:8080")]).unwrap();
+        let AllowedOrigins::List(list) = c.allowed_origins else {
+            panic!("expected a list")
+        };
+        assert_eq!(list, vec!["https://a.example", "http://b.example:8080"]);
+    }
+
+    #[test]
+    fn client_url_with_a_path_or_no_scheme_is_rejected() {
+        assert_eq!(
+            with(&[("CLIENT_URL", "https://a.example/app")])
+                .unwrap_err()
+                .var,
+            "CLIENT_URL"
+        );
+        assert_eq!(
+            with(&[("CLIENT_URL", "a.example")]).unwrap_err().var,
+            "CLIENT_URL"
+        );
+    }
+
+    #[test]
+    fn a_star_allows_any_origin_and_empty_values_mean_default() {
+        let c = with(&[("CLIENT_URL", "*"), ("PORT", "  ")]).unwrap();
+        assert_eq!(c.allowed_origins, AllowedOrigins::Any);
+        assert_eq!(c.port, 4000);
+        assert!(
+            c.allowed_origins
+                .allows(&HeaderValue::from_static("http://evil.example"))
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! Domain: identifiers and room rules as plain synchronous Rust.
+//!
+//! Nothing here does I/O or knows about sockets, so every rule is unit-tested
+//! directly and both stores (memory now, Redis later) apply the very same rules.
+
+pub mod ids;
+pub mod room;
+
+pub use ids::{ConnId, IdError, MAX_ID_CHARS, RoomId, UserId};
+pub use room::{Joined, Member, Room, RoomError, Route};

@@ -1,0 +1,92 @@
+//! The `switchboard` binary: configuration, logging, bind, run until a signal.
+//!
+//! `switchboard` serves; `switchboard healthcheck` checks a running server.
+//! A bad configuration value exits with code 2 and names the variable.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use switchboard::config::Config;
+use switchboard::{healthcheck, server, telemetry};
+use tokio::net::TcpListener;
+use tracing::{error, info};
+
+fn main() -> ExitCode {
+    if let Err(e) = dotenvy::dotenv()
+        && !e.not_found()
+    {
+        eprintln!("switchboard: cannot read .env: {e}");
+        return ExitCode::from(2);
+    }
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("switchboard: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
+        return healthcheck::run(&config);
+    }
+    telemetry::init(&config);
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(serve(config)),
+        Err(e) => {
+            eprintln!("switchboard: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let addr = SocketAddr::new(config.host, config.port);
+    let listener = match TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            error!(%addr, error = %e, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    match listener.local_addr() {
+        Ok(addr) => info!(%addr, version = env!("CARGO_PKG_VERSION"), "listening"),
+        Err(e) => error!(error = %e, "cannot read the bound address"),
+    }
+    match server::run(listener, config, shutdown_signal()).await {
+        Ok(()) => {
+            info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            error!(error = %e, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => info!(signal = "SIGINT", "shutdown requested"),
+        _ = terminate => info!(signal = "SIGTERM", "shutdown requested"),
+    }
+}

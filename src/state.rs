@@ -1,0 +1,66 @@
+//! `AppState`: what socket handlers and REST routes share.
+//!
+//! Cheap to clone (all `Arc`s). It holds no socket handles: connections are
+//! reached through socketioxide by id, so nothing here can keep a closed
+//! socket alive.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::store::RoomStore;
+
+/// Shared server state.
+#[derive(Clone)]
+pub struct AppState {
+    /// The start-up configuration.
+    pub config: Arc<Config>,
+    /// Room state (memory or Redis).
+    pub store: Arc<dyn RoomStore>,
+    /// Live counters for `/health`.
+    pub stats: Arc<Stats>,
+}
+
+impl AppState {
+    /// State over `store` with fresh counters.
+    pub fn new(config: Config, store: Arc<dyn RoomStore>) -> Self {
+        let stats = Arc::new(Stats {
+            started: Instant::now(),
+            connections: AtomicUsize::new(0),
+        });
+        Self {
+            config: Arc::new(config),
+            store,
+            stats,
+        }
+    }
+}
+
+/// Counters reported by `/health`.
+pub struct Stats {
+    started: Instant,
+    connections: AtomicUsize,
+}
+
+impl Stats {
+    /// Seconds since start-up.
+    pub fn uptime_seconds(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// Connections on the default namespace of this instance.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Counts a connection in.
+    pub fn connected(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection out.
+    pub fn disconnected(&self) {
+        self.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,167 @@
+//! The in-memory room store: one instance, nothing else to run.
+//!
+//! Rooms live in a sharded map (`DashMap`), so operations on different rooms
+//! never wait on one global lock, and the relay path (`route`) takes one shard's
+//! read lock. A second map indexes the rooms of each connection for the
+//! disconnect clean-up. Lock order is always room shard, then connection shard;
+//! `leave_all` releases the connection entry before touching rooms, so the two
+//! orders never meet.
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+
+use super::{JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot, RoomStore, StoreError};
+use crate::domain::{ConnId, Joined, Room, RoomError, RoomId, Route, UserId};
+
+/// Room state in this process's memory.
+#[derive(Default)]
+pub struct MemoryStore {
+    rooms: DashMap<RoomId, Room>,
+    rooms_of: DashMap<ConnId, Vec<RoomId>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn index_add(&self, conn: &ConnId, room: &RoomId) {
+        let mut rooms = self.rooms_of.entry(conn.clone()).or_default();
+        if !rooms.contains(room) {
+            rooms.push(room.clone());
+        }
+    }
+
+    fn index_remove(&self, conn: &ConnId, room: &RoomId) {
+        if let Entry::Occupied(mut rooms) = self.rooms_of.entry(conn.clone()) {
+            rooms.get_mut().retain(|r| r != room);
+            if rooms.get().is_empty() {
+                rooms.remove();
+            }
+        }
+    }
+}
+
+fn snapshot(room: &Room) -> RoomSnapshot {
+    RoomSnapshot {
+        id: room.id().clone(),
+        participants: room.users(),
+        created_at: room.created_at(),
+    }
+}
+
+#[async_trait]
+impl RoomStore for MemoryStore {
+    async fn join(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        conn: &ConnId,
+        max_size: usize,
+    ) -> Result<JoinOutcome, StoreError> {
+        let mut entry = self
+            .rooms
+            .entry(room.clone())
+            .or_insert_with(|| Room::new(room.clone(), SystemTime::now()));
+        let joined = entry.join(user, conn, max_size);
+        if entry.is_empty() {
+            // Only a refused join into a room created just now leaves it empty.
+            drop(entry);
+            self.rooms.remove_if(room, |_, r| r.is_empty());
+            return Err(joined
+                .expect_err("an accepted join leaves a participant")
+                .into());
+        }
+        let joined = joined?;
+        let outcome = JoinOutcome {
+            users: entry.users(),
+            peers: entry.peers_of(conn),
+            joined,
+        };
+        if let Joined::Rejoined { replaced } = &outcome.joined {
+            self.index_remove(replaced, room);
+        }
+        self.index_add(conn, room);
+        Ok(outcome)
+    }
+
+    async fn leave(
+        &self,
+        room: &RoomId,
+        conn: &ConnId,
+    ) -> Result<Option<LeaveOutcome>, StoreError> {
+        let Entry::Occupied(mut entry) = self.rooms.entry(room.clone()) else {
+            return Ok(None);
+        };
+        let Some(user) = entry.get_mut().leave(conn) else {
+            return Ok(None);
+        };
+        let peers = entry.get().peers_of(conn);
+        let room_deleted = entry.get().is_empty();
+        if room_deleted {
+            entry.remove();
+        } else {
+            drop(entry);
+        }
+        self.index_remove(conn, room);
+        Ok(Some(LeaveOutcome {
+            room: room.clone(),
+            user,
+            peers,
+            room_deleted,
+        }))
+    }
+
+    async fn leave_all(&self, conn: &ConnId) -> Result<Vec<LeaveOutcome>, StoreError> {
+        let rooms = self
+            .rooms_of
+            .remove(conn)
+            .map(|(_, rooms)| rooms)
+            .unwrap_or_default();
+        let mut left = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            if let Some(outcome) = self.leave(&room, conn).await? {
+                left.push(outcome);
+            }
+        }
+        Ok(left)
+    }
+
+    async fn route(&self, room: &RoomId, from: &ConnId, to: &UserId) -> Result<Route, StoreError> {
+        let room = self.rooms.get(room).ok_or(RoomError::NotInRoom)?;
+        Ok(room.route(from, to)?)
+    }
+
+    async fn room(&self, room: &RoomId) -> Result<Option<RoomSnapshot>, StoreError> {
+        Ok(self.rooms.get(room).map(|r| snapshot(&r)))
+    }
+
+    async fn list(&self, offset: usize, limit: usize) -> Result<RoomPage, StoreError> {
+        let mut rooms: Vec<RoomSnapshot> = self.rooms.iter().map(|r| snapshot(&r)).collect();
+        let total = rooms.len();
+        rooms.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        let rooms = rooms.into_iter().skip(offset).take(limit).collect();
+        Ok(RoomPage { rooms, total })
+    }
+
+    async fn count(&self) -> Result<usize, StoreError> {
+        Ok(self.rooms.len())
+    }
+
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    crate::store_suite!(async { super::MemoryStore::new() });
+}

@@ -1,0 +1,106 @@
+//! Room state behind one trait, so the transport never knows where it lives.
+//!
+//! [`RoomStore`] is what the socket handlers and REST routes call. Engines:
+//! [`memory::MemoryStore`] (one instance, the default); a Redis engine comes
+//! with horizontal scale and must pass the same suite ([`suite`]) unchanged.
+//! Every engine applies the rules of [`crate::domain::Room`]; none re-implements them.
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+use crate::domain::{ConnId, Joined, RoomError, RoomId, Route, UserId};
+
+pub mod memory;
+#[cfg(test)]
+pub mod suite;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A room rule refused the operation.
+    #[error(transparent)]
+    Rule(#[from] RoomError),
+    /// The backing store cannot be reached; the cause is for the logs only.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What a join changed, and who must hear of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JoinOutcome {
+    /// New seat, taken-over seat, or nothing changed.
+    pub joined: Joined,
+    /// Every participant after the join, joiner included, in join order.
+    pub users: Vec<UserId>,
+    /// Connections of the other participants.
+    pub peers: Vec<ConnId>,
+}
+
+/// A participant that left a room, and who must hear of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeaveOutcome {
+    /// The room left.
+    pub room: RoomId,
+    /// The user id that held the seat.
+    pub user: UserId,
+    /// Connections of the remaining participants.
+    pub peers: Vec<ConnId>,
+    /// Whether the room was deleted because it became empty.
+    pub room_deleted: bool,
+}
+
+/// A read-only copy of a room for listings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoomSnapshot {
+    /// The room id.
+    pub id: RoomId,
+    /// Participant user ids in join order.
+    pub participants: Vec<UserId>,
+    /// When the room was created.
+    pub created_at: SystemTime,
+}
+
+/// One page of the room listing, ordered by creation time then id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoomPage {
+    /// The rooms on this page.
+    pub rooms: Vec<RoomSnapshot>,
+    /// How many rooms exist in all.
+    pub total: usize,
+}
+
+/// Room state: the operations the transport needs, each atomic on its room.
+#[async_trait]
+pub trait RoomStore: Send + Sync + 'static {
+    /// Seats `user` on `conn` in `room` (created if absent), within `max_size`.
+    async fn join(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        conn: &ConnId,
+        max_size: usize,
+    ) -> Result<JoinOutcome, StoreError>;
+
+    /// Removes `conn` from `room`; `None` if it held no seat there.
+    async fn leave(&self, room: &RoomId, conn: &ConnId)
+    -> Result<Option<LeaveOutcome>, StoreError>;
+
+    /// Removes `conn` from every room it is in (on disconnect).
+    async fn leave_all(&self, conn: &ConnId) -> Result<Vec<LeaveOutcome>, StoreError>;
+
+    /// Where a relay from `from` to user `to` in `room` goes, if the rules allow it.
+    async fn route(&self, room: &RoomId, from: &ConnId, to: &UserId) -> Result<Route, StoreError>;
+
+    /// One room, if it exists.
+    async fn room(&self, room: &RoomId) -> Result<Option<RoomSnapshot>, StoreError>;
+
+    /// A page of rooms ordered by `created_at`, then id.
+    async fn list(&self, offset: usize, limit: usize) -> Result<RoomPage, StoreError>;
+
+    /// How many rooms exist.
+    async fn count(&self) -> Result<usize, StoreError>;
+
+    /// The engine's name for `/health` (`memory`, `redis`).
+    fn kind(&self) -> &'static str;
+}

@@ -1,0 +1,231 @@
+//! The one place errors become wire `{ code, message }`.
+//!
+//! [`SignalError`] is every way a socket event can fail; [`HttpError`] every
+//! way a REST request can. Each maps to the contract's codes here and nowhere
+//! else. Internal causes (a store that is down) are logged, never sent.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::payload::PayloadError;
+use crate::domain::{IdError, RoomError};
+use crate::store::StoreError;
+
+/// `{ code, message }`, the body of every error on the wire.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct ErrorBody {
+    /// A stable machine-readable code from the contract.
+    pub code: &'static str,
+    /// A human-readable explanation.
+    pub message: String,
+}
+
+/// Why a socket event failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignalError {
+    /// The payload is malformed.
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    /// The event is not part of the contract.
+    #[error("unknown event {0:?}")]
+    UnknownEvent(String),
+    /// A room rule refused the event.
+    #[error(transparent)]
+    Room(#[from] RoomError),
+    /// The target's outgoing queue is full; the relay was not delivered.
+    #[error("the target cannot take more messages now; the relay was not delivered")]
+    TargetBusy,
+    /// The target's connection closed before the relay could be handed to it.
+    #[error("the target's connection has closed; the relay was not delivered")]
+    TargetGone,
+    /// This connection sent events faster than they can be processed.
+    #[error("too many events in flight on this connection; slow down")]
+    Overloaded,
+    /// The backing store cannot be reached.
+    #[error("the server's state store is unavailable; retry later")]
+    Unavailable,
+}
+
+impl SignalError {
+    /// The contract's error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SignalError::Payload(_) | SignalError::UnknownEvent(_) => "invalid-payload",
+            SignalError::Room(RoomError::AlreadyJoinedAs(_)) => "invalid-payload",
+            SignalError::Room(RoomError::Full { .. }) => "room-full",
+            SignalError::Room(RoomError::NotInRoom) => "not-in-room",
+            SignalError::Room(RoomError::TargetNotFound) | SignalError::TargetGone => {
+                "target-not-found"
+            }
+            SignalError::TargetBusy => "target-busy",
+            SignalError::Overloaded => "rate-limited",
+            SignalError::Unavailable => "unavailable",
+        }
+    }
+
+    /// `{ code, message }` for acks and `signaling-error`.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            code: self.code(),
+            message: self.to_string(),
+        }
+    }
+}
+
+impl From<StoreError> for SignalError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Rule(rule) => SignalError::Room(rule),
+            StoreError::Unavailable(cause) => {
+                tracing::error!(%cause, "room store unavailable");
+                SignalError::Unavailable
+            }
+        }
+    }
+}
+
+/// A failed ack: `{ ok: false, error: { code, message } }`.
+#[derive(Serialize)]
+pub struct AckError {
+    ok: bool,
+    error: ErrorBody,
+}
+
+impl From<&SignalError> for AckError {
+    fn from(e: &SignalError) -> Self {
+        Self {
+            ok: false,
+            error: e.body(),
+        }
+    }
+}
+
+/// `signaling-error`: `{ event, code, message }`, for events that carried no ack.
+#[derive(Serialize)]
+pub struct SignalingErrorEvent<'a> {
+    event: &'a str,
+    #[serde(flatten)]
+    error: ErrorBody,
+}
+
+impl<'a> SignalingErrorEvent<'a> {
+    /// The error of `event`.
+    pub fn new(event: &'a str, e: &SignalError) -> Self {
+        Self {
+            event,
+            error: e.body(),
+        }
+    }
+}
+
+/// Why a REST request failed; the response is `{ error: { code, message } }`.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// A query parameter is malformed.
+    #[error("{0}")]
+    BadQuery(String),
+    /// A path id breaks the id rule.
+    #[error("roomId {0}")]
+    BadRoomId(IdError),
+    /// No room has that id.
+    #[error("no room with that id")]
+    RoomNotFound,
+    /// No route matches the path.
+    #[error("no route for {0}")]
+    NoRoute(String),
+    /// The route exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A websocket upgrade from an origin not in `CLIENT_URL`.
+    #[error("origin not allowed")]
+    OriginNotAllowed,
+    /// The backing store cannot be reached.
+    #[error("the server's state store is unavailable; retry later")]
+    Unavailable,
+}
+
+impl HttpError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            HttpError::BadQuery(_) => (StatusCode::BAD_REQUEST, "invalid-query"),
+            HttpError::BadRoomId(_) => (StatusCode::BAD_REQUEST, "invalid-room-id"),
+            HttpError::RoomNotFound => (StatusCode::NOT_FOUND, "room-not-found"),
+            HttpError::NoRoute(_) => (StatusCode::NOT_FOUND, "not-found"),
+            HttpError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed"),
+            HttpError::OriginNotAllowed => (StatusCode::FORBIDDEN, "origin-not-allowed"),
+            HttpError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        }
+    }
+}
+
+impl From<StoreError> for HttpError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(cause = %e, "room store failed during a REST request");
+        HttpError::Unavailable
+    }
+}
+
+#[derive(Serialize)]
+struct HttpErrorBody {
+    error: ErrorBody,
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let body = HttpErrorBody {
+            error: ErrorBody {
+                code,
+                message: self.to_string(),
+            },
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_room_rule_maps_to_its_contract_code() {
+        let cases = [
+            (SignalError::Room(RoomError::Full { max: 2 }), "room-full"),
+            (SignalError::Room(RoomError::NotInRoom), "not-in-room"),
+            (
+                SignalError::Room(RoomError::TargetNotFound),
+                "target-not-found",
+            ),
+            (SignalError::TargetGone, "target-not-found"),
+            (SignalError::TargetBusy, "target-busy"),
+            (SignalError::Overloaded, "rate-limited"),
+            (SignalError::Unavailable, "unavailable"),
+            (SignalError::UnknownEvent("x".into()), "invalid-payload"),
+            (
+                SignalError::Payload(PayloadError::NotAnObject),
+                "invalid-payload",
+            ),
+        ];
+        for (err, code) in cases {
+            assert_eq!(err.code(), code, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn a_store_outage_reaches_the_wire_without_its_cause() {
+        let err = SignalError::from(StoreError::Unavailable("redis at 10.0.0.5 refused".into()));
+        assert_eq!(err.code(), "unavailable");
+        assert!(!err.body().message.contains("10.0.0.5"));
+    }
+
+    #[test]
+    fn signaling_error_flattens_the_body() {
+        let event = SignalingErrorEvent::new("offer", &SignalError::TargetBusy);
+        let v = serde_json::to_value(&event).unwrap();
+        assert_eq!(v["event"], "offer");
+        assert_eq!(v["code"], "target-busy");
+        assert!(v["message"].is_string());
+    }
+}

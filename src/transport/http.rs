@@ -1,0 +1,170 @@
+//! REST routes: `/health`, `/api/rooms`, `/api/rooms/{roomId}`, and JSON for
+//! every miss (unknown route 404, wrong method 405).
+
+use std::time::SystemTime;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::error::HttpError;
+use crate::domain::{RoomId, UserId};
+use crate::state::AppState;
+use crate::store::RoomSnapshot;
+
+/// Default page size of `/api/rooms`.
+pub const DEFAULT_LIMIT: usize = 100;
+/// Largest page size of `/api/rooms`.
+pub const MAX_LIMIT: usize = 1000;
+
+/// The REST router (the socket.io layer and CORS are added by the server).
+pub fn routes(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/api/rooms", get(list_rooms))
+        .route("/api/rooms/{room_id}", get(get_room))
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Health {
+    status: &'static str,
+    connections: usize,
+    rooms: usize,
+    uptime_seconds: u64,
+    version: &'static str,
+    adapter: &'static str,
+}
+
+async fn health(State(state): State<AppState>) -> Result<Json<Health>, HttpError> {
+    Ok(Json(Health {
+        status: "ok",
+        connections: state.stats.connections(),
+        rooms: state.store.count().await?,
+        uptime_seconds: state.stats.uptime_seconds(),
+        version: env!("CARGO_PKG_VERSION"),
+        adapter: state.store.kind(),
+    }))
+}
+
+/// `Room` of the contract.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RoomDto {
+    id: RoomId,
+    participant_count: usize,
+    participants: Vec<UserId>,
+    created_at: String,
+}
+
+impl From<RoomSnapshot> for RoomDto {
+    fn from(room: RoomSnapshot) -> Self {
+        Self {
+            id: room.id,
+            participant_count: room.participants.len(),
+            participants: room.participants,
+            created_at: rfc3339(room.created_at),
+        }
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    OffsetDateTime::from(t).format(&Rfc3339).unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct RoomList {
+    rooms: Vec<RoomDto>,
+    total: usize,
+}
+
+async fn list_rooms(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<RoomList>, HttpError> {
+    let (offset, limit) = paging(query.as_deref().unwrap_or(""))?;
+    let page = state.store.list(offset, limit).await?;
+    Ok(Json(RoomList {
+        rooms: page.rooms.into_iter().map(RoomDto::from).collect(),
+        total: page.total,
+    }))
+}
+
+/// `offset` and `limit` from a query string; other parameters are ignored.
+fn paging(query: &str) -> Result<(usize, usize), HttpError> {
+    let (mut offset, mut limit) = (0, DEFAULT_LIMIT);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "limit" => limit = number(key, value, 1, MAX_LIMIT)?,
+            "offset" => offset = number(key, value, 0, usize::MAX)?,
+            _ => {}
+        }
+    }
+    Ok((offset, limit))
+}
+
+fn number(key: &str, value: &str, min: usize, max: usize) -> Result<usize, HttpError> {
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| {
+            HttpError::BadQuery(format!(
+                "{key} must be an integer from {min} to {max}, got {value:?}"
+            ))
+        })
+}
+
+async fn get_room(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<RoomDto>, HttpError> {
+    let id = RoomId::parse(&raw).map_err(HttpError::BadRoomId)?;
+    let room = state
+        .store
+        .room(&id)
+        .await?
+        .ok_or(HttpError::RoomNotFound)?;
+    Ok(Json(room.into()))
+}
+
+async fn no_route(uri: axum::http::Uri) -> HttpError {
+    HttpError::NoRoute(uri.path().to_owned())
+}
+
+async fn method_not_allowed() -> HttpError {
+    HttpError::MethodNotAllowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paging_defaults_and_bounds() {
+        assert_eq!(paging("").unwrap(), (0, 100));
+        assert_eq!(paging("limit=1000&offset=5&x=y").unwrap(), (5, 1000));
+        for bad in [
+            "limit=0",
+            "limit=1001",
+            "limit=abc",
+            "offset=-1",
+            "limit=",
+            "offset",
+        ] {
+            assert!(matches!(paging(bad), Err(HttpError::BadQuery(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn created_at_is_rfc3339() {
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+    }
+}

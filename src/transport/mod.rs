@@ -1,0 +1,14 @@
+//! Transport: everything that speaks a wire protocol.
+//!
+//! socket.io handlers ([`socket`]), REST routes ([`http`]), CORS and the
+//! websocket origin check ([`origin`]), the wire names and shapes ([`events`],
+//! [`payload`]) and the one mapping of errors to `{ code, message }` ([`error`]).
+//! Handlers parse, call the store, and emit; rules live in [`crate::domain`].
+
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod inbox;
+pub mod origin;
+pub mod payload;
+pub mod socket;
