@@ -33,6 +33,9 @@ pub struct Config {
     /// `SOCKET_BUFFER_PACKETS`: packets queued towards one connection before a
     /// relay to it fails with `target-busy` (default 4096).
     pub socket_buffer_packets: usize,
+    /// `MAX_PENDING_EVENTS`: events one connection may have waiting to be
+    /// handled before further ones are refused with `rate-limited` (default 4096).
+    pub max_pending_events: usize,
     /// `RUST_LOG`: tracing filter directives (default `info`).
     pub log_filter: String,
     /// `LOG_FORMAT`: `text` (default) or `json`.
@@ -97,6 +100,7 @@ impl Config {
             ping_interval: env.millis("PING_INTERVAL_MS", 25_000)?,
             ping_timeout: env.millis("PING_TIMEOUT_MS", 20_000)?,
             socket_buffer_packets: env.ranged("SOCKET_BUFFER_PACKETS", 4096, 16..=1_000_000)?,
+            max_pending_events: env.ranged("MAX_PENDING_EVENTS", 4096, 16..=1_000_000)?,
             log_filter: env.log_filter("RUST_LOG")?,
             log_format: env.log_format("LOG_FORMAT")?,
         };

@@ -3,8 +3,9 @@
 //!
 //! Layer order matters: CORS is outermost so polling preflights get CORS
 //! headers before the socket.io layer (which rejects `OPTIONS`) sees them.
-//! Shutdown closes socket.io first, because upgraded websockets would
-//! otherwise outlive axum's graceful shutdown.
+//! Shutdown runs every connection's clean-up, then closes socket.io, then
+//! lets axum finish: upgraded websockets would otherwise outlive axum's
+//! graceful shutdown, and `SocketIo::close` alone runs no disconnect handler.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -52,10 +53,26 @@ pub async fn run(
     );
 
     let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+    let stats = state.stats.clone();
     let signal = async move {
         shutdown.await;
         let _ = started_tx.send(());
-        info!("shutting down: disconnecting clients");
+        info!(
+            connections = stats.connections(),
+            "shutting down: disconnecting clients"
+        );
+        // Clear rooms and tell peers first, then close the transports: clients
+        // see a transport close (not a server disconnect) and reconnect.
+        socket::disconnect_all(&io).await;
+        if tokio::time::timeout(SHUTDOWN_GRACE, stats.all_disconnected())
+            .await
+            .is_err()
+        {
+            warn!(
+                left = stats.connections(),
+                "some connections were not cleaned up in time"
+            );
+        }
         io.close().await;
     };
     let serve = axum::serve(listener, app)

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use tokio::sync::Notify;
+
 use crate::config::Config;
 use crate::store::RoomStore;
 
@@ -28,6 +30,7 @@ impl AppState {
         let stats = Arc::new(Stats {
             started: Instant::now(),
             connections: AtomicUsize::new(0),
+            idle: Notify::new(),
         });
         Self {
             config: Arc::new(config),
@@ -41,6 +44,8 @@ impl AppState {
 pub struct Stats {
     started: Instant,
     connections: AtomicUsize,
+    /// Woken when the last connection has been cleaned up (for shutdown).
+    idle: Notify,
 }
 
 impl Stats {
@@ -59,8 +64,23 @@ impl Stats {
         self.connections.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts a connection out.
+    /// Counts a connection out, after its clean-up has run.
     pub fn disconnected(&self) {
-        self.connections.fetch_sub(1, Ordering::Relaxed);
+        if self.connections.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Completes once no connection is left (each one's clean-up has run).
+    pub async fn all_disconnected(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.connections() == 0 {
+                return;
+            }
+            idle.await;
+        }
     }
 }

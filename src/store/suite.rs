@@ -4,6 +4,9 @@
 //! async block that builds a fresh, empty store; every function below becomes
 //! a `#[tokio::test]` for that engine, so memory and Redis honour the same rules.
 
+// Each function is named as the sentence it checks; that name is its documentation.
+#![allow(missing_docs)]
+
 use std::sync::Arc;
 
 use super::{RoomStore, StoreError};

@@ -46,6 +46,9 @@ pub enum SignalError {
     /// The backing store cannot be reached.
     #[error("the server's state store is unavailable; retry later")]
     Unavailable,
+    /// This connection is being closed (the server is shutting down).
+    #[error("this connection is closing; reconnect and retry")]
+    Closing,
 }
 
 impl SignalError {
@@ -61,7 +64,7 @@ impl SignalError {
             }
             SignalError::TargetBusy => "target-busy",
             SignalError::Overloaded => "rate-limited",
-            SignalError::Unavailable => "unavailable",
+            SignalError::Unavailable | SignalError::Closing => "unavailable",
         }
     }
 

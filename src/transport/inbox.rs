@@ -26,8 +26,10 @@ pub enum Push<J> {
     Drain,
     /// Queued behind a running drainer.
     Queued,
-    /// Not queued: the inbox is full or closed. The job is handed back.
-    Refused(J),
+    /// Not queued: the inbox is full. The job is handed back.
+    Full(J),
+    /// Not queued: the inbox is closed (the connection is going away).
+    Closed(J),
 }
 
 struct State<J> {
@@ -59,8 +61,11 @@ impl<J> Inbox<J> {
     /// Queues `job` in arrival order.
     pub fn push(&self, job: J) -> Push<J> {
         let mut state = self.lock();
-        if state.closed || state.jobs.len() >= self.capacity {
-            return Push::Refused(job);
+        if state.closed {
+            return Push::Closed(job);
+        }
+        if state.jobs.len() >= self.capacity {
+            return Push::Full(job);
         }
         Self::enqueue(&mut state, job)
     }
@@ -69,7 +74,7 @@ impl<J> Inbox<J> {
     pub fn push_last(&self, job: J) -> Push<J> {
         let mut state = self.lock();
         if state.closed {
-            return Push::Refused(job);
+            return Push::Closed(job);
         }
         state.closed = true;
         Self::enqueue(&mut state, job)
@@ -146,7 +151,7 @@ mod tests {
         let inbox = Inbox::new(2);
         inbox.push(1);
         inbox.push(2);
-        assert_eq!(inbox.push(3), Push::Refused(3));
+        assert_eq!(inbox.push(3), Push::Full(3));
         inbox.next();
         assert_eq!(inbox.push(3), Push::Queued);
     }
@@ -156,8 +161,8 @@ mod tests {
         let inbox = Inbox::new(1);
         inbox.push("event");
         assert_eq!(inbox.push_last("disconnect"), Push::Queued);
-        assert_eq!(inbox.push("late"), Push::Refused("late"));
-        assert_eq!(inbox.push_last("again"), Push::Refused("again"));
+        assert_eq!(inbox.push("late"), Push::Closed("late"));
+        assert_eq!(inbox.push_last("again"), Push::Closed("again"));
         assert_eq!(
             (inbox.next(), inbox.next(), inbox.next()),
             (Some("event"), Some("disconnect"), None)
@@ -172,7 +177,7 @@ mod tests {
             let inbox = inbox.clone();
             std::thread::spawn(move || {
                 for i in 0..20_000u32 {
-                    while let Push::Refused(_) = inbox.push(i) {}
+                    while let Push::Full(_) = inbox.push(i) {}
                 }
             })
         };

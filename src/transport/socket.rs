@@ -33,9 +33,6 @@ use crate::domain::{ConnId, Joined, RoomError};
 use crate::state::AppState;
 use crate::store::LeaveOutcome;
 
-/// Events one connection may have waiting before it is told `rate-limited`.
-pub const INBOX_CAPACITY: usize = 1024;
-
 /// Connect handler: logs the new connection (the handlers are already attached).
 pub async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
     let transport = socket.transport_type();
@@ -49,7 +46,7 @@ pub async fn attach<A: Adapter>(
 ) -> Result<(), Infallible> {
     let conn = Arc::new(Connection {
         id: ConnId::new(socket.id.as_str()),
-        inbox: Inbox::new(INBOX_CAPACITY),
+        inbox: Inbox::new(state.config.max_pending_events),
         state,
     });
     for event in ClientEvent::ALL {
@@ -77,6 +74,7 @@ pub async fn attach<A: Adapter>(
         },
     );
     conn.state.stats.connected();
+    socket.extensions.insert(conn.clone());
     socket.on_disconnect(
         move |s: SocketRef<A>, io: SocketIo<A>, reason: DisconnectReason| {
             let pushed = conn.inbox.push_last(Job::Disconnect(reason));
@@ -84,6 +82,21 @@ pub async fn attach<A: Adapter>(
         },
     );
     Ok(())
+}
+
+/// Shutdown: runs every local connection's disconnect clean-up now (rooms left,
+/// peers told). `SocketIo::close` removes the namespaces before it closes the
+/// transports, so socketioxide never calls the disconnect handlers itself.
+/// Completes when the clean-ups have run or been queued behind running drainers.
+pub async fn disconnect_all<A: Adapter>(io: &SocketIo<A>) {
+    let drains = io.sockets().into_iter().filter_map(|socket| {
+        let conn = socket.extensions.get::<Arc<Connection<A>>>()?;
+        let pushed = conn
+            .inbox
+            .push_last(Job::Disconnect(DisconnectReason::ClosingServer));
+        Some(conn.schedule(pushed, socket, io.clone()))
+    });
+    futures_util::future::join_all(drains).await;
 }
 
 /// An event's ack callback, and whether the client asked for one (socketioxide's
@@ -156,8 +169,12 @@ impl<A: Adapter> Connection<A> {
         let drain = match pushed {
             Push::Drain => true,
             Push::Queued => false,
-            Push::Refused(job) => {
-                job.refuse(&socket);
+            Push::Full(job) => {
+                job.refuse(&socket, SignalError::Overloaded);
+                false
+            }
+            Push::Closed(job) => {
+                job.refuse(&socket, SignalError::Closing);
                 false
             }
         };
@@ -184,7 +201,7 @@ impl<A: Adapter> Connection<A> {
                 error!(conn_id = %self.id, "event handler panicked; the connection goes on");
             }
             handled = handled.wrapping_add(1);
-            if handled % 64 == 0 {
+            if handled.is_multiple_of(64) {
                 // A long burst must not hold a worker thread from other connections.
                 tokio::task::yield_now().await;
             }
@@ -193,12 +210,10 @@ impl<A: Adapter> Connection<A> {
 }
 
 impl<A: Adapter> Job<A> {
-    fn refuse(self, socket: &SocketRef<A>) {
+    fn refuse(self, socket: &SocketRef<A>, why: SignalError) {
         match self {
-            Job::Event { event, reply, .. } => {
-                reply.send(socket, event.name(), Err(SignalError::Overloaded))
-            }
-            Job::Unknown { name, reply } => reply.send(socket, &name, Err(SignalError::Overloaded)),
+            Job::Event { event, reply, .. } => reply.send(socket, event.name(), Err(why)),
+            Job::Unknown { name, reply } => reply.send(socket, &name, Err(why)),
             Job::Disconnect(_) => {}
         }
     }

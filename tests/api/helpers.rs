@@ -1,0 +1,229 @@
+//! Test harness: the real server in-process on 127.0.0.1:0, real socket.io
+//! clients (rust_socketio over websocket or polling), and waits with timeouts.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use rust_socketio::asynchronous::{Client, ClientBuilder};
+use rust_socketio::{Payload, TransportType};
+use serde_json::{Value, json};
+use switchboard::config::Config;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+/// How long any single expected event may take.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A running server.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts the server with the default configuration.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the server after `tweak` adjusts the default configuration.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    // Server logs when debugging a test: TEST_LOG=switchboard=debug cargo test ...
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("TEST_LOG"))
+        .with_test_writer()
+        .try_init();
+    let mut config = Config::default();
+    tweak(&mut config);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let shutdown = async move {
+        let _ = stopped.await;
+    };
+    let task = tokio::spawn(switchboard::server::run(listener, config, shutdown));
+    TestApp {
+        addr,
+        stop: Some(stop),
+        task,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// GET `path`, returning the status and the JSON body.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = reqwest::get(self.url(path)).await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    /// Stops the server through its shutdown future and waits for it.
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(WAIT, &mut self.task)
+            .await
+            .expect("server stops")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A socket.io client that records every event it receives, in order.
+pub struct Peer {
+    pub client: Client,
+    events: mpsc::UnboundedReceiver<(String, Value)>,
+}
+
+fn first(payload: Payload) -> Value {
+    match payload {
+        Payload::Text(mut values) if !values.is_empty() => values.swap_remove(0),
+        _ => Value::Null,
+    }
+}
+
+impl Peer {
+    /// Connects over `transport` and waits until the namespace is joined.
+    pub async fn connect(app: &TestApp, transport: Transport) -> Peer {
+        Self::connect_to(&app.url("/"), transport).await
+    }
+
+    pub async fn connect_to(url: &str, transport: Transport) -> Peer {
+        let (tx, events) = mpsc::unbounded_channel();
+        let (open, error) = (tx.clone(), tx.clone());
+        let client = ClientBuilder::new(url)
+            .transport_type(transport.into())
+            .reconnect(false)
+            .on("open", move |_, _| {
+                let _ = open.send(("open".into(), Value::Null));
+                async {}.boxed()
+            })
+            .on("error", move |p, _| {
+                let _ = error.send(("error".into(), first(p)));
+                async {}.boxed()
+            })
+            .on_any(move |event, payload, _| {
+                let _ = tx.send((String::from(event), first(payload)));
+                async {}.boxed()
+            })
+            .connect()
+            .await
+            .expect("client connects");
+        let mut peer = Peer { client, events };
+        // Emitting before the namespace CONNECT ack would kill the session.
+        peer.expect("open").await;
+        peer
+    }
+
+    /// Connects and joins `room` as `user`, consuming the join's own events.
+    pub async fn joined(app: &TestApp, transport: Transport, room: &str, user: &str) -> Peer {
+        Self::joined_url(&app.url("/"), transport, room, user).await
+    }
+
+    /// [`Peer::joined`] for a server given by URL.
+    pub async fn joined_url(url: &str, transport: Transport, room: &str, user: &str) -> Peer {
+        let mut peer = Self::connect_to(url, transport).await;
+        let ack = peer
+            .ack("join-room", json!({"roomId": room, "userId": user}))
+            .await;
+        assert_eq!(ack["ok"], true, "join of {user}: {ack}");
+        peer.expect("room-users").await;
+        peer
+    }
+
+    /// Emits without an ack.
+    pub async fn emit(&self, event: &str, data: Value) {
+        self.client.emit(event, data).await.expect("emit");
+    }
+
+    /// Emits with an ack callback and returns the ack's first argument.
+    pub async fn ack(&self, event: &str, data: Value) -> Value {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.client
+            .emit_with_ack(event, data, WAIT, move |p, _| {
+                // rust_socketio hands an ack's arguments over as one array.
+                let args = first(p);
+                let _ = tx.send(args.get(0).cloned().unwrap_or(args));
+                async {}.boxed()
+            })
+            .await
+            .expect("emit");
+        let mut rx = rx;
+        tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("ack in time")
+            .expect("ack")
+    }
+
+    /// The next event received, whatever it is.
+    pub async fn next(&mut self) -> (String, Value) {
+        tokio::time::timeout(WAIT, self.events.recv())
+            .await
+            .expect("an event in time")
+            .expect("client alive")
+    }
+
+    /// Events already received, without waiting.
+    pub fn received_so_far(&mut self) -> Vec<(String, Value)> {
+        std::iter::from_fn(|| self.events.try_recv().ok()).collect()
+    }
+
+    /// The next event must be `event`; returns its payload.
+    pub async fn expect(&mut self, event: &str) -> Value {
+        let (name, data) = self.next().await;
+        assert_eq!(name, event, "expected {event}, got {name}: {data}");
+        data
+    }
+
+    pub async fn disconnect(self) {
+        self.client.disconnect().await.expect("disconnect");
+    }
+}
+
+/// The transport a test client uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// Websocket only, from the first request.
+    Websocket,
+    /// HTTP long-polling only.
+    Polling,
+}
+
+impl From<Transport> for TransportType {
+    fn from(t: Transport) -> Self {
+        match t {
+            Transport::Websocket => TransportType::Websocket,
+            Transport::Polling => TransportType::Polling,
+        }
+    }
+}
+
+/// Both transports, for tests that must hold on each.
+pub const TRANSPORTS: [Transport; 2] = [Transport::Websocket, Transport::Polling];
+
+/// Waits until `check` returns true, polling every 20 ms for at most [`WAIT`].
+/// For state that has no event to wait on (a REST listing after a disconnect).
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the real server on 127.0.0.1:0 and real socket.io clients.
+
+mod helpers;
+
+mod bad_input;
+mod delivery;
+mod process;
+mod rest;
+mod signaling;

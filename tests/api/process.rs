@@ -1,0 +1,250 @@
+//! The real binary: configuration errors, signals, logs, the healthcheck command.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Peer, Transport, WAIT};
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+
+/// The binary with a clean environment, run from a directory with no `.env`.
+fn command(env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .current_dir(std::env::temp_dir())
+        .envs(env.iter().copied());
+    cmd
+}
+
+/// A running binary whose JSON log lines are collected as they come.
+struct Running {
+    child: Child,
+    logs: mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+    url: String,
+}
+
+impl Running {
+    fn start(env: &[(&str, &str)]) -> Self {
+        let base = [("PORT", "0"), ("HOST", "127.0.0.1"), ("LOG_FORMAT", "json")];
+        let mut child = command(&[&base[..], env].concat())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, logs) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let parsed = serde_json::from_str(&line).unwrap_or_else(|_| json!({"raw": line}));
+                if tx.send(parsed).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut running = Self {
+            child,
+            logs,
+            seen: Vec::new(),
+            url: String::new(),
+        };
+        let listening = running.wait_log(|l| l["message"] == "listening");
+        running.url = format!("http://{}", listening["addr"].as_str().unwrap());
+        running
+    }
+
+    /// Blocks (bounded by WAIT) until a log line matches.
+    fn wait_log(&mut self, matches: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .logs
+                .recv_timeout(left)
+                .expect("the expected log line in time");
+            self.seen.push(line.clone());
+            if matches(&line) {
+                return line;
+            }
+        }
+    }
+
+    /// Every log line not yet read, up to the end of output (after exit).
+    fn rest_of_logs(&mut self) -> &[Value] {
+        while let Ok(line) = self.logs.recv_timeout(WAIT) {
+            self.seen.push(line);
+        }
+        &self.seen
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status();
+        assert!(status.unwrap().success());
+    }
+
+    /// Waits (bounded) for exit; returns the exit code and how long it took.
+    fn wait_exit(&mut self, limit: Duration) -> (i32, Duration) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code().expect("exited normally"), started.elapsed());
+            }
+            assert!(
+                started.elapsed() < limit,
+                "still running {limit:?} after the signal"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_bad_configuration_value_exits_with_code_2_naming_the_variable() {
+    for (var, value) in [
+        ("PORT", "forty"),
+        ("MAX_ROOM_SIZE", "0"),
+        ("LOG_FORMAT", "xml"),
+        ("CLIENT_URL", "nope"),
+    ] {
+        let out = command(&[(var, value)]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(var), "{var}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_and_sigint_disconnect_websocket_clients_and_exit_0_within_10_s() {
+    for signal in ["TERM", "INT"] {
+        let mut server = Running::start(&[("RUST_LOG", "info")]);
+        let mut peers = Vec::new();
+        for (i, t) in [Transport::Websocket, Transport::Polling]
+            .into_iter()
+            .enumerate()
+        {
+            peers.push(
+                Peer::joined_url(&format!("{}/", server.url), t, "s", &format!("u{i}")).await,
+            );
+        }
+        server.signal(signal);
+        let (code, took) =
+            tokio::task::block_in_place(|| server.wait_exit(Duration::from_secs(10)));
+        assert_eq!(code, 0, "SIG{signal}");
+        assert!(took < Duration::from_secs(10));
+        let logs = server.rest_of_logs();
+        let disconnected = logs
+            .iter()
+            .filter(|l| l["message"] == "disconnected")
+            .count();
+        assert_eq!(
+            disconnected, 2,
+            "every client was disconnected by the server: {logs:?}"
+        );
+        assert_eq!(logs.last().unwrap()["message"], "stopped");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_carry_ids_as_fields_and_never_sdp_at_info() {
+    for (level, relay_logged) in [("info", false), ("debug", true)] {
+        let filter = format!("warn,switchboard={level}");
+        let mut server = Running::start(&[("RUST_LOG", filter.as_str())]);
+        let url = format!("{}/", server.url);
+        let alice = Peer::joined_url(&url, Transport::Websocket, "logs", "alice").await;
+        let mut bob = Peer::joined_url(&url, Transport::Websocket, "logs", "bob").await;
+        let secret = "SECRET-SDP-BODY-7f3a";
+        alice
+            .emit(
+                "offer",
+                json!({"roomId": "logs", "targetId": "bob", "offer": {"sdp": secret}}),
+            )
+            .await;
+        bob.expect("offer").await;
+        alice.disconnect().await;
+        bob.expect("user-left").await;
+
+        let joined = tokio::task::block_in_place(|| {
+            server.wait_log(|l| l["message"] == "joined room" && l["user_id"] == "bob")
+        });
+        assert_eq!(
+            (joined["level"].as_str(), joined["room_id"].as_str()),
+            (Some("INFO"), Some("logs"))
+        );
+        assert!(joined["conn_id"].is_string());
+        let left = tokio::task::block_in_place(|| server.wait_log(|l| l["message"] == "left room"));
+        assert_eq!(left["user_id"], "alice");
+        tokio::task::block_in_place(|| server.wait_log(|l| l["message"] == "disconnected"));
+        let relayed = server.seen.iter().find(|l| l["message"] == "relayed");
+        assert_eq!(
+            relayed.is_some(),
+            relay_logged,
+            "relays are logged at debug only"
+        );
+        if let Some(line) = relayed {
+            assert_eq!(
+                (line["level"].as_str(), line["target_id"].as_str()),
+                (Some("DEBUG"), Some("bob"))
+            );
+        }
+        let all = server.seen.iter().map(Value::to_string).collect::<String>();
+        assert!(
+            !all.contains(secret),
+            "an SDP body reached the logs at {level}"
+        );
+    }
+}
+
+#[test]
+fn the_healthcheck_command_reports_a_live_server_and_fails_without_one() {
+    let server = Running::start(&[]);
+    let port = server.url.rsplit(':').next().unwrap().to_owned();
+    let ok = command(&[("PORT", port.as_str())])
+        .arg("healthcheck")
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    drop(server);
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let down = command(&[("PORT", free.as_str())])
+        .arg("healthcheck")
+        .output()
+        .unwrap();
+    assert_eq!(down.status.code(), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_returns_after_its_shutdown_future_with_clients_connected() {
+    let app = crate::helpers::spawn_app().await;
+    let addr = app.addr;
+    let mut peers = Vec::new();
+    for (i, t) in crate::helpers::TRANSPORTS.into_iter().enumerate() {
+        peers.push(Peer::joined(&app, t, "bye", &format!("u{i}")).await);
+    }
+    app.stop().await; // bounded by WAIT inside
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the listener is closed"
+    );
+}
