@@ -102,9 +102,10 @@ impl StalledPoller {
         let url = format!("{base}&sid={}", handshake["sid"].as_str().unwrap());
         let poller = Self { http, url };
         poller.post("40").await;
+        let connected = poller.poll().await;
         assert!(
-            poller.poll().await.starts_with("40"),
-            "namespace connect ack"
+            connected[0].starts_with("40"),
+            "namespace connect ack, got {connected:?}"
         );
         poller
             .post(&format!(
@@ -125,18 +126,26 @@ impl StalledPoller {
         assert_eq!(response.status(), 200, "polling POST accepted");
     }
 
-    async fn poll(&self) -> String {
+    /// The packets of one long-poll, engine.io pings answered and left out.
+    async fn poll(&self) -> Vec<String> {
         let request = self.http.get(&self.url).timeout(Duration::from_secs(10));
-        request.send().await.unwrap().text().await.unwrap()
+        let payload = request.send().await.unwrap().text().await.unwrap();
+        let mut packets = Vec::new();
+        for packet in payload.split('\u{1e}') {
+            if packet == "2" {
+                self.post("3").await;
+            } else {
+                packets.push(packet.to_owned());
+            }
+        }
+        packets
     }
 
     /// Every `offer` body received, polling until `last` has arrived.
     async fn offers_until(&self, last: &Value) -> Vec<Value> {
         let mut offers = Vec::new();
         while offers.last() != Some(last) {
-            let payload = self.poll().await;
-            assert!(!payload.is_empty(), "poll returned nothing");
-            for packet in payload.split('\u{1e}') {
+            for packet in self.poll().await {
                 let Some(json) = packet.strip_prefix("42") else {
                     continue;
                 };

@@ -4,6 +4,7 @@ mod helpers;
 
 mod bad_input;
 mod delivery;
+mod docs;
 mod process;
 mod rest;
 mod signaling;

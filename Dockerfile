@@ -1,0 +1,22 @@
+# syntax=docker/dockerfile:1
+# Multi-stage build: compile with the Rust toolchain, run on a slim Debian
+# image as a non-root user. The binary checks its own health (no curl needed).
+
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+RUN cargo build --release --locked --bin switchboard
+
+FROM debian:bookworm-slim
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin switchboard
+COPY --from=build /src/target/release/switchboard /usr/local/bin/switchboard
+COPY web /srv/switchboard/web
+WORKDIR /srv/switchboard
+USER switchboard
+ENV HOST=0.0.0.0 PORT=4000 LOG_FORMAT=json
+EXPOSE 4000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+    CMD ["/usr/local/bin/switchboard", "healthcheck"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/switchboard"]

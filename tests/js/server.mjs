@@ -1,0 +1,306 @@
+// Spawns the switchboard binary for a test file, and small helpers for
+// waiting with a timeout. Every wait here rejects after its timeout: no test
+// sleeps to wait for something to happen.
+
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { io } from 'socket.io-client';
+
+/** The origin every test server allows (CLIENT_URL). */
+export const ALLOWED_ORIGIN = 'http://allowed.test';
+/** An origin no test server allows. */
+export const EVIL_ORIGIN = 'http://evil.test';
+
+/** Default timeout of every wait, in milliseconds. */
+export const TIMEOUT_MS = 5000;
+
+/** The binary: SWITCHBOARD_BIN, or target/debug/switchboard of this repository. */
+export function binaryPath() {
+  return (
+    process.env.SWITCHBOARD_BIN ||
+    fileURLToPath(new URL('../../target/debug/switchboard', import.meta.url))
+  );
+}
+
+/**
+ * Starts the server on a free port of 127.0.0.1 and resolves once it logged
+ * "listening". Resolves to { url, port, logs, stop }; `stop()` sends SIGTERM
+ * and resolves to the exit code. `extraEnv` adds or overrides variables.
+ */
+export async function startServer({ extraEnv = {}, startTimeoutMs = 15000 } = {}) {
+  const bin = binaryPath();
+  if (!existsSync(bin)) {
+    throw new Error(
+      `switchboard binary not found at ${bin}: run \`cargo build\` in the repository root or set SWITCHBOARD_BIN`,
+    );
+  }
+  const env = {
+    PATH: process.env.PATH ?? '',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_FORMAT: 'json',
+    RUST_LOG: 'info',
+    CLIENT_URL: ALLOWED_ORIGIN,
+    ...extraEnv,
+  };
+  // cwd = tmpdir so that no .env file of the repository is picked up.
+  const child = spawn(bin, [], { cwd: os.tmpdir(), env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs = [];
+  const logWaiters = new Set();
+  const exited = new Promise((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+  });
+
+  const addr = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`server did not log "listening" within ${startTimeoutMs} ms; stderr: ${stderr}`));
+    }, startTimeoutMs);
+    const lines = createInterface({ input: child.stdout });
+    lines.on('line', (line) => {
+      let entry;
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        logs.push({ raw: line });
+        return;
+      }
+      logs.push(entry);
+      for (const w of [...logWaiters]) {
+        if (w.predicate(entry)) {
+          logWaiters.delete(w);
+          w.resolve(entry);
+        }
+      }
+      const fields = entry.fields ?? entry;
+      if (fields.message === 'listening' && typeof fields.addr === 'string') {
+        clearTimeout(timer);
+        resolve(fields.addr);
+      }
+    });
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited before listening (code ${code}, signal ${signal}); stderr: ${stderr}`));
+    });
+  });
+
+  const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
+  if (!addr.startsWith('127.0.0.1:') || !Number.isInteger(port) || port <= 0) {
+    child.kill('SIGKILL');
+    throw new Error(`unexpected listening address ${addr}`);
+  }
+  const url = `http://127.0.0.1:${port}`;
+
+  async function stop(timeoutMs = 10000) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      return child.exitCode;
+    }
+    child.kill('SIGTERM');
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`server did not exit within ${timeoutMs} ms of SIGTERM`));
+      }, timeoutMs);
+    });
+    try {
+      const { code } = await Promise.race([exited, timeout]);
+      return code;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Resolves with the first log entry (already logged or to come) matching
+   * `predicate`, or rejects after `ms`: stdout is read asynchronously, so a
+   * line the server wrote before answering a request may arrive after it.
+   */
+  function waitForLog(predicate, ms = TIMEOUT_MS) {
+    const found = logs.find(predicate);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        predicate,
+        resolve: (entry) => {
+          clearTimeout(timer);
+          resolve(entry);
+        },
+      };
+      const timer = setTimeout(() => {
+        logWaiters.delete(waiter);
+        reject(new Error(`no matching server log line within ${ms} ms`));
+      }, ms);
+      logWaiters.add(waiter);
+    });
+  }
+
+  return { url, port, logs, stop, waitForLog, process: child };
+}
+
+/** Rejects with `message` unless `promise` settles within `ms`. */
+export function withTimeout(promise, ms = TIMEOUT_MS, message = `timed out after ${ms} ms`) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Resolves with the first argument of the next `event` on `emitter` (a
+ * socket.io socket of either client version), or rejects after `ms`.
+ */
+export function once(emitter, event, ms = TIMEOUT_MS) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      emitter.off(event, onEvent);
+      reject(new Error(`timed out after ${ms} ms waiting for "${event}"`));
+    }, ms);
+    function onEvent(arg) {
+      clearTimeout(timer);
+      emitter.off(event, onEvent);
+      resolve(arg);
+    }
+    emitter.on(event, onEvent);
+  });
+}
+
+/**
+ * Emits `event` with `payload` and an ack callback; resolves with the ack's
+ * first argument, or rejects after `ms`. Works with 2.x and 4.x clients.
+ */
+export function emitWithAck(socket, event, payload, ms = TIMEOUT_MS) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`no ack for "${event}" within ${ms} ms`)),
+      ms,
+    );
+    socket.emit(event, payload, (response) => {
+      clearTimeout(timer);
+      resolve(response);
+    });
+  });
+}
+
+/**
+ * Resolves once `socket` is connected, rejects on connect_error / error or
+ * after `ms`. Works with 2.x and 4.x clients.
+ */
+export function waitConnected(socket, ms = TIMEOUT_MS) {
+  if (socket.connected) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const events = ['connect_error', 'error', 'connect_timeout'];
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`socket did not connect within ${ms} ms`));
+    }, ms);
+    function cleanup() {
+      clearTimeout(timer);
+      socket.off('connect', onConnect);
+      for (const e of events) socket.off(e, onError);
+    }
+    function onConnect() {
+      cleanup();
+      resolve();
+    }
+    function onError(err) {
+      cleanup();
+      reject(err instanceof Error ? err : new Error(`connect failed: ${JSON.stringify(err)}`));
+    }
+    socket.on('connect', onConnect);
+    for (const e of events) socket.on(e, onError);
+  });
+}
+
+/**
+ * Records every event a socket receives (4.x clients: onAny), in order, as
+ * { event, data }. `waitFor(event, predicate?)` resolves with the first
+ * matching record, looking at what was already received too.
+ */
+export function recorder(socket) {
+  const received = [];
+  const waiters = new Set();
+  socket.onAny((event, data) => {
+    const record = { event, data };
+    received.push(record);
+    for (const w of [...waiters]) {
+      if (w.event === event && w.predicate(data)) {
+        waiters.delete(w);
+        w.resolve(record);
+      }
+    }
+  });
+  return {
+    received,
+    waitFor(event, predicate = () => true, ms = TIMEOUT_MS) {
+      const found = received.find((r) => r.event === event && predicate(r.data));
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        const waiter = {
+          event,
+          predicate,
+          resolve: (r) => {
+            clearTimeout(waiter.timer);
+            resolve(r);
+          },
+        };
+        waiter.timer = setTimeout(() => {
+          waiters.delete(waiter);
+          reject(new Error(`timed out after ${ms} ms waiting for "${event}"; got ${JSON.stringify(received.map((r) => r.event))}`));
+        }, ms);
+        waiters.add(waiter);
+      });
+    },
+  };
+}
+
+/** GET `path` of the server and parse JSON; resolves { status, headers, body }. */
+export async function getJson(baseUrl, path, { headers = {}, ms = TIMEOUT_MS } = {}) {
+  const res = await fetch(new URL(path, baseUrl), {
+    headers,
+    signal: AbortSignal.timeout(ms),
+  });
+  const text = await res.text();
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = text;
+  }
+  return { status: res.status, headers: res.headers, body };
+}
+
+/** Closes every socket given (either client version); safe on closed ones. */
+export function closeAll(...sockets) {
+  for (const s of sockets) {
+    if (s) s.close();
+  }
+}
+
+/**
+ * A socket.io-client 4.8 socket to `url` (forceNew, no reconnection) that
+ * resolves once connected. `opts` are passed to io() (e.g. transports).
+ */
+export async function connect(url, opts = {}, ms = TIMEOUT_MS) {
+  const socket = io(url, { forceNew: true, reconnection: false, timeout: ms, ...opts });
+  try {
+    await waitConnected(socket, ms);
+  } catch (err) {
+    socket.close();
+    throw err;
+  }
+  return socket;
+}
