@@ -1,10 +1,8 @@
 //! Delivery guarantees: order per sender and target, and no silent drops.
 
-use std::time::Duration;
+use serde_json::json;
 
-use serde_json::{Value, json};
-
-use crate::helpers::{Peer, TestApp, Transport, spawn_app, spawn_app_with};
+use crate::helpers::{Peer, StalledPoller, Transport, spawn_app, spawn_app_with};
 
 const BURST: u64 = 2000;
 
@@ -83,80 +81,6 @@ async fn under_overload_every_relay_is_delivered_in_order_or_refused_with_rate_l
         SENT as usize,
         "none vanished"
     );
-}
-
-/// A hand-driven polling client that joins a room and then stops polling, so
-/// the server's queue towards it fills up.
-struct StalledPoller {
-    http: reqwest::Client,
-    url: String,
-}
-
-impl StalledPoller {
-    async fn join(app: &TestApp, room: &str, user: &str) -> Self {
-        let http = reqwest::Client::new();
-        let base = app.url("/socket.io/?EIO=4&transport=polling");
-        let open = http.get(&base).send().await.unwrap().text().await.unwrap();
-        let handshake: Value =
-            serde_json::from_str(open.strip_prefix('0').expect("open packet")).unwrap();
-        let url = format!("{base}&sid={}", handshake["sid"].as_str().unwrap());
-        let poller = Self { http, url };
-        poller.post("40").await;
-        let connected = poller.poll().await;
-        assert!(
-            connected[0].starts_with("40"),
-            "namespace connect ack, got {connected:?}"
-        );
-        poller
-            .post(&format!(
-                r#"42["join-room",{{"roomId":"{room}","userId":"{user}"}}]"#
-            ))
-            .await;
-        poller
-    }
-
-    async fn post(&self, body: &str) {
-        let response = self
-            .http
-            .post(&self.url)
-            .body(body.to_owned())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "polling POST accepted");
-    }
-
-    /// The packets of one long-poll, engine.io pings answered and left out.
-    async fn poll(&self) -> Vec<String> {
-        let request = self.http.get(&self.url).timeout(Duration::from_secs(10));
-        let payload = request.send().await.unwrap().text().await.unwrap();
-        let mut packets = Vec::new();
-        for packet in payload.split('\u{1e}') {
-            if packet == "2" {
-                self.post("3").await;
-            } else {
-                packets.push(packet.to_owned());
-            }
-        }
-        packets
-    }
-
-    /// Every `offer` body received, polling until `last` has arrived.
-    async fn offers_until(&self, last: &Value) -> Vec<Value> {
-        let mut offers = Vec::new();
-        while offers.last() != Some(last) {
-            for packet in self.poll().await {
-                let Some(json) = packet.strip_prefix("42") else {
-                    continue;
-                };
-                let event: Value = serde_json::from_str(json).unwrap();
-                if event[0] == "offer" {
-                    offers.push(event[1]["offer"].clone());
-                }
-            }
-        }
-        offers
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -306,3 +306,21 @@ async fn failures_without_an_ack_come_back_as_signaling_error() {
         assert_eq!(alice.expect("signaling-error").await["code"], "not-in-room");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_answering_pings_is_dropped_and_its_peers_told() {
+    let app = spawn_app_with(|c| {
+        c.ping_interval = std::time::Duration::from_millis(300);
+        c.ping_timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let mut alice = Peer::joined(&app, Transport::Websocket, "hb", "alice").await;
+    // Joins, then never polls again, so it never answers a ping.
+    let _silent = crate::helpers::StalledPoller::join(&app, "hb", "silent").await;
+    assert_eq!(alice.expect("user-joined").await["userId"], "silent");
+    // With the default 25 s + 20 s heartbeat this would outlast the wait.
+    assert_eq!(
+        alice.expect("user-left").await,
+        json!({"roomId": "hb", "userId": "silent"})
+    );
+}
