@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod events;
+mod handlers;
 pub mod http;
 pub mod inbox;
 pub mod origin;

@@ -4,34 +4,26 @@
 //! the CONNECT ack: registering them in the connect handler (spawned after the
 //! ack) could miss a client's first events. Each handler only queues its event
 //! on the connection's [`Inbox`] (see there for why); the drainer then runs the
-//! events one by one: parse, ask the store, emit, answer.
-//!
-//! Delivery: relays go to the target's own connection with a synchronous
-//! `emit`, whose error is the truth about delivery. A full outgoing queue is
-//! `target-busy`, a closed one `target-not-found`; the sender always hears.
+//! events one by one ([`super::handlers`]): parse, ask the store, emit, answer.
 
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use serde::Serialize;
 use serde_json::Value;
+use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 use socketioxide::handler::FromMessageParts;
-use socketioxide::socket::{DisconnectReason, Sid, Socket};
-use socketioxide::{SendError, SocketError, SocketIo};
+use socketioxide::socket::{DisconnectReason, Socket};
 use tracing::{debug, error, info, warn};
 
 use super::error::{AckError, SignalError, SignalingErrorEvent};
-use super::events::*;
+use super::events::{AckOk, ClientEvent, SIGNALING_ERROR};
 use super::inbox::{Inbox, Push};
-use super::payload;
-use crate::domain::{ConnId, Joined, RoomError};
+use crate::domain::ConnId;
 use crate::state::AppState;
-use crate::store::LeaveOutcome;
 
 /// Connect handler: logs the new connection (the handlers are already attached).
 pub async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
@@ -121,7 +113,12 @@ impl<A: Adapter> FromMessageParts<A> for Reply<A> {
 }
 
 impl<A: Adapter> Reply<A> {
-    fn send(self, socket: &SocketRef<A>, event: &str, result: Result<AckOk, SignalError>) {
+    pub(super) fn send(
+        self,
+        socket: &SocketRef<A>,
+        event: &str,
+        result: Result<AckOk, SignalError>,
+    ) {
         let sent = match &result {
             Ok(ok) => self.ack.send(ok),
             Err(e) if self.wanted => self.ack.send(&AckError::from(e)),
@@ -137,7 +134,7 @@ impl<A: Adapter> Reply<A> {
 }
 
 /// One queued unit of work for a connection.
-enum Job<A: Adapter> {
+pub(super) enum Job<A: Adapter> {
     Event {
         event: ClientEvent,
         payload: Option<Value>,
@@ -151,10 +148,10 @@ enum Job<A: Adapter> {
 }
 
 /// Per-connection state shared by that socket's handlers.
-struct Connection<A: Adapter> {
-    id: ConnId,
+pub(super) struct Connection<A: Adapter> {
+    pub(super) id: ConnId,
     inbox: Inbox<Job<A>>,
-    state: AppState,
+    pub(super) state: AppState,
 }
 
 impl<A: Adapter> Connection<A> {
@@ -186,7 +183,7 @@ impl<A: Adapter> Connection<A> {
     }
 
     async fn drain(&self, socket: SocketRef<A>, io: SocketIo<A>) {
-        let ctx = Ctx {
+        let ctx = super::handlers::Ctx {
             conn: self,
             socket: &socket,
             io: &io,
@@ -216,157 +213,5 @@ impl<A: Adapter> Job<A> {
             Job::Unknown { name, reply } => reply.send(socket, &name, Err(why)),
             Job::Disconnect(_) => {}
         }
-    }
-}
-
-/// What handling one job needs.
-struct Ctx<'a, A: Adapter> {
-    conn: &'a Connection<A>,
-    socket: &'a SocketRef<A>,
-    io: &'a SocketIo<A>,
-}
-
-impl<A: Adapter> Ctx<'_, A> {
-    async fn handle(&self, job: Job<A>) {
-        match job {
-            Job::Event {
-                event,
-                payload,
-                reply,
-            } => {
-                let result = match event {
-                    ClientEvent::JoinRoom => self.join(payload).await,
-                    ClientEvent::LeaveRoom => self.leave(payload).await,
-                    ClientEvent::Relay(kind) => self.relay(kind, payload).await,
-                };
-                reply.send(self.socket, event.name(), result);
-            }
-            Job::Unknown { name, reply } => {
-                let err = SignalError::UnknownEvent(name.clone());
-                reply.send(self.socket, &name, Err(err));
-            }
-            Job::Disconnect(reason) => self.disconnect(reason).await,
-        }
-    }
-
-    async fn join(&self, payload: Option<Value>) -> Result<AckOk, SignalError> {
-        let req = payload::join(payload)?;
-        let state = &self.conn.state;
-        let out = state
-            .store
-            .join(
-                &req.room,
-                &req.user,
-                &self.conn.id,
-                state.config.max_room_size,
-            )
-            .await?;
-        if out.joined != Joined::Already {
-            self.notify(
-                &out.peers,
-                USER_JOINED,
-                &Presence {
-                    room_id: &req.room,
-                    user_id: &req.user,
-                },
-            );
-        }
-        if let Err(err) = self.socket.emit(
-            ROOM_USERS,
-            &RoomUsers {
-                room_id: &req.room,
-                users: &out.users,
-            },
-        ) {
-            warn!(conn_id = %self.conn.id, %err, "room-users not delivered");
-        }
-        let replaced = match &out.joined {
-            Joined::Rejoined { replaced } => Some(replaced.as_str()),
-            _ => None,
-        };
-        info!(conn_id = %self.conn.id, room_id = %req.room, user_id = %req.user, replaced, "joined room");
-        Ok(AckOk::joined(req.room, out.users))
-    }
-
-    async fn leave(&self, payload: Option<Value>) -> Result<AckOk, SignalError> {
-        let req = payload::leave(payload)?;
-        let out = self
-            .conn
-            .state
-            .store
-            .leave(&req.room, &self.conn.id)
-            .await?;
-        self.announce_left(&out.ok_or(RoomError::NotInRoom)?);
-        Ok(AckOk::room(req.room))
-    }
-
-    /// `offer`, `answer` and `ice-candidate`: one path, to the target's connection only.
-    async fn relay(&self, kind: RelayKind, payload: Option<Value>) -> Result<AckOk, SignalError> {
-        let req = payload::relay(kind, payload)?;
-        let route = self
-            .conn
-            .state
-            .store
-            .route(&req.room, &self.conn.id, &req.target)
-            .await?;
-        let target = self
-            .socket_of(&route.target)
-            .ok_or(SignalError::TargetGone)?;
-        let relayed = Relayed {
-            room_id: &req.room,
-            sender_id: &route.sender,
-            kind,
-            body: &req.body,
-        };
-        target.emit(kind.event(), &relayed).map_err(|e| match e {
-            SendError::Socket(SocketError::InternalChannelFull) => SignalError::TargetBusy,
-            _ => SignalError::TargetGone,
-        })?;
-        debug!(conn_id = %self.conn.id, room_id = %req.room, sender_id = %route.sender,
-            target_id = %req.target, event = kind.event(), "relayed");
-        Ok(AckOk::ok())
-    }
-
-    async fn disconnect(&self, reason: DisconnectReason) {
-        match self.conn.state.store.leave_all(&self.conn.id).await {
-            Ok(left) => left.iter().for_each(|out| self.announce_left(out)),
-            Err(e) => {
-                error!(conn_id = %self.conn.id, cause = %e, "could not clear the rooms of a closed connection")
-            }
-        }
-        self.conn.state.stats.disconnected();
-        info!(conn_id = %self.conn.id, ?reason, "disconnected");
-    }
-
-    fn announce_left(&self, out: &LeaveOutcome) {
-        self.notify(
-            &out.peers,
-            USER_LEFT,
-            &Presence {
-                room_id: &out.room,
-                user_id: &out.user,
-            },
-        );
-        info!(conn_id = %self.conn.id, room_id = %out.room, user_id = %out.user,
-            room_deleted = out.room_deleted, "left room");
-    }
-
-    /// Sends `event` to each peer; a peer that cannot take it is logged, not fatal.
-    fn notify(&self, peers: &[ConnId], event: &str, data: &impl Serialize) {
-        for peer in peers {
-            let sent = match self.socket_of(peer) {
-                Some(socket) => socket.emit(event, data),
-                None => Err(SendError::Socket(SocketError::Closed)),
-            };
-            if let Err(err) = sent {
-                warn!(conn_id = %peer, event, %err, "notification not delivered");
-            }
-        }
-    }
-
-    fn socket_of(&self, conn: &ConnId) -> Option<SocketRef<A>> {
-        Sid::from_str(conn.as_str())
-            .ok()
-            .and_then(|sid| self.io.get_socket(sid))
     }
 }

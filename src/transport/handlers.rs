@@ -1,0 +1,179 @@
+//! The event handlers of the default namespace, run one at a time per
+//! connection by its drainer ([`super::socket`]).
+//!
+//! Delivery: relays go to the target's own connection with a synchronous
+//! `emit`, whose error is the truth about delivery. A full outgoing queue is
+//! `target-busy`, a closed one `target-not-found`; the sender always hears.
+//! Offer, answer and ice-candidate share one relay path.
+
+use std::str::FromStr;
+
+use serde::Serialize;
+use serde_json::Value;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::SocketRef;
+use socketioxide::socket::{DisconnectReason, Sid};
+use socketioxide::{SendError, SocketError, SocketIo};
+use tracing::{debug, error, info, warn};
+
+use super::error::SignalError;
+use super::events::{
+    AckOk, ClientEvent, Presence, ROOM_USERS, RelayKind, Relayed, RoomUsers, USER_JOINED, USER_LEFT,
+};
+use super::payload;
+use super::socket::{Connection, Job};
+use crate::domain::{ConnId, Joined, RoomError};
+use crate::store::LeaveOutcome;
+
+/// What handling one job needs.
+pub(super) struct Ctx<'a, A: Adapter> {
+    pub(super) conn: &'a Connection<A>,
+    pub(super) socket: &'a SocketRef<A>,
+    pub(super) io: &'a SocketIo<A>,
+}
+
+impl<A: Adapter> Ctx<'_, A> {
+    /// Runs one job to completion and answers the client.
+    pub(super) async fn handle(&self, job: Job<A>) {
+        match job {
+            Job::Event {
+                event,
+                payload,
+                reply,
+            } => {
+                let result = match event {
+                    ClientEvent::JoinRoom => self.join(payload).await,
+                    ClientEvent::LeaveRoom => self.leave(payload).await,
+                    ClientEvent::Relay(kind) => self.relay(kind, payload).await,
+                };
+                reply.send(self.socket, event.name(), result);
+            }
+            Job::Unknown { name, reply } => {
+                let err = SignalError::UnknownEvent(name.clone());
+                reply.send(self.socket, &name, Err(err));
+            }
+            Job::Disconnect(reason) => self.disconnect(reason).await,
+        }
+    }
+
+    async fn join(&self, payload: Option<Value>) -> Result<AckOk, SignalError> {
+        let req = payload::join(payload)?;
+        let state = &self.conn.state;
+        let out = state
+            .store
+            .join(
+                &req.room,
+                &req.user,
+                &self.conn.id,
+                state.config.max_room_size,
+            )
+            .await?;
+        if out.joined != Joined::Already {
+            self.notify(
+                &out.peers,
+                USER_JOINED,
+                &Presence {
+                    room_id: &req.room,
+                    user_id: &req.user,
+                },
+            );
+        }
+        if let Err(err) = self.socket.emit(
+            ROOM_USERS,
+            &RoomUsers {
+                room_id: &req.room,
+                users: &out.users,
+            },
+        ) {
+            warn!(conn_id = %self.conn.id, %err, "room-users not delivered");
+        }
+        let replaced = match &out.joined {
+            Joined::Rejoined { replaced } => Some(replaced.as_str()),
+            _ => None,
+        };
+        info!(conn_id = %self.conn.id, room_id = %req.room, user_id = %req.user, replaced, "joined room");
+        Ok(AckOk::joined(req.room, out.users))
+    }
+
+    async fn leave(&self, payload: Option<Value>) -> Result<AckOk, SignalError> {
+        let req = payload::leave(payload)?;
+        let out = self
+            .conn
+            .state
+            .store
+            .leave(&req.room, &self.conn.id)
+            .await?;
+        self.announce_left(&out.ok_or(RoomError::NotInRoom)?);
+        Ok(AckOk::room(req.room))
+    }
+
+    /// `offer`, `answer` and `ice-candidate`: one path, to the target's connection only.
+    async fn relay(&self, kind: RelayKind, payload: Option<Value>) -> Result<AckOk, SignalError> {
+        let req = payload::relay(kind, payload)?;
+        let route = self
+            .conn
+            .state
+            .store
+            .route(&req.room, &self.conn.id, &req.target)
+            .await?;
+        let target = self
+            .socket_of(&route.target)
+            .ok_or(SignalError::TargetGone)?;
+        let relayed = Relayed {
+            room_id: &req.room,
+            sender_id: &route.sender,
+            kind,
+            body: &req.body,
+        };
+        target.emit(kind.event(), &relayed).map_err(|e| match e {
+            SendError::Socket(SocketError::InternalChannelFull) => SignalError::TargetBusy,
+            _ => SignalError::TargetGone,
+        })?;
+        debug!(conn_id = %self.conn.id, room_id = %req.room, sender_id = %route.sender,
+            target_id = %req.target, event = kind.event(), "relayed");
+        Ok(AckOk::ok())
+    }
+
+    async fn disconnect(&self, reason: DisconnectReason) {
+        match self.conn.state.store.leave_all(&self.conn.id).await {
+            Ok(left) => left.iter().for_each(|out| self.announce_left(out)),
+            Err(e) => {
+                error!(conn_id = %self.conn.id, cause = %e, "could not clear the rooms of a closed connection")
+            }
+        }
+        self.conn.state.stats.disconnected();
+        info!(conn_id = %self.conn.id, ?reason, "disconnected");
+    }
+
+    fn announce_left(&self, out: &LeaveOutcome) {
+        self.notify(
+            &out.peers,
+            USER_LEFT,
+            &Presence {
+                room_id: &out.room,
+                user_id: &out.user,
+            },
+        );
+        info!(conn_id = %self.conn.id, room_id = %out.room, user_id = %out.user,
+            room_deleted = out.room_deleted, "left room");
+    }
+
+    /// Sends `event` to each peer; a peer that cannot take it is logged, not fatal.
+    fn notify(&self, peers: &[ConnId], event: &str, data: &impl Serialize) {
+        for peer in peers {
+            let sent = match self.socket_of(peer) {
+                Some(socket) => socket.emit(event, data),
+                None => Err(SendError::Socket(SocketError::Closed)),
+            };
+            if let Err(err) = sent {
+                warn!(conn_id = %peer, event, %err, "notification not delivered");
+            }
+        }
+    }
+
+    fn socket_of(&self, conn: &ConnId) -> Option<SocketRef<A>> {
+        Sid::from_str(conn.as_str())
+            .ok()
+            .and_then(|sid| self.io.get_socket(sid))
+    }
+}
