@@ -129,13 +129,14 @@ async fn unknown_routes_and_methods_get_json_errors() {
     assert_eq!(body["error"]["code"], "method-not-allowed");
 }
 
+async fn app_allowing_only_ok_test() -> crate::helpers::TestApp {
+    let origins = vec!["http://ok.test".parse().unwrap()];
+    spawn_app_with(|c| c.allowed_origins = switchboard::config::AllowedOrigins::List(origins)).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_allows_configured_origins_only() {
-    let app = spawn_app_with(|c| {
-        c.allowed_origins =
-            switchboard::config::AllowedOrigins::List(vec!["http://ok.test".parse().unwrap()])
-    })
-    .await;
+    let app = app_allowing_only_ok_test().await;
     let http = reqwest::Client::new();
     for path in ["/api/rooms", "/socket.io/?EIO=4&transport=polling"] {
         let ok = http
@@ -205,11 +206,7 @@ fn upgrade_status(addr: std::net::SocketAddr, origin: Option<&str>) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_upgrade_from_a_disallowed_origin_is_refused() {
-    let app = spawn_app_with(|c| {
-        c.allowed_origins =
-            switchboard::config::AllowedOrigins::List(vec!["http://ok.test".parse().unwrap()])
-    })
-    .await;
+    let app = app_allowing_only_ok_test().await;
     let addr = app.addr;
     let statuses = tokio::task::spawn_blocking(move || {
         [
