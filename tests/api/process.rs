@@ -183,6 +183,13 @@ async fn logs_carry_ids_as_fields_and_never_sdp_at_info() {
             (Some("INFO"), Some("logs"))
         );
         assert!(joined["conn_id"].is_string());
+        let connected = server
+            .seen
+            .iter()
+            .find(|l| l["message"] == "connected")
+            .expect("a connect log");
+        assert_eq!(connected["level"], "INFO");
+        assert!(connected["conn_id"].is_string() && connected["transport"].is_string());
         let left = tokio::task::block_in_place(|| server.wait_log(|l| l["message"] == "left room"));
         assert_eq!(left["user_id"], "alice");
         tokio::task::block_in_place(|| server.wait_log(|l| l["message"] == "disconnected"));
