@@ -12,4 +12,5 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod testing;
 pub mod transport;

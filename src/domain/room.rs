@@ -78,6 +78,23 @@ impl Room {
         }
     }
 
+    /// A room as stored elsewhere (a Redis hash), members in join order.
+    pub fn restore(id: RoomId, created_at: SystemTime, members: Vec<Member>) -> Self {
+        Self {
+            id,
+            created_at,
+            members,
+        }
+    }
+
+    /// The connection holding `user`'s seat, if the user has one.
+    pub fn seat_of(&self, user: &UserId) -> Option<&ConnId> {
+        self.members
+            .iter()
+            .find(|m| &m.user == user)
+            .map(|m| &m.conn)
+    }
+
     /// The room id.
     pub fn id(&self) -> &RoomId {
         &self.id

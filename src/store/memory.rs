@@ -163,5 +163,5 @@ impl RoomStore for MemoryStore {
 
 #[cfg(test)]
 mod tests {
-    crate::store_suite!(async { super::MemoryStore::new() });
+    crate::store_suite!(async { (super::MemoryStore::new(), ()) });
 }

@@ -1,8 +1,9 @@
 //! Room state behind one trait, so the transport never knows where it lives.
 //!
 //! [`RoomStore`] is what the socket handlers and REST routes call. Engines:
-//! [`memory::MemoryStore`] (one instance, the default); a Redis engine comes
-//! with horizontal scale and must pass the same suite ([`suite`]) unchanged.
+//! [`memory::MemoryStore`] (one instance, the default) and
+//! [`redis::RedisStore`] (a cluster of instances); both pass the same suite
+//! (`suite.rs`) unchanged.
 //! Every engine applies the rules of [`crate::domain::Room`]; none re-implements them.
 
 use std::time::SystemTime;
@@ -12,6 +13,7 @@ use async_trait::async_trait;
 use crate::domain::{ConnId, Joined, RoomError, RoomId, Route, UserId};
 
 pub mod memory;
+pub mod redis;
 #[cfg(test)]
 pub mod suite;
 

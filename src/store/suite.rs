@@ -1,7 +1,7 @@
 //! The one test suite every [`RoomStore`] engine must pass.
 //!
-//! Each engine's module invokes [`store_suite!`](crate::store_suite) with an
-//! async block that builds a fresh, empty store; every function below becomes
+//! Each engine's module invokes [`store_suite!`](crate::store_suite) with a
+//! future that builds a fresh, empty store (and a guard); every function below becomes
 //! a `#[tokio::test]` for that engine, so memory and Redis honour the same rules.
 
 // Each function is named as the sentence it checks; that name is its documentation.
@@ -12,7 +12,8 @@ use std::sync::Arc;
 use super::{RoomStore, StoreError};
 use crate::domain::{ConnId, Joined, RoomError, RoomId, Route, UserId};
 
-/// Declares the suite's tests for one engine: `store_suite!(async { MyStore::new() })`.
+/// Declares the suite's tests for one engine: `store_suite!(async { (MyStore::new(), guard) })`,
+/// where the guard keeps whatever the store needs alive for the test.
 #[macro_export]
 macro_rules! store_suite {
     ($make:expr) => {
@@ -33,7 +34,8 @@ macro_rules! store_suite {
         $(
             #[tokio::test]
             async fn $name() {
-                let store = $make.await;
+                // The guard (a private redis-server, say) lives until the test ends.
+                let (store, _guard) = $make.await;
                 $crate::store::suite::$name(std::sync::Arc::new(store)).await;
             }
         )*

@@ -1,0 +1,419 @@
+//! The Redis room store: one cluster-wide view for every instance.
+//!
+//! Layout (prefix `p`, default `switchboard`):
+//! - `p:room:{id}` hash: `v` (version), `created` (ms), `members` (JSON `[[user, conn], ...]`, join order)
+//! - `p:rooms` sorted set: room ids scored by `created`, so listings page in creation order
+//!   (Redis orders equal scores by member, which is the `id` tie-break)
+//! - `p:conn:{conn}` set: the rooms a connection is in (for disconnect clean-up)
+//! - `p:inst:{instance}:conns` set, `p:inst:{instance}:alive` key with a TTL, `p:instances` set:
+//!   which instance holds which connection, and which instances are alive
+//!
+//! Atomicity: optimistic concurrency. A change reads the room hash, applies the
+//! same [`Room`] rule the memory store uses, and writes it back with a Lua
+//! compare-and-set on the version, retrying on conflict. Versions come from one
+//! global counter, so a room deleted and created again never reuses a version.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use fred::prelude::*;
+use fred::types::scripts::Script;
+
+use super::{JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot, RoomStore, StoreError};
+use crate::domain::{ConnId, Joined, Member, Room, RoomError, RoomId, Route, UserId};
+
+/// Compare-and-set of one room plus set updates, all or nothing.
+/// KEYS: room hash, rooms zset, version counter, then one key per set update.
+/// ARGV: expected version, members JSON ('' deletes), room id, created ms,
+/// then per set update: '+' or '-', and the member.
+const CAS: &str = r#"
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if v ~= tonumber(ARGV[1]) then return 0 end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[3])
+else
+  local nv = redis.call('INCR', KEYS[3])
+  redis.call('HSET', KEYS[1], 'v', nv, 'created', ARGV[4], 'members', ARGV[2])
+  if v == 0 then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3]) end
+end
+for i = 4, #KEYS do
+  local op, member = ARGV[3 + (i - 4) * 2 + 2], ARGV[3 + (i - 4) * 2 + 3]
+  if op == '+' then redis.call('SADD', KEYS[i], member) else redis.call('SREM', KEYS[i], member) end
+end
+return 1
+"#;
+
+/// One page of rooms, read atomically: total, then id, created, members per room.
+/// KEYS: rooms zset. ARGV: room key prefix, start, stop.
+const LIST: &str = r#"
+local ids = redis.call('ZRANGE', KEYS[1], ARGV[2], ARGV[3])
+local out = { redis.call('ZCARD', KEYS[1]) }
+for _, id in ipairs(ids) do
+  local h = redis.call('HMGET', ARGV[1] .. id, 'created', 'members')
+  table.insert(out, id)
+  table.insert(out, h[1] or '0')
+  table.insert(out, h[2] or '[]')
+end
+return out
+"#;
+
+/// How often a change retries after losing a race on the same room.
+const MAX_ATTEMPTS: usize = 64;
+
+/// Room state in Redis, shared by every instance.
+pub struct RedisStore {
+    client: Client,
+    prefix: String,
+    instance: String,
+    cas: Script,
+    list: Script,
+}
+
+/// A room change to write: the room after the rule (None deletes it), plus set updates.
+struct Change {
+    room: Option<Room>,
+    sets: Vec<(String, char, String)>,
+}
+
+impl RedisStore {
+    /// A store over `client` (already connected), for the instance `instance`.
+    pub fn new(client: Client, prefix: &str, instance: &str) -> Self {
+        Self {
+            client,
+            prefix: prefix.to_owned(),
+            instance: instance.to_owned(),
+            cas: Script::from_lua(CAS),
+            list: Script::from_lua(LIST),
+        }
+    }
+
+    /// The Redis client (shared with liveness upkeep).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(super) fn key(&self, parts: &[&str]) -> String {
+        let mut key = self.prefix.clone();
+        for part in parts {
+            key.push(':');
+            key.push_str(part);
+        }
+        key
+    }
+
+    #[allow(dead_code)] // used by liveness upkeep (next commit)
+    pub(super) fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    async fn read(&self, id: &RoomId) -> Result<(u64, Option<Room>), StoreError> {
+        let key = self.key(&["room", id.as_str()]);
+        let (v, created, members): (Option<u64>, Option<u64>, Option<String>) = self
+            .client
+            .hmget(key, vec!["v", "created", "members"])
+            .await
+            .map_err(unavailable)?;
+        match (v, members) {
+            (Some(v), Some(members)) => Ok((v, Some(decode(id, created.unwrap_or(0), &members)?))),
+            _ => Ok((0, None)),
+        }
+    }
+
+    /// Applies `rule` to the current room and writes the result atomically, retrying on races.
+    async fn update<T>(
+        &self,
+        id: &RoomId,
+        rule: impl Fn(Option<Room>) -> Result<(Change, T), RoomError>,
+    ) -> Result<T, StoreError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let (version, room) = self.read(id).await?;
+            let (change, result) = rule(room)?;
+            if self.write(id, version, change).await? {
+                return Ok(result);
+            }
+            tokio::task::yield_now().await;
+        }
+        Err(StoreError::Unavailable(format!(
+            "room {id:?} stayed contended for {MAX_ATTEMPTS} attempts"
+        )))
+    }
+
+    async fn write(&self, id: &RoomId, version: u64, change: Change) -> Result<bool, StoreError> {
+        let mut keys = vec![
+            self.key(&["room", id.as_str()]),
+            self.key(&["rooms"]),
+            self.key(&["seq"]),
+        ];
+        let (members, created) = match &change.room {
+            Some(room) => (encode(room)?, millis(room.created_at())),
+            None => (String::new(), 0),
+        };
+        let mut args = vec![
+            version.to_string(),
+            members,
+            id.as_str().to_owned(),
+            created.to_string(),
+        ];
+        for (key, op, member) in change.sets {
+            keys.push(key);
+            args.push(op.to_string());
+            args.push(member);
+        }
+        let written: i64 = self
+            .cas
+            .evalsha_with_reload(&self.client, keys, args)
+            .await
+            .map_err(unavailable)?;
+        Ok(written == 1)
+    }
+
+    fn conn_rooms(&self, conn: &ConnId) -> String {
+        self.key(&["conn", conn.as_str()])
+    }
+
+    pub(super) fn instance_conns(&self, instance: &str) -> String {
+        self.key(&["inst", instance, "conns"])
+    }
+}
+
+fn unavailable(e: fred::error::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn encode(room: &Room) -> Result<String, StoreError> {
+    let pairs: Vec<(&str, &str)> = room
+        .members()
+        .iter()
+        .map(|m| (m.user.as_str(), m.conn.as_str()))
+        .collect();
+    serde_json::to_string(&pairs).map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+fn decode(id: &RoomId, created: u64, members: &str) -> Result<Room, StoreError> {
+    let corrupt =
+        |why: String| StoreError::Unavailable(format!("room {id:?} in Redis is corrupt: {why}"));
+    let pairs: Vec<(String, String)> =
+        serde_json::from_str(members).map_err(|e| corrupt(e.to_string()))?;
+    let members = pairs
+        .into_iter()
+        .map(|(user, conn)| {
+            Ok(Member {
+                user: UserId::parse(&user).map_err(|e| corrupt(e.to_string()))?,
+                conn: ConnId::new(&conn),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Room::restore(
+        id.clone(),
+        UNIX_EPOCH + Duration::from_millis(created),
+        members,
+    ))
+}
+
+fn snapshot(room: &Room) -> RoomSnapshot {
+    RoomSnapshot {
+        id: room.id().clone(),
+        participants: room.users(),
+        created_at: room.created_at(),
+    }
+}
+
+#[async_trait]
+impl RoomStore for RedisStore {
+    async fn join(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        conn: &ConnId,
+        max_size: usize,
+    ) -> Result<JoinOutcome, StoreError> {
+        let owner = self.instance_conns(&self.instance);
+        self.update(room, |current| {
+            let mut next = current.unwrap_or_else(|| Room::new(room.clone(), SystemTime::now()));
+            let joined = next.join(user, conn, max_size)?;
+            let mut sets = vec![
+                (self.conn_rooms(conn), '+', room.as_str().to_owned()),
+                (owner.clone(), '+', conn.as_str().to_owned()),
+            ];
+            if let Joined::Rejoined { replaced } = &joined {
+                sets.push((self.conn_rooms(replaced), '-', room.as_str().to_owned()));
+            }
+            let outcome = JoinOutcome {
+                users: next.users(),
+                peers: next.peers_of(conn),
+                joined,
+            };
+            Ok((
+                Change {
+                    room: Some(next),
+                    sets,
+                },
+                outcome,
+            ))
+        })
+        .await
+    }
+
+    async fn leave(
+        &self,
+        room: &RoomId,
+        conn: &ConnId,
+    ) -> Result<Option<LeaveOutcome>, StoreError> {
+        self.update(room, |current| {
+            let sets = vec![(self.conn_rooms(conn), '-', room.as_str().to_owned())];
+            let Some(mut next) = current else {
+                return Ok((Change { room: None, sets }, None));
+            };
+            let Some(user) = next.leave(conn) else {
+                return Ok((
+                    Change {
+                        room: Some(next),
+                        sets,
+                    },
+                    None,
+                ));
+            };
+            let room_deleted = next.is_empty();
+            let outcome = LeaveOutcome {
+                room: room.clone(),
+                user,
+                peers: next.peers_of(conn),
+                room_deleted,
+            };
+            Ok((
+                Change {
+                    room: (!room_deleted).then_some(next),
+                    sets,
+                },
+                Some(outcome),
+            ))
+        })
+        .await
+    }
+
+    async fn leave_all(&self, conn: &ConnId) -> Result<Vec<LeaveOutcome>, StoreError> {
+        let rooms: Vec<String> = self
+            .client
+            .smembers(self.conn_rooms(conn))
+            .await
+            .map_err(unavailable)?;
+        let mut left = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            let Ok(room) = RoomId::parse(&room) else {
+                continue;
+            };
+            if let Some(outcome) = self.leave(&room, conn).await? {
+                left.push(outcome);
+            }
+        }
+        let _: () = self
+            .client
+            .del(self.conn_rooms(conn))
+            .await
+            .map_err(unavailable)?;
+        let _: () = self
+            .client
+            .srem(self.instance_conns(&self.instance), conn.as_str())
+            .await
+            .map_err(unavailable)?;
+        Ok(left)
+    }
+
+    async fn route(&self, room: &RoomId, from: &ConnId, to: &UserId) -> Result<Route, StoreError> {
+        let (_, current) = self.read(room).await?;
+        Ok(current.ok_or(RoomError::NotInRoom)?.route(from, to)?)
+    }
+
+    async fn room(&self, room: &RoomId) -> Result<Option<RoomSnapshot>, StoreError> {
+        Ok(self.read(room).await?.1.as_ref().map(snapshot))
+    }
+
+    async fn list(&self, offset: usize, limit: usize) -> Result<RoomPage, StoreError> {
+        let keys = vec![self.key(&["rooms"])];
+        let args = vec![
+            self.key(&["room", ""]),
+            offset.to_string(),
+            (offset + limit - 1).to_string(),
+        ];
+        let raw: Vec<Value> = self
+            .list
+            .evalsha_with_reload(&self.client, keys, args)
+            .await
+            .map_err(unavailable)?;
+        let total = raw.first().and_then(Value::as_u64).unwrap_or(0) as usize;
+        let mut rooms = Vec::new();
+        for chunk in raw[1..].chunks_exact(3) {
+            let (Some(id), Some(created), Some(members)) = (
+                chunk[0].as_string(),
+                chunk[1].as_u64(),
+                chunk[2].as_string(),
+            ) else {
+                continue;
+            };
+            let Ok(id) = RoomId::parse(&id) else { continue };
+            rooms.push(snapshot(&decode(&id, created, &members)?));
+        }
+        Ok(RoomPage { rooms, total })
+    }
+
+    async fn count(&self) -> Result<usize, StoreError> {
+        self.client
+            .zcard(self.key(&["rooms"]))
+            .await
+            .map_err(unavailable)
+    }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::RedisProcess;
+
+    async fn store() -> (RedisStore, RedisProcess) {
+        let redis = tokio::task::spawn_blocking(RedisProcess::start)
+            .await
+            .unwrap();
+        let client = Builder::from_config(Config::from_url(&redis.url()).unwrap())
+            .build()
+            .unwrap();
+        client.init().await.unwrap();
+        (RedisStore::new(client, "test", "instance-a"), redis)
+    }
+
+    crate::store_suite!(store());
+
+    #[tokio::test]
+    async fn a_room_deleted_and_created_again_never_reuses_a_version() {
+        let (s, _redis) = store().await;
+        let (r, u, c) = (
+            RoomId::parse("r").unwrap(),
+            UserId::parse("u").unwrap(),
+            ConnId::new("c"),
+        );
+        s.join(&r, &u, &c, 5).await.unwrap();
+        let (first, _) = s.read(&r).await.unwrap();
+        s.leave(&r, &c).await.unwrap();
+        s.join(&r, &u, &c, 5).await.unwrap();
+        let (second, _) = s.read(&r).await.unwrap();
+        assert!(
+            second > first,
+            "a stale writer holding version {first} must lose"
+        );
+        let stale = Change {
+            room: None,
+            sets: vec![],
+        };
+        assert!(!s.write(&r, first, stale).await.unwrap());
+    }
+}
