@@ -36,6 +36,17 @@ pub struct Config {
     /// `MAX_PENDING_EVENTS`: events one connection may have waiting to be
     /// handled before further ones are refused with `rate-limited` (default 4096).
     pub max_pending_events: usize,
+    /// `REDIS_URL`: unset runs one instance in memory; set, rooms live in
+    /// Redis and instances share them through the socket.io Redis adapter.
+    pub redis_url: Option<String>,
+    /// `REDIS_PREFIX`: prefix of every Redis key and channel (default `switchboard`).
+    pub redis_prefix: String,
+    /// `REDIS_TIMEOUT_MS`: longest wait for one Redis command before the event
+    /// fails with `unavailable` (default 2000).
+    pub redis_timeout: Duration,
+    /// `INSTANCE_TTL_MS`: an instance that has not refreshed its heartbeat for
+    /// this long is dead; survivors remove its participants (default 10 000).
+    pub instance_ttl: Duration,
     /// `RUST_LOG`: tracing filter directives (default `info`).
     pub log_filter: String,
     /// `LOG_FORMAT`: `text` (default) or `json`.
@@ -101,6 +112,10 @@ impl Config {
             ping_timeout: env.millis("PING_TIMEOUT_MS", 20_000)?,
             socket_buffer_packets: env.ranged("SOCKET_BUFFER_PACKETS", 4096, 16..=1_000_000)?,
             max_pending_events: env.ranged("MAX_PENDING_EVENTS", 4096, 16..=1_000_000)?,
+            redis_url: env.redis_url("REDIS_URL")?,
+            redis_prefix: env.prefix("REDIS_PREFIX")?,
+            redis_timeout: env.millis("REDIS_TIMEOUT_MS", 2_000)?,
+            instance_ttl: env.millis("INSTANCE_TTL_MS", 10_000)?,
             log_filter: env.log_filter("RUST_LOG")?,
             log_format: env.log_format("LOG_FORMAT")?,
         };
@@ -178,6 +193,36 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
         Ok(AllowedOrigins::List(list))
     }
 
+    fn redis_url(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
+        let Some(url) = self.get(var) else {
+            return Ok(None);
+        };
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(invalid(
+                var,
+                &url,
+                "expected redis://host:port[/db] or rediss://...".into(),
+            ));
+        }
+        Ok(Some(url))
+    }
+
+    fn prefix(&self, var: &'static str) -> Result<String, ConfigError> {
+        let prefix = self.get(var).unwrap_or_else(|| "switchboard".into());
+        if prefix.len() > 64
+            || !prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(invalid(
+                var,
+                &prefix,
+                "expected up to 64 of A-Z a-z 0-9 - _ .".into(),
+            ));
+        }
+        Ok(prefix)
+    }
+
     fn log_filter(&self, var: &'static str) -> Result<String, ConfigError> {
         let filter = self.get(var).unwrap_or_else(|| "info".into());
         tracing_subscriber::EnvFilter::try_new(&filter)
@@ -249,6 +294,14 @@ mod tests {
         assert_eq!(c.ping_timeout, Duration::from_secs(20));
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.log_filter, "info");
+        assert_eq!(
+            (c.redis_url, c.redis_prefix.as_str()),
+            (None, "switchboard")
+        );
+        assert_eq!(
+            (c.redis_timeout, c.instance_ttl),
+            (Duration::from_secs(2), Duration::from_secs(10))
+        );
     }
 
     #[test]
@@ -281,6 +334,18 @@ mod tests {
             "RUST_LOG"
         );
         assert_eq!(with(&[("HOST", "example")]).unwrap_err().var, "HOST");
+        assert_eq!(
+            with(&[("REDIS_URL", "localhost:6379")]).unwrap_err().var,
+            "REDIS_URL"
+        );
+        assert_eq!(
+            with(&[("REDIS_PREFIX", "a b")]).unwrap_err().var,
+            "REDIS_PREFIX"
+        );
+        assert_eq!(
+            with(&[("INSTANCE_TTL_MS", "5")]).unwrap_err().var,
+            "INSTANCE_TTL_MS"
+        );
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! The only wiring file: picks the store, builds the state, the socket.io
 //! layer, the routes and the layers around them, and runs until shutdown.
 //!
+//! Without `REDIS_URL`: the memory store and socketioxide's local adapter.
+//! With it: the Redis store and the socket.io Redis adapter (fred driver), so
+//! every instance sees the same rooms and reaches every connection.
+//!
 //! Layer order matters: CORS is outermost so polling preflights get CORS
 //! headers before the socket.io layer (which rejects `OPTIONS`) sees them.
 //! Shutdown runs every connection's clean-up, then closes socket.io, then
@@ -12,9 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::middleware::from_fn_with_state;
+use socketioxide::adapter::Adapter;
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
-use socketioxide::{ParserConfig, SocketIo};
+use socketioxide::{ParserConfig, SocketIo, SocketIoBuilder};
+use socketioxide_redis::{FredAdapter, RedisAdapterConfig, RedisAdapterCtr};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::trace::TraceLayer;
@@ -23,6 +29,7 @@ use tracing::{info, warn};
 use crate::config::{AllowedOrigins, Config};
 use crate::state::AppState;
 use crate::store::memory::MemoryStore;
+use crate::store::redis::RedisStore;
 use crate::transport::{http, origin, socket};
 
 /// How long connections get to close after a shutdown signal before the
@@ -30,7 +37,7 @@ use crate::transport::{http, origin, socket};
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves on `listener` until `shutdown` completes, then closes every
-/// connection and returns.
+/// connection and returns. Fails early only if Redis cannot be reached at start.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -39,10 +46,46 @@ pub async fn run(
     if config.allowed_origins == AllowedOrigins::Any {
         warn!("CLIENT_URL=* lets any website use this server with its visitors' credentials");
     }
-    let state = AppState::new(config, Arc::new(MemoryStore::new()));
-    let (sio_layer, io) = socket_io(&state);
-    io.ns("/", socket::on_connect.with(socket::attach));
+    let Some(url) = config.redis_url.clone() else {
+        let state = AppState::new(config, Arc::new(MemoryStore::new()));
+        let (layer, io) = configure(SocketIo::builder(), &state).build_layer();
+        io.ns("/", socket::on_connect.with(socket::attach));
+        return serve(listener, state, layer, io, shutdown).await;
+    };
+    let redis = crate::redis::connect(&url, &config)
+        .await
+        .map_err(std::io::Error::other)?;
+    let instance = uuid::Uuid::new_v4().simple().to_string();
+    info!(%instance, "cluster mode: rooms in Redis");
+    let store = RedisStore::new(redis.data.clone(), &config.redis_prefix, &instance);
+    let mut adapter_config = RedisAdapterConfig::new()
+        .with_request_timeout(config.redis_timeout)
+        .with_prefix(format!("{}-sio", config.redis_prefix));
+    // Requests past this buffer would be dropped by the driver: size it for relay bursts.
+    adapter_config.stream_buffer = 16_384;
+    let connecting =
+        RedisAdapterCtr::new_with_fred_config(redis.subscriber.clone(), adapter_config);
+    let adapter = tokio::time::timeout(state_wait(&config), connecting)
+        .await
+        .map_err(|_| std::io::Error::other("no answer from Redis for the socket.io adapter"))?
+        .map_err(std::io::Error::other)?;
+    let state = AppState::new(config, Arc::new(store));
+    let builder = SocketIo::builder().with_adapter::<FredAdapter<_>>(adapter);
+    let (layer, io) = configure(builder, &state).build_layer();
+    io.ns("/", socket::on_connect.with(socket::attach))
+        .await
+        .map_err(std::io::Error::other)?;
+    crate::redis::keep_subscriptions(redis.subscriber.clone());
+    serve(listener, state, layer, io, shutdown).await
+}
 
+async fn serve<A: Adapter>(
+    listener: TcpListener,
+    state: AppState,
+    sio_layer: SocketIoLayer<A>,
+    io: SocketIo<A>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let origins = Arc::new(state.config.allowed_origins.clone());
     let app = http::routes(state.clone()).layer(
         ServiceBuilder::new()
@@ -92,12 +135,18 @@ pub async fn run(
     }
 }
 
-fn socket_io(state: &AppState) -> (SocketIoLayer, SocketIo) {
+/// How long start-up waits for Redis before giving up.
+fn state_wait(config: &Config) -> Duration {
+    config.redis_timeout * 5
+}
+
+/// The socket.io settings both modes share.
+fn configure<A: Adapter>(builder: SocketIoBuilder<A>, state: &AppState) -> SocketIoBuilder<A> {
     let config = &state.config;
     let parser = ParserConfig::common()
         .max_incoming_binaries(16)
         .max_incoming_binary_buf_size(config.max_payload_bytes);
-    SocketIo::builder()
+    builder
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
         .max_payload(config.max_payload_bytes as u64)
@@ -106,5 +155,4 @@ fn socket_io(state: &AppState) -> (SocketIoLayer, SocketIo) {
         .max_buffer_size(config.socket_buffer_packets)
         .with_parser(parser)
         .with_state(state.clone())
-        .build_layer()
 }

@@ -25,6 +25,15 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Where connections can be: this instance, or a Redis cluster.
+    pub fn reach(&self) -> crate::transport::deliver::Reach {
+        use crate::transport::deliver::Reach;
+        match self.config.redis_url {
+            Some(_) => Reach::Cluster(self.config.redis_timeout),
+            None => Reach::Local,
+        }
+    }
+
     /// State over `store` with fresh counters.
     pub fn new(config: Config, store: Arc<dyn RoomStore>) -> Self {
         let stats = Arc::new(Stats {

@@ -6,16 +6,15 @@
 //! `target-busy`, a closed one `target-not-found`; the sender always hears.
 //! Offer, answer and ice-candidate share one relay path.
 
-use std::str::FromStr;
-
 use serde::Serialize;
 use serde_json::Value;
+use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
-use socketioxide::socket::{DisconnectReason, Sid};
-use socketioxide::{SendError, SocketError, SocketIo};
+use socketioxide::socket::DisconnectReason;
 use tracing::{debug, error, info, warn};
 
+use super::deliver::{deliver, notify};
 use super::error::SignalError;
 use super::events::{
     AckOk, ClientEvent, Presence, ROOM_USERS, RelayKind, Relayed, RoomUsers, USER_JOINED, USER_LEFT,
@@ -76,7 +75,8 @@ impl<A: Adapter> Ctx<'_, A> {
                     room_id: &req.room,
                     user_id: &req.user,
                 },
-            );
+            )
+            .await;
         }
         if let Err(err) = self.socket.emit(
             ROOM_USERS,
@@ -103,7 +103,7 @@ impl<A: Adapter> Ctx<'_, A> {
             .store
             .leave(&req.room, &self.conn.id)
             .await?;
-        self.announce_left(&out.ok_or(RoomError::NotInRoom)?);
+        self.announce_left(&out.ok_or(RoomError::NotInRoom)?).await;
         Ok(AckOk::room(req.room))
     }
 
@@ -116,19 +116,20 @@ impl<A: Adapter> Ctx<'_, A> {
             .store
             .route(&req.room, &self.conn.id, &req.target)
             .await?;
-        let target = self
-            .socket_of(&route.target)
-            .ok_or(SignalError::TargetGone)?;
         let relayed = Relayed {
             room_id: &req.room,
             sender_id: &route.sender,
             kind,
             body: &req.body,
         };
-        target.emit(kind.event(), &relayed).map_err(|e| match e {
-            SendError::Socket(SocketError::InternalChannelFull) => SignalError::TargetBusy,
-            _ => SignalError::TargetGone,
-        })?;
+        deliver(
+            self.io,
+            self.conn.state.reach(),
+            &route.target,
+            kind.event(),
+            &relayed,
+        )
+        .await?;
         debug!(conn_id = %self.conn.id, room_id = %req.room, sender_id = %route.sender,
             target_id = %req.target, event = kind.event(), "relayed");
         Ok(AckOk::ok())
@@ -136,7 +137,11 @@ impl<A: Adapter> Ctx<'_, A> {
 
     async fn disconnect(&self, reason: DisconnectReason) {
         match self.conn.state.store.leave_all(&self.conn.id).await {
-            Ok(left) => left.iter().for_each(|out| self.announce_left(out)),
+            Ok(left) => {
+                for out in &left {
+                    self.announce_left(out).await;
+                }
+            }
             Err(e) => {
                 error!(conn_id = %self.conn.id, cause = %e, "could not clear the rooms of a closed connection")
             }
@@ -145,7 +150,7 @@ impl<A: Adapter> Ctx<'_, A> {
         info!(conn_id = %self.conn.id, ?reason, "disconnected");
     }
 
-    fn announce_left(&self, out: &LeaveOutcome) {
+    async fn announce_left(&self, out: &LeaveOutcome) {
         self.notify(
             &out.peers,
             USER_LEFT,
@@ -153,27 +158,13 @@ impl<A: Adapter> Ctx<'_, A> {
                 room_id: &out.room,
                 user_id: &out.user,
             },
-        );
+        )
+        .await;
         info!(conn_id = %self.conn.id, room_id = %out.room, user_id = %out.user,
             room_deleted = out.room_deleted, "left room");
     }
 
-    /// Sends `event` to each peer; a peer that cannot take it is logged, not fatal.
-    fn notify(&self, peers: &[ConnId], event: &str, data: &impl Serialize) {
-        for peer in peers {
-            let sent = match self.socket_of(peer) {
-                Some(socket) => socket.emit(event, data),
-                None => Err(SendError::Socket(SocketError::Closed)),
-            };
-            if let Err(err) = sent {
-                warn!(conn_id = %peer, event, %err, "notification not delivered");
-            }
-        }
-    }
-
-    fn socket_of(&self, conn: &ConnId) -> Option<SocketRef<A>> {
-        Sid::from_str(conn.as_str())
-            .ok()
-            .and_then(|sid| self.io.get_socket(sid))
+    async fn notify(&self, peers: &[ConnId], event: &str, data: &impl Serialize) {
+        notify(self.io, self.conn.state.reach(), peers, event, data).await;
     }
 }

@@ -19,6 +19,7 @@ use socketioxide::handler::FromMessageParts;
 use socketioxide::socket::{DisconnectReason, Socket};
 use tracing::{debug, error, info, warn};
 
+use super::deliver::Reach;
 use super::error::{AckError, SignalError, SignalingErrorEvent};
 use super::events::{AckOk, ClientEvent, SIGNALING_ERROR};
 use super::inbox::{Inbox, Push};
@@ -66,6 +67,10 @@ pub async fn attach<A: Adapter>(
         },
     );
     conn.state.stats.connected();
+    if matches!(conn.state.reach(), Reach::Cluster(_)) {
+        // Other instances reach this connection through a room named after it.
+        socket.join(socket.id);
+    }
     socket.extensions.insert(conn.clone());
     socket.on_disconnect(
         move |s: SocketRef<A>, io: SocketIo<A>, reason: DisconnectReason| {

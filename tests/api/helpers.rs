@@ -42,7 +42,13 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let shutdown = async move {
         let _ = stopped.await;
     };
-    let task = tokio::spawn(switchboard::server::run(listener, config, shutdown));
+    let task = tokio::spawn(async move {
+        let result = switchboard::server::run(listener, config, shutdown).await;
+        if let Err(e) = &result {
+            eprintln!("test server on {addr} stopped with an error: {e}");
+        }
+        result
+    });
     TestApp {
         addr,
         stop: Some(stop),

@@ -1,0 +1,74 @@
+//! Handing an event to one connection, wherever it is.
+//!
+//! On this instance: socketioxide's synchronous `emit`, whose result is the
+//! truth (a full queue is `target-busy`, a closed one `target-not-found`).
+//! In cluster mode, a connection that is not here is reached through the
+//! socket.io Redis adapter: every connection sits in a socket.io room named
+//! after its own id. There `ok` means the message was published to the
+//! cluster in order; the target's instance delivers it (its own queue limits
+//! apply and a failure there is logged by that instance).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use socketioxide::adapter::Adapter;
+use socketioxide::socket::Sid;
+use socketioxide::{SendError, SocketError, SocketIo};
+use tracing::{debug, warn};
+
+use super::error::SignalError;
+use crate::domain::ConnId;
+
+/// Where connections can be: this instance only, or a cluster reached through
+/// Redis with a bound on each publish.
+#[derive(Clone, Copy, Debug)]
+pub enum Reach {
+    /// One instance, in memory.
+    Local,
+    /// A cluster; publishing waits at most this long.
+    Cluster(Duration),
+}
+
+/// Hands `event` to the connection `conn`.
+pub async fn deliver<A: Adapter>(
+    io: &SocketIo<A>,
+    reach: Reach,
+    conn: &ConnId,
+    event: &str,
+    data: &(impl Serialize + ?Sized),
+) -> Result<(), SignalError> {
+    let sid = Sid::from_str(conn.as_str()).map_err(|_| SignalError::TargetGone)?;
+    if let Some(socket) = io.get_socket(sid) {
+        return socket.emit(event, data).map_err(|e| match e {
+            SendError::Socket(SocketError::InternalChannelFull) => SignalError::TargetBusy,
+            _ => SignalError::TargetGone,
+        });
+    }
+    let Reach::Cluster(timeout) = reach else {
+        return Err(SignalError::TargetGone);
+    };
+    match tokio::time::timeout(timeout, io.to(sid).emit(event, data)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            debug!(conn_id = %conn, event, error = %e, "publishing to another instance failed");
+            Err(SignalError::Unavailable)
+        }
+        Err(_) => Err(SignalError::Unavailable),
+    }
+}
+
+/// Sends `event` to each peer; a peer that cannot take it is logged, not fatal.
+pub async fn notify<A: Adapter>(
+    io: &SocketIo<A>,
+    reach: Reach,
+    peers: &[ConnId],
+    event: &str,
+    data: &(impl Serialize + ?Sized),
+) {
+    for peer in peers {
+        if let Err(err) = deliver(io, reach, peer, event, data).await {
+            warn!(conn_id = %peer, event, code = err.code(), "notification not delivered");
+        }
+    }
+}

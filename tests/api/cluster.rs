@@ -1,0 +1,159 @@
+//! Several instances sharing one private redis-server behave as one server.
+
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+use switchboard::config::Config;
+use switchboard::testing::RedisProcess;
+
+use crate::helpers::{Peer, TRANSPORTS, TestApp, Transport, spawn_app_with};
+
+/// `n` instances on one Redis; `tweak` adjusts each one's configuration.
+pub async fn cluster(redis: &RedisProcess, n: usize, tweak: impl Fn(&mut Config)) -> Vec<TestApp> {
+    let mut apps = Vec::new();
+    for _ in 0..n {
+        apps.push(
+            spawn_app_with(|c| {
+                c.redis_url = Some(redis.url());
+                tweak(c);
+            })
+            .await,
+        );
+    }
+    apps
+}
+
+async fn listing(app: &TestApp) -> Value {
+    app.get("/api/rooms").await.1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_on_three_instances_signal_as_if_on_one_server() {
+    let redis = RedisProcess::start();
+    let apps = cluster(&redis, 3, |_| {}).await;
+    for t in TRANSPORTS {
+        let room = format!("mesh-{t:?}");
+        let mut alice = Peer::joined(&apps[0], t, &room, "alice").await;
+        let mut bob = Peer::connect(&apps[1], t).await;
+        let ack = bob
+            .ack("join-room", json!({"roomId": room, "userId": "bob"}))
+            .await;
+        assert_eq!(ack["users"], json!(["alice", "bob"]));
+        assert_eq!(
+            bob.expect("room-users").await["users"],
+            json!(["alice", "bob"])
+        );
+        assert_eq!(
+            alice.expect("user-joined").await,
+            json!({"roomId": room, "userId": "bob"})
+        );
+        let mut carol = Peer::joined(&apps[2], t, &room, "carol").await;
+        alice.expect("user-joined").await;
+        bob.expect("user-joined").await;
+
+        let offer = json!({"type": "offer", "sdp": "v=0\r\n"});
+        let ack = alice
+            .ack(
+                "offer",
+                json!({"roomId": room, "targetId": "bob", "offer": offer}),
+            )
+            .await;
+        assert_eq!(ack["ok"], true);
+        assert_eq!(
+            bob.expect("offer").await,
+            json!({"roomId": room, "senderId": "alice", "offer": offer})
+        );
+        bob.emit(
+            "answer",
+            json!({"roomId": room, "targetId": "alice", "answer": {"type": "answer"}}),
+        )
+        .await;
+        assert_eq!(alice.expect("answer").await["senderId"], "bob");
+        carol
+            .emit(
+                "ice-candidate",
+                json!({"roomId": room, "targetId": "alice", "candidate": null}),
+            )
+            .await;
+        assert_eq!(
+            alice.expect("ice-candidate").await,
+            json!({"roomId": room, "senderId": "carol", "candidate": null})
+        );
+
+        // Every instance lists the same rooms.
+        let first = listing(&apps[0]).await;
+        for app in &apps[1..] {
+            assert_eq!(listing(app).await, first);
+        }
+        let here = first["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == room.as_str())
+            .unwrap()
+            .clone();
+        assert_eq!(here["participants"], json!(["alice", "bob", "carol"]));
+
+        bob.ack("leave-room", json!({"roomId": room})).await;
+        assert_eq!(
+            alice.expect("user-left").await,
+            json!({"roomId": room, "userId": "bob"})
+        );
+        assert_eq!(carol.expect("user-left").await["userId"], "bob");
+        carol.disconnect().await;
+        assert_eq!(
+            alice.expect("user-left").await,
+            json!({"roomId": room, "userId": "carol"})
+        );
+        let (_, from_third) = apps[2].get(&format!("/api/rooms/{room}")).await;
+        assert_eq!(from_third["participants"], json!(["alice"]));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_2000_relays_between_instances_arrives_complete_and_in_order() {
+    let redis = RedisProcess::start();
+    let apps = cluster(&redis, 2, |_| {}).await;
+    for t in TRANSPORTS {
+        let room = format!("burst-{t:?}");
+        let alice = Peer::joined(&apps[0], t, &room, "alice").await;
+        let mut bob = Peer::joined(&apps[1], t, &room, "bob").await;
+        for seq in 0..2000u64 {
+            alice
+                .emit(
+                    "ice-candidate",
+                    json!({"roomId": room, "targetId": "bob", "candidate": {"seq": seq}}),
+                )
+                .await;
+        }
+        for expected in 0..2000u64 {
+            let got = bob.expect("ice-candidate").await;
+            assert_eq!(got["candidate"]["seq"], expected, "over {t:?}: {got}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_joins_over_two_instances_admit_exactly_max_room_size() {
+    let redis = RedisProcess::start();
+    let apps = cluster(&redis, 2, |c| c.max_room_size = 5).await;
+    let mut peers = Vec::new();
+    for i in 0..16 {
+        peers.push(Peer::connect(&apps[i % 2], Transport::Websocket).await);
+    }
+    let joins = peers.iter().enumerate().map(|(i, p)| {
+        p.ack(
+            "join-room",
+            json!({"roomId": "crowd", "userId": format!("u{i}")}),
+        )
+    });
+    let acks = join_all(joins).await;
+    let admitted = acks.iter().filter(|a| a["ok"] == true).count();
+    let refused = acks
+        .iter()
+        .filter(|a| a["error"]["code"] == "room-full")
+        .count();
+    assert_eq!((admitted, refused), (5, 11), "{acks:?}");
+    for app in &apps {
+        assert_eq!(app.get("/api/rooms/crowd").await.1["participantCount"], 5);
+    }
+}
