@@ -30,7 +30,7 @@ use crate::config::{AllowedOrigins, Config};
 use crate::state::AppState;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
-use crate::transport::{http, origin, socket};
+use crate::transport::{http, origin, socket, upkeep};
 
 /// How long connections get to close after a shutdown signal before the
 /// server stops regardless (the process must exit within 10 s).
@@ -57,7 +57,12 @@ pub async fn run(
         .map_err(std::io::Error::other)?;
     let instance = uuid::Uuid::new_v4().simple().to_string();
     info!(%instance, "cluster mode: rooms in Redis");
-    let store = RedisStore::new(redis.data.clone(), &config.redis_prefix, &instance);
+    let store = RedisStore::new(
+        redis.data.clone(),
+        &config.redis_prefix,
+        &instance,
+        config.instance_ttl,
+    );
     let mut adapter_config = RedisAdapterConfig::new()
         .with_request_timeout(config.redis_timeout)
         .with_prefix(format!("{}-sio", config.redis_prefix));
@@ -76,7 +81,15 @@ pub async fn run(
         .await
         .map_err(std::io::Error::other)?;
     crate::redis::keep_subscriptions(redis.subscriber.clone());
-    serve(listener, state, layer, io, shutdown).await
+    state
+        .store
+        .maintain()
+        .await
+        .map_err(std::io::Error::other)?;
+    let upkeep = tokio::spawn(upkeep::run(io.clone(), state.clone()));
+    let served = serve(listener, state, layer, io, shutdown).await;
+    upkeep.abort();
+    served
 }
 
 async fn serve<A: Adapter>(

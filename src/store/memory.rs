@@ -156,6 +156,10 @@ impl RoomStore for MemoryStore {
         Ok(self.rooms.len())
     }
 
+    async fn maintain(&self) -> Result<Vec<LeaveOutcome>, StoreError> {
+        Ok(Vec::new())
+    }
+
     fn kind(&self) -> &'static str {
         "memory"
     }

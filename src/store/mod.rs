@@ -103,6 +103,12 @@ pub trait RoomStore: Send + Sync + 'static {
     /// How many rooms exist.
     async fn count(&self) -> Result<usize, StoreError>;
 
+    /// Cluster upkeep, called every few seconds: refreshes this instance's
+    /// heartbeat and removes the participants of instances whose heartbeat has
+    /// expired, returning what they left (so peers can be told). The memory
+    /// store has no other instances and returns nothing.
+    async fn maintain(&self) -> Result<Vec<LeaveOutcome>, StoreError>;
+
     /// The engine's name for `/health` (`memory`, `redis`).
     fn kind(&self) -> &'static str;
 }

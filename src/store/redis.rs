@@ -66,6 +66,7 @@ pub struct RedisStore {
     client: Client,
     prefix: String,
     instance: String,
+    instance_ttl: Duration,
     cas: Script,
     list: Script,
 }
@@ -77,12 +78,14 @@ struct Change {
 }
 
 impl RedisStore {
-    /// A store over `client` (already connected), for the instance `instance`.
-    pub fn new(client: Client, prefix: &str, instance: &str) -> Self {
+    /// A store over `client` (already connected), for the instance `instance`,
+    /// whose heartbeat lasts `instance_ttl`.
+    pub fn new(client: Client, prefix: &str, instance: &str, instance_ttl: Duration) -> Self {
         Self {
             client,
             prefix: prefix.to_owned(),
             instance: instance.to_owned(),
+            instance_ttl,
             cas: Script::from_lua(CAS),
             list: Script::from_lua(LIST),
         }
@@ -100,11 +103,6 @@ impl RedisStore {
             key.push_str(part);
         }
         key
-    }
-
-    #[allow(dead_code)] // used by liveness upkeep (next commit)
-    pub(super) fn instance(&self) -> &str {
-        &self.instance
     }
 
     async fn read(&self, id: &RoomId) -> Result<(u64, Option<Room>), StoreError> {
@@ -166,6 +164,120 @@ impl RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(written == 1)
+    }
+
+    /// Removes `conn`, a connection of instance `owner`, from every room.
+    async fn leave_all_of(
+        &self,
+        conn: &ConnId,
+        owner: &str,
+    ) -> Result<Vec<LeaveOutcome>, StoreError> {
+        let rooms: Vec<String> = self
+            .client
+            .smembers(self.conn_rooms(conn))
+            .await
+            .map_err(unavailable)?;
+        let mut left = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            let Ok(room) = RoomId::parse(&room) else {
+                continue;
+            };
+            if let Some(outcome) = self.leave(&room, conn).await? {
+                left.push(outcome);
+            }
+        }
+        let _: () = self
+            .client
+            .del(self.conn_rooms(conn))
+            .await
+            .map_err(unavailable)?;
+        let _: () = self
+            .client
+            .srem(self.instance_conns(owner), conn.as_str())
+            .await
+            .map_err(unavailable)?;
+        Ok(left)
+    }
+
+    fn alive_key(&self, instance: &str) -> String {
+        self.key(&["inst", instance, "alive"])
+    }
+
+    /// Marks this instance alive for one TTL, and registers it.
+    async fn heartbeat(&self) -> Result<(), StoreError> {
+        let ttl = Expiration::PX(self.instance_ttl.as_millis() as i64);
+        let _: () = self
+            .client
+            .set(self.alive_key(&self.instance), 1, Some(ttl), None, false)
+            .await
+            .map_err(unavailable)?;
+        let _: () = self
+            .client
+            .sadd(self.key(&["instances"]), self.instance.as_str())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Registered instances whose heartbeat key has expired.
+    async fn dead_instances(&self) -> Result<Vec<String>, StoreError> {
+        let all: Vec<String> = self
+            .client
+            .smembers(self.key(&["instances"]))
+            .await
+            .map_err(unavailable)?;
+        let mut dead = Vec::new();
+        for instance in all.into_iter().filter(|i| i != &self.instance) {
+            let alive: bool = self
+                .client
+                .exists(self.alive_key(&instance))
+                .await
+                .map_err(unavailable)?;
+            if !alive {
+                dead.push(instance);
+            }
+        }
+        Ok(dead)
+    }
+
+    /// Removes a dead instance's participants, if no other survivor is already doing it.
+    async fn reap(&self, dead: &str) -> Result<Vec<LeaveOutcome>, StoreError> {
+        let claim = self.key(&["reap", dead]);
+        let ttl = Expiration::PX(self.instance_ttl.as_millis() as i64);
+        let claimed: Option<String> = self
+            .client
+            .set(
+                claim,
+                self.instance.as_str(),
+                Some(ttl),
+                Some(SetOptions::NX),
+                false,
+            )
+            .await
+            .map_err(unavailable)?;
+        if claimed.is_none() {
+            return Ok(Vec::new());
+        }
+        let conns: Vec<String> = self
+            .client
+            .smembers(self.instance_conns(dead))
+            .await
+            .map_err(unavailable)?;
+        let mut left = Vec::new();
+        for conn in conns {
+            left.extend(self.leave_all_of(&ConnId::new(&conn), dead).await?);
+        }
+        let _: () = self
+            .client
+            .srem(self.key(&["instances"]), dead)
+            .await
+            .map_err(unavailable)?;
+        tracing::info!(
+            instance = dead,
+            participants = left.len(),
+            "removed the participants of a dead instance"
+        );
+        Ok(left)
     }
 
     fn conn_rooms(&self, conn: &ConnId) -> String {
@@ -299,30 +411,15 @@ impl RoomStore for RedisStore {
     }
 
     async fn leave_all(&self, conn: &ConnId) -> Result<Vec<LeaveOutcome>, StoreError> {
-        let rooms: Vec<String> = self
-            .client
-            .smembers(self.conn_rooms(conn))
-            .await
-            .map_err(unavailable)?;
-        let mut left = Vec::with_capacity(rooms.len());
-        for room in rooms {
-            let Ok(room) = RoomId::parse(&room) else {
-                continue;
-            };
-            if let Some(outcome) = self.leave(&room, conn).await? {
-                left.push(outcome);
-            }
+        self.leave_all_of(conn, &self.instance).await
+    }
+
+    async fn maintain(&self) -> Result<Vec<LeaveOutcome>, StoreError> {
+        self.heartbeat().await?;
+        let mut left = Vec::new();
+        for dead in self.dead_instances().await? {
+            left.extend(self.reap(&dead).await?);
         }
-        let _: () = self
-            .client
-            .del(self.conn_rooms(conn))
-            .await
-            .map_err(unavailable)?;
-        let _: () = self
-            .client
-            .srem(self.instance_conns(&self.instance), conn.as_str())
-            .await
-            .map_err(unavailable)?;
         Ok(left)
     }
 
@@ -388,10 +485,57 @@ mod tests {
             .build()
             .unwrap();
         client.init().await.unwrap();
-        (RedisStore::new(client, "test", "instance-a"), redis)
+        (
+            RedisStore::new(client, "test", "instance-a", Duration::from_secs(10)),
+            redis,
+        )
     }
 
     crate::store_suite!(store());
+
+    #[tokio::test]
+    async fn a_survivor_removes_the_participants_of_an_instance_whose_heartbeat_expired() {
+        let (a, redis) = store().await;
+        let client = Builder::from_config(Config::from_url(&redis.url()).unwrap())
+            .build()
+            .unwrap();
+        client.init().await.unwrap();
+        let b = RedisStore::new(client, "test", "instance-b", Duration::from_secs(10));
+        let (r, other) = (RoomId::parse("r").unwrap(), RoomId::parse("gone").unwrap());
+        a.join(&r, &UserId::parse("on-a").unwrap(), &ConnId::new("ca"), 5)
+            .await
+            .unwrap();
+        b.join(&r, &UserId::parse("on-b").unwrap(), &ConnId::new("cb"), 5)
+            .await
+            .unwrap();
+        b.join(
+            &other,
+            &UserId::parse("on-b").unwrap(),
+            &ConnId::new("cb"),
+            5,
+        )
+        .await
+        .unwrap();
+        a.maintain().await.unwrap();
+        b.maintain().await.unwrap();
+        assert!(a.maintain().await.unwrap().is_empty(), "b is alive");
+
+        // b dies: its heartbeat key is gone (as when its TTL runs out).
+        let _: () = a.client.del(a.alive_key("instance-b")).await.unwrap();
+        let mut left = a.maintain().await.unwrap();
+        left.sort_by(|x, y| x.room.cmp(&y.room));
+        assert_eq!(left.len(), 2);
+        assert!(left[0].room_deleted, "room 'gone' had only b's participant");
+        assert_eq!(
+            (left[1].user.as_str(), left[1].peers.clone()),
+            ("on-b", vec![ConnId::new("ca")])
+        );
+        assert_eq!(
+            a.room(&r).await.unwrap().unwrap().participants,
+            vec![UserId::parse("on-a").unwrap()]
+        );
+        assert!(a.maintain().await.unwrap().is_empty(), "reaped once");
+    }
 
     #[tokio::test]
     async fn a_room_deleted_and_created_again_never_reuses_a_version() {

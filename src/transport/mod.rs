@@ -14,3 +14,4 @@ pub mod inbox;
 pub mod origin;
 pub mod payload;
 pub mod socket;
+pub mod upkeep;

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use switchboard::config::Config;
 use switchboard::testing::RedisProcess;
 
-use crate::helpers::{Peer, TRANSPORTS, TestApp, Transport, spawn_app_with};
+use crate::helpers::{Peer, Running, TRANSPORTS, TestApp, Transport, spawn_app_with};
 
 /// `n` instances on one Redis; `tweak` adjusts each one's configuration.
 pub async fn cluster(redis: &RedisProcess, n: usize, tweak: impl Fn(&mut Config)) -> Vec<TestApp> {
@@ -156,4 +156,46 @@ async fn concurrent_joins_over_two_instances_admit_exactly_max_room_size() {
     for app in &apps {
         assert_eq!(app.get("/api/rooms/crowd").await.1["participantCount"], 5);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_leaves_every_room_within_the_bound() {
+    let redis = RedisProcess::start();
+    let ttl = std::time::Duration::from_millis(1000);
+    let apps = cluster(&redis, 1, |c| c.instance_ttl = ttl).await;
+    let url = redis.url();
+    let mut doomed = Running::start(&[("REDIS_URL", url.as_str()), ("INSTANCE_TTL_MS", "1000")]);
+    let mut alice = Peer::joined(&apps[0], Transport::Websocket, "k9", "alice").await;
+    let _bob = Peer::joined_url(
+        &format!("{}/", doomed.url),
+        Transport::Websocket,
+        "k9",
+        "bob",
+    )
+    .await;
+    let _carol = Peer::joined_url(
+        &format!("{}/", doomed.url),
+        Transport::Polling,
+        "alone",
+        "carol",
+    )
+    .await;
+    alice.expect("user-joined").await;
+
+    let killed = std::time::Instant::now();
+    doomed.kill();
+    assert_eq!(
+        alice.expect("user-left").await,
+        json!({"roomId": "k9", "userId": "bob"})
+    );
+    // The documented bound is INSTANCE_TTL_MS x 1.25; allow 2 s for a loaded machine.
+    let bound = ttl.mul_f64(1.25) + std::time::Duration::from_secs(2);
+    assert!(killed.elapsed() < bound, "took {:?}", killed.elapsed());
+    let (_, k9) = apps[0].get("/api/rooms/k9").await;
+    assert_eq!(k9["participants"], json!(["alice"]));
+    assert_eq!(
+        apps[0].get("/api/rooms/alone").await.0,
+        404,
+        "the dead instance's room is gone"
+    );
 }

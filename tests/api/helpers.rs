@@ -1,8 +1,10 @@
 //! Test harness: the real server in-process on 127.0.0.1:0, real socket.io
 //! clients (rust_socketio over websocket or polling), and waits with timeouts.
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use rust_socketio::asynchronous::{Client, ClientBuilder};
@@ -305,5 +307,115 @@ impl StalledPoller {
             }
         }
         offers
+    }
+}
+
+/// The real `switchboard` binary, for signals, exit codes, logs and `kill -9`.
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+
+/// The binary with a clean environment, run from a directory with no `.env`.
+pub fn command(env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .current_dir(std::env::temp_dir())
+        .envs(env.iter().copied());
+    cmd
+}
+
+/// A running binary whose JSON log lines are collected as they come.
+pub struct Running {
+    child: Child,
+    logs: std::sync::mpsc::Receiver<Value>,
+    pub seen: Vec<Value>,
+    pub url: String,
+}
+
+impl Running {
+    pub fn start(env: &[(&str, &str)]) -> Self {
+        let base = [("PORT", "0"), ("HOST", "127.0.0.1"), ("LOG_FORMAT", "json")];
+        let mut child = command(&[&base[..], env].concat())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, logs) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let parsed = serde_json::from_str(&line).unwrap_or_else(|_| json!({"raw": line}));
+                if tx.send(parsed).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut running = Self {
+            child,
+            logs,
+            seen: Vec::new(),
+            url: String::new(),
+        };
+        let listening = running.wait_log(|l| l["message"] == "listening");
+        running.url = format!("http://{}", listening["addr"].as_str().unwrap());
+        running
+    }
+
+    /// Blocks (bounded by WAIT) until a log line matches.
+    pub fn wait_log(&mut self, matches: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .logs
+                .recv_timeout(left)
+                .expect("the expected log line in time");
+            self.seen.push(line.clone());
+            if matches(&line) {
+                return line;
+            }
+        }
+    }
+
+    /// Every log line not yet read, up to the end of output (after exit).
+    pub fn rest_of_logs(&mut self) -> &[Value] {
+        while let Ok(line) = self.logs.recv_timeout(WAIT) {
+            self.seen.push(line);
+        }
+        &self.seen
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status();
+        assert!(status.unwrap().success());
+    }
+
+    /// Waits (bounded) for exit; returns the exit code and how long it took.
+    pub fn wait_exit(&mut self, limit: Duration) -> (i32, Duration) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code().expect("exited normally"), started.elapsed());
+            }
+            assert!(
+                started.elapsed() < limit,
+                "still running {limit:?} after the signal"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+impl Running {
+    /// `kill -9`: no clean-up runs.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
