@@ -5,7 +5,7 @@
 //! socket alive.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use tokio::sync::Notify;
@@ -22,9 +22,23 @@ pub struct AppState {
     pub store: Arc<dyn RoomStore>,
     /// Live counters for `/health`.
     pub stats: Arc<Stats>,
+    /// In cluster mode, whether Redis answers (kept by the upkeep task).
+    redis_up: Option<Arc<AtomicBool>>,
 }
 
 impl AppState {
+    /// `None` without Redis; otherwise whether Redis answered last time.
+    pub fn redis_up(&self) -> Option<bool> {
+        self.redis_up.as_ref().map(|up| up.load(Ordering::Relaxed))
+    }
+
+    /// Records whether Redis answers.
+    pub fn set_redis_up(&self, up: bool) {
+        if let Some(flag) = &self.redis_up {
+            flag.store(up, Ordering::Relaxed);
+        }
+    }
+
     /// Where connections can be: this instance, or a Redis cluster.
     pub fn reach(&self) -> crate::transport::deliver::Reach {
         use crate::transport::deliver::Reach;
@@ -41,7 +55,12 @@ impl AppState {
             connections: AtomicUsize::new(0),
             idle: Notify::new(),
         });
+        let redis_up = config
+            .redis_url
+            .as_ref()
+            .map(|_| Arc::new(AtomicBool::new(true)));
         Self {
+            redis_up,
             config: Arc::new(config),
             store,
             stats,

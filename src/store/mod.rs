@@ -52,6 +52,29 @@ pub struct LeaveOutcome {
     pub room_deleted: bool,
 }
 
+/// What one instance holds: each live connection and its seats (room, user).
+pub type LiveSeats = [(ConnId, Vec<(RoomId, UserId)>)];
+
+/// A seat put back by [`RoomStore::reconcile`], and who must hear of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RestoredSeat {
+    /// The room.
+    pub room: RoomId,
+    /// The user whose seat was put back.
+    pub user: UserId,
+    /// Connections of the other participants.
+    pub peers: Vec<ConnId>,
+}
+
+/// What [`RoomStore::reconcile`] changed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Reconciled {
+    /// Seats of live connections that the store had lost, put back.
+    pub restored: Vec<RestoredSeat>,
+    /// Seats of this instance's connections that are gone, removed.
+    pub removed: Vec<LeaveOutcome>,
+}
+
 /// A read-only copy of a room for listings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RoomSnapshot {
@@ -108,6 +131,16 @@ pub trait RoomStore: Send + Sync + 'static {
     /// expired, returning what they left (so peers can be told). The memory
     /// store has no other instances and returns nothing.
     async fn maintain(&self) -> Result<Vec<LeaveOutcome>, StoreError>;
+
+    /// After the store was unreachable: makes it agree with this instance's
+    /// live connections. A live seat the store lost is put back, unless the
+    /// user's seat has moved to another connection meanwhile; a seat of this
+    /// instance's connection that is no longer live is removed. The memory
+    /// store cannot disagree and changes nothing.
+    async fn reconcile(&self, live: &LiveSeats, max_size: usize) -> Result<Reconciled, StoreError> {
+        let _ = (live, max_size);
+        Ok(Reconciled::default())
+    }
 
     /// The engine's name for `/health` (`memory`, `redis`).
     fn kind(&self) -> &'static str;

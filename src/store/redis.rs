@@ -19,7 +19,10 @@ use async_trait::async_trait;
 use fred::prelude::*;
 use fred::types::scripts::Script;
 
-use super::{JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot, RoomStore, StoreError};
+use super::{
+    JoinOutcome, LeaveOutcome, LiveSeats, Reconciled, RestoredSeat, RoomPage, RoomSnapshot,
+    RoomStore, StoreError,
+};
 use crate::domain::{ConnId, Joined, Member, Room, RoomError, RoomId, Route, UserId};
 
 /// Compare-and-set of one room plus set updates, all or nothing.
@@ -197,6 +200,41 @@ impl RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(left)
+    }
+
+    /// Puts `user`'s seat on `conn` back in `room` if nobody holds it.
+    async fn restore(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        conn: &ConnId,
+        max_size: usize,
+    ) -> Result<Option<RestoredSeat>, StoreError> {
+        let owner = self.instance_conns(&self.instance);
+        let outcome = self
+            .update(room, |current| {
+                let mut next =
+                    current.unwrap_or_else(|| Room::new(room.clone(), SystemTime::now()));
+                let free = next.seat_of(user).is_none();
+                let restored = free && next.join(user, conn, max_size).is_ok();
+                let sets = vec![
+                    (
+                        self.conn_rooms(conn),
+                        if restored { '+' } else { '-' },
+                        room.as_str().to_owned(),
+                    ),
+                    (owner.clone(), '+', conn.as_str().to_owned()),
+                ];
+                let seat = restored.then(|| RestoredSeat {
+                    room: room.clone(),
+                    user: user.clone(),
+                    peers: next.peers_of(conn),
+                });
+                let keep = (!next.is_empty()).then_some(next);
+                Ok((Change { room: keep, sets }, seat))
+            })
+            .await?;
+        Ok(outcome)
     }
 
     fn alive_key(&self, instance: &str) -> String {
@@ -423,6 +461,32 @@ impl RoomStore for RedisStore {
         Ok(left)
     }
 
+    async fn reconcile(&self, live: &LiveSeats, max_size: usize) -> Result<Reconciled, StoreError> {
+        let mut reconciled = Reconciled::default();
+        for (conn, seats) in live {
+            for (room, user) in seats {
+                if let Some(seat) = self.restore(room, user, conn, max_size).await? {
+                    reconciled.restored.push(seat);
+                }
+            }
+        }
+        let mine: Vec<String> = self
+            .client
+            .smembers(self.instance_conns(&self.instance))
+            .await
+            .map_err(unavailable)?;
+        for ghost in mine
+            .iter()
+            .filter(|c| !live.iter().any(|(live, _)| live.as_str() == c.as_str()))
+        {
+            reconciled.removed.extend(
+                self.leave_all_of(&ConnId::new(ghost), &self.instance)
+                    .await?,
+            );
+        }
+        Ok(reconciled)
+    }
+
     async fn route(&self, room: &RoomId, from: &ConnId, to: &UserId) -> Result<Route, StoreError> {
         let (_, current) = self.read(room).await?;
         Ok(current.ok_or(RoomError::NotInRoom)?.route(from, to)?)
@@ -492,6 +556,58 @@ mod tests {
     }
 
     crate::store_suite!(store());
+
+    #[tokio::test]
+    async fn reconcile_restores_lost_seats_keeps_moved_ones_and_removes_ghosts() {
+        let (s, redis) = store().await;
+        let id = |x: &str| (RoomId::parse(x).unwrap(), UserId::parse(x).unwrap());
+        let (r, alice) = id("alice");
+        let bob = UserId::parse("bob").unwrap();
+        s.join(&r, &alice, &ConnId::new("a1"), 5).await.unwrap();
+        s.join(&r, &bob, &ConnId::new("ghost"), 5).await.unwrap();
+        // Redis loses everything; meanwhile bob's seat in "moved" went to another instance's connection.
+        let _: () = s.client.flushall(false).await.unwrap();
+        let moved = RoomId::parse("moved").unwrap();
+        let other = Builder::from_config(Config::from_url(&redis.url()).unwrap())
+            .build()
+            .unwrap();
+        other.init().await.unwrap();
+        let b = RedisStore::new(other, "test", "instance-b", Duration::from_secs(10));
+        b.join(&moved, &alice, &ConnId::new("elsewhere"), 5)
+            .await
+            .unwrap();
+
+        let live = vec![(
+            ConnId::new("a1"),
+            vec![(r.clone(), alice.clone()), (moved.clone(), alice.clone())],
+        )];
+        let done = s.reconcile(&live, 5).await.unwrap();
+        assert_eq!(done.restored.len(), 1, "{done:?}");
+        assert_eq!(
+            (
+                done.restored[0].room.as_str(),
+                done.restored[0].user.as_str()
+            ),
+            ("alice", "alice")
+        );
+        assert_eq!(
+            s.room(&r).await.unwrap().unwrap().participants,
+            vec![alice.clone()]
+        );
+        let (_, moved_room) = s.read(&moved).await.unwrap();
+        assert_eq!(
+            moved_room.unwrap().seat_of(&alice),
+            Some(&ConnId::new("elsewhere")),
+            "a moved seat stays moved"
+        );
+
+        // A connection that is no longer live but still registered here is a ghost.
+        s.join(&r, &bob, &ConnId::new("gone"), 5).await.unwrap();
+        let done = s.reconcile(&live, 5).await.unwrap();
+        assert_eq!(done.removed.len(), 1);
+        assert_eq!(done.removed[0].user, bob);
+        assert_eq!(s.room(&r).await.unwrap().unwrap().participants, vec![alice]);
+    }
 
     #[tokio::test]
     async fn a_survivor_removes_the_participants_of_an_instance_whose_heartbeat_expired() {

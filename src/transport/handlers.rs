@@ -91,6 +91,7 @@ impl<A: Adapter> Ctx<'_, A> {
             Joined::Rejoined { replaced } => Some(replaced.as_str()),
             _ => None,
         };
+        self.conn.remember(&req.room, &req.user);
         info!(conn_id = %self.conn.id, room_id = %req.room, user_id = %req.user, replaced, "joined room");
         Ok(AckOk::joined(req.room, out.users))
     }
@@ -103,6 +104,7 @@ impl<A: Adapter> Ctx<'_, A> {
             .store
             .leave(&req.room, &self.conn.id)
             .await?;
+        self.conn.forget(&req.room);
         self.announce_left(&out.ok_or(RoomError::NotInRoom)?).await;
         Ok(AckOk::room(req.room))
     }

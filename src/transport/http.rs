@@ -4,6 +4,7 @@
 use std::time::SystemTime;
 
 use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
@@ -36,21 +37,40 @@ pub fn routes(state: AppState) -> Router {
 struct Health {
     status: &'static str,
     connections: usize,
-    rooms: usize,
+    /// `null` while the store cannot be asked.
+    rooms: Option<usize>,
     uptime_seconds: u64,
     version: &'static str,
     adapter: &'static str,
+    /// In cluster mode: `up` or `down`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis: Option<&'static str>,
 }
 
-async fn health(State(state): State<AppState>) -> Result<Json<Health>, HttpError> {
-    Ok(Json(Health {
-        status: "ok",
+/// 200 while the server can do its work; 503 while Redis is down (cluster mode).
+async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    let redis_up = state.redis_up();
+    let down = redis_up == Some(false);
+    let rooms = if down {
+        None
+    } else {
+        state.store.count().await.ok()
+    };
+    let health = Health {
+        status: if down { "degraded" } else { "ok" },
         connections: state.stats.connections(),
-        rooms: state.store.count().await?,
+        rooms,
         uptime_seconds: state.stats.uptime_seconds(),
         version: env!("CARGO_PKG_VERSION"),
         adapter: state.store.kind(),
-    }))
+        redis: redis_up.map(|up| if up { "up" } else { "down" }),
+    };
+    let status = if down {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(health))
 }
 
 /// `Room` of the contract.

@@ -23,7 +23,7 @@ use super::deliver::Reach;
 use super::error::{AckError, SignalError, SignalingErrorEvent};
 use super::events::{AckOk, ClientEvent, SIGNALING_ERROR};
 use super::inbox::{Inbox, Push};
-use crate::domain::ConnId;
+use crate::domain::{ConnId, RoomId, UserId};
 use crate::state::AppState;
 
 /// Connect handler: logs the new connection (the handlers are already attached).
@@ -41,6 +41,7 @@ pub async fn attach<A: Adapter>(
         id: ConnId::new(socket.id.as_str()),
         inbox: Inbox::new(state.config.max_pending_events),
         state,
+        seats: Default::default(),
     });
     for event in ClientEvent::ALL {
         let conn = conn.clone();
@@ -94,6 +95,15 @@ pub async fn disconnect_all<A: Adapter>(io: &SocketIo<A>) {
         Some(conn.schedule(pushed, socket, io.clone()))
     });
     futures_util::future::join_all(drains).await;
+}
+
+/// Every local connection and the seats it holds, for reconciling the store.
+pub fn live_seats<A: Adapter>(io: &SocketIo<A>) -> Vec<(ConnId, Vec<(RoomId, UserId)>)> {
+    io.sockets()
+        .into_iter()
+        .filter_map(|socket| socket.extensions.get::<Arc<Connection<A>>>())
+        .map(|conn| (conn.id.clone(), conn.seats()))
+        .collect()
 }
 
 /// An event's ack callback, and whether the client asked for one (socketioxide's
@@ -157,9 +167,29 @@ pub(super) struct Connection<A: Adapter> {
     pub(super) id: ConnId,
     inbox: Inbox<Job<A>>,
     pub(super) state: AppState,
+    /// The seats this connection holds, as it was told; used to put them back
+    /// if the store loses them (a Redis restart). Only its drainer writes it.
+    seats: std::sync::Mutex<Vec<(RoomId, UserId)>>,
 }
 
 impl<A: Adapter> Connection<A> {
+    pub(super) fn remember(&self, room: &RoomId, user: &UserId) {
+        let mut seats = self.seats.lock().unwrap_or_else(|p| p.into_inner());
+        seats.retain(|(r, _)| r != room);
+        seats.push((room.clone(), user.clone()));
+    }
+
+    pub(super) fn forget(&self, room: &RoomId) {
+        self.seats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(r, _)| r != room);
+    }
+
+    fn seats(&self) -> Vec<(RoomId, UserId)> {
+        self.seats.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// The future a handler returns: drains the inbox if this push made it busy.
     fn schedule(
         self: &Arc<Self>,

@@ -1,38 +1,99 @@
 //! Cluster upkeep: the background task of an instance in cluster mode.
 //!
-//! Every `INSTANCE_TTL_MS / 4` it refreshes this instance's heartbeat and
-//! removes the participants of instances whose heartbeat expired, telling
-//! their peers `user-left`. An instance killed outright (`kill -9`) is
+//! Every `INSTANCE_TTL_MS / 4` (at most every second) it refreshes this
+//! instance's heartbeat and removes the participants of instances whose
+//! heartbeat expired, telling their peers `user-left`. It is also the Redis
+//! health monitor: a failed round marks Redis down (`/health` 503, one warning
+//! per outage), the next good one marks it up (one info line) and reconciles
+//! this instance's rooms with Redis, which may have lost them. An instance killed outright (`kill -9`) is
 //! therefore out of every room within `INSTANCE_TTL_MS x 1.25` (12.5 s by
 //! default), plus the time to reach its peers.
 
+use std::time::Duration;
+
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use tracing::{debug, info};
+use tracing::{info, warn};
 
 use super::deliver::notify;
-use super::events::{Presence, USER_LEFT};
+use super::events::{Presence, USER_JOINED, USER_LEFT};
+use super::socket;
 use crate::state::AppState;
+use crate::store::{LeaveOutcome, StoreError};
 
 /// Runs until aborted.
 pub async fn run<A: Adapter>(io: SocketIo<A>, state: AppState) {
-    let mut tick = tokio::time::interval(state.config.instance_ttl / 4);
+    let period = (state.config.instance_ttl / 4).min(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(period);
+    let mut reconcile_due = false;
     loop {
         tick.tick().await;
-        match state.store.maintain().await {
-            Ok(left) => {
-                for out in left {
-                    let presence = Presence {
-                        room_id: &out.room,
-                        user_id: &out.user,
-                    };
-                    notify(&io, state.reach(), &out.peers, USER_LEFT, &presence).await;
-                    info!(room_id = %out.room, user_id = %out.user, room_deleted = out.room_deleted,
-                        "left room (its instance died)");
+        let left = match state.store.maintain().await {
+            Ok(left) => left,
+            Err(e) => {
+                if state.redis_up() != Some(false) {
+                    warn!(error = %e, "Redis unreachable: events that need it fail with `unavailable` until it returns");
+                    state.set_redis_up(false);
                 }
+                reconcile_due = true;
+                continue;
             }
-            // Outages are reported once per change by the Redis health monitor.
-            Err(e) => debug!(error = %e, "cluster upkeep failed"),
+        };
+        if state.redis_up() == Some(false) {
+            info!("Redis reachable again; reconciling this instance's rooms");
+            state.set_redis_up(true);
         }
+        announce_left(&io, &state, left, "left room (its instance died)").await;
+        if reconcile_due {
+            match reconcile(&io, &state).await {
+                Ok(()) => reconcile_due = false,
+                Err(e) => warn!(error = %e, "reconciling with Redis failed; retrying"),
+            }
+        }
+    }
+}
+
+/// Puts this instance's live seats back and removes its ghosts, telling peers.
+async fn reconcile<A: Adapter>(io: &SocketIo<A>, state: &AppState) -> Result<(), StoreError> {
+    let live = socket::live_seats(io);
+    let done = state
+        .store
+        .reconcile(&live, state.config.max_room_size)
+        .await?;
+    for seat in &done.restored {
+        let presence = Presence {
+            room_id: &seat.room,
+            user_id: &seat.user,
+        };
+        notify(io, state.reach(), &seat.peers, USER_JOINED, &presence).await;
+    }
+    info!(
+        restored = done.restored.len(),
+        removed = done.removed.len(),
+        "reconciled with Redis"
+    );
+    announce_left(
+        io,
+        state,
+        done.removed,
+        "left room (gone while Redis was down)",
+    )
+    .await;
+    Ok(())
+}
+
+async fn announce_left<A: Adapter>(
+    io: &SocketIo<A>,
+    state: &AppState,
+    left: Vec<LeaveOutcome>,
+    why: &str,
+) {
+    for out in left {
+        let presence = Presence {
+            room_id: &out.room,
+            user_id: &out.user,
+        };
+        notify(io, state.reach(), &out.peers, USER_LEFT, &presence).await;
+        info!(room_id = %out.room, user_id = %out.user, room_deleted = out.room_deleted, why, "left room");
     }
 }

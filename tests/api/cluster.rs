@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use switchboard::config::Config;
 use switchboard::testing::RedisProcess;
 
-use crate::helpers::{Peer, Running, TRANSPORTS, TestApp, Transport, spawn_app_with};
+use crate::helpers::{Peer, Running, TRANSPORTS, TestApp, Transport, eventually, spawn_app_with};
 
 /// `n` instances on one Redis; `tweak` adjusts each one's configuration.
 pub async fn cluster(redis: &RedisProcess, n: usize, tweak: impl Fn(&mut Config)) -> Vec<TestApp> {
@@ -197,5 +197,68 @@ async fn a_killed_instance_leaves_every_room_within_the_bound() {
         apps[0].get("/api/rooms/alone").await.0,
         404,
         "the dead instance's room is gone"
+    );
+}
+
+async fn health_is(app: &TestApp, status: u16, redis: &str) -> bool {
+    let (code, body) = app.get("/health").await;
+    code == status && body["redis"] == redis
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_degrades_health_fails_events_with_unavailable_and_recovers() {
+    let mut redis = RedisProcess::start();
+    let apps = cluster(&redis, 2, |c| {
+        c.instance_ttl = std::time::Duration::from_millis(1000);
+        c.redis_timeout = std::time::Duration::from_millis(500);
+    })
+    .await;
+    let mut alice = Peer::joined(&apps[0], Transport::Websocket, "outage", "alice").await;
+    let mut bob = Peer::joined(&apps[1], Transport::Websocket, "outage", "bob").await;
+    alice.expect("user-joined").await;
+    assert!(health_is(&apps[0], 200, "up").await);
+
+    redis.stop();
+    for app in &apps {
+        eventually("/health says 503, redis down", || {
+            health_is(app, 503, "down")
+        })
+        .await;
+    }
+    let ack = alice
+        .ack(
+            "offer",
+            json!({"roomId": "outage", "targetId": "bob", "offer": {}}),
+        )
+        .await;
+    assert_eq!(ack["error"]["code"], "unavailable", "{ack}");
+
+    redis.restart(); // empty: Redis lost every room
+    for app in &apps {
+        eventually("/health says 200, redis up", || health_is(app, 200, "up")).await;
+    }
+    let both_back = || async {
+        let (_, room) = apps[0].get("/api/rooms/outage").await;
+        let mut users: Vec<String> =
+            serde_json::from_value(room["participants"].clone()).unwrap_or_default();
+        users.sort();
+        users == ["alice", "bob"]
+    };
+    eventually("both live participants are back in Redis", both_back).await;
+    assert_eq!(listing(&apps[0]).await, listing(&apps[1]).await);
+
+    // Signaling across instances works again (reconciling may re-announce peers first).
+    let offer = json!({"roomId": "outage", "targetId": "bob", "offer": {"after": "outage"}});
+    assert_eq!(alice.ack("offer", offer).await["ok"], true);
+    let got = bob.expect_skipping("offer", &["user-joined"]).await;
+    assert_eq!(got["offer"], json!({"after": "outage"}));
+    bob.emit(
+        "answer",
+        json!({"roomId": "outage", "targetId": "alice", "answer": {"n": 1}}),
+    )
+    .await;
+    assert_eq!(
+        alice.expect_skipping("answer", &["user-joined"]).await["senderId"],
+        "bob"
     );
 }

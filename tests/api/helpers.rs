@@ -186,6 +186,17 @@ impl Peer {
         std::iter::from_fn(|| self.events.try_recv().ok()).collect()
     }
 
+    /// The next event other than those in `skip` must be `event`; returns its payload.
+    pub async fn expect_skipping(&mut self, event: &str, skip: &[&str]) -> Value {
+        loop {
+            let (name, data) = self.next().await;
+            if !skip.contains(&name.as_str()) {
+                assert_eq!(name, event, "expected {event}, got {name}: {data}");
+                return data;
+            }
+        }
+    }
+
     /// The next event must be `event`; returns its payload.
     pub async fn expect(&mut self, event: &str) -> Value {
         let (name, data) = self.next().await;
