@@ -67,8 +67,15 @@ pub async fn notify<A: Adapter>(
     data: &(impl Serialize + ?Sized),
 ) {
     for peer in peers {
-        if let Err(err) = deliver(io, reach, peer, event, data).await {
-            warn!(conn_id = %peer, event, code = err.code(), "notification not delivered");
+        match deliver(io, reach, peer, event, data).await {
+            Ok(()) => {}
+            // A Redis outage is logged once by the upkeep task, not once per message.
+            Err(SignalError::Unavailable) => {
+                debug!(conn_id = %peer, event, "notification not delivered: Redis down")
+            }
+            Err(err) => {
+                warn!(conn_id = %peer, event, code = err.code(), "notification not delivered")
+            }
         }
     }
 }

@@ -262,3 +262,63 @@ async fn a_redis_outage_degrades_health_fails_events_with_unavailable_and_recove
         "bob"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_is_logged_once_when_it_starts_and_once_when_it_ends() {
+    let mut redis = RedisProcess::start();
+    let url = redis.url();
+    let env = [
+        ("REDIS_URL", url.as_str()),
+        ("INSTANCE_TTL_MS", "1000"),
+        ("REDIS_TIMEOUT_MS", "300"),
+    ];
+    let mut server = Running::start(&env);
+    let alice = Peer::joined_url(
+        &format!("{}/", server.url),
+        Transport::Websocket,
+        "logs",
+        "alice",
+    )
+    .await;
+
+    redis.stop();
+    let is_down = |l: &Value| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Redis unreachable"))
+    };
+    tokio::task::block_in_place(|| server.wait_log(is_down));
+    for n in 0..5 {
+        let ack = alice
+            .ack(
+                "join-room",
+                json!({"roomId": format!("r{n}"), "userId": "alice"}),
+            )
+            .await;
+        assert_eq!(ack["error"]["code"], "unavailable");
+    }
+    redis.restart();
+    tokio::task::block_in_place(|| server.wait_log(|l| l["message"] == "reconciled with Redis"));
+
+    let ours = |l: &&Value| {
+        l["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("switchboard"))
+    };
+    let warnings: Vec<&Value> = server
+        .seen
+        .iter()
+        .filter(ours)
+        .filter(|l| l["level"] == "WARN")
+        .collect();
+    assert_eq!(
+        warnings.len(),
+        1,
+        "one warning for the whole outage: {warnings:?}"
+    );
+    let back = server
+        .seen
+        .iter()
+        .filter(|l| l["message"] == "Redis reachable again; reconciling this instance's rooms");
+    assert_eq!(back.count(), 1);
+}
