@@ -46,14 +46,6 @@ impl MemoryStore {
     }
 }
 
-fn snapshot(room: &Room) -> RoomSnapshot {
-    RoomSnapshot {
-        id: room.id().clone(),
-        participants: room.users(),
-        created_at: room.created_at(),
-    }
-}
-
 #[async_trait]
 impl RoomStore for MemoryStore {
     async fn join(
@@ -137,11 +129,12 @@ impl RoomStore for MemoryStore {
     }
 
     async fn room(&self, room: &RoomId) -> Result<Option<RoomSnapshot>, StoreError> {
-        Ok(self.rooms.get(room).map(|r| snapshot(&r)))
+        Ok(self.rooms.get(room).map(|r| RoomSnapshot::from(&*r)))
     }
 
     async fn list(&self, offset: usize, limit: usize) -> Result<RoomPage, StoreError> {
-        let mut rooms: Vec<RoomSnapshot> = self.rooms.iter().map(|r| snapshot(&r)).collect();
+        let mut rooms: Vec<RoomSnapshot> =
+            self.rooms.iter().map(|r| RoomSnapshot::from(&*r)).collect();
         let total = rooms.len();
         rooms.sort_by(|a, b| {
             a.created_at

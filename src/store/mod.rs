@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use crate::domain::{ConnId, Joined, RoomError, RoomId, Route, UserId};
+use crate::domain::{ConnId, Joined, Room, RoomError, RoomId, Route, UserId};
 
 pub mod memory;
 pub mod redis;
@@ -84,6 +84,16 @@ pub struct RoomSnapshot {
     pub participants: Vec<UserId>,
     /// When the room was created.
     pub created_at: SystemTime,
+}
+
+impl From<&Room> for RoomSnapshot {
+    fn from(room: &Room) -> Self {
+        Self {
+            id: room.id().clone(),
+            participants: room.users(),
+            created_at: room.created_at(),
+        }
+    }
 }
 
 /// One page of the room listing, ordered by creation time then id.

@@ -367,14 +367,6 @@ fn decode(id: &RoomId, created: u64, members: &str) -> Result<Room, StoreError> 
     ))
 }
 
-fn snapshot(room: &Room) -> RoomSnapshot {
-    RoomSnapshot {
-        id: room.id().clone(),
-        participants: room.users(),
-        created_at: room.created_at(),
-    }
-}
-
 #[async_trait]
 impl RoomStore for RedisStore {
     async fn join(
@@ -493,7 +485,7 @@ impl RoomStore for RedisStore {
     }
 
     async fn room(&self, room: &RoomId) -> Result<Option<RoomSnapshot>, StoreError> {
-        Ok(self.read(room).await?.1.as_ref().map(snapshot))
+        Ok(self.read(room).await?.1.as_ref().map(RoomSnapshot::from))
     }
 
     async fn list(&self, offset: usize, limit: usize) -> Result<RoomPage, StoreError> {
@@ -519,7 +511,7 @@ impl RoomStore for RedisStore {
                 continue;
             };
             let Ok(id) = RoomId::parse(&id) else { continue };
-            rooms.push(snapshot(&decode(&id, created, &members)?));
+            rooms.push(RoomSnapshot::from(&decode(&id, created, &members)?));
         }
         Ok(RoomPage { rooms, total })
     }
