@@ -7,10 +7,13 @@
 //! with code 2.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use http::HeaderValue;
+
+use crate::domain::ice::IceConfig;
 
 /// Typed, validated server configuration.
 #[derive(Clone, Debug)]
@@ -47,6 +50,12 @@ pub struct Config {
     /// `INSTANCE_TTL_MS`: an instance that has not refreshed its heartbeat for
     /// this long is dead; survivors remove its participants (default 10 000).
     pub instance_ttl: Duration,
+    /// `WEB_DIR`: the demo page and static files served at `/` (default `web`);
+    /// the socket.io client bundle is served from its `node_modules`.
+    pub web_dir: PathBuf,
+    /// `STUN_URLS`, `TURN_URLS`, `TURN_SECRET`, `TURN_TTL_SECONDS`: the ICE
+    /// servers handed to clients.
+    pub ice: IceConfig,
     /// `RUST_LOG`: tracing filter directives (default `info`).
     pub log_filter: String,
     /// `LOG_FORMAT`: `text` (default) or `json`.
@@ -116,6 +125,8 @@ impl Config {
             redis_prefix: env.prefix("REDIS_PREFIX")?,
             redis_timeout: env.millis("REDIS_TIMEOUT_MS", 2_000)?,
             instance_ttl: env.millis("INSTANCE_TTL_MS", 10_000)?,
+            web_dir: PathBuf::from(env.get("WEB_DIR").unwrap_or_else(|| "web".into())),
+            ice: env.ice()?,
             log_filter: env.log_filter("RUST_LOG")?,
             log_format: env.log_format("LOG_FORMAT")?,
         };
@@ -221,6 +232,45 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             ));
         }
         Ok(prefix)
+    }
+
+    fn urls(&self, var: &'static str, schemes: &[&str]) -> Result<Vec<String>, ConfigError> {
+        let Some(raw) = self.get(var) else {
+            return Ok(Vec::new());
+        };
+        raw.split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(
+                |u| match schemes.iter().any(|s| u.starts_with(&format!("{s}:"))) {
+                    true if !u.chars().any(char::is_whitespace) => Ok(u.to_owned()),
+                    _ => Err(invalid(
+                        var,
+                        &raw,
+                        format!("each URL must start with {}", schemes.join(": or ") + ":"),
+                    )),
+                },
+            )
+            .collect()
+    }
+
+    fn ice(&self) -> Result<IceConfig, ConfigError> {
+        let turn = self.urls("TURN_URLS", &["turn", "turns"])?;
+        let secret = self.get("TURN_SECRET");
+        if !turn.is_empty() && secret.is_none() {
+            return Err(invalid(
+                "TURN_SECRET",
+                "",
+                "TURN_URLS needs TURN_SECRET (coturn use-auth-secret)".into(),
+            ));
+        }
+        let ttl = self.ranged("TURN_TTL_SECONDS", 3600, 60..=7 * 86_400)?;
+        Ok(IceConfig {
+            stun: self.urls("STUN_URLS", &["stun", "stuns"])?,
+            turn,
+            turn_secret: secret,
+            turn_ttl: Duration::from_secs(ttl as u64),
+        })
     }
 
     fn log_filter(&self, var: &'static str) -> Result<String, ConfigError> {

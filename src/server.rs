@@ -30,7 +30,7 @@ use crate::config::{AllowedOrigins, Config};
 use crate::state::AppState;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
-use crate::transport::{http, origin, socket, upkeep};
+use crate::transport::{http, origin, socket, static_files, upkeep};
 
 /// How long connections get to close after a shutdown signal before the
 /// server stops regardless (the process must exit within 10 s).
@@ -100,11 +100,16 @@ async fn serve<A: Adapter>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let origins = Arc::new(state.config.allowed_origins.clone());
+    let bundle = Arc::new(static_files::bundle_dir(&state.config.web_dir));
     let app = http::routes(state.clone()).layer(
         ServiceBuilder::new()
             .layer(TraceLayer::new_for_http())
             .layer(origin::cors(&origins))
             .layer(from_fn_with_state(origins, origin::guard_websocket_origin))
+            .layer(from_fn_with_state(
+                bundle,
+                static_files::serve_client_bundle,
+            ))
             .layer(sio_layer),
     );
 

@@ -3,6 +3,7 @@
 //! Nothing here does I/O or knows about sockets, so every rule is unit-tested
 //! directly and both stores (memory now, Redis later) apply the very same rules.
 
+pub mod ice;
 pub mod ids;
 pub mod room;
 

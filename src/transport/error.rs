@@ -141,6 +141,11 @@ pub enum HttpError {
     /// The route exists but not for this method.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The socket.io client bundle is not installed under `WEB_DIR`.
+    #[error(
+        "the socket.io client bundle is not installed: run `npm ci --omit=dev` in the web directory (WEB_DIR)"
+    )]
+    ClientBundleMissing,
     /// A websocket upgrade from an origin not in `CLIENT_URL`.
     #[error("origin not allowed")]
     OriginNotAllowed,
@@ -157,6 +162,7 @@ impl HttpError {
             HttpError::RoomNotFound => (StatusCode::NOT_FOUND, "room-not-found"),
             HttpError::NoRoute(_) => (StatusCode::NOT_FOUND, "not-found"),
             HttpError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed"),
+            HttpError::ClientBundleMissing => (StatusCode::NOT_FOUND, "client-bundle-missing"),
             HttpError::OriginNotAllowed => (StatusCode::FORBIDDEN, "origin-not-allowed"),
             HttpError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }

@@ -22,6 +22,8 @@ pub const USER_JOINED: &str = "user-joined";
 pub const USER_LEFT: &str = "user-left";
 /// Server -> client: the participants, sent to a joiner.
 pub const ROOM_USERS: &str = "room-users";
+/// Server -> client, on connect: `{ iceServers, ttlSeconds }` for RTCPeerConnection.
+pub const ICE_SERVERS: &str = "ice-servers";
 /// Server -> client: a failed event that carried no ack callback.
 pub const SIGNALING_ERROR: &str = "signaling-error";
 

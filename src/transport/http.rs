@@ -1,17 +1,22 @@
-//! REST routes: `/health`, `/api/rooms`, `/api/rooms/{roomId}`, and JSON for
-//! every miss (unknown route 404, wrong method 405).
+//! REST routes: `/health`, `/api/rooms`, `/api/rooms/{roomId}`,
+//! `/api/ice-servers`, the static files of `WEB_DIR`, and JSON for every miss
+//! (unknown route 404, wrong method 405).
 
 use std::time::SystemTime;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::handler::HandlerWithoutStateExt;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use tower_http::services::ServeDir;
 
 use super::error::HttpError;
+use crate::domain::ice::IceServers;
 use crate::domain::{RoomId, UserId};
 use crate::state::AppState;
 use crate::store::RoomSnapshot;
@@ -27,7 +32,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/api/rooms", get(list_rooms))
         .route("/api/rooms/{room_id}", get(get_room))
-        .fallback(no_route)
+        .route("/api/ice-servers", get(ice_servers))
+        .fallback_service(ServeDir::new(&state.config.web_dir).fallback(no_route.into_service()))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
@@ -153,6 +159,32 @@ async fn get_room(
         .await?
         .ok_or(HttpError::RoomNotFound)?;
     Ok(Json(room.into()))
+}
+
+#[derive(serde::Deserialize)]
+struct IceQuery {
+    #[serde(rename = "userId")]
+    user_id: Option<String>,
+}
+
+/// `GET /api/ice-servers?userId=`: STUN and TURN servers, TURN with fresh credentials.
+async fn ice_servers(
+    State(state): State<AppState>,
+    query: Result<Query<IceQuery>, QueryRejection>,
+) -> Result<Json<IceServers>, HttpError> {
+    let Query(query) = query.map_err(|e| HttpError::BadQuery(e.body_text()))?;
+    let user = match query.user_id.as_deref() {
+        Some(raw) => {
+            Some(UserId::parse(raw).map_err(|e| HttpError::BadQuery(format!("userId {e}")))?)
+        }
+        None => None,
+    };
+    Ok(Json(
+        state
+            .config
+            .ice
+            .servers_for(user.as_ref(), SystemTime::now()),
+    ))
 }
 
 async fn no_route(uri: axum::http::Uri) -> HttpError {

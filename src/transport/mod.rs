@@ -14,4 +14,5 @@ pub mod inbox;
 pub mod origin;
 pub mod payload;
 pub mod socket;
+pub mod static_files;
 pub mod upkeep;

@@ -9,6 +9,7 @@
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use futures_util::FutureExt;
 use serde_json::Value;
@@ -21,15 +22,48 @@ use tracing::{debug, error, info, warn};
 
 use super::deliver::Reach;
 use super::error::{AckError, SignalError, SignalingErrorEvent};
-use super::events::{AckOk, ClientEvent, SIGNALING_ERROR};
+use super::events::{AckOk, ClientEvent, ICE_SERVERS, SIGNALING_ERROR};
 use super::inbox::{Inbox, Push};
 use crate::domain::{ConnId, RoomId, UserId};
 use crate::state::AppState;
 
-/// Connect handler: logs the new connection (the handlers are already attached).
-pub async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
+/// Connect handler: logs the new connection (the handlers are already
+/// attached) and sends it the ICE servers. It runs after the CONNECT ack, so
+/// emitting here is safe. The TURN username names the user from the handshake
+/// (`auth.userId`, or a `userId` query parameter) when there is one.
+pub async fn on_connect<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<AppState>,
+    TryData(auth): TryData<Value>,
+) {
     let transport = socket.transport_type();
     info!(conn_id = %socket.id, ?transport, protocol = ?socket.protocol(), "connected");
+    let user = handshake_user(&socket, auth.ok());
+    let servers = state
+        .config
+        .ice
+        .servers_for(user.as_ref(), SystemTime::now());
+    if let Err(err) = socket.emit(ICE_SERVERS, &servers) {
+        warn!(conn_id = %socket.id, %err, "ice-servers not delivered");
+    }
+}
+
+fn handshake_user<A: Adapter>(socket: &SocketRef<A>, auth: Option<Value>) -> Option<UserId> {
+    let from_auth = auth
+        .as_ref()
+        .and_then(|a| a.get("userId"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let from_query = || {
+        let query = socket.req_parts().uri.query()?;
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("userId="))
+            .map(str::to_owned)
+    };
+    from_auth
+        .or_else(from_query)
+        .and_then(|raw| UserId::parse(&raw).ok())
 }
 
 /// Connect middleware: attaches the event and disconnect handlers to `socket`.

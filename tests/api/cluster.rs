@@ -5,7 +5,9 @@ use serde_json::{Value, json};
 use switchboard::config::Config;
 use switchboard::testing::RedisProcess;
 
-use crate::helpers::{Peer, Running, TRANSPORTS, TestApp, Transport, eventually, spawn_app_with};
+use crate::helpers::{
+    Peer, Receiver, Running, TRANSPORTS, TestApp, Transport, eventually, spawn_app_with,
+};
 
 /// `n` instances on one Redis; `tweak` adjusts each one's configuration.
 pub async fn cluster(redis: &RedisProcess, n: usize, tweak: impl Fn(&mut Config)) -> Vec<TestApp> {
@@ -115,19 +117,18 @@ async fn a_burst_of_2000_relays_between_instances_arrives_complete_and_in_order(
     let apps = cluster(&redis, 2, |_| {}).await;
     for t in TRANSPORTS {
         let room = format!("burst-{t:?}");
-        let alice = Peer::joined(&apps[0], t, &room, "alice").await;
-        let mut bob = Peer::joined(&apps[1], t, &room, "bob").await;
+        let mut alice = Peer::joined(&apps[0], t, &room, "alice").await;
+        let mut bob = Receiver::join(&apps[1], t, &room, "bob").await;
+        alice.expect("user-joined").await; // the receiver is in the room
         for seq in 0..2000u64 {
-            alice
-                .emit(
-                    "ice-candidate",
-                    json!({"roomId": room, "targetId": "bob", "candidate": {"seq": seq}}),
-                )
-                .await;
+            let candidate = json!({"roomId": room, "targetId": "bob", "candidate": {"seq": seq}});
+            alice.emit("ice-candidate", candidate).await;
         }
-        for expected in 0..2000u64 {
-            let got = bob.expect("ice-candidate").await;
-            assert_eq!(got["candidate"]["seq"], expected, "over {t:?}: {got}");
+        for (expected, got) in bob.take("ice-candidate", 2000).await.iter().enumerate() {
+            assert_eq!(
+                got["candidate"]["seq"], expected as u64,
+                "over {t:?}: {got}"
+            );
         }
     }
 }

@@ -2,15 +2,16 @@
 
 use serde_json::json;
 
-use crate::helpers::{Peer, StalledPoller, Transport, spawn_app, spawn_app_with};
+use crate::helpers::{Peer, Receiver, StalledPoller, Transport, spawn_app, spawn_app_with};
 
 const BURST: u64 = 2000;
 
 async fn burst_arrives_complete_and_in_order(transport: Transport) {
     let app = spawn_app().await;
     let room = "burst";
-    let alice = Peer::joined(&app, transport, room, "alice").await;
-    let mut bob = Peer::joined(&app, transport, room, "bob").await;
+    let mut alice = Peer::joined(&app, transport, room, "alice").await;
+    let mut receiver = Receiver::join(&app, transport, room, "bob").await;
+    alice.expect("user-joined").await; // the receiver is in the room
     for seq in 0..BURST {
         let candidate = json!({"candidate": format!("candidate:{seq}"), "seq": seq});
         alice
@@ -20,11 +21,11 @@ async fn burst_arrives_complete_and_in_order(transport: Transport) {
             )
             .await;
     }
-    for expected in 0..BURST {
-        let got = bob.expect("ice-candidate").await;
+    let got = receiver.take("ice-candidate", BURST as usize).await;
+    for (expected, relay) in got.iter().enumerate() {
         assert_eq!(
-            got["candidate"]["seq"], expected,
-            "relay {expected} out of order or lost: {got}"
+            relay["candidate"]["seq"], expected as u64,
+            "relay {expected} out of order or lost: {relay}"
         );
     }
 }

@@ -90,6 +90,8 @@ impl Drop for TestApp {
 /// A socket.io client that records every event it receives, in order.
 pub struct Peer {
     pub client: Client,
+    /// The `ice-servers` event every connection gets first.
+    pub ice_servers: Value,
     events: mpsc::UnboundedReceiver<(String, Value)>,
 }
 
@@ -127,9 +129,14 @@ impl Peer {
             .connect()
             .await
             .expect("client connects");
-        let mut peer = Peer { client, events };
+        let mut peer = Peer {
+            client,
+            ice_servers: Value::Null,
+            events,
+        };
         // Emitting before the namespace CONNECT ack would kill the session.
         peer.expect("open").await;
+        peer.ice_servers = peer.expect("ice-servers").await;
         peer
     }
 
@@ -247,8 +254,10 @@ where
     }
 }
 
-/// A hand-driven polling client that joins a room and then stops polling, so
-/// the server's queue towards it fills up.
+/// A hand-driven polling client: it joins a room, then polls only when told
+/// to (a stalled target), reading each response body whole. rust_engineio 0.6
+/// parses every chunk of a polling body as a whole payload, so large bursts
+/// received over polling are read with this client instead.
 pub struct StalledPoller {
     http: reqwest::Client,
     url: String,
@@ -307,17 +316,57 @@ impl StalledPoller {
     pub async fn offers_until(&self, last: &Value) -> Vec<Value> {
         let mut offers = Vec::new();
         while offers.last() != Some(last) {
-            for packet in self.poll().await {
-                let Some(json) = packet.strip_prefix("42") else {
-                    continue;
-                };
-                let event: Value = serde_json::from_str(json).unwrap();
-                if event[0] == "offer" {
-                    offers.push(event[1]["offer"].clone());
-                }
-            }
+            offers.extend(
+                self.events("offer")
+                    .await
+                    .into_iter()
+                    .map(|e| e["offer"].clone()),
+            );
         }
         offers
+    }
+
+    /// The payloads of the `event` events in the next poll.
+    pub async fn events(&self, event: &str) -> Vec<Value> {
+        let mut found = Vec::new();
+        for packet in self.poll().await {
+            let Some(json) = packet.strip_prefix("42") else {
+                continue;
+            };
+            let mut parsed: Value = serde_json::from_str(json).unwrap();
+            if parsed[0] == event {
+                found.push(parsed[1].take());
+            }
+        }
+        found
+    }
+}
+
+/// The receiving end of a burst: a rust_socketio client over websocket, or
+/// the whole-body poller over polling (see [`StalledPoller`]).
+pub enum Receiver {
+    Socket(Peer),
+    Poller(StalledPoller),
+}
+
+impl Receiver {
+    pub async fn join(app: &TestApp, transport: Transport, room: &str, user: &str) -> Self {
+        match transport {
+            Transport::Websocket => Self::Socket(Peer::joined(app, transport, room, user).await),
+            Transport::Polling => Self::Poller(StalledPoller::join(app, room, user).await),
+        }
+    }
+
+    /// The next `n` payloads of `event`, in arrival order; other events are skipped.
+    pub async fn take(&mut self, event: &str, n: usize) -> Vec<Value> {
+        let mut got = Vec::with_capacity(n);
+        while got.len() < n {
+            match self {
+                Self::Socket(peer) => got.push(peer.expect_skipping(event, &["user-joined"]).await),
+                Self::Poller(poller) => got.extend(poller.events(event).await),
+            }
+        }
+        got
     }
 }
 

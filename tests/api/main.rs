@@ -9,3 +9,4 @@ mod docs;
 mod process;
 mod rest;
 mod signaling;
+mod web;

@@ -213,9 +213,14 @@ async fn a_websocket_upgrade_from_a_disallowed_origin_is_refused() {
             upgrade_status(addr, Some("http://evil.test")),
             upgrade_status(addr, Some("http://ok.test")),
             upgrade_status(addr, None),
+            upgrade_status(addr, Some(&format!("http://{addr}"))),
         ]
     })
     .await
     .unwrap();
-    assert_eq!(statuses, [403, 101, 101]);
+    assert_eq!(
+        statuses,
+        [403, 101, 101, 101],
+        "evil, allowed, none, the server's own page"
+    );
 }
