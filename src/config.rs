@@ -39,6 +39,13 @@ pub struct Config {
     /// `MAX_PENDING_EVENTS`: events one connection may have waiting to be
     /// handled before further ones are refused with `rate-limited` (default 4096).
     pub max_pending_events: usize,
+    /// `EVENTS_PER_SECOND`: sustained events one connection may send (default 100).
+    pub events_per_second: u32,
+    /// `EVENT_BURST`: events a connection may send at once (default 500).
+    pub event_burst: u32,
+    /// `RATE_LIMIT_DISCONNECT_AFTER`: refusals within 10 s after which a
+    /// flooding connection is disconnected (default 1000).
+    pub rate_limit_disconnect_after: u32,
     /// `REDIS_URL`: unset runs one instance in memory; set, rooms live in
     /// Redis and instances share them through the socket.io Redis adapter.
     pub redis_url: Option<String>,
@@ -121,6 +128,13 @@ impl Config {
             ping_timeout: env.millis("PING_TIMEOUT_MS", 20_000)?,
             socket_buffer_packets: env.ranged("SOCKET_BUFFER_PACKETS", 4096, 16..=1_000_000)?,
             max_pending_events: env.ranged("MAX_PENDING_EVENTS", 4096, 16..=1_000_000)?,
+            events_per_second: env.ranged("EVENTS_PER_SECOND", 100, 1..=1_000_000)? as u32,
+            event_burst: env.ranged("EVENT_BURST", 500, 1..=1_000_000)? as u32,
+            rate_limit_disconnect_after: env.ranged(
+                "RATE_LIMIT_DISCONNECT_AFTER",
+                1000,
+                1..=1_000_000,
+            )? as u32,
             redis_url: env.redis_url("REDIS_URL")?,
             redis_prefix: env.prefix("REDIS_PREFIX")?,
             redis_timeout: env.millis("REDIS_TIMEOUT_MS", 2_000)?,

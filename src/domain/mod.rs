@@ -5,6 +5,7 @@
 
 pub mod ice;
 pub mod ids;
+pub mod rate;
 pub mod room;
 
 pub use ids::{ConnId, IdError, MAX_ID_CHARS, RoomId, UserId};

@@ -9,7 +9,7 @@
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use futures_util::FutureExt;
 use serde_json::Value;
@@ -24,6 +24,7 @@ use super::deliver::Reach;
 use super::error::{AckError, SignalError, SignalingErrorEvent};
 use super::events::{AckOk, ClientEvent, ICE_SERVERS, SIGNALING_ERROR};
 use super::inbox::{Inbox, Push};
+use crate::domain::rate::{Limiter, Verdict};
 use crate::domain::{ConnId, RoomId, UserId};
 use crate::state::AppState;
 
@@ -71,11 +72,22 @@ pub async fn attach<A: Adapter>(
     socket: SocketRef<A>,
     State(state): State<AppState>,
 ) -> Result<(), Infallible> {
+    let state_limits = (
+        state.config.events_per_second,
+        state.config.event_burst,
+        state.config.rate_limit_disconnect_after,
+    );
     let conn = Arc::new(Connection {
         id: ConnId::new(socket.id.as_str()),
         inbox: Inbox::new(state.config.max_pending_events),
         state,
         seats: Default::default(),
+        limiter: std::sync::Mutex::new(Limiter::new(
+            f64::from(state_limits.0),
+            f64::from(state_limits.1),
+            state_limits.2,
+            Instant::now(),
+        )),
     });
     for event in ClientEvent::ALL {
         let conn = conn.clone();
@@ -85,20 +97,22 @@ pub async fn attach<A: Adapter>(
                   io: SocketIo<A>,
                   reply: Reply<A>,
                   TryData(data): TryData<Value>| {
-                let pushed = conn.inbox.push(Job::Event {
-                    event,
-                    payload: data.ok(),
-                    reply,
-                });
-                conn.schedule(pushed, s, io)
+                conn.accept(
+                    Job::Event {
+                        event,
+                        payload: data.ok(),
+                        reply,
+                    },
+                    s,
+                    io,
+                )
             },
         );
     }
     let fallback = conn.clone();
     socket.on_fallback(
         move |s: SocketRef<A>, io: SocketIo<A>, reply: Reply<A>, Event(name): Event| {
-            let pushed = fallback.inbox.push(Job::Unknown { name, reply });
-            fallback.schedule(pushed, s, io)
+            fallback.accept(Job::Unknown { name, reply }, s, io)
         },
     );
     conn.state.stats.connected();
@@ -204,9 +218,37 @@ pub(super) struct Connection<A: Adapter> {
     /// The seats this connection holds, as it was told; used to put them back
     /// if the store loses them (a Redis restart). Only its drainer writes it.
     seats: std::sync::Mutex<Vec<(RoomId, UserId)>>,
+    /// Events per second, bursts, and abuse detection for this connection.
+    limiter: std::sync::Mutex<Limiter>,
 }
 
 impl<A: Adapter> Connection<A> {
+    /// The synchronous part of every event handler, at arrival: the rate
+    /// limit, then the inbox (which keeps arrival order).
+    fn accept(
+        self: &Arc<Self>,
+        job: Job<A>,
+        socket: SocketRef<A>,
+        io: SocketIo<A>,
+    ) -> impl Future<Output = ()> + Send + use<A> {
+        let verdict = self
+            .limiter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .check(Instant::now());
+        let pushed = match verdict {
+            Verdict::Allow => self.inbox.push(job),
+            Verdict::Refuse | Verdict::Disconnect => Push::Full(job),
+        };
+        // A refused event is answered (`rate-limited`) right here, before any disconnect.
+        let drain = self.schedule(pushed, socket.clone(), io);
+        if verdict == Verdict::Disconnect {
+            warn!(conn_id = %self.id, "disconnected for flooding: events kept coming past the rate limit");
+            let _ = socket.disconnect();
+        }
+        drain
+    }
+
     pub(super) fn remember(&self, room: &RoomId, user: &UserId) {
         let mut seats = self.seats.lock().unwrap_or_else(|p| p.into_inner());
         seats.retain(|(r, _)| r != room);

@@ -114,7 +114,7 @@ async fn peers_on_three_instances_signal_as_if_on_one_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_2000_relays_between_instances_arrives_complete_and_in_order() {
     let redis = RedisProcess::start();
-    let apps = cluster(&redis, 2, |_| {}).await;
+    let apps = cluster(&redis, 2, crate::helpers::unlimited).await;
     for t in TRANSPORTS {
         let room = format!("burst-{t:?}");
         let mut alice = Peer::joined(&apps[0], t, &room, "alice").await;

@@ -2,12 +2,12 @@
 
 use serde_json::json;
 
-use crate::helpers::{Peer, Receiver, StalledPoller, Transport, spawn_app, spawn_app_with};
+use crate::helpers::{Peer, Receiver, StalledPoller, Transport, spawn_app_with, unlimited};
 
 const BURST: u64 = 2000;
 
 async fn burst_arrives_complete_and_in_order(transport: Transport) {
-    let app = spawn_app().await;
+    let app = spawn_app_with(unlimited).await;
     let room = "burst";
     let mut alice = Peer::joined(&app, transport, room, "alice").await;
     let mut receiver = Receiver::join(&app, transport, room, "bob").await;
@@ -42,7 +42,11 @@ async fn a_burst_of_2000_relays_arrives_complete_and_in_order_over_polling() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_overload_every_relay_is_delivered_in_order_or_refused_with_rate_limited() {
-    let app = spawn_app_with(|c| c.max_pending_events = 16).await;
+    let app = spawn_app_with(|c| {
+        unlimited(c);
+        c.max_pending_events = 16;
+    })
+    .await;
     let mut alice = Peer::joined(&app, Transport::Websocket, "flood", "alice").await;
     let mut bob = Peer::joined(&app, Transport::Websocket, "flood", "bob").await;
     alice.expect("user-joined").await;
@@ -123,4 +127,51 @@ async fn a_target_that_cannot_take_more_gets_target_busy_and_nothing_acked_is_lo
         .await;
     assert_eq!(ack["ok"], true);
     assert_eq!(slow.offers_until(&end).await, vec![end]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_past_the_rate_limit_are_refused_and_a_flood_is_disconnected() {
+    let app = spawn_app_with(|c| {
+        c.events_per_second = 1;
+        c.event_burst = 10;
+        c.rate_limit_disconnect_after = 40;
+    })
+    .await;
+    let mut alice = Peer::joined(&app, Transport::Websocket, "flood", "alice").await; // 1 token
+    let mut bob = Peer::joined(&app, Transport::Websocket, "flood", "bob").await;
+    alice.expect("user-joined").await;
+    for seq in 0..20 {
+        alice
+            .emit(
+                "offer",
+                json!({"roomId": "flood", "targetId": "bob", "offer": {"seq": seq}}),
+            )
+            .await;
+    }
+    // Nine tokens were left; at one a second, at most a token or so comes back
+    // meanwhile: the first nine relays arrive in order, at least ten are refused.
+    for seq in 0..9 {
+        assert_eq!(bob.expect("offer").await["offer"]["seq"], seq);
+    }
+    for _ in 0..10 {
+        let err = alice.expect("signaling-error").await;
+        assert_eq!(
+            (err["event"].as_str(), err["code"].as_str()),
+            (Some("offer"), Some("rate-limited"))
+        );
+    }
+    // Keep flooding: past 40 refusals within 10 s the server disconnects alice.
+    for seq in 20..80 {
+        let _ = alice
+            .client
+            .emit(
+                "offer",
+                json!({"roomId": "flood", "targetId": "bob", "offer": {"seq": seq}}),
+            )
+            .await;
+    }
+    assert_eq!(
+        bob.expect_skipping("user-left", &["offer"]).await["userId"],
+        "alice"
+    );
 }

@@ -24,6 +24,12 @@ pub struct TestApp {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+/// Lifts the per-connection rate limit, for tests that send bursts on purpose.
+pub fn unlimited(c: &mut Config) {
+    c.events_per_second = 1_000_000;
+    c.event_burst = 1_000_000;
+}
+
 /// Starts the server with the default configuration.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await

@@ -13,7 +13,8 @@ const BURST_TIMEOUT_MS = 20000;
 let server;
 
 before(async () => {
-  server = await startServer();
+  // A burst of 2000 is far past the default EVENT_BURST on purpose.
+  server = await startServer({ extraEnv: { EVENTS_PER_SECOND: '1000000', EVENT_BURST: '1000000' } });
 });
 
 after(async () => {
