@@ -47,10 +47,7 @@ pub async fn run(
         warn!("CLIENT_URL=* lets any website use this server with its visitors' credentials");
     }
     let Some(url) = config.redis_url.clone() else {
-        let state = AppState::new(config, Arc::new(MemoryStore::new()));
-        let (layer, io) = configure(SocketIo::builder(), &state).build_layer();
-        io.ns("/", socket::on_connect.with(socket::attach));
-        return serve(listener, state, layer, io, shutdown).await;
+        return run_with_store(listener, config, Arc::new(MemoryStore::new()), shutdown).await;
     };
     let redis = crate::redis::connect(&url, &config)
         .await
@@ -90,6 +87,19 @@ pub async fn run(
     let served = serve(listener, state, layer, io, shutdown).await;
     upkeep.abort();
     served
+}
+
+/// One instance over a given store (the memory store, or one a test wraps).
+pub async fn run_with_store(
+    listener: TcpListener,
+    config: Config,
+    store: Arc<dyn crate::store::RoomStore>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let state = AppState::new(config, store);
+    let (layer, io) = configure(SocketIo::builder(), &state).build_layer();
+    io.ns("/", socket::on_connect.with(socket::attach));
+    serve(listener, state, layer, io, shutdown).await
 }
 
 async fn serve<A: Adapter>(

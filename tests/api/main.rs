@@ -6,6 +6,7 @@ mod bad_input;
 mod cluster;
 mod delivery;
 mod docs;
+mod panics;
 mod process;
 mod rest;
 mod signaling;

@@ -1,0 +1,111 @@
+//! A handler that panics takes down neither the server nor any connection.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::json;
+use switchboard::domain::{ConnId, RoomId, Route, UserId};
+use switchboard::store::memory::MemoryStore;
+use switchboard::store::{
+    JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot, RoomStore, StoreError,
+};
+use tokio::net::TcpListener;
+
+use crate::helpers::{Peer, Transport};
+
+/// The memory store, except that routing a relay in room "boom" panics.
+struct Booby(MemoryStore);
+
+#[async_trait]
+impl RoomStore for Booby {
+    async fn join(
+        &self,
+        r: &RoomId,
+        u: &UserId,
+        c: &ConnId,
+        max: usize,
+    ) -> Result<JoinOutcome, StoreError> {
+        self.0.join(r, u, c, max).await
+    }
+    async fn leave(&self, r: &RoomId, c: &ConnId) -> Result<Option<LeaveOutcome>, StoreError> {
+        self.0.leave(r, c).await
+    }
+    async fn leave_all(&self, c: &ConnId) -> Result<Vec<LeaveOutcome>, StoreError> {
+        self.0.leave_all(c).await
+    }
+    async fn route(&self, r: &RoomId, from: &ConnId, to: &UserId) -> Result<Route, StoreError> {
+        assert!(r.as_str() != "boom", "a bug in a handler");
+        self.0.route(r, from, to).await
+    }
+    async fn room(&self, r: &RoomId) -> Result<Option<RoomSnapshot>, StoreError> {
+        self.0.room(r).await
+    }
+    async fn list(&self, offset: usize, limit: usize) -> Result<RoomPage, StoreError> {
+        self.0.list(offset, limit).await
+    }
+    async fn count(&self) -> Result<usize, StoreError> {
+        self.0.count().await
+    }
+    async fn maintain(&self) -> Result<Vec<LeaveOutcome>, StoreError> {
+        self.0.maintain().await
+    }
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_leaves_the_server_and_every_connection_working() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let store = Arc::new(Booby(MemoryStore::new()));
+    let server = switchboard::server::run_with_store(
+        listener,
+        Default::default(),
+        store,
+        std::future::pending(),
+    );
+    let server = tokio::spawn(server);
+    let url = format!("http://{addr}/");
+
+    let alice = Peer::joined_url(&url, Transport::Websocket, "boom", "alice").await;
+    let mut bob = Peer::joined_url(&url, Transport::Websocket, "boom", "bob").await;
+    let mut carol = Peer::joined_url(&url, Transport::Polling, "calm", "carol").await;
+    let dave = Peer::joined_url(&url, Transport::Polling, "calm", "dave").await;
+    carol.expect("user-joined").await;
+
+    for n in 0..3 {
+        // The relay handler panics; alice gets no answer for it, and nothing else breaks.
+        alice
+            .emit(
+                "offer",
+                json!({"roomId": "boom", "targetId": "bob", "offer": {"n": n}}),
+            )
+            .await;
+    }
+    // The same connection goes on: its next events are handled, in order.
+    let ack = alice
+        .ack("join-room", json!({"roomId": "calm", "userId": "alice"}))
+        .await;
+    assert_eq!(ack["users"], json!(["carol", "dave", "alice"]));
+    // Bob, in the room whose relays panic, still gets relays that do not panic.
+    bob.emit(
+        "answer",
+        json!({"roomId": "calm", "targetId": "alice", "answer": {}}),
+    )
+    .await;
+    assert_eq!(bob.expect("signaling-error").await["code"], "not-in-room");
+    // Other connections are untouched.
+    dave.emit(
+        "offer",
+        json!({"roomId": "calm", "targetId": "carol", "offer": {"still": "works"}}),
+    )
+    .await;
+    assert_eq!(
+        carol.expect_skipping("offer", &["user-joined"]).await["offer"],
+        json!({"still": "works"})
+    );
+    assert!(!server.is_finished(), "the server is still running");
+    let health = reqwest::get(format!("http://{addr}/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+}
