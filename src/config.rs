@@ -14,6 +14,7 @@ use std::time::Duration;
 use http::HeaderValue;
 
 use crate::domain::ice::IceConfig;
+use crate::domain::net::Cidr;
 
 /// Typed, validated server configuration.
 #[derive(Clone, Debug)]
@@ -46,6 +47,15 @@ pub struct Config {
     /// `RATE_LIMIT_DISCONNECT_AFTER`: refusals within 10 s after which a
     /// flooding connection is disconnected (default 1000).
     pub rate_limit_disconnect_after: u32,
+    /// `MAX_ROOMS_PER_CONNECTION`: rooms one connection may be in (default 16).
+    pub max_rooms_per_connection: usize,
+    /// `MAX_CONNECTIONS_PER_IP`: socket.io connections from one client address (default 256).
+    pub max_connections_per_ip: usize,
+    /// `REST_REQUESTS_PER_SECOND` / `REST_BURST`: REST requests one address may make
+    /// (defaults 20 and 100); `/health` is exempt.
+    pub rest_rate: (u32, u32),
+    /// `TRUSTED_PROXIES`: proxies (addresses or CIDR blocks) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<Cidr>,
     /// `REDIS_URL`: unset runs one instance in memory; set, rooms live in
     /// Redis and instances share them through the socket.io Redis adapter.
     pub redis_url: Option<String>,
@@ -130,11 +140,14 @@ impl Config {
             max_pending_events: env.ranged("MAX_PENDING_EVENTS", 4096, 16..=1_000_000)?,
             events_per_second: env.ranged("EVENTS_PER_SECOND", 100, 1..=1_000_000)? as u32,
             event_burst: env.ranged("EVENT_BURST", 500, 1..=1_000_000)? as u32,
-            rate_limit_disconnect_after: env.ranged(
-                "RATE_LIMIT_DISCONNECT_AFTER",
-                1000,
-                1..=1_000_000,
-            )? as u32,
+            rate_limit_disconnect_after: env.ranged("RATE_LIMIT_DISCONNECT_AFTER", 1000, 1..=1_000_000)? as u32,
+            max_rooms_per_connection: env.ranged("MAX_ROOMS_PER_CONNECTION", 16, 1..=10_000)?,
+            max_connections_per_ip: env.ranged("MAX_CONNECTIONS_PER_IP", 256, 1..=1_000_000)?,
+            rest_rate: (
+                env.ranged("REST_REQUESTS_PER_SECOND", 20, 1..=1_000_000)? as u32,
+                env.ranged("REST_BURST", 100, 1..=1_000_000)? as u32,
+            ),
+            trusted_proxies: env.cidrs("TRUSTED_PROXIES")?,
             redis_url: env.redis_url("REDIS_URL")?,
             redis_prefix: env.prefix("REDIS_PREFIX")?,
             redis_timeout: env.millis("REDIS_TIMEOUT_MS", 2_000)?,
@@ -160,22 +173,13 @@ struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
 
 impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
     fn get(&self, var: &str) -> Option<String> {
-        (self.0)(var)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
+        (self.0)(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
 
-    fn parse<T: FromStr>(
-        &self,
-        var: &'static str,
-        default: T,
-        want: &str,
-    ) -> Result<T, ConfigError> {
+    fn parse<T: FromStr>(&self, var: &'static str, default: T, want: &str) -> Result<T, ConfigError> {
         match self.get(var) {
             None => Ok(default),
-            Some(v) => v
-                .parse()
-                .map_err(|_| invalid(var, &v, format!("expected {want}"))),
+            Some(v) => v.parse().map_err(|_| invalid(var, &v, format!("expected {want}"))),
         }
     }
 
@@ -200,9 +204,7 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
     }
 
     fn origins(&self, var: &'static str) -> Result<AllowedOrigins, ConfigError> {
-        let raw = self
-            .get(var)
-            .unwrap_or_else(|| "http://localhost:3000".into());
+        let raw = self.get(var).unwrap_or_else(|| "http://localhost:3000".into());
         if raw == "*" {
             return Ok(AllowedOrigins::Any);
         }
@@ -218,32 +220,29 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
         Ok(AllowedOrigins::List(list))
     }
 
+    fn cidrs(&self, var: &'static str) -> Result<Vec<Cidr>, ConfigError> {
+        let Some(raw) = self.get(var) else { return Ok(Vec::new()) };
+        raw.split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(|c| c.parse().map_err(|why| invalid(var, &raw, why)))
+            .collect()
+    }
+
     fn redis_url(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
         let Some(url) = self.get(var) else {
             return Ok(None);
         };
         if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-            return Err(invalid(
-                var,
-                &url,
-                "expected redis://host:port[/db] or rediss://...".into(),
-            ));
+            return Err(invalid(var, &url, "expected redis://host:port[/db] or rediss://...".into()));
         }
         Ok(Some(url))
     }
 
     fn prefix(&self, var: &'static str) -> Result<String, ConfigError> {
         let prefix = self.get(var).unwrap_or_else(|| "switchboard".into());
-        if prefix.len() > 64
-            || !prefix
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err(invalid(
-                var,
-                &prefix,
-                "expected up to 64 of A-Z a-z 0-9 - _ .".into(),
-            ));
+        if prefix.len() > 64 || !prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(invalid(var, &prefix, "expected up to 64 of A-Z a-z 0-9 - _ .".into()));
         }
         Ok(prefix)
     }
@@ -255,16 +254,10 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
         raw.split(',')
             .map(str::trim)
             .filter(|u| !u.is_empty())
-            .map(
-                |u| match schemes.iter().any(|s| u.starts_with(&format!("{s}:"))) {
-                    true if !u.chars().any(char::is_whitespace) => Ok(u.to_owned()),
-                    _ => Err(invalid(
-                        var,
-                        &raw,
-                        format!("each URL must start with {}", schemes.join(": or ") + ":"),
-                    )),
-                },
-            )
+            .map(|u| match schemes.iter().any(|s| u.starts_with(&format!("{s}:"))) {
+                true if !u.chars().any(char::is_whitespace) => Ok(u.to_owned()),
+                _ => Err(invalid(var, &raw, format!("each URL must start with {}", schemes.join(": or ") + ":"))),
+            })
             .collect()
     }
 
@@ -272,11 +265,7 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
         let turn = self.urls("TURN_URLS", &["turn", "turns"])?;
         let secret = self.get("TURN_SECRET");
         if !turn.is_empty() && secret.is_none() {
-            return Err(invalid(
-                "TURN_SECRET",
-                "",
-                "TURN_URLS needs TURN_SECRET (coturn use-auth-secret)".into(),
-            ));
+            return Err(invalid("TURN_SECRET", "", "TURN_URLS needs TURN_SECRET (coturn use-auth-secret)".into()));
         }
         let ttl = self.ranged("TURN_TTL_SECONDS", 3600, 60..=7 * 86_400)?;
         Ok(IceConfig {
@@ -310,20 +299,13 @@ fn parse_origin(origin: &str) -> Result<HeaderValue, String> {
         .or_else(|| origin.strip_prefix("https://"))
         .ok_or_else(|| format!("origin {origin:?} must start with http:// or https://"))?;
     if rest.is_empty() || rest.contains('/') {
-        return Err(format!(
-            "origin {origin:?} must be scheme://host[:port] with no path"
-        ));
+        return Err(format!("origin {origin:?} must be scheme://host[:port] with no path"));
     }
-    HeaderValue::from_str(origin)
-        .map_err(|_| format!("origin {origin:?} is not a valid header value"))
+    HeaderValue::from_str(origin).map_err(|_| format!("origin {origin:?} is not a valid header value"))
 }
 
 fn invalid(var: &'static str, value: &str, reason: String) -> ConfigError {
-    ConfigError {
-        var,
-        value: value.to_owned(),
-        reason,
-    }
+    ConfigError { var, value: value.to_owned(), reason }
 }
 
 #[cfg(test)]
@@ -331,16 +313,8 @@ mod tests {
     use super::*;
 
     fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|k| {
-            pairs
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
-        })
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()))
     }
 
     #[test]
@@ -348,24 +322,15 @@ mod tests {
         let c = Config::default();
         assert_eq!(c.port, 4000);
         assert_eq!(c.host.to_string(), "0.0.0.0");
-        assert_eq!(
-            c.allowed_origins,
-            AllowedOrigins::List(vec![HeaderValue::from_static("http://localhost:3000")])
-        );
+        assert_eq!(c.allowed_origins, AllowedOrigins::List(vec![HeaderValue::from_static("http://localhost:3000")]));
         assert_eq!(c.max_room_size, 64);
         assert_eq!(c.max_payload_bytes, 65536);
         assert_eq!(c.ping_interval, Duration::from_secs(25));
         assert_eq!(c.ping_timeout, Duration::from_secs(20));
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.log_filter, "info");
-        assert_eq!(
-            (c.redis_url, c.redis_prefix.as_str()),
-            (None, "switchboard")
-        );
-        assert_eq!(
-            (c.redis_timeout, c.instance_ttl),
-            (Duration::from_secs(2), Duration::from_secs(10))
-        );
+        assert_eq!((c.redis_url, c.redis_prefix.as_str()), (None, "switchboard"));
+        assert_eq!((c.redis_timeout, c.instance_ttl), (Duration::from_secs(2), Duration::from_secs(10)));
     }
 
     #[test]
@@ -377,62 +342,28 @@ mod tests {
 
     #[test]
     fn out_of_range_numbers_are_rejected() {
-        assert_eq!(
-            with(&[("MAX_ROOM_SIZE", "0")]).unwrap_err().var,
-            "MAX_ROOM_SIZE"
-        );
-        assert_eq!(
-            with(&[("MAX_PAYLOAD_BYTES", "10")]).unwrap_err().var,
-            "MAX_PAYLOAD_BYTES"
-        );
-        assert_eq!(
-            with(&[("PING_INTERVAL_MS", "-5")]).unwrap_err().var,
-            "PING_INTERVAL_MS"
-        );
-        assert_eq!(
-            with(&[("LOG_FORMAT", "xml")]).unwrap_err().var,
-            "LOG_FORMAT"
-        );
-        assert_eq!(
-            with(&[("RUST_LOG", "info,[[[")]).unwrap_err().var,
-            "RUST_LOG"
-        );
+        assert_eq!(with(&[("MAX_ROOM_SIZE", "0")]).unwrap_err().var, "MAX_ROOM_SIZE");
+        assert_eq!(with(&[("MAX_PAYLOAD_BYTES", "10")]).unwrap_err().var, "MAX_PAYLOAD_BYTES");
+        assert_eq!(with(&[("PING_INTERVAL_MS", "-5")]).unwrap_err().var, "PING_INTERVAL_MS");
+        assert_eq!(with(&[("LOG_FORMAT", "xml")]).unwrap_err().var, "LOG_FORMAT");
+        assert_eq!(with(&[("RUST_LOG", "info,[[[")]).unwrap_err().var, "RUST_LOG");
         assert_eq!(with(&[("HOST", "example")]).unwrap_err().var, "HOST");
-        assert_eq!(
-            with(&[("REDIS_URL", "localhost:6379")]).unwrap_err().var,
-            "REDIS_URL"
-        );
-        assert_eq!(
-            with(&[("REDIS_PREFIX", "a b")]).unwrap_err().var,
-            "REDIS_PREFIX"
-        );
-        assert_eq!(
-            with(&[("INSTANCE_TTL_MS", "5")]).unwrap_err().var,
-            "INSTANCE_TTL_MS"
-        );
+        assert_eq!(with(&[("REDIS_URL", "localhost:6379")]).unwrap_err().var, "REDIS_URL");
+        assert_eq!(with(&[("REDIS_PREFIX", "a b")]).unwrap_err().var, "REDIS_PREFIX");
+        assert_eq!(with(&[("INSTANCE_TTL_MS", "5")]).unwrap_err().var, "INSTANCE_TTL_MS");
     }
 
     #[test]
     fn client_url_takes_a_comma_separated_list() {
         let c = with(&[("CLIENT_URL", "https://a.example, http://b.example:8080")]).unwrap();
-        let AllowedOrigins::List(list) = c.allowed_origins else {
-            panic!("expected a list")
-        };
+        let AllowedOrigins::List(list) = c.allowed_origins else { panic!("expected a list") };
         assert_eq!(list, vec!["https://a.example", "http://b.example:8080"]);
     }
 
     #[test]
     fn client_url_with_a_path_or_no_scheme_is_rejected() {
-        assert_eq!(
-            with(&[("CLIENT_URL", "https://a.example/app")])
-                .unwrap_err()
-                .var,
-            "CLIENT_URL"
-        );
-        assert_eq!(
-            with(&[("CLIENT_URL", "a.example")]).unwrap_err().var,
-            "CLIENT_URL"
-        );
+        assert_eq!(with(&[("CLIENT_URL", "https://a.example/app")]).unwrap_err().var, "CLIENT_URL");
+        assert_eq!(with(&[("CLIENT_URL", "a.example")]).unwrap_err().var, "CLIENT_URL");
     }
 
     #[test]
@@ -440,9 +371,6 @@ mod tests {
         let c = with(&[("CLIENT_URL", "*"), ("PORT", "  ")]).unwrap();
         assert_eq!(c.allowed_origins, AllowedOrigins::Any);
         assert_eq!(c.port, 4000);
-        assert!(
-            c.allowed_origins
-                .allows(&HeaderValue::from_static("http://evil.example"))
-        );
+        assert!(c.allowed_origins.allows(&HeaderValue::from_static("http://evil.example")));
     }
 }

@@ -22,21 +22,13 @@ pub fn run(config: &Config) -> ExitCode {
 
 fn check(addr: SocketAddr) -> Result<(), String> {
     let timeout = Duration::from_secs(3);
-    let mut stream =
-        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    stream
-        .write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .map_err(|e| e.to_string())?;
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
+    stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    stream.write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n").map_err(|e| e.to_string())?;
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).map_err(|e| e.to_string())?;
     match &head[9..12] {
         b"200" => Ok(()),
-        status => Err(format!(
-            "/health answered {}",
-            String::from_utf8_lossy(status)
-        )),
+        status => Err(format!("/health answered {}", String::from_utf8_lossy(status))),
     }
 }

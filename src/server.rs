@@ -49,24 +49,16 @@ pub async fn run(
     let Some(url) = config.redis_url.clone() else {
         return run_with_store(listener, config, Arc::new(MemoryStore::new()), shutdown).await;
     };
-    let redis = crate::redis::connect(&url, &config)
-        .await
-        .map_err(std::io::Error::other)?;
+    let redis = crate::redis::connect(&url, &config).await.map_err(std::io::Error::other)?;
     let instance = uuid::Uuid::new_v4().simple().to_string();
     info!(%instance, "cluster mode: rooms in Redis");
-    let store = RedisStore::new(
-        redis.data.clone(),
-        &config.redis_prefix,
-        &instance,
-        config.instance_ttl,
-    );
+    let store = RedisStore::new(redis.data.clone(), &config.redis_prefix, &instance, config.instance_ttl);
     let mut adapter_config = RedisAdapterConfig::new()
         .with_request_timeout(config.redis_timeout)
         .with_prefix(format!("{}-sio", config.redis_prefix));
     // Requests past this buffer would be dropped by the driver: size it for relay bursts.
     adapter_config.stream_buffer = 16_384;
-    let connecting =
-        RedisAdapterCtr::new_with_fred_config(redis.subscriber.clone(), adapter_config);
+    let connecting = RedisAdapterCtr::new_with_fred_config(redis.subscriber.clone(), adapter_config);
     let adapter = tokio::time::timeout(state_wait(&config), connecting)
         .await
         .map_err(|_| std::io::Error::other("no answer from Redis for the socket.io adapter"))?
@@ -74,15 +66,9 @@ pub async fn run(
     let state = AppState::new(config, Arc::new(store));
     let builder = SocketIo::builder().with_adapter::<FredAdapter<_>>(adapter);
     let (layer, io) = configure(builder, &state).build_layer();
-    io.ns("/", socket::on_connect.with(socket::attach))
-        .await
-        .map_err(std::io::Error::other)?;
+    io.ns("/", socket::on_connect.with(socket::attach)).await.map_err(std::io::Error::other)?;
     crate::redis::keep_subscriptions(redis.subscriber.clone());
-    state
-        .store
-        .maintain()
-        .await
-        .map_err(std::io::Error::other)?;
+    state.store.maintain().await.map_err(std::io::Error::other)?;
     let upkeep = tokio::spawn(upkeep::run(io.clone(), state.clone()));
     let served = serve(listener, state, layer, io, shutdown).await;
     upkeep.abort();
@@ -116,10 +102,7 @@ async fn serve<A: Adapter>(
             .layer(TraceLayer::new_for_http())
             .layer(origin::cors(&origins))
             .layer(from_fn_with_state(origins, origin::guard_websocket_origin))
-            .layer(from_fn_with_state(
-                bundle,
-                static_files::serve_client_bundle,
-            ))
+            .layer(from_fn_with_state(bundle, static_files::serve_client_bundle))
             .layer(sio_layer),
     );
 
@@ -128,27 +111,17 @@ async fn serve<A: Adapter>(
     let signal = async move {
         shutdown.await;
         let _ = started_tx.send(());
-        info!(
-            connections = stats.connections(),
-            "shutting down: disconnecting clients"
-        );
+        info!(connections = stats.connections(), "shutting down: disconnecting clients");
         // Clear rooms and tell peers first, then close the transports: clients
         // see a transport close (not a server disconnect) and reconnect.
         socket::disconnect_all(&io).await;
-        if tokio::time::timeout(SHUTDOWN_GRACE, stats.all_disconnected())
-            .await
-            .is_err()
-        {
-            warn!(
-                left = stats.connections(),
-                "some connections were not cleaned up in time"
-            );
+        if tokio::time::timeout(SHUTDOWN_GRACE, stats.all_disconnected()).await.is_err() {
+            warn!(left = stats.connections(), "some connections were not cleaned up in time");
         }
         io.close().await;
     };
-    let serve = axum::serve(listener, app)
-        .with_graceful_shutdown(signal)
-        .into_future();
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let serve = axum::serve(listener, app).with_graceful_shutdown(signal).into_future();
     tokio::pin!(serve);
     tokio::select! {
         result = &mut serve => return result,
@@ -171,9 +144,8 @@ fn state_wait(config: &Config) -> Duration {
 /// The socket.io settings both modes share.
 fn configure<A: Adapter>(builder: SocketIoBuilder<A>, state: &AppState) -> SocketIoBuilder<A> {
     let config = &state.config;
-    let parser = ParserConfig::common()
-        .max_incoming_binaries(16)
-        .max_incoming_binary_buf_size(config.max_payload_bytes);
+    let parser =
+        ParserConfig::common().max_incoming_binaries(16).max_incoming_binary_buf_size(config.max_payload_bytes);
     builder
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)

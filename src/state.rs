@@ -4,13 +4,18 @@
 //! reached through socketioxide by id, so nothing here can keep a closed
 //! socket alive.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 
 use tokio::sync::Notify;
 
 use crate::config::Config;
+use crate::domain::rate::TokenBucket;
 use crate::store::RoomStore;
 
 /// Shared server state.
@@ -24,6 +29,8 @@ pub struct AppState {
     pub stats: Arc<Stats>,
     /// In cluster mode, whether Redis answers (kept by the upkeep task).
     redis_up: Option<Arc<AtomicBool>>,
+    /// Per-address counters for connection and REST limits.
+    pub limits: Arc<AddressLimits>,
 }
 
 impl AppState {
@@ -50,21 +57,9 @@ impl AppState {
 
     /// State over `store` with fresh counters.
     pub fn new(config: Config, store: Arc<dyn RoomStore>) -> Self {
-        let stats = Arc::new(Stats {
-            started: Instant::now(),
-            connections: AtomicUsize::new(0),
-            idle: Notify::new(),
-        });
-        let redis_up = config
-            .redis_url
-            .as_ref()
-            .map(|_| Arc::new(AtomicBool::new(true)));
-        Self {
-            redis_up,
-            config: Arc::new(config),
-            store,
-            stats,
-        }
+        let stats = Arc::new(Stats { started: Instant::now(), connections: AtomicUsize::new(0), idle: Notify::new() });
+        let redis_up = config.redis_url.as_ref().map(|_| Arc::new(AtomicBool::new(true)));
+        Self { redis_up, limits: Arc::new(AddressLimits::default()), config: Arc::new(config), store, stats }
     }
 }
 
@@ -110,5 +105,48 @@ impl Stats {
             }
             idle.await;
         }
+    }
+}
+
+/// Per-client-address state: open connections and REST buckets.
+#[derive(Default)]
+pub struct AddressLimits {
+    connections: DashMap<IpAddr, usize>,
+    rest: DashMap<IpAddr, TokenBucket>,
+}
+
+/// REST buckets kept before idle ones are dropped.
+const MAX_REST_BUCKETS: usize = 10_000;
+
+impl AddressLimits {
+    /// Counts a connection from `ip` in, unless `ip` already has `max`.
+    pub fn try_connect(&self, ip: IpAddr, max: usize) -> bool {
+        let mut count = self.connections.entry(ip).or_default();
+        if *count >= max {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    /// Counts a connection from `ip` out.
+    pub fn disconnected(&self, ip: IpAddr) {
+        if let Entry::Occupied(mut count) = self.connections.entry(ip) {
+            *count.get_mut() -= 1;
+            if *count.get() == 0 {
+                count.remove();
+            }
+        }
+    }
+
+    /// A REST request from `ip` at `now`: `Err(wait)` when over the limit.
+    pub fn rest_request(&self, ip: IpAddr, now: Instant, (rate, burst): (u32, u32)) -> Result<(), Duration> {
+        if self.rest.len() > MAX_REST_BUCKETS {
+            // Idle addresses have full buckets again; forgetting them changes nothing.
+            self.rest.retain(|_, bucket| !bucket.is_full(now));
+        }
+        let mut bucket =
+            self.rest.entry(ip).or_insert_with(|| TokenBucket::new(f64::from(rate), f64::from(burst), now));
+        if bucket.try_take(now) { Ok(()) } else { Err(bucket.wait_time(now)) }
     }
 }

@@ -33,10 +33,7 @@ impl fmt::Debug for IceConfig {
         f.debug_struct("IceConfig")
             .field("stun", &self.stun)
             .field("turn", &self.turn)
-            .field(
-                "turn_secret",
-                &self.turn_secret.as_ref().map(|_| "<redacted>"),
-            )
+            .field("turn_secret", &self.turn_secret.as_ref().map(|_| "<redacted>"))
             .field("turn_ttl", &self.turn_ttl)
             .finish()
     }
@@ -70,11 +67,7 @@ impl IceConfig {
     pub fn servers_for(&self, user: Option<&UserId>, now: SystemTime) -> IceServers {
         let mut ice_servers = Vec::new();
         if !self.stun.is_empty() {
-            ice_servers.push(IceServer {
-                urls: self.stun.clone(),
-                username: None,
-                credential: None,
-            });
+            ice_servers.push(IceServer { urls: self.stun.clone(), username: None, credential: None });
         }
         if let (false, Some(secret)) = (self.turn.is_empty(), &self.turn_secret) {
             let expiry = now.duration_since(UNIX_EPOCH).unwrap_or_default() + self.turn_ttl;
@@ -89,17 +82,13 @@ impl IceConfig {
                 credential: Some(credential),
             });
         }
-        IceServers {
-            ice_servers,
-            ttl_seconds: self.turn_ttl.as_secs(),
-        }
+        IceServers { ice_servers, ttl_seconds: self.turn_ttl.as_secs() }
     }
 }
 
 /// base64(HMAC-SHA1(secret, username)), coturn's `use-auth-secret` credential.
 pub fn turn_credential(secret: &str, username: &str) -> String {
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes())
-        .expect("HMAC takes keys of any length");
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(username.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
@@ -121,10 +110,7 @@ mod tests {
     fn the_credential_matches_a_known_hmac_sha1_vector() {
         // RFC 2202 test case 2: HMAC-SHA1("Jefe", "what do ya want for nothing?")
         // = effcdf6ae5eb2fa2d27416d5f184df9c259a7c79, here in base64.
-        assert_eq!(
-            turn_credential("Jefe", "what do ya want for nothing?"),
-            "7/zfauXrL6LSdBbV8YTfnCWafHk="
-        );
+        assert_eq!(turn_credential("Jefe", "what do ya want for nothing?"), "7/zfauXrL6LSdBbV8YTfnCWafHk=");
     }
 
     #[test]
@@ -133,36 +119,18 @@ mod tests {
         let alice = UserId::parse("alice").unwrap();
         let servers = config().servers_for(Some(&alice), now);
         assert_eq!(servers.ttl_seconds, 3600);
-        assert_eq!(
-            servers.ice_servers[0].username, None,
-            "STUN has no credentials"
-        );
+        assert_eq!(servers.ice_servers[0].username, None, "STUN has no credentials");
         let turn = &servers.ice_servers[1];
         assert_eq!(turn.username.as_deref(), Some("1700003600:alice"));
-        assert_eq!(
-            turn.credential.as_deref(),
-            Some(turn_credential("north", "1700003600:alice").as_str())
-        );
+        assert_eq!(turn.credential.as_deref(), Some(turn_credential("north", "1700003600:alice").as_str()));
         let anonymous = config().servers_for(None, now);
-        assert_eq!(
-            anonymous.ice_servers[1].username.as_deref(),
-            Some("1700003600")
-        );
+        assert_eq!(anonymous.ice_servers[1].username.as_deref(), Some("1700003600"));
     }
 
     #[test]
     fn nothing_configured_means_an_empty_list_and_the_secret_never_prints() {
-        let none = IceConfig {
-            stun: vec![],
-            turn: vec![],
-            turn_secret: None,
-            turn_ttl: Duration::from_secs(60),
-        };
-        assert!(
-            none.servers_for(None, SystemTime::now())
-                .ice_servers
-                .is_empty()
-        );
+        let none = IceConfig { stun: vec![], turn: vec![], turn_secret: None, turn_ttl: Duration::from_secs(60) };
+        assert!(none.servers_for(None, SystemTime::now()).ice_servers.is_empty());
         assert!(!format!("{:?}", config()).contains("north"));
     }
 }

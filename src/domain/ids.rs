@@ -141,11 +141,7 @@ mod tests {
     #[test]
     fn control_characters_are_rejected() {
         for raw in ["a\nb", "nul\0", "tab\t", "del\u{7f}", "c1\u{85}"] {
-            assert_eq!(
-                UserId::parse(raw),
-                Err(IdError::ControlCharacter),
-                "{raw:?}"
-            );
+            assert_eq!(UserId::parse(raw), Err(IdError::ControlCharacter), "{raw:?}");
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod ice;
 pub mod ids;
+pub mod net;
 pub mod rate;
 pub mod room;
 

@@ -23,12 +23,7 @@ pub struct TokenBucket {
 impl TokenBucket {
     /// A full bucket: `burst` tokens, refilled at `rate` a second.
     pub fn new(rate: f64, burst: f64, now: Instant) -> Self {
-        Self {
-            rate,
-            burst,
-            tokens: burst,
-            last: now,
-        }
+        Self { rate, burst, tokens: burst, last: now }
     }
 
     /// Takes one token if there is one at `now`.
@@ -44,15 +39,17 @@ impl TokenBucket {
         }
     }
 
+    /// Whether the bucket has refilled completely by `now` (nothing to remember).
+    pub fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * self.rate >= self.burst
+    }
+
     /// How long until a token is available at `now` (zero if one is).
     pub fn wait_time(&self, now: Instant) -> Duration {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         let tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if tokens >= 1.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64((1.0 - tokens) / self.rate)
-        }
+        if tokens >= 1.0 { Duration::ZERO } else { Duration::from_secs_f64((1.0 - tokens) / self.rate) }
     }
 }
 
@@ -80,12 +77,7 @@ impl Limiter {
     /// `rate` events a second, bursts of `burst`, disconnect after
     /// `abuse_threshold` refusals within [`ABUSE_WINDOW`].
     pub fn new(rate: f64, burst: f64, abuse_threshold: u32, now: Instant) -> Self {
-        Self {
-            bucket: TokenBucket::new(rate, burst, now),
-            abuse_threshold,
-            refused: 0,
-            window_start: now,
-        }
+        Self { bucket: TokenBucket::new(rate, burst, now), abuse_threshold, refused: 0, window_start: now }
     }
 
     /// The verdict on an event arriving at `now`.
@@ -98,11 +90,7 @@ impl Limiter {
             self.refused = 0;
         }
         self.refused += 1;
-        if self.refused >= self.abuse_threshold {
-            Verdict::Disconnect
-        } else {
-            Verdict::Refuse
-        }
+        if self.refused >= self.abuse_threshold { Verdict::Disconnect } else { Verdict::Refuse }
     }
 }
 
@@ -143,14 +131,8 @@ mod tests {
     fn sustained_refusals_within_the_window_disconnect() {
         let t0 = Instant::now();
         let mut limiter = Limiter::new(1.0, 2.0, 3, t0);
-        assert_eq!(
-            (limiter.check(t0), limiter.check(t0)),
-            (Verdict::Allow, Verdict::Allow)
-        );
-        assert_eq!(
-            (limiter.check(t0), limiter.check(t0)),
-            (Verdict::Refuse, Verdict::Refuse)
-        );
+        assert_eq!((limiter.check(t0), limiter.check(t0)), (Verdict::Allow, Verdict::Allow));
+        assert_eq!((limiter.check(t0), limiter.check(t0)), (Verdict::Refuse, Verdict::Refuse));
         assert_eq!(limiter.check(t0), Verdict::Disconnect);
     }
 

@@ -71,28 +71,17 @@ pub struct Room {
 impl Room {
     /// An empty room created at `created_at`.
     pub fn new(id: RoomId, created_at: SystemTime) -> Self {
-        Self {
-            id,
-            created_at,
-            members: Vec::new(),
-        }
+        Self { id, created_at, members: Vec::new() }
     }
 
     /// A room as stored elsewhere (a Redis hash), members in join order.
     pub fn restore(id: RoomId, created_at: SystemTime, members: Vec<Member>) -> Self {
-        Self {
-            id,
-            created_at,
-            members,
-        }
+        Self { id, created_at, members }
     }
 
     /// The connection holding `user`'s seat, if the user has one.
     pub fn seat_of(&self, user: &UserId) -> Option<&ConnId> {
-        self.members
-            .iter()
-            .find(|m| &m.user == user)
-            .map(|m| &m.conn)
+        self.members.iter().find(|m| &m.user == user).map(|m| &m.conn)
     }
 
     /// The room id.
@@ -122,20 +111,11 @@ impl Room {
 
     /// Connections of every participant except `conn` (who to notify).
     pub fn peers_of(&self, conn: &ConnId) -> Vec<ConnId> {
-        self.members
-            .iter()
-            .filter(|m| &m.conn != conn)
-            .map(|m| m.conn.clone())
-            .collect()
+        self.members.iter().filter(|m| &m.conn != conn).map(|m| m.conn.clone()).collect()
     }
 
     /// Seats `user` on `conn`, within `max_size` participants.
-    pub fn join(
-        &mut self,
-        user: &UserId,
-        conn: &ConnId,
-        max_size: usize,
-    ) -> Result<Joined, RoomError> {
+    pub fn join(&mut self, user: &UserId, conn: &ConnId, max_size: usize) -> Result<Joined, RoomError> {
         if let Some(mine) = self.members.iter().find(|m| &m.conn == conn) {
             return if &mine.user == user {
                 Ok(Joined::Already)
@@ -150,10 +130,7 @@ impl Room {
         if self.members.len() >= max_size {
             return Err(RoomError::Full { max: max_size });
         }
-        self.members.push(Member {
-            user: user.clone(),
-            conn: conn.clone(),
-        });
+        self.members.push(Member { user: user.clone(), conn: conn.clone() });
         Ok(Joined::New)
     }
 
@@ -165,20 +142,9 @@ impl Room {
 
     /// Allows a relay from the participant on `from` to the participant `to`.
     pub fn route(&self, from: &ConnId, to: &UserId) -> Result<Route, RoomError> {
-        let sender = self
-            .members
-            .iter()
-            .find(|m| &m.conn == from)
-            .ok_or(RoomError::NotInRoom)?;
-        let target = self
-            .members
-            .iter()
-            .find(|m| &m.user == to)
-            .ok_or(RoomError::TargetNotFound)?;
-        Ok(Route {
-            sender: sender.user.clone(),
-            target: target.conn.clone(),
-        })
+        let sender = self.members.iter().find(|m| &m.conn == from).ok_or(RoomError::NotInRoom)?;
+        let target = self.members.iter().find(|m| &m.user == to).ok_or(RoomError::TargetNotFound)?;
+        Ok(Route { sender: sender.user.clone(), target: target.conn.clone() })
     }
 }
 
@@ -212,10 +178,7 @@ mod tests {
         let mut r = room();
         r.join(&user("a"), &conn("1"), 2).unwrap();
         r.join(&user("b"), &conn("2"), 2).unwrap();
-        assert_eq!(
-            r.join(&user("c"), &conn("3"), 2),
-            Err(RoomError::Full { max: 2 })
-        );
+        assert_eq!(r.join(&user("c"), &conn("3"), 2), Err(RoomError::Full { max: 2 }));
         assert_eq!(r.members().len(), 2);
     }
 
@@ -224,19 +187,10 @@ mod tests {
         let mut r = room();
         r.join(&user("a"), &conn("1"), 2).unwrap();
         r.join(&user("b"), &conn("2"), 2).unwrap();
-        assert_eq!(
-            r.join(&user("a"), &conn("9"), 2),
-            Ok(Joined::Rejoined {
-                replaced: conn("1")
-            })
-        );
+        assert_eq!(r.join(&user("a"), &conn("9"), 2), Ok(Joined::Rejoined { replaced: conn("1") }));
         assert_eq!(r.users(), vec![user("a"), user("b")]);
         assert_eq!(r.route(&conn("2"), &user("a")).unwrap().target, conn("9"));
-        assert_eq!(
-            r.leave(&conn("1")),
-            None,
-            "the old connection holds no seat"
-        );
+        assert_eq!(r.leave(&conn("1")), None, "the old connection holds no seat");
     }
 
     #[test]
@@ -251,10 +205,7 @@ mod tests {
     fn one_connection_cannot_hold_two_users_in_a_room() {
         let mut r = room();
         r.join(&user("a"), &conn("1"), 5).unwrap();
-        assert_eq!(
-            r.join(&user("b"), &conn("1"), 5),
-            Err(RoomError::AlreadyJoinedAs(user("a")))
-        );
+        assert_eq!(r.join(&user("b"), &conn("1"), 5), Err(RoomError::AlreadyJoinedAs(user("a"))));
     }
 
     #[test]
@@ -274,18 +225,9 @@ mod tests {
         let mut r = room();
         r.join(&user("a"), &conn("1"), 5).unwrap();
         r.join(&user("b"), &conn("2"), 5).unwrap();
-        assert_eq!(
-            r.route(&conn("1"), &user("b")),
-            Ok(Route {
-                sender: user("a"),
-                target: conn("2")
-            })
-        );
+        assert_eq!(r.route(&conn("1"), &user("b")), Ok(Route { sender: user("a"), target: conn("2") }));
         assert_eq!(r.route(&conn("3"), &user("b")), Err(RoomError::NotInRoom));
-        assert_eq!(
-            r.route(&conn("1"), &user("zz")),
-            Err(RoomError::TargetNotFound)
-        );
+        assert_eq!(r.route(&conn("1"), &user("zz")), Err(RoomError::TargetNotFound));
     }
 
     #[test]

@@ -55,25 +55,16 @@ impl RoomStore for MemoryStore {
         conn: &ConnId,
         max_size: usize,
     ) -> Result<JoinOutcome, StoreError> {
-        let mut entry = self
-            .rooms
-            .entry(room.clone())
-            .or_insert_with(|| Room::new(room.clone(), SystemTime::now()));
+        let mut entry = self.rooms.entry(room.clone()).or_insert_with(|| Room::new(room.clone(), SystemTime::now()));
         let joined = entry.join(user, conn, max_size);
         if entry.is_empty() {
             // Only a refused join into a room created just now leaves it empty.
             drop(entry);
             self.rooms.remove_if(room, |_, r| r.is_empty());
-            return Err(joined
-                .expect_err("an accepted join leaves a participant")
-                .into());
+            return Err(joined.expect_err("an accepted join leaves a participant").into());
         }
         let joined = joined?;
-        let outcome = JoinOutcome {
-            users: entry.users(),
-            peers: entry.peers_of(conn),
-            joined,
-        };
+        let outcome = JoinOutcome { users: entry.users(), peers: entry.peers_of(conn), joined };
         if let Joined::Rejoined { replaced } = &outcome.joined {
             self.index_remove(replaced, room);
         }
@@ -81,11 +72,7 @@ impl RoomStore for MemoryStore {
         Ok(outcome)
     }
 
-    async fn leave(
-        &self,
-        room: &RoomId,
-        conn: &ConnId,
-    ) -> Result<Option<LeaveOutcome>, StoreError> {
+    async fn leave(&self, room: &RoomId, conn: &ConnId) -> Result<Option<LeaveOutcome>, StoreError> {
         let Entry::Occupied(mut entry) = self.rooms.entry(room.clone()) else {
             return Ok(None);
         };
@@ -100,20 +87,11 @@ impl RoomStore for MemoryStore {
             drop(entry);
         }
         self.index_remove(conn, room);
-        Ok(Some(LeaveOutcome {
-            room: room.clone(),
-            user,
-            peers,
-            room_deleted,
-        }))
+        Ok(Some(LeaveOutcome { room: room.clone(), user, peers, room_deleted }))
     }
 
     async fn leave_all(&self, conn: &ConnId) -> Result<Vec<LeaveOutcome>, StoreError> {
-        let rooms = self
-            .rooms_of
-            .remove(conn)
-            .map(|(_, rooms)| rooms)
-            .unwrap_or_default();
+        let rooms = self.rooms_of.remove(conn).map(|(_, rooms)| rooms).unwrap_or_default();
         let mut left = Vec::with_capacity(rooms.len());
         for room in rooms {
             if let Some(outcome) = self.leave(&room, conn).await? {
@@ -133,14 +111,9 @@ impl RoomStore for MemoryStore {
     }
 
     async fn list(&self, offset: usize, limit: usize) -> Result<RoomPage, StoreError> {
-        let mut rooms: Vec<RoomSnapshot> =
-            self.rooms.iter().map(|r| RoomSnapshot::from(&*r)).collect();
+        let mut rooms: Vec<RoomSnapshot> = self.rooms.iter().map(|r| RoomSnapshot::from(&*r)).collect();
         let total = rooms.len();
-        rooms.sort_by(|a, b| {
-            a.created_at
-                .cmp(&b.created_at)
-                .then_with(|| a.id.cmp(&b.id))
-        });
+        rooms.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
         let rooms = rooms.into_iter().skip(offset).take(limit).collect();
         Ok(RoomPage { rooms, total })
     }

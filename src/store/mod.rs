@@ -88,11 +88,7 @@ pub struct RoomSnapshot {
 
 impl From<&Room> for RoomSnapshot {
     fn from(room: &Room) -> Self {
-        Self {
-            id: room.id().clone(),
-            participants: room.users(),
-            created_at: room.created_at(),
-        }
+        Self { id: room.id().clone(), participants: room.users(), created_at: room.created_at() }
     }
 }
 
@@ -118,8 +114,7 @@ pub trait RoomStore: Send + Sync + 'static {
     ) -> Result<JoinOutcome, StoreError>;
 
     /// Removes `conn` from `room`; `None` if it held no seat there.
-    async fn leave(&self, room: &RoomId, conn: &ConnId)
-    -> Result<Option<LeaveOutcome>, StoreError>;
+    async fn leave(&self, room: &RoomId, conn: &ConnId) -> Result<Option<LeaveOutcome>, StoreError>;
 
     /// Removes `conn` from every room it is in (on disconnect).
     async fn leave_all(&self, conn: &ConnId) -> Result<Vec<LeaveOutcome>, StoreError>;

@@ -20,8 +20,7 @@ use fred::prelude::*;
 use fred::types::scripts::Script;
 
 use super::{
-    JoinOutcome, LeaveOutcome, LiveSeats, Reconciled, RestoredSeat, RoomPage, RoomSnapshot,
-    RoomStore, StoreError,
+    JoinOutcome, LeaveOutcome, LiveSeats, Reconciled, RestoredSeat, RoomPage, RoomSnapshot, RoomStore, StoreError,
 };
 use crate::domain::{ConnId, Joined, Member, Room, RoomError, RoomId, Route, UserId};
 
@@ -110,11 +109,8 @@ impl RedisStore {
 
     async fn read(&self, id: &RoomId) -> Result<(u64, Option<Room>), StoreError> {
         let key = self.key(&["room", id.as_str()]);
-        let (v, created, members): (Option<u64>, Option<u64>, Option<String>) = self
-            .client
-            .hmget(key, vec!["v", "created", "members"])
-            .await
-            .map_err(unavailable)?;
+        let (v, created, members): (Option<u64>, Option<u64>, Option<String>) =
+            self.client.hmget(key, vec!["v", "created", "members"]).await.map_err(unavailable)?;
         match (v, members) {
             (Some(v), Some(members)) => Ok((v, Some(decode(id, created.unwrap_or(0), &members)?))),
             _ => Ok((0, None)),
@@ -135,51 +131,28 @@ impl RedisStore {
             }
             tokio::task::yield_now().await;
         }
-        Err(StoreError::Unavailable(format!(
-            "room {id:?} stayed contended for {MAX_ATTEMPTS} attempts"
-        )))
+        Err(StoreError::Unavailable(format!("room {id:?} stayed contended for {MAX_ATTEMPTS} attempts")))
     }
 
     async fn write(&self, id: &RoomId, version: u64, change: Change) -> Result<bool, StoreError> {
-        let mut keys = vec![
-            self.key(&["room", id.as_str()]),
-            self.key(&["rooms"]),
-            self.key(&["seq"]),
-        ];
+        let mut keys = vec![self.key(&["room", id.as_str()]), self.key(&["rooms"]), self.key(&["seq"])];
         let (members, created) = match &change.room {
             Some(room) => (encode(room)?, millis(room.created_at())),
             None => (String::new(), 0),
         };
-        let mut args = vec![
-            version.to_string(),
-            members,
-            id.as_str().to_owned(),
-            created.to_string(),
-        ];
+        let mut args = vec![version.to_string(), members, id.as_str().to_owned(), created.to_string()];
         for (key, op, member) in change.sets {
             keys.push(key);
             args.push(op.to_string());
             args.push(member);
         }
-        let written: i64 = self
-            .cas
-            .evalsha_with_reload(&self.client, keys, args)
-            .await
-            .map_err(unavailable)?;
+        let written: i64 = self.cas.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)?;
         Ok(written == 1)
     }
 
     /// Removes `conn`, a connection of instance `owner`, from every room.
-    async fn leave_all_of(
-        &self,
-        conn: &ConnId,
-        owner: &str,
-    ) -> Result<Vec<LeaveOutcome>, StoreError> {
-        let rooms: Vec<String> = self
-            .client
-            .smembers(self.conn_rooms(conn))
-            .await
-            .map_err(unavailable)?;
+    async fn leave_all_of(&self, conn: &ConnId, owner: &str) -> Result<Vec<LeaveOutcome>, StoreError> {
+        let rooms: Vec<String> = self.client.smembers(self.conn_rooms(conn)).await.map_err(unavailable)?;
         let mut left = Vec::with_capacity(rooms.len());
         for room in rooms {
             let Ok(room) = RoomId::parse(&room) else {
@@ -189,16 +162,8 @@ impl RedisStore {
                 left.push(outcome);
             }
         }
-        let _: () = self
-            .client
-            .del(self.conn_rooms(conn))
-            .await
-            .map_err(unavailable)?;
-        let _: () = self
-            .client
-            .srem(self.instance_conns(owner), conn.as_str())
-            .await
-            .map_err(unavailable)?;
+        let _: () = self.client.del(self.conn_rooms(conn)).await.map_err(unavailable)?;
+        let _: () = self.client.srem(self.instance_conns(owner), conn.as_str()).await.map_err(unavailable)?;
         Ok(left)
     }
 
@@ -213,16 +178,11 @@ impl RedisStore {
         let owner = self.instance_conns(&self.instance);
         let outcome = self
             .update(room, |current| {
-                let mut next =
-                    current.unwrap_or_else(|| Room::new(room.clone(), SystemTime::now()));
+                let mut next = current.unwrap_or_else(|| Room::new(room.clone(), SystemTime::now()));
                 let free = next.seat_of(user).is_none();
                 let restored = free && next.join(user, conn, max_size).is_ok();
                 let sets = vec![
-                    (
-                        self.conn_rooms(conn),
-                        if restored { '+' } else { '-' },
-                        room.as_str().to_owned(),
-                    ),
+                    (self.conn_rooms(conn), if restored { '+' } else { '-' }, room.as_str().to_owned()),
                     (owner.clone(), '+', conn.as_str().to_owned()),
                 ];
                 let seat = restored.then(|| RestoredSeat {
@@ -244,33 +204,18 @@ impl RedisStore {
     /// Marks this instance alive for one TTL, and registers it.
     async fn heartbeat(&self) -> Result<(), StoreError> {
         let ttl = Expiration::PX(self.instance_ttl.as_millis() as i64);
-        let _: () = self
-            .client
-            .set(self.alive_key(&self.instance), 1, Some(ttl), None, false)
-            .await
-            .map_err(unavailable)?;
-        let _: () = self
-            .client
-            .sadd(self.key(&["instances"]), self.instance.as_str())
-            .await
-            .map_err(unavailable)?;
+        let _: () =
+            self.client.set(self.alive_key(&self.instance), 1, Some(ttl), None, false).await.map_err(unavailable)?;
+        let _: () = self.client.sadd(self.key(&["instances"]), self.instance.as_str()).await.map_err(unavailable)?;
         Ok(())
     }
 
     /// Registered instances whose heartbeat key has expired.
     async fn dead_instances(&self) -> Result<Vec<String>, StoreError> {
-        let all: Vec<String> = self
-            .client
-            .smembers(self.key(&["instances"]))
-            .await
-            .map_err(unavailable)?;
+        let all: Vec<String> = self.client.smembers(self.key(&["instances"])).await.map_err(unavailable)?;
         let mut dead = Vec::new();
         for instance in all.into_iter().filter(|i| i != &self.instance) {
-            let alive: bool = self
-                .client
-                .exists(self.alive_key(&instance))
-                .await
-                .map_err(unavailable)?;
+            let alive: bool = self.client.exists(self.alive_key(&instance)).await.map_err(unavailable)?;
             if !alive {
                 dead.push(instance);
             }
@@ -284,37 +229,19 @@ impl RedisStore {
         let ttl = Expiration::PX(self.instance_ttl.as_millis() as i64);
         let claimed: Option<String> = self
             .client
-            .set(
-                claim,
-                self.instance.as_str(),
-                Some(ttl),
-                Some(SetOptions::NX),
-                false,
-            )
+            .set(claim, self.instance.as_str(), Some(ttl), Some(SetOptions::NX), false)
             .await
             .map_err(unavailable)?;
         if claimed.is_none() {
             return Ok(Vec::new());
         }
-        let conns: Vec<String> = self
-            .client
-            .smembers(self.instance_conns(dead))
-            .await
-            .map_err(unavailable)?;
+        let conns: Vec<String> = self.client.smembers(self.instance_conns(dead)).await.map_err(unavailable)?;
         let mut left = Vec::new();
         for conn in conns {
             left.extend(self.leave_all_of(&ConnId::new(&conn), dead).await?);
         }
-        let _: () = self
-            .client
-            .srem(self.key(&["instances"]), dead)
-            .await
-            .map_err(unavailable)?;
-        tracing::info!(
-            instance = dead,
-            participants = left.len(),
-            "removed the participants of a dead instance"
-        );
+        let _: () = self.client.srem(self.key(&["instances"]), dead).await.map_err(unavailable)?;
+        tracing::info!(instance = dead, participants = left.len(), "removed the participants of a dead instance");
         Ok(left)
     }
 
@@ -332,39 +259,24 @@ fn unavailable(e: fred::error::Error) -> StoreError {
 }
 
 fn millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 fn encode(room: &Room) -> Result<String, StoreError> {
-    let pairs: Vec<(&str, &str)> = room
-        .members()
-        .iter()
-        .map(|m| (m.user.as_str(), m.conn.as_str()))
-        .collect();
+    let pairs: Vec<(&str, &str)> = room.members().iter().map(|m| (m.user.as_str(), m.conn.as_str())).collect();
     serde_json::to_string(&pairs).map_err(|e| StoreError::Unavailable(e.to_string()))
 }
 
 fn decode(id: &RoomId, created: u64, members: &str) -> Result<Room, StoreError> {
-    let corrupt =
-        |why: String| StoreError::Unavailable(format!("room {id:?} in Redis is corrupt: {why}"));
-    let pairs: Vec<(String, String)> =
-        serde_json::from_str(members).map_err(|e| corrupt(e.to_string()))?;
+    let corrupt = |why: String| StoreError::Unavailable(format!("room {id:?} in Redis is corrupt: {why}"));
+    let pairs: Vec<(String, String)> = serde_json::from_str(members).map_err(|e| corrupt(e.to_string()))?;
     let members = pairs
         .into_iter()
         .map(|(user, conn)| {
-            Ok(Member {
-                user: UserId::parse(&user).map_err(|e| corrupt(e.to_string()))?,
-                conn: ConnId::new(&conn),
-            })
+            Ok(Member { user: UserId::parse(&user).map_err(|e| corrupt(e.to_string()))?, conn: ConnId::new(&conn) })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok(Room::restore(
-        id.clone(),
-        UNIX_EPOCH + Duration::from_millis(created),
-        members,
-    ))
+    Ok(Room::restore(id.clone(), UNIX_EPOCH + Duration::from_millis(created), members))
 }
 
 #[async_trait]
@@ -387,55 +299,24 @@ impl RoomStore for RedisStore {
             if let Joined::Rejoined { replaced } = &joined {
                 sets.push((self.conn_rooms(replaced), '-', room.as_str().to_owned()));
             }
-            let outcome = JoinOutcome {
-                users: next.users(),
-                peers: next.peers_of(conn),
-                joined,
-            };
-            Ok((
-                Change {
-                    room: Some(next),
-                    sets,
-                },
-                outcome,
-            ))
+            let outcome = JoinOutcome { users: next.users(), peers: next.peers_of(conn), joined };
+            Ok((Change { room: Some(next), sets }, outcome))
         })
         .await
     }
 
-    async fn leave(
-        &self,
-        room: &RoomId,
-        conn: &ConnId,
-    ) -> Result<Option<LeaveOutcome>, StoreError> {
+    async fn leave(&self, room: &RoomId, conn: &ConnId) -> Result<Option<LeaveOutcome>, StoreError> {
         self.update(room, |current| {
             let sets = vec![(self.conn_rooms(conn), '-', room.as_str().to_owned())];
             let Some(mut next) = current else {
                 return Ok((Change { room: None, sets }, None));
             };
             let Some(user) = next.leave(conn) else {
-                return Ok((
-                    Change {
-                        room: Some(next),
-                        sets,
-                    },
-                    None,
-                ));
+                return Ok((Change { room: Some(next), sets }, None));
             };
             let room_deleted = next.is_empty();
-            let outcome = LeaveOutcome {
-                room: room.clone(),
-                user,
-                peers: next.peers_of(conn),
-                room_deleted,
-            };
-            Ok((
-                Change {
-                    room: (!room_deleted).then_some(next),
-                    sets,
-                },
-                Some(outcome),
-            ))
+            let outcome = LeaveOutcome { room: room.clone(), user, peers: next.peers_of(conn), room_deleted };
+            Ok((Change { room: (!room_deleted).then_some(next), sets }, Some(outcome)))
         })
         .await
     }
@@ -462,19 +343,9 @@ impl RoomStore for RedisStore {
                 }
             }
         }
-        let mine: Vec<String> = self
-            .client
-            .smembers(self.instance_conns(&self.instance))
-            .await
-            .map_err(unavailable)?;
-        for ghost in mine
-            .iter()
-            .filter(|c| !live.iter().any(|(live, _)| live.as_str() == c.as_str()))
-        {
-            reconciled.removed.extend(
-                self.leave_all_of(&ConnId::new(ghost), &self.instance)
-                    .await?,
-            );
+        let mine: Vec<String> = self.client.smembers(self.instance_conns(&self.instance)).await.map_err(unavailable)?;
+        for ghost in mine.iter().filter(|c| !live.iter().any(|(live, _)| live.as_str() == c.as_str())) {
+            reconciled.removed.extend(self.leave_all_of(&ConnId::new(ghost), &self.instance).await?);
         }
         Ok(reconciled)
     }
@@ -490,24 +361,14 @@ impl RoomStore for RedisStore {
 
     async fn list(&self, offset: usize, limit: usize) -> Result<RoomPage, StoreError> {
         let keys = vec![self.key(&["rooms"])];
-        let args = vec![
-            self.key(&["room", ""]),
-            offset.to_string(),
-            (offset + limit - 1).to_string(),
-        ];
-        let raw: Vec<Value> = self
-            .list
-            .evalsha_with_reload(&self.client, keys, args)
-            .await
-            .map_err(unavailable)?;
+        let args = vec![self.key(&["room", ""]), offset.to_string(), (offset + limit - 1).to_string()];
+        let raw: Vec<Value> = self.list.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)?;
         let total = raw.first().and_then(Value::as_u64).unwrap_or(0) as usize;
         let mut rooms = Vec::new();
         for chunk in raw[1..].chunks_exact(3) {
-            let (Some(id), Some(created), Some(members)) = (
-                chunk[0].as_string(),
-                chunk[1].as_u64(),
-                chunk[2].as_string(),
-            ) else {
+            let (Some(id), Some(created), Some(members)) =
+                (chunk[0].as_string(), chunk[1].as_u64(), chunk[2].as_string())
+            else {
                 continue;
             };
             let Ok(id) = RoomId::parse(&id) else { continue };
@@ -517,10 +378,7 @@ impl RoomStore for RedisStore {
     }
 
     async fn count(&self) -> Result<usize, StoreError> {
-        self.client
-            .zcard(self.key(&["rooms"]))
-            .await
-            .map_err(unavailable)
+        self.client.zcard(self.key(&["rooms"])).await.map_err(unavailable)
     }
 
     fn kind(&self) -> &'static str {
@@ -534,17 +392,10 @@ mod tests {
     use crate::testing::RedisProcess;
 
     async fn store() -> (RedisStore, RedisProcess) {
-        let redis = tokio::task::spawn_blocking(RedisProcess::start)
-            .await
-            .unwrap();
-        let client = Builder::from_config(Config::from_url(&redis.url()).unwrap())
-            .build()
-            .unwrap();
+        let redis = tokio::task::spawn_blocking(RedisProcess::start).await.unwrap();
+        let client = Builder::from_config(Config::from_url(&redis.url()).unwrap()).build().unwrap();
         client.init().await.unwrap();
-        (
-            RedisStore::new(client, "test", "instance-a", Duration::from_secs(10)),
-            redis,
-        )
+        (RedisStore::new(client, "test", "instance-a", Duration::from_secs(10)), redis)
     }
 
     crate::store_suite!(store());
@@ -560,38 +411,18 @@ mod tests {
         // Redis loses everything; meanwhile bob's seat in "moved" went to another instance's connection.
         let _: () = s.client.flushall(false).await.unwrap();
         let moved = RoomId::parse("moved").unwrap();
-        let other = Builder::from_config(Config::from_url(&redis.url()).unwrap())
-            .build()
-            .unwrap();
+        let other = Builder::from_config(Config::from_url(&redis.url()).unwrap()).build().unwrap();
         other.init().await.unwrap();
         let b = RedisStore::new(other, "test", "instance-b", Duration::from_secs(10));
-        b.join(&moved, &alice, &ConnId::new("elsewhere"), 5)
-            .await
-            .unwrap();
+        b.join(&moved, &alice, &ConnId::new("elsewhere"), 5).await.unwrap();
 
-        let live = vec![(
-            ConnId::new("a1"),
-            vec![(r.clone(), alice.clone()), (moved.clone(), alice.clone())],
-        )];
+        let live = vec![(ConnId::new("a1"), vec![(r.clone(), alice.clone()), (moved.clone(), alice.clone())])];
         let done = s.reconcile(&live, 5).await.unwrap();
         assert_eq!(done.restored.len(), 1, "{done:?}");
-        assert_eq!(
-            (
-                done.restored[0].room.as_str(),
-                done.restored[0].user.as_str()
-            ),
-            ("alice", "alice")
-        );
-        assert_eq!(
-            s.room(&r).await.unwrap().unwrap().participants,
-            vec![alice.clone()]
-        );
+        assert_eq!((done.restored[0].room.as_str(), done.restored[0].user.as_str()), ("alice", "alice"));
+        assert_eq!(s.room(&r).await.unwrap().unwrap().participants, vec![alice.clone()]);
         let (_, moved_room) = s.read(&moved).await.unwrap();
-        assert_eq!(
-            moved_room.unwrap().seat_of(&alice),
-            Some(&ConnId::new("elsewhere")),
-            "a moved seat stays moved"
-        );
+        assert_eq!(moved_room.unwrap().seat_of(&alice), Some(&ConnId::new("elsewhere")), "a moved seat stays moved");
 
         // A connection that is no longer live but still registered here is a ghost.
         s.join(&r, &bob, &ConnId::new("gone"), 5).await.unwrap();
@@ -604,26 +435,13 @@ mod tests {
     #[tokio::test]
     async fn a_survivor_removes_the_participants_of_an_instance_whose_heartbeat_expired() {
         let (a, redis) = store().await;
-        let client = Builder::from_config(Config::from_url(&redis.url()).unwrap())
-            .build()
-            .unwrap();
+        let client = Builder::from_config(Config::from_url(&redis.url()).unwrap()).build().unwrap();
         client.init().await.unwrap();
         let b = RedisStore::new(client, "test", "instance-b", Duration::from_secs(10));
         let (r, other) = (RoomId::parse("r").unwrap(), RoomId::parse("gone").unwrap());
-        a.join(&r, &UserId::parse("on-a").unwrap(), &ConnId::new("ca"), 5)
-            .await
-            .unwrap();
-        b.join(&r, &UserId::parse("on-b").unwrap(), &ConnId::new("cb"), 5)
-            .await
-            .unwrap();
-        b.join(
-            &other,
-            &UserId::parse("on-b").unwrap(),
-            &ConnId::new("cb"),
-            5,
-        )
-        .await
-        .unwrap();
+        a.join(&r, &UserId::parse("on-a").unwrap(), &ConnId::new("ca"), 5).await.unwrap();
+        b.join(&r, &UserId::parse("on-b").unwrap(), &ConnId::new("cb"), 5).await.unwrap();
+        b.join(&other, &UserId::parse("on-b").unwrap(), &ConnId::new("cb"), 5).await.unwrap();
         a.maintain().await.unwrap();
         b.maintain().await.unwrap();
         assert!(a.maintain().await.unwrap().is_empty(), "b is alive");
@@ -634,38 +452,22 @@ mod tests {
         left.sort_by(|x, y| x.room.cmp(&y.room));
         assert_eq!(left.len(), 2);
         assert!(left[0].room_deleted, "room 'gone' had only b's participant");
-        assert_eq!(
-            (left[1].user.as_str(), left[1].peers.clone()),
-            ("on-b", vec![ConnId::new("ca")])
-        );
-        assert_eq!(
-            a.room(&r).await.unwrap().unwrap().participants,
-            vec![UserId::parse("on-a").unwrap()]
-        );
+        assert_eq!((left[1].user.as_str(), left[1].peers.clone()), ("on-b", vec![ConnId::new("ca")]));
+        assert_eq!(a.room(&r).await.unwrap().unwrap().participants, vec![UserId::parse("on-a").unwrap()]);
         assert!(a.maintain().await.unwrap().is_empty(), "reaped once");
     }
 
     #[tokio::test]
     async fn a_room_deleted_and_created_again_never_reuses_a_version() {
         let (s, _redis) = store().await;
-        let (r, u, c) = (
-            RoomId::parse("r").unwrap(),
-            UserId::parse("u").unwrap(),
-            ConnId::new("c"),
-        );
+        let (r, u, c) = (RoomId::parse("r").unwrap(), UserId::parse("u").unwrap(), ConnId::new("c"));
         s.join(&r, &u, &c, 5).await.unwrap();
         let (first, _) = s.read(&r).await.unwrap();
         s.leave(&r, &c).await.unwrap();
         s.join(&r, &u, &c, 5).await.unwrap();
         let (second, _) = s.read(&r).await.unwrap();
-        assert!(
-            second > first,
-            "a stale writer holding version {first} must lose"
-        );
-        let stale = Change {
-            room: None,
-            sets: vec![],
-        };
+        assert!(second > first, "a stale writer holding version {first} must lose");
+        let stale = Change { room: None, sets: vec![] };
         assert!(!s.write(&r, first, stale).await.unwrap());
     }
 }

@@ -60,20 +60,11 @@ fn rule(result: Result<impl std::fmt::Debug, StoreError>) -> RoomError {
 }
 
 pub async fn join_creates_the_room_and_lists_users_in_join_order(s: Arc<impl RoomStore>) {
-    let a = s
-        .join(&room("r"), &user("b"), &conn("1"), 10)
-        .await
-        .unwrap();
+    let a = s.join(&room("r"), &user("b"), &conn("1"), 10).await.unwrap();
     assert_eq!(a.joined, Joined::New);
     assert_eq!((a.users, a.peers), (vec![user("b")], vec![]));
-    let b = s
-        .join(&room("r"), &user("a"), &conn("2"), 10)
-        .await
-        .unwrap();
-    assert_eq!(
-        (b.users, b.peers),
-        (vec![user("b"), user("a")], vec![conn("1")])
-    );
+    let b = s.join(&room("r"), &user("a"), &conn("2"), 10).await.unwrap();
+    assert_eq!((b.users, b.peers), (vec![user("b"), user("a")], vec![conn("1")]));
     let snap = s.room(&room("r")).await.unwrap().unwrap();
     assert_eq!(snap.participants, vec![user("b"), user("a")]);
     assert_eq!(s.count().await.unwrap(), 1);
@@ -84,29 +75,17 @@ pub async fn a_join_past_max_size_is_refused_and_changes_nothing(s: Arc<impl Roo
     s.join(&room("r"), &user("b"), &conn("2"), 2).await.unwrap();
     let err = rule(s.join(&room("r"), &user("c"), &conn("3"), 2).await);
     assert_eq!(err, RoomError::Full { max: 2 });
-    assert_eq!(
-        s.room(&room("r")).await.unwrap().unwrap().participants,
-        vec![user("a"), user("b")]
-    );
-    assert!(
-        s.leave_all(&conn("3")).await.unwrap().is_empty(),
-        "the refused connection holds nothing"
-    );
+    assert_eq!(s.room(&room("r")).await.unwrap().unwrap().participants, vec![user("a"), user("b")]);
+    assert!(s.leave_all(&conn("3")).await.unwrap().is_empty(), "the refused connection holds nothing");
 }
 
 pub async fn concurrent_joins_never_exceed_max_size_nor_lose_a_participant(s: Arc<impl RoomStore>) {
     let tasks: Vec<_> = (0..40)
         .map(|i| {
             let s = s.clone();
-            tokio::spawn(async move {
-                s.join(
-                    &room("hot"),
-                    &user(&format!("u{i}")),
-                    &conn(&format!("c{i}")),
-                    10,
-                )
-                .await
-            })
+            tokio::spawn(
+                async move { s.join(&room("hot"), &user(&format!("u{i}")), &conn(&format!("c{i}")), 10).await },
+            )
         })
         .collect();
     let mut accepted = 0;
@@ -117,51 +96,23 @@ pub async fn concurrent_joins_never_exceed_max_size_nor_lose_a_participant(s: Ar
         }
     }
     assert_eq!(accepted, 10);
-    assert_eq!(
-        s.room(&room("hot"))
-            .await
-            .unwrap()
-            .unwrap()
-            .participants
-            .len(),
-        10
-    );
+    assert_eq!(s.room(&room("hot")).await.unwrap().unwrap().participants.len(), 10);
 }
 
 pub async fn the_same_user_on_a_new_connection_takes_the_seat_over(s: Arc<impl RoomStore>) {
-    s.join(&room("r"), &user("a"), &conn("old"), 10)
-        .await
-        .unwrap();
-    s.join(&room("r"), &user("b"), &conn("2"), 10)
-        .await
-        .unwrap();
-    let again = s
-        .join(&room("r"), &user("a"), &conn("new"), 10)
-        .await
-        .unwrap();
-    assert_eq!(
-        again.joined,
-        Joined::Rejoined {
-            replaced: conn("old")
-        }
-    );
+    s.join(&room("r"), &user("a"), &conn("old"), 10).await.unwrap();
+    s.join(&room("r"), &user("b"), &conn("2"), 10).await.unwrap();
+    let again = s.join(&room("r"), &user("a"), &conn("new"), 10).await.unwrap();
+    assert_eq!(again.joined, Joined::Rejoined { replaced: conn("old") });
     assert_eq!(again.users, vec![user("a"), user("b")]);
     let route = s.route(&room("r"), &conn("2"), &user("a")).await.unwrap();
     assert_eq!(route.target, conn("new"));
-    assert_eq!(
-        rule(s.route(&room("r"), &conn("old"), &user("b")).await),
-        RoomError::NotInRoom
-    );
+    assert_eq!(rule(s.route(&room("r"), &conn("old"), &user("b")).await), RoomError::NotInRoom);
 }
 
 pub async fn joining_again_on_the_same_connection_changes_nothing(s: Arc<impl RoomStore>) {
-    s.join(&room("r"), &user("a"), &conn("1"), 10)
-        .await
-        .unwrap();
-    let again = s
-        .join(&room("r"), &user("a"), &conn("1"), 10)
-        .await
-        .unwrap();
+    s.join(&room("r"), &user("a"), &conn("1"), 10).await.unwrap();
+    let again = s.join(&room("r"), &user("a"), &conn("1"), 10).await.unwrap();
     assert_eq!(again.joined, Joined::Already);
     assert_eq!(again.users, vec![user("a")]);
     let other = rule(s.join(&room("r"), &user("z"), &conn("1"), 10).await);
@@ -169,17 +120,10 @@ pub async fn joining_again_on_the_same_connection_changes_nothing(s: Arc<impl Ro
 }
 
 pub async fn leave_reports_the_remaining_peers_and_deletes_an_empty_room(s: Arc<impl RoomStore>) {
-    s.join(&room("r"), &user("a"), &conn("1"), 10)
-        .await
-        .unwrap();
-    s.join(&room("r"), &user("b"), &conn("2"), 10)
-        .await
-        .unwrap();
+    s.join(&room("r"), &user("a"), &conn("1"), 10).await.unwrap();
+    s.join(&room("r"), &user("b"), &conn("2"), 10).await.unwrap();
     let left = s.leave(&room("r"), &conn("1")).await.unwrap().unwrap();
-    assert_eq!(
-        (left.user, left.peers, left.room_deleted),
-        (user("a"), vec![conn("2")], false)
-    );
+    assert_eq!((left.user, left.peers, left.room_deleted), (user("a"), vec![conn("2")], false));
     let last = s.leave(&room("r"), &conn("2")).await.unwrap().unwrap();
     assert!(last.room_deleted && last.peers.is_empty());
     assert_eq!(s.room(&room("r")).await.unwrap(), None);
@@ -188,102 +132,54 @@ pub async fn leave_reports_the_remaining_peers_and_deletes_an_empty_room(s: Arc<
 
 pub async fn leaving_a_room_one_is_not_in_returns_none(s: Arc<impl RoomStore>) {
     assert_eq!(s.leave(&room("nowhere"), &conn("1")).await.unwrap(), None);
-    s.join(&room("r"), &user("a"), &conn("1"), 10)
-        .await
-        .unwrap();
+    s.join(&room("r"), &user("a"), &conn("1"), 10).await.unwrap();
     assert_eq!(s.leave(&room("r"), &conn("2")).await.unwrap(), None);
 }
 
 pub async fn leave_all_removes_the_connection_from_every_room(s: Arc<impl RoomStore>) {
-    s.join(&room("r1"), &user("a"), &conn("1"), 10)
-        .await
-        .unwrap();
-    s.join(&room("r2"), &user("a"), &conn("1"), 10)
-        .await
-        .unwrap();
-    s.join(&room("r2"), &user("b"), &conn("2"), 10)
-        .await
-        .unwrap();
+    s.join(&room("r1"), &user("a"), &conn("1"), 10).await.unwrap();
+    s.join(&room("r2"), &user("a"), &conn("1"), 10).await.unwrap();
+    s.join(&room("r2"), &user("b"), &conn("2"), 10).await.unwrap();
     let mut left = s.leave_all(&conn("1")).await.unwrap();
     left.sort_by(|x, y| x.room.cmp(&y.room));
     assert_eq!(left.len(), 2);
     assert!(left[0].room_deleted, "r1 had only this connection");
-    assert_eq!(
-        (left[1].peers.clone(), left[1].room_deleted),
-        (vec![conn("2")], false)
-    );
+    assert_eq!((left[1].peers.clone(), left[1].room_deleted), (vec![conn("2")], false));
     assert_eq!(s.count().await.unwrap(), 1);
     assert!(s.leave_all(&conn("1")).await.unwrap().is_empty());
 }
 
 pub async fn leave_all_of_a_replaced_connection_keeps_the_new_seat(s: Arc<impl RoomStore>) {
-    s.join(&room("r"), &user("a"), &conn("old"), 10)
-        .await
-        .unwrap();
-    s.join(&room("r"), &user("a"), &conn("new"), 10)
-        .await
-        .unwrap();
+    s.join(&room("r"), &user("a"), &conn("old"), 10).await.unwrap();
+    s.join(&room("r"), &user("a"), &conn("new"), 10).await.unwrap();
     assert!(s.leave_all(&conn("old")).await.unwrap().is_empty());
-    assert_eq!(
-        s.room(&room("r")).await.unwrap().unwrap().participants,
-        vec![user("a")]
-    );
+    assert_eq!(s.room(&room("r")).await.unwrap().unwrap().participants, vec![user("a")]);
 }
 
 pub async fn route_requires_both_ends_in_the_room(s: Arc<impl RoomStore>) {
-    s.join(&room("r"), &user("a"), &conn("1"), 10)
-        .await
-        .unwrap();
-    s.join(&room("r"), &user("b"), &conn("2"), 10)
-        .await
-        .unwrap();
-    s.join(&room("other"), &user("c"), &conn("3"), 10)
-        .await
-        .unwrap();
+    s.join(&room("r"), &user("a"), &conn("1"), 10).await.unwrap();
+    s.join(&room("r"), &user("b"), &conn("2"), 10).await.unwrap();
+    s.join(&room("other"), &user("c"), &conn("3"), 10).await.unwrap();
     let ok = s.route(&room("r"), &conn("1"), &user("b")).await.unwrap();
-    assert_eq!(
-        ok,
-        Route {
-            sender: user("a"),
-            target: conn("2")
-        }
-    );
-    assert_eq!(
-        rule(s.route(&room("r"), &conn("3"), &user("b")).await),
-        RoomError::NotInRoom
-    );
-    assert_eq!(
-        rule(s.route(&room("r"), &conn("1"), &user("c")).await),
-        RoomError::TargetNotFound
-    );
-    assert_eq!(
-        rule(s.route(&room("gone"), &conn("1"), &user("b")).await),
-        RoomError::NotInRoom
-    );
+    assert_eq!(ok, Route { sender: user("a"), target: conn("2") });
+    assert_eq!(rule(s.route(&room("r"), &conn("3"), &user("b")).await), RoomError::NotInRoom);
+    assert_eq!(rule(s.route(&room("r"), &conn("1"), &user("c")).await), RoomError::TargetNotFound);
+    assert_eq!(rule(s.route(&room("gone"), &conn("1"), &user("b")).await), RoomError::NotInRoom);
 }
 
 pub async fn list_pages_are_ordered_by_creation_then_id(s: Arc<impl RoomStore>) {
     for (i, name) in ["m", "c", "x", "a", "q"].iter().enumerate() {
-        s.join(&room(name), &user("u"), &conn(&format!("c{i}")), 10)
-            .await
-            .unwrap();
+        s.join(&room(name), &user("u"), &conn(&format!("c{i}")), 10).await.unwrap();
     }
     let all = s.list(0, 100).await.unwrap();
     assert_eq!(all.total, 5);
-    let keys: Vec<_> = all
-        .rooms
-        .iter()
-        .map(|r| (r.created_at, r.id.clone()))
-        .collect();
+    let keys: Vec<_> = all.rooms.iter().map(|r| (r.created_at, r.id.clone())).collect();
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted, "ordered by createdAt, then id");
     let first = s.list(0, 2).await.unwrap();
     let rest = s.list(2, 100).await.unwrap();
-    assert_eq!(
-        (first.total, first.rooms.len(), rest.rooms.len()),
-        (5, 2, 3)
-    );
+    assert_eq!((first.total, first.rooms.len(), rest.rooms.len()), (5, 2, 3));
     let paged: Vec<_> = first.rooms.into_iter().chain(rest.rooms).collect();
     assert_eq!(paged, all.rooms);
     assert!(s.list(5, 10).await.unwrap().rooms.is_empty());

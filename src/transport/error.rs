@@ -46,6 +46,9 @@ pub enum SignalError {
     /// The backing store cannot be reached.
     #[error("the server's state store is unavailable; retry later")]
     Unavailable,
+    /// The connection is in `MAX_ROOMS_PER_CONNECTION` rooms already.
+    #[error("this connection is in {0} rooms already, the most allowed; leave one first")]
+    TooManyRooms(usize),
     /// This connection is being closed (the server is shutting down).
     #[error("this connection is closing; reconnect and retry")]
     Closing,
@@ -59,21 +62,16 @@ impl SignalError {
             SignalError::Room(RoomError::AlreadyJoinedAs(_)) => "invalid-payload",
             SignalError::Room(RoomError::Full { .. }) => "room-full",
             SignalError::Room(RoomError::NotInRoom) => "not-in-room",
-            SignalError::Room(RoomError::TargetNotFound) | SignalError::TargetGone => {
-                "target-not-found"
-            }
+            SignalError::Room(RoomError::TargetNotFound) | SignalError::TargetGone => "target-not-found",
             SignalError::TargetBusy => "target-busy",
-            SignalError::Overloaded => "rate-limited",
+            SignalError::Overloaded | SignalError::TooManyRooms(_) => "rate-limited",
             SignalError::Unavailable | SignalError::Closing => "unavailable",
         }
     }
 
     /// `{ code, message }` for acks and `signaling-error`.
     pub fn body(&self) -> ErrorBody {
-        ErrorBody {
-            code: self.code(),
-            message: self.to_string(),
-        }
+        ErrorBody { code: self.code(), message: self.to_string() }
     }
 }
 
@@ -89,6 +87,15 @@ impl From<StoreError> for SignalError {
     }
 }
 
+/// Why a connection was refused at the handshake (the client gets
+/// `connect_error` with this message).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectRefused {
+    /// `MAX_CONNECTIONS_PER_IP` connections are open from this address.
+    #[error("too many connections from this address")]
+    TooManyConnections,
+}
+
 /// A failed ack: `{ ok: false, error: { code, message } }`.
 #[derive(Serialize)]
 pub struct AckError {
@@ -98,10 +105,7 @@ pub struct AckError {
 
 impl From<&SignalError> for AckError {
     fn from(e: &SignalError) -> Self {
-        Self {
-            ok: false,
-            error: e.body(),
-        }
+        Self { ok: false, error: e.body() }
     }
 }
 
@@ -116,10 +120,7 @@ pub struct SignalingErrorEvent<'a> {
 impl<'a> SignalingErrorEvent<'a> {
     /// The error of `event`.
     pub fn new(event: &'a str, e: &SignalError) -> Self {
-        Self {
-            event,
-            error: e.body(),
-        }
+        Self { event, error: e.body() }
     }
 }
 
@@ -142,9 +143,7 @@ pub enum HttpError {
     #[error("method not allowed")]
     MethodNotAllowed,
     /// The socket.io client bundle is not installed under `WEB_DIR`.
-    #[error(
-        "the socket.io client bundle is not installed: run `npm ci --omit=dev` in the web directory (WEB_DIR)"
-    )]
+    #[error("the socket.io client bundle is not installed: run `npm ci --omit=dev` in the web directory (WEB_DIR)")]
     ClientBundleMissing,
     /// A websocket upgrade from an origin not in `CLIENT_URL`.
     #[error("origin not allowed")]
@@ -152,6 +151,9 @@ pub enum HttpError {
     /// The backing store cannot be reached.
     #[error("the server's state store is unavailable; retry later")]
     Unavailable,
+    /// Too many requests from this address; retry after the given time.
+    #[error("too many requests from this address; retry later")]
+    RateLimited(std::time::Duration),
 }
 
 impl HttpError {
@@ -165,6 +167,7 @@ impl HttpError {
             HttpError::ClientBundleMissing => (StatusCode::NOT_FOUND, "client-bundle-missing"),
             HttpError::OriginNotAllowed => (StatusCode::FORBIDDEN, "origin-not-allowed"),
             HttpError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            HttpError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
         }
     }
 }
@@ -184,13 +187,13 @@ struct HttpErrorBody {
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        let body = HttpErrorBody {
-            error: ErrorBody {
-                code,
-                message: self.to_string(),
-            },
-        };
-        (status, Json(body)).into_response()
+        let body = HttpErrorBody { error: ErrorBody { code, message: self.to_string() } };
+        let mut response = (status, Json(body)).into_response();
+        if let HttpError::RateLimited(wait) = self {
+            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -203,19 +206,13 @@ mod tests {
         let cases = [
             (SignalError::Room(RoomError::Full { max: 2 }), "room-full"),
             (SignalError::Room(RoomError::NotInRoom), "not-in-room"),
-            (
-                SignalError::Room(RoomError::TargetNotFound),
-                "target-not-found",
-            ),
+            (SignalError::Room(RoomError::TargetNotFound), "target-not-found"),
             (SignalError::TargetGone, "target-not-found"),
             (SignalError::TargetBusy, "target-busy"),
             (SignalError::Overloaded, "rate-limited"),
             (SignalError::Unavailable, "unavailable"),
             (SignalError::UnknownEvent("x".into()), "invalid-payload"),
-            (
-                SignalError::Payload(PayloadError::NotAnObject),
-                "invalid-payload",
-            ),
+            (SignalError::Payload(PayloadError::NotAnObject), "invalid-payload"),
         ];
         for (err, code) in cases {
             assert_eq!(err.code(), code, "{err:?}");

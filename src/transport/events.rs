@@ -150,26 +150,17 @@ pub struct AckOk {
 impl AckOk {
     /// `{ ok: true }`
     pub fn ok() -> Self {
-        Self {
-            ok: true,
-            ..Self::default()
-        }
+        Self { ok: true, ..Self::default() }
     }
 
     /// `{ ok: true, roomId }`
     pub fn room(room_id: RoomId) -> Self {
-        Self {
-            room_id: Some(room_id),
-            ..Self::ok()
-        }
+        Self { room_id: Some(room_id), ..Self::ok() }
     }
 
     /// `{ ok: true, roomId, users }`
     pub fn joined(room_id: RoomId, users: Vec<UserId>) -> Self {
-        Self {
-            users: Some(users),
-            ..Self::room(room_id)
-        }
+        Self { users: Some(users), ..Self::room(room_id) }
     }
 }
 
@@ -183,12 +174,7 @@ mod tests {
         let room = RoomId::parse("r").unwrap();
         let sender = UserId::parse("alice").unwrap();
         let body = json!({"candidate": "candidate:1 1 udp 1 1.2.3.4 5 typ host", "sdpMid": "0"});
-        let relayed = Relayed {
-            room_id: &room,
-            sender_id: &sender,
-            kind: RelayKind::IceCandidate,
-            body: &body,
-        };
+        let relayed = Relayed { room_id: &room, sender_id: &sender, kind: RelayKind::IceCandidate, body: &body };
         assert_eq!(
             serde_json::to_value(&relayed).unwrap(),
             json!({"roomId": "r", "senderId": "alice", "candidate": body})
@@ -198,10 +184,7 @@ mod tests {
     #[test]
     fn acks_carry_only_what_applies() {
         let room = RoomId::parse("r").unwrap();
-        assert_eq!(
-            serde_json::to_value(AckOk::ok()).unwrap(),
-            json!({"ok": true})
-        );
+        assert_eq!(serde_json::to_value(AckOk::ok()).unwrap(), json!({"ok": true}));
         let users = vec![UserId::parse("a").unwrap()];
         assert_eq!(
             serde_json::to_value(AckOk::joined(room, users)).unwrap(),

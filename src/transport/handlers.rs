@@ -16,9 +16,7 @@ use tracing::{debug, error, info, warn};
 
 use super::deliver::{deliver, notify};
 use super::error::SignalError;
-use super::events::{
-    AckOk, ClientEvent, Presence, ROOM_USERS, RelayKind, Relayed, RoomUsers, USER_JOINED, USER_LEFT,
-};
+use super::events::{AckOk, ClientEvent, Presence, ROOM_USERS, RelayKind, Relayed, RoomUsers, USER_JOINED, USER_LEFT};
 use super::payload;
 use super::socket::{Connection, Job};
 use crate::domain::{ConnId, Joined, RoomError};
@@ -35,11 +33,7 @@ impl<A: Adapter> Ctx<'_, A> {
     /// Runs one job to completion and answers the client.
     pub(super) async fn handle(&self, job: Job<A>) {
         match job {
-            Job::Event {
-                event,
-                payload,
-                reply,
-            } => {
+            Job::Event { event, payload, reply } => {
                 let result = match event {
                     ClientEvent::JoinRoom => self.join(payload).await,
                     ClientEvent::LeaveRoom => self.leave(payload).await,
@@ -58,33 +52,14 @@ impl<A: Adapter> Ctx<'_, A> {
     async fn join(&self, payload: Option<Value>) -> Result<AckOk, SignalError> {
         let req = payload::join(payload)?;
         let state = &self.conn.state;
-        let out = state
-            .store
-            .join(
-                &req.room,
-                &req.user,
-                &self.conn.id,
-                state.config.max_room_size,
-            )
-            .await?;
-        if out.joined != Joined::Already {
-            self.notify(
-                &out.peers,
-                USER_JOINED,
-                &Presence {
-                    room_id: &req.room,
-                    user_id: &req.user,
-                },
-            )
-            .await;
+        if self.conn.room_limit_reached(&req.room) {
+            return Err(SignalError::TooManyRooms(state.config.max_rooms_per_connection));
         }
-        if let Err(err) = self.socket.emit(
-            ROOM_USERS,
-            &RoomUsers {
-                room_id: &req.room,
-                users: &out.users,
-            },
-        ) {
+        let out = state.store.join(&req.room, &req.user, &self.conn.id, state.config.max_room_size).await?;
+        if out.joined != Joined::Already {
+            self.notify(&out.peers, USER_JOINED, &Presence { room_id: &req.room, user_id: &req.user }).await;
+        }
+        if let Err(err) = self.socket.emit(ROOM_USERS, &RoomUsers { room_id: &req.room, users: &out.users }) {
             warn!(conn_id = %self.conn.id, %err, "room-users not delivered");
         }
         let replaced = match &out.joined {
@@ -98,12 +73,7 @@ impl<A: Adapter> Ctx<'_, A> {
 
     async fn leave(&self, payload: Option<Value>) -> Result<AckOk, SignalError> {
         let req = payload::leave(payload)?;
-        let out = self
-            .conn
-            .state
-            .store
-            .leave(&req.room, &self.conn.id)
-            .await?;
+        let out = self.conn.state.store.leave(&req.room, &self.conn.id).await?;
         self.conn.forget(&req.room);
         self.announce_left(&out.ok_or(RoomError::NotInRoom)?).await;
         Ok(AckOk::room(req.room))
@@ -112,26 +82,9 @@ impl<A: Adapter> Ctx<'_, A> {
     /// `offer`, `answer` and `ice-candidate`: one path, to the target's connection only.
     async fn relay(&self, kind: RelayKind, payload: Option<Value>) -> Result<AckOk, SignalError> {
         let req = payload::relay(kind, payload)?;
-        let route = self
-            .conn
-            .state
-            .store
-            .route(&req.room, &self.conn.id, &req.target)
-            .await?;
-        let relayed = Relayed {
-            room_id: &req.room,
-            sender_id: &route.sender,
-            kind,
-            body: &req.body,
-        };
-        deliver(
-            self.io,
-            self.conn.state.reach(),
-            &route.target,
-            kind.event(),
-            &relayed,
-        )
-        .await?;
+        let route = self.conn.state.store.route(&req.room, &self.conn.id, &req.target).await?;
+        let relayed = Relayed { room_id: &req.room, sender_id: &route.sender, kind, body: &req.body };
+        deliver(self.io, self.conn.state.reach(), &route.target, kind.event(), &relayed).await?;
         debug!(conn_id = %self.conn.id, room_id = %req.room, sender_id = %route.sender,
             target_id = %req.target, event = kind.event(), "relayed");
         Ok(AckOk::ok())
@@ -148,20 +101,15 @@ impl<A: Adapter> Ctx<'_, A> {
                 error!(conn_id = %self.conn.id, cause = %e, "could not clear the rooms of a closed connection")
             }
         }
+        if let Some(ip) = self.conn.ip {
+            self.conn.state.limits.disconnected(ip);
+        }
         self.conn.state.stats.disconnected();
         info!(conn_id = %self.conn.id, ?reason, "disconnected");
     }
 
     async fn announce_left(&self, out: &LeaveOutcome) {
-        self.notify(
-            &out.peers,
-            USER_LEFT,
-            &Presence {
-                room_id: &out.room,
-                user_id: &out.user,
-            },
-        )
-        .await;
+        self.notify(&out.peers, USER_LEFT, &Presence { room_id: &out.room, user_id: &out.user }).await;
         info!(conn_id = %self.conn.id, room_id = %out.room, user_id = %out.user,
             room_deleted = out.room_deleted, "left room");
     }

@@ -15,11 +15,13 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tower_http::services::ServeDir;
 
+use super::address;
 use super::error::HttpError;
 use crate::domain::ice::IceServers;
 use crate::domain::{RoomId, UserId};
 use crate::state::AppState;
 use crate::store::RoomSnapshot;
+use axum::response::IntoResponse;
 
 /// Default page size of `/api/rooms`.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -35,6 +37,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/ice-servers", get(ice_servers))
         .fallback_service(ServeDir::new(&state.config.web_dir).fallback(no_route.into_service()))
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limit_per_address))
         .with_state(state)
 }
 
@@ -57,11 +60,7 @@ struct Health {
 async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let redis_up = state.redis_up();
     let down = redis_up == Some(false);
-    let rooms = if down {
-        None
-    } else {
-        state.store.count().await.ok()
-    };
+    let rooms = if down { None } else { state.store.count().await.ok() };
     let health = Health {
         status: if down { "degraded" } else { "ok" },
         connections: state.stats.connections(),
@@ -71,11 +70,7 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
         adapter: state.store.kind(),
         redis: redis_up.map(|up| if up { "up" } else { "down" }),
     };
-    let status = if down {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
+    let status = if down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (status, Json(health))
 }
 
@@ -110,16 +105,10 @@ struct RoomList {
     total: usize,
 }
 
-async fn list_rooms(
-    State(state): State<AppState>,
-    RawQuery(query): RawQuery,
-) -> Result<Json<RoomList>, HttpError> {
+async fn list_rooms(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<RoomList>, HttpError> {
     let (offset, limit) = paging(query.as_deref().unwrap_or(""))?;
     let page = state.store.list(offset, limit).await?;
-    Ok(Json(RoomList {
-        rooms: page.rooms.into_iter().map(RoomDto::from).collect(),
-        total: page.total,
-    }))
+    Ok(Json(RoomList { rooms: page.rooms.into_iter().map(RoomDto::from).collect(), total: page.total }))
 }
 
 /// `offset` and `limit` from a query string; other parameters are ignored.
@@ -141,23 +130,12 @@ fn number(key: &str, value: &str, min: usize, max: usize) -> Result<usize, HttpE
         .parse::<usize>()
         .ok()
         .filter(|n| (min..=max).contains(n))
-        .ok_or_else(|| {
-            HttpError::BadQuery(format!(
-                "{key} must be an integer from {min} to {max}, got {value:?}"
-            ))
-        })
+        .ok_or_else(|| HttpError::BadQuery(format!("{key} must be an integer from {min} to {max}, got {value:?}")))
 }
 
-async fn get_room(
-    State(state): State<AppState>,
-    Path(raw): Path<String>,
-) -> Result<Json<RoomDto>, HttpError> {
+async fn get_room(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<RoomDto>, HttpError> {
     let id = RoomId::parse(&raw).map_err(HttpError::BadRoomId)?;
-    let room = state
-        .store
-        .room(&id)
-        .await?
-        .ok_or(HttpError::RoomNotFound)?;
+    let room = state.store.room(&id).await?.ok_or(HttpError::RoomNotFound)?;
     Ok(Json(room.into()))
 }
 
@@ -174,17 +152,26 @@ async fn ice_servers(
 ) -> Result<Json<IceServers>, HttpError> {
     let Query(query) = query.map_err(|e| HttpError::BadQuery(e.body_text()))?;
     let user = match query.user_id.as_deref() {
-        Some(raw) => {
-            Some(UserId::parse(raw).map_err(|e| HttpError::BadQuery(format!("userId {e}")))?)
-        }
+        Some(raw) => Some(UserId::parse(raw).map_err(|e| HttpError::BadQuery(format!("userId {e}")))?),
         None => None,
     };
-    Ok(Json(
-        state
-            .config
-            .ice
-            .servers_for(user.as_ref(), SystemTime::now()),
-    ))
+    Ok(Json(state.config.ice.servers_for(user.as_ref(), SystemTime::now())))
+}
+
+/// REST requests per client address (`REST_REQUESTS_PER_SECOND`, `REST_BURST`);
+/// `/health` is exempt, since load balancers poll it.
+async fn limit_per_address(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let ip = address::of(request.extensions(), request.headers(), &state.config.trusted_proxies);
+    if let Some(ip) = ip.filter(|_| request.uri().path() != "/health")
+        && let Err(wait) = state.limits.rest_request(ip, std::time::Instant::now(), state.config.rest_rate)
+    {
+        return HttpError::RateLimited(wait).into_response();
+    }
+    next.run(request).await
 }
 
 async fn no_route(uri: axum::http::Uri) -> HttpError {
@@ -203,14 +190,7 @@ mod tests {
     fn paging_defaults_and_bounds() {
         assert_eq!(paging("").unwrap(), (0, 100));
         assert_eq!(paging("limit=1000&offset=5&x=y").unwrap(), (5, 1000));
-        for bad in [
-            "limit=0",
-            "limit=1001",
-            "limit=abc",
-            "offset=-1",
-            "limit=",
-            "offset",
-        ] {
+        for bad in ["limit=0", "limit=1001", "limit=abc", "offset=-1", "limit=", "offset"] {
             assert!(matches!(paging(bad), Err(HttpError::BadQuery(_))), "{bad}");
         }
     }

@@ -47,15 +47,8 @@ pub struct Inbox<J> {
 impl<J> Inbox<J> {
     /// An empty inbox holding at most `capacity` waiting jobs.
     pub fn new(capacity: usize) -> Self {
-        let state = State {
-            jobs: VecDeque::new(),
-            draining: false,
-            closed: false,
-        };
-        Self {
-            state: Mutex::new(state),
-            capacity,
-        }
+        let state = State { jobs: VecDeque::new(), draining: false, closed: false };
+        Self { state: Mutex::new(state), capacity }
     }
 
     /// Queues `job` in arrival order.
@@ -104,9 +97,7 @@ impl<J> Inbox<J> {
     fn lock(&self) -> std::sync::MutexGuard<'_, State<J>> {
         // A panic while holding this lock cannot leave the queue inconsistent
         // (every critical section is a single push, pop or flag update).
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -120,16 +111,9 @@ mod tests {
         assert_eq!(inbox.push(1), Push::Drain);
         assert_eq!(inbox.push(2), Push::Queued);
         assert_eq!(inbox.push(3), Push::Queued);
-        assert_eq!(
-            (inbox.next(), inbox.next(), inbox.next()),
-            (Some(1), Some(2), Some(3))
-        );
+        assert_eq!((inbox.next(), inbox.next(), inbox.next()), (Some(1), Some(2), Some(3)));
         assert_eq!(inbox.next(), None);
-        assert_eq!(
-            inbox.push(4),
-            Push::Drain,
-            "an emptied inbox needs a new drainer"
-        );
+        assert_eq!(inbox.push(4), Push::Drain, "an emptied inbox needs a new drainer");
     }
 
     #[test]
@@ -137,11 +121,7 @@ mod tests {
         let inbox = Inbox::new(8);
         assert_eq!(inbox.push('a'), Push::Drain);
         assert_eq!(inbox.next(), Some('a'));
-        assert_eq!(
-            inbox.push('b'),
-            Push::Queued,
-            "the drainer has not seen an empty queue yet"
-        );
+        assert_eq!(inbox.push('b'), Push::Queued, "the drainer has not seen an empty queue yet");
         assert_eq!(inbox.next(), Some('b'));
         assert_eq!(inbox.next(), None);
     }
@@ -163,10 +143,7 @@ mod tests {
         assert_eq!(inbox.push_last("disconnect"), Push::Queued);
         assert_eq!(inbox.push("late"), Push::Closed("late"));
         assert_eq!(inbox.push_last("again"), Push::Closed("again"));
-        assert_eq!(
-            (inbox.next(), inbox.next(), inbox.next()),
-            (Some("event"), Some("disconnect"), None)
-        );
+        assert_eq!((inbox.next(), inbox.next(), inbox.next()), (Some("event"), Some("disconnect"), None));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! [`payload`]) and the one mapping of errors to `{ code, message }` ([`error`]).
 //! Handlers parse, call the store, and emit; rules live in [`crate::domain`].
 
+pub mod address;
 pub mod deliver;
 pub mod error;
 pub mod events;

@@ -37,11 +37,7 @@ pub fn cors(origins: &AllowedOrigins) -> CorsLayer {
 /// port as the request's `Host`), which is always allowed, whatever
 /// `CLIENT_URL` says: the demo page at `/` must reach its own server.
 fn same_origin(origin: &HeaderValue, host: Option<&HeaderValue>) -> bool {
-    let origin_host = origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.split_once("://"))
-        .map(|(_, rest)| rest);
+    let origin_host = origin.to_str().ok().and_then(|o| o.split_once("://")).map(|(_, rest)| rest);
     match (origin_host, host.and_then(|h| h.to_str().ok())) {
         (Some(origin_host), Some(host)) => origin_host.eq_ignore_ascii_case(host),
         _ => false,
@@ -55,17 +51,12 @@ pub async fn guard_websocket_origin(
     next: Next,
 ) -> Response {
     let headers = request.headers();
-    let upgrade = headers
-        .get(header::UPGRADE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    let upgrade = headers.get(header::UPGRADE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
     if let Some(origin) = headers.get(header::ORIGIN).filter(|_| upgrade)
         && !origins.allows(origin)
         && !same_origin(origin, headers.get(header::HOST))
     {
-        tracing::warn!(
-            ?origin,
-            "websocket upgrade from a disallowed origin refused"
-        );
+        tracing::warn!(?origin, "websocket upgrade from a disallowed origin refused");
         return HttpError::OriginNotAllowed.into_response();
     }
     next.run(request).await
@@ -78,25 +69,10 @@ mod tests {
     #[test]
     fn a_page_served_by_this_server_is_its_own_origin() {
         let host = HeaderValue::from_static("127.0.0.1:4000");
-        assert!(same_origin(
-            &HeaderValue::from_static("http://127.0.0.1:4000"),
-            Some(&host)
-        ));
-        assert!(same_origin(
-            &HeaderValue::from_static("https://127.0.0.1:4000"),
-            Some(&host)
-        ));
-        assert!(!same_origin(
-            &HeaderValue::from_static("http://127.0.0.1:4001"),
-            Some(&host)
-        ));
-        assert!(!same_origin(
-            &HeaderValue::from_static("http://evil.test"),
-            Some(&host)
-        ));
-        assert!(!same_origin(
-            &HeaderValue::from_static("http://127.0.0.1:4000"),
-            None
-        ));
+        assert!(same_origin(&HeaderValue::from_static("http://127.0.0.1:4000"), Some(&host)));
+        assert!(same_origin(&HeaderValue::from_static("https://127.0.0.1:4000"), Some(&host)));
+        assert!(!same_origin(&HeaderValue::from_static("http://127.0.0.1:4001"), Some(&host)));
+        assert!(!same_origin(&HeaderValue::from_static("http://evil.test"), Some(&host)));
+        assert!(!same_origin(&HeaderValue::from_static("http://127.0.0.1:4000"), None));
     }
 }

@@ -78,18 +78,13 @@ fn id<T>(
 /// Parses a `join-room` payload (`None`: the event carried no argument).
 pub fn join(payload: Option<Value>) -> Result<JoinRequest, PayloadError> {
     let map = object(payload)?;
-    Ok(JoinRequest {
-        room: id(&map, "roomId", RoomId::parse)?,
-        user: id(&map, "userId", UserId::parse)?,
-    })
+    Ok(JoinRequest { room: id(&map, "roomId", RoomId::parse)?, user: id(&map, "userId", UserId::parse)? })
 }
 
 /// Parses a `leave-room` payload.
 pub fn leave(payload: Option<Value>) -> Result<LeaveRequest, PayloadError> {
     let map = object(payload)?;
-    Ok(LeaveRequest {
-        room: id(&map, "roomId", RoomId::parse)?,
-    })
+    Ok(LeaveRequest { room: id(&map, "roomId", RoomId::parse)? })
 }
 
 /// Parses an `offer`, `answer` or `ice-candidate` payload.
@@ -118,78 +113,43 @@ mod tests {
 
     #[test]
     fn a_missing_field_is_named() {
-        assert_eq!(
-            join(Some(json!({"roomId": "r"}))),
-            Err(PayloadError::Missing("userId"))
-        );
-        let err = relay(
-            RelayKind::Offer,
-            Some(json!({"roomId": "r", "targetId": "t"})),
-        );
+        assert_eq!(join(Some(json!({"roomId": "r"}))), Err(PayloadError::Missing("userId")));
+        let err = relay(RelayKind::Offer, Some(json!({"roomId": "r", "targetId": "t"})));
         assert_eq!(err, Err(PayloadError::Missing("offer")));
     }
 
     #[test]
     fn a_wrong_id_type_is_rejected() {
-        assert_eq!(
-            leave(Some(json!({"roomId": 7}))),
-            Err(PayloadError::NotAString("roomId"))
-        );
-        let err = relay(
-            RelayKind::Answer,
-            Some(json!({"roomId": "r", "targetId": null, "answer": {}})),
-        );
+        assert_eq!(leave(Some(json!({"roomId": 7}))), Err(PayloadError::NotAString("roomId")));
+        let err = relay(RelayKind::Answer, Some(json!({"roomId": "r", "targetId": null, "answer": {}})));
         assert_eq!(err, Err(PayloadError::NotAString("targetId")));
     }
 
     #[test]
     fn non_object_payloads_are_rejected() {
-        for payload in [
-            None,
-            Some(json!("r")),
-            Some(json!([1])),
-            Some(json!(null)),
-            Some(json!(3)),
-        ] {
+        for payload in [None, Some(json!("r")), Some(json!([1])), Some(json!(null)), Some(json!(3))] {
             assert_eq!(leave(payload), Err(PayloadError::NotAnObject));
         }
     }
 
     #[test]
     fn a_129_char_target_id_is_rejected() {
-        let err = relay(
-            RelayKind::Offer,
-            Some(json!({"roomId": "r", "targetId": "t".repeat(129), "offer": {}})),
-        );
-        assert_eq!(
-            err,
-            Err(PayloadError::BadId("targetId", IdError::TooLong(129)))
-        );
+        let err = relay(RelayKind::Offer, Some(json!({"roomId": "r", "targetId": "t".repeat(129), "offer": {}})));
+        assert_eq!(err, Err(PayloadError::BadId("targetId", IdError::TooLong(129))));
     }
 
     #[test]
     fn a_null_candidate_is_relayed_but_a_null_offer_is_not() {
-        let ok = relay(
-            RelayKind::IceCandidate,
-            Some(json!({"roomId": "r", "targetId": "t", "candidate": null})),
-        );
+        let ok = relay(RelayKind::IceCandidate, Some(json!({"roomId": "r", "targetId": "t", "candidate": null})));
         assert_eq!(ok.unwrap().body, Value::Null);
-        let err = relay(
-            RelayKind::Offer,
-            Some(json!({"roomId": "r", "targetId": "t", "offer": null})),
-        );
+        let err = relay(RelayKind::Offer, Some(json!({"roomId": "r", "targetId": "t", "offer": null})));
         assert_eq!(err, Err(PayloadError::Null("offer")));
     }
 
     #[test]
     fn the_body_is_kept_exactly() {
-        let body =
-            json!({"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n", "n": [1.5, -2]});
-        let req = relay(
-            RelayKind::Offer,
-            Some(json!({"roomId": "r", "targetId": "t", "offer": body})),
-        )
-        .unwrap();
+        let body = json!({"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n", "n": [1.5, -2]});
+        let req = relay(RelayKind::Offer, Some(json!({"roomId": "r", "targetId": "t", "offer": body}))).unwrap();
         assert_eq!(req.body, body);
     }
 }

@@ -20,8 +20,9 @@ use socketioxide::handler::FromMessageParts;
 use socketioxide::socket::{DisconnectReason, Socket};
 use tracing::{debug, error, info, warn};
 
+use super::address;
 use super::deliver::Reach;
-use super::error::{AckError, SignalError, SignalingErrorEvent};
+use super::error::{AckError, ConnectRefused, SignalError, SignalingErrorEvent};
 use super::events::{AckOk, ClientEvent, ICE_SERVERS, SIGNALING_ERROR};
 use super::inbox::{Inbox, Push};
 use crate::domain::rate::{Limiter, Verdict};
@@ -40,48 +41,39 @@ pub async fn on_connect<A: Adapter>(
     let transport = socket.transport_type();
     info!(conn_id = %socket.id, ?transport, protocol = ?socket.protocol(), "connected");
     let user = handshake_user(&socket, auth.ok());
-    let servers = state
-        .config
-        .ice
-        .servers_for(user.as_ref(), SystemTime::now());
+    let servers = state.config.ice.servers_for(user.as_ref(), SystemTime::now());
     if let Err(err) = socket.emit(ICE_SERVERS, &servers) {
         warn!(conn_id = %socket.id, %err, "ice-servers not delivered");
     }
 }
 
 fn handshake_user<A: Adapter>(socket: &SocketRef<A>, auth: Option<Value>) -> Option<UserId> {
-    let from_auth = auth
-        .as_ref()
-        .and_then(|a| a.get("userId"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let from_auth = auth.as_ref().and_then(|a| a.get("userId")).and_then(Value::as_str).map(str::to_owned);
     let from_query = || {
         let query = socket.req_parts().uri.query()?;
-        query
-            .split('&')
-            .find_map(|pair| pair.strip_prefix("userId="))
-            .map(str::to_owned)
+        query.split('&').find_map(|pair| pair.strip_prefix("userId=")).map(str::to_owned)
     };
-    from_auth
-        .or_else(from_query)
-        .and_then(|raw| UserId::parse(&raw).ok())
+    from_auth.or_else(from_query).and_then(|raw| UserId::parse(&raw).ok())
 }
 
 /// Connect middleware: attaches the event and disconnect handlers to `socket`.
-pub async fn attach<A: Adapter>(
-    socket: SocketRef<A>,
-    State(state): State<AppState>,
-) -> Result<(), Infallible> {
-    let state_limits = (
-        state.config.events_per_second,
-        state.config.event_burst,
-        state.config.rate_limit_disconnect_after,
-    );
+pub async fn attach<A: Adapter>(socket: SocketRef<A>, State(state): State<AppState>) -> Result<(), ConnectRefused> {
+    let parts = socket.req_parts();
+    let ip = address::of(&parts.extensions, &parts.headers, &state.config.trusted_proxies);
+    if let Some(ip) = ip
+        && !state.limits.try_connect(ip, state.config.max_connections_per_ip)
+    {
+        warn!(%ip, "connection refused: too many from this address");
+        return Err(ConnectRefused::TooManyConnections);
+    }
+    let state_limits =
+        (state.config.events_per_second, state.config.event_burst, state.config.rate_limit_disconnect_after);
     let conn = Arc::new(Connection {
         id: ConnId::new(socket.id.as_str()),
         inbox: Inbox::new(state.config.max_pending_events),
         state,
         seats: Default::default(),
+        ip,
         limiter: std::sync::Mutex::new(Limiter::new(
             f64::from(state_limits.0),
             f64::from(state_limits.1),
@@ -93,40 +85,25 @@ pub async fn attach<A: Adapter>(
         let conn = conn.clone();
         socket.on(
             event.name(),
-            move |s: SocketRef<A>,
-                  io: SocketIo<A>,
-                  reply: Reply<A>,
-                  TryData(data): TryData<Value>| {
-                conn.accept(
-                    Job::Event {
-                        event,
-                        payload: data.ok(),
-                        reply,
-                    },
-                    s,
-                    io,
-                )
+            move |s: SocketRef<A>, io: SocketIo<A>, reply: Reply<A>, TryData(data): TryData<Value>| {
+                conn.accept(Job::Event { event, payload: data.ok(), reply }, s, io)
             },
         );
     }
     let fallback = conn.clone();
-    socket.on_fallback(
-        move |s: SocketRef<A>, io: SocketIo<A>, reply: Reply<A>, Event(name): Event| {
-            fallback.accept(Job::Unknown { name, reply }, s, io)
-        },
-    );
+    socket.on_fallback(move |s: SocketRef<A>, io: SocketIo<A>, reply: Reply<A>, Event(name): Event| {
+        fallback.accept(Job::Unknown { name, reply }, s, io)
+    });
     conn.state.stats.connected();
     if matches!(conn.state.reach(), Reach::Cluster(_)) {
         // Other instances reach this connection through a room named after it.
         socket.join(socket.id);
     }
     socket.extensions.insert(conn.clone());
-    socket.on_disconnect(
-        move |s: SocketRef<A>, io: SocketIo<A>, reason: DisconnectReason| {
-            let pushed = conn.inbox.push_last(Job::Disconnect(reason));
-            conn.schedule(pushed, s, io)
-        },
-    );
+    socket.on_disconnect(move |s: SocketRef<A>, io: SocketIo<A>, reason: DisconnectReason| {
+        let pushed = conn.inbox.push_last(Job::Disconnect(reason));
+        conn.schedule(pushed, s, io)
+    });
     Ok(())
 }
 
@@ -137,9 +114,7 @@ pub async fn attach<A: Adapter>(
 pub async fn disconnect_all<A: Adapter>(io: &SocketIo<A>) {
     let drains = io.sockets().into_iter().filter_map(|socket| {
         let conn = socket.extensions.get::<Arc<Connection<A>>>()?;
-        let pushed = conn
-            .inbox
-            .push_last(Job::Disconnect(DisconnectReason::ClosingServer));
+        let pushed = conn.inbox.push_last(Job::Disconnect(DisconnectReason::ClosingServer));
         Some(conn.schedule(pushed, socket, io.clone()))
     });
     futures_util::future::join_all(drains).await;
@@ -168,20 +143,12 @@ impl<A: Adapter> FromMessageParts<A> for Reply<A> {
         v: &mut socketioxide_core::Value,
         ack_id: &Option<i64>,
     ) -> Result<Self, Infallible> {
-        Ok(Self {
-            ack: AckSender::from_message_parts(s, v, ack_id)?,
-            wanted: ack_id.is_some(),
-        })
+        Ok(Self { ack: AckSender::from_message_parts(s, v, ack_id)?, wanted: ack_id.is_some() })
     }
 }
 
 impl<A: Adapter> Reply<A> {
-    pub(super) fn send(
-        self,
-        socket: &SocketRef<A>,
-        event: &str,
-        result: Result<AckOk, SignalError>,
-    ) {
+    pub(super) fn send(self, socket: &SocketRef<A>, event: &str, result: Result<AckOk, SignalError>) {
         let sent = match &result {
             Ok(ok) => self.ack.send(ok),
             Err(e) if self.wanted => self.ack.send(&AckError::from(e)),
@@ -198,15 +165,8 @@ impl<A: Adapter> Reply<A> {
 
 /// One queued unit of work for a connection.
 pub(super) enum Job<A: Adapter> {
-    Event {
-        event: ClientEvent,
-        payload: Option<Value>,
-        reply: Reply<A>,
-    },
-    Unknown {
-        name: String,
-        reply: Reply<A>,
-    },
+    Event { event: ClientEvent, payload: Option<Value>, reply: Reply<A> },
+    Unknown { name: String, reply: Reply<A> },
     Disconnect(DisconnectReason),
 }
 
@@ -218,6 +178,8 @@ pub(super) struct Connection<A: Adapter> {
     /// The seats this connection holds, as it was told; used to put them back
     /// if the store loses them (a Redis restart). Only its drainer writes it.
     seats: std::sync::Mutex<Vec<(RoomId, UserId)>>,
+    /// The client address, counted against `MAX_CONNECTIONS_PER_IP`.
+    pub(super) ip: Option<std::net::IpAddr>,
     /// Events per second, bursts, and abuse detection for this connection.
     limiter: std::sync::Mutex<Limiter>,
 }
@@ -231,11 +193,7 @@ impl<A: Adapter> Connection<A> {
         socket: SocketRef<A>,
         io: SocketIo<A>,
     ) -> impl Future<Output = ()> + Send + use<A> {
-        let verdict = self
-            .limiter
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .check(Instant::now());
+        let verdict = self.limiter.lock().unwrap_or_else(|p| p.into_inner()).check(Instant::now());
         let pushed = match verdict {
             Verdict::Allow => self.inbox.push(job),
             Verdict::Refuse | Verdict::Disconnect => Push::Full(job),
@@ -256,10 +214,13 @@ impl<A: Adapter> Connection<A> {
     }
 
     pub(super) fn forget(&self, room: &RoomId) {
-        self.seats
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(r, _)| r != room);
+        self.seats.lock().unwrap_or_else(|p| p.into_inner()).retain(|(r, _)| r != room);
+    }
+
+    /// Whether another room would exceed `MAX_ROOMS_PER_CONNECTION`.
+    pub(super) fn room_limit_reached(&self, room: &RoomId) -> bool {
+        let seats = self.seats.lock().unwrap_or_else(|p| p.into_inner());
+        !seats.iter().any(|(r, _)| r == room) && seats.len() >= self.state.config.max_rooms_per_connection
     }
 
     fn seats(&self) -> Vec<(RoomId, UserId)> {
@@ -294,18 +255,10 @@ impl<A: Adapter> Connection<A> {
     }
 
     async fn drain(&self, socket: SocketRef<A>, io: SocketIo<A>) {
-        let ctx = super::handlers::Ctx {
-            conn: self,
-            socket: &socket,
-            io: &io,
-        };
+        let ctx = super::handlers::Ctx { conn: self, socket: &socket, io: &io };
         let mut handled: u32 = 0;
         while let Some(job) = self.inbox.next() {
-            if AssertUnwindSafe(ctx.handle(job))
-                .catch_unwind()
-                .await
-                .is_err()
-            {
+            if AssertUnwindSafe(ctx.handle(job)).catch_unwind().await.is_err() {
                 error!(conn_id = %self.id, "event handler panicked; the connection goes on");
             }
             handled = handled.wrapping_add(1);

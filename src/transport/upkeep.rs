@@ -56,43 +56,19 @@ pub async fn run<A: Adapter>(io: SocketIo<A>, state: AppState) {
 /// Puts this instance's live seats back and removes its ghosts, telling peers.
 async fn reconcile<A: Adapter>(io: &SocketIo<A>, state: &AppState) -> Result<(), StoreError> {
     let live = socket::live_seats(io);
-    let done = state
-        .store
-        .reconcile(&live, state.config.max_room_size)
-        .await?;
+    let done = state.store.reconcile(&live, state.config.max_room_size).await?;
     for seat in &done.restored {
-        let presence = Presence {
-            room_id: &seat.room,
-            user_id: &seat.user,
-        };
+        let presence = Presence { room_id: &seat.room, user_id: &seat.user };
         notify(io, state.reach(), &seat.peers, USER_JOINED, &presence).await;
     }
-    info!(
-        restored = done.restored.len(),
-        removed = done.removed.len(),
-        "reconciled with Redis"
-    );
-    announce_left(
-        io,
-        state,
-        done.removed,
-        "left room (gone while Redis was down)",
-    )
-    .await;
+    info!(restored = done.restored.len(), removed = done.removed.len(), "reconciled with Redis");
+    announce_left(io, state, done.removed, "left room (gone while Redis was down)").await;
     Ok(())
 }
 
-async fn announce_left<A: Adapter>(
-    io: &SocketIo<A>,
-    state: &AppState,
-    left: Vec<LeaveOutcome>,
-    why: &str,
-) {
+async fn announce_left<A: Adapter>(io: &SocketIo<A>, state: &AppState, left: Vec<LeaveOutcome>, why: &str) {
     for out in left {
-        let presence = Presence {
-            room_id: &out.room,
-            user_id: &out.user,
-        };
+        let presence = Presence { room_id: &out.room, user_id: &out.user };
         notify(io, state.reach(), &out.peers, USER_LEFT, &presence).await;
         info!(room_id = %out.room, user_id = %out.user, room_deleted = out.room_deleted, why, "left room");
     }

@@ -23,24 +23,12 @@ fn bad_payloads() -> Vec<(&'static str, Value)> {
         ("leave-room", json!({})),
         ("leave-room", json!({"roomId": {"nested": true}})),
         ("offer", json!({"roomId": "r", "targetId": "t"})),
-        (
-            "offer",
-            json!({"roomId": "r", "targetId": "t", "offer": null}),
-        ),
+        ("offer", json!({"roomId": "r", "targetId": "t", "offer": null})),
         ("offer", json!({"roomId": "r", "offer": {}})),
-        (
-            "answer",
-            json!({"roomId": "r", "targetId": 1, "answer": {}}),
-        ),
-        (
-            "answer",
-            json!({"roomId": long, "targetId": "t", "answer": {}}),
-        ),
+        ("answer", json!({"roomId": "r", "targetId": 1, "answer": {}})),
+        ("answer", json!({"roomId": long, "targetId": "t", "answer": {}})),
         ("ice-candidate", json!({"roomId": "r", "targetId": "t"})),
-        (
-            "ice-candidate",
-            json!({"roomId": "r", "targetId": "\u{7}", "candidate": null}),
-        ),
+        ("ice-candidate", json!({"roomId": "r", "targetId": "\u{7}", "candidate": null})),
         ("no-such-event", json!({"roomId": "r"})),
     ]
 }
@@ -49,12 +37,7 @@ fn bad_payloads() -> Vec<(&'static str, Value)> {
 async fn healthy_pair_still_relays(app: &TestApp) {
     let alice = Peer::joined(app, Transport::Websocket, "healthy", "alice").await;
     let mut bob = Peer::joined(app, Transport::Polling, "healthy", "bob").await;
-    let ack = alice
-        .ack(
-            "offer",
-            json!({"roomId": "healthy", "targetId": "bob", "offer": {"ok": 1}}),
-        )
-        .await;
+    let ack = alice.ack("offer", json!({"roomId": "healthy", "targetId": "bob", "offer": {"ok": 1}})).await;
     assert_eq!(ack["ok"], true);
     assert_eq!(bob.expect("offer").await["offer"], json!({"ok": 1}));
     alice.disconnect().await;
@@ -69,15 +52,8 @@ async fn every_malformed_payload_is_refused_with_invalid_payload_and_others_are_
         for (event, payload) in bad_payloads() {
             let ack = peer.ack(event, payload.clone()).await;
             assert_eq!(ack["ok"], false, "{event} {payload}: {ack}");
-            assert_eq!(
-                ack["error"]["code"], "invalid-payload",
-                "{event} {payload}: {ack}"
-            );
-            assert!(
-                ack["error"]["message"]
-                    .as_str()
-                    .is_some_and(|m| !m.is_empty())
-            );
+            assert_eq!(ack["error"]["code"], "invalid-payload", "{event} {payload}: {ack}");
+            assert!(ack["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
 
             peer.emit(event, payload.clone()).await;
             let err = peer.expect("signaling-error").await;
@@ -88,19 +64,10 @@ async fn every_malformed_payload_is_refused_with_invalid_payload_and_others_are_
             );
         }
         // The same connection still works after all of that.
-        let ack = peer
-            .ack(
-                "join-room",
-                json!({"roomId": "after", "userId": format!("u{t:?}")}),
-            )
-            .await;
+        let ack = peer.ack("join-room", json!({"roomId": "after", "userId": format!("u{t:?}")})).await;
         assert_eq!(ack["ok"], true);
     }
-    assert_eq!(
-        app.get("/api/rooms").await.1["total"],
-        1,
-        "no bad join created a room"
-    );
+    assert_eq!(app.get("/api/rooms").await.1["total"], 1, "no bad join created a room");
     healthy_pair_still_relays(&app).await;
 }
 
@@ -109,9 +76,7 @@ async fn an_id_of_exactly_128_characters_is_accepted() {
     let app = spawn_app().await;
     let peer = Peer::connect(&app, Transport::Websocket).await;
     let (room, user) = ("r".repeat(128), "u".repeat(128));
-    let ack = peer
-        .ack("join-room", json!({"roomId": room, "userId": user}))
-        .await;
+    let ack = peer.ack("join-room", json!({"roomId": room, "userId": user})).await;
     assert_eq!(ack["ok"], true, "{ack}");
 }
 
@@ -122,40 +87,18 @@ async fn a_payload_over_max_payload_bytes_closes_that_connection_only() {
     for t in TRANSPORTS {
         let user = format!("big-{t:?}");
         let big = Peer::joined(&app, t, "big", &user).await;
-        assert_eq!(
-            observer.expect("user-joined").await["userId"],
-            user.as_str()
-        );
+        assert_eq!(observer.expect("user-joined").await["userId"], user.as_str());
 
         let huge = json!({"type": "offer", "sdp": "a".repeat(8192)});
         // The send itself may fail once the server closes the connection.
-        let _ = big
-            .client
-            .emit(
-                "offer",
-                json!({"roomId": "big", "targetId": "observer", "offer": huge}),
-            )
-            .await;
+        let _ = big.client.emit("offer", json!({"roomId": "big", "targetId": "observer", "offer": huge})).await;
         // The server closed the oversized connection: its seat is cleared.
-        assert_eq!(
-            observer.expect("user-left").await["userId"],
-            user.as_str(),
-            "over {t:?}"
-        );
+        assert_eq!(observer.expect("user-left").await["userId"], user.as_str(), "over {t:?}");
     }
     healthy_pair_still_relays(&app).await;
     let fits = json!({"sdp": "a".repeat(3000)});
     let sender = Peer::joined(&app, Transport::Websocket, "big", "sender").await;
     observer.expect("user-joined").await;
-    sender
-        .emit(
-            "offer",
-            json!({"roomId": "big", "targetId": "observer", "offer": fits}),
-        )
-        .await;
-    assert_eq!(
-        observer.expect("offer").await["offer"],
-        fits,
-        "a payload under the limit passes"
-    );
+    sender.emit("offer", json!({"roomId": "big", "targetId": "observer", "offer": fits})).await;
+    assert_eq!(observer.expect("offer").await["offer"], fits, "a payload under the limit passes");
 }

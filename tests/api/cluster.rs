@@ -5,9 +5,7 @@ use serde_json::{Value, json};
 use switchboard::config::Config;
 use switchboard::testing::RedisProcess;
 
-use crate::helpers::{
-    Peer, Receiver, Running, TRANSPORTS, TestApp, Transport, eventually, spawn_app_with,
-};
+use crate::helpers::{Peer, Receiver, Running, TRANSPORTS, TestApp, Transport, eventually, spawn_app_with};
 
 /// `n` instances on one Redis; `tweak` adjusts each one's configuration.
 pub async fn cluster(redis: &RedisProcess, n: usize, tweak: impl Fn(&mut Config)) -> Vec<TestApp> {
@@ -36,46 +34,21 @@ async fn peers_on_three_instances_signal_as_if_on_one_server() {
         let room = format!("mesh-{t:?}");
         let mut alice = Peer::joined(&apps[0], t, &room, "alice").await;
         let mut bob = Peer::connect(&apps[1], t).await;
-        let ack = bob
-            .ack("join-room", json!({"roomId": room, "userId": "bob"}))
-            .await;
+        let ack = bob.ack("join-room", json!({"roomId": room, "userId": "bob"})).await;
         assert_eq!(ack["users"], json!(["alice", "bob"]));
-        assert_eq!(
-            bob.expect("room-users").await["users"],
-            json!(["alice", "bob"])
-        );
-        assert_eq!(
-            alice.expect("user-joined").await,
-            json!({"roomId": room, "userId": "bob"})
-        );
+        assert_eq!(bob.expect("room-users").await["users"], json!(["alice", "bob"]));
+        assert_eq!(alice.expect("user-joined").await, json!({"roomId": room, "userId": "bob"}));
         let mut carol = Peer::joined(&apps[2], t, &room, "carol").await;
         alice.expect("user-joined").await;
         bob.expect("user-joined").await;
 
         let offer = json!({"type": "offer", "sdp": "v=0\r\n"});
-        let ack = alice
-            .ack(
-                "offer",
-                json!({"roomId": room, "targetId": "bob", "offer": offer}),
-            )
-            .await;
+        let ack = alice.ack("offer", json!({"roomId": room, "targetId": "bob", "offer": offer})).await;
         assert_eq!(ack["ok"], true);
-        assert_eq!(
-            bob.expect("offer").await,
-            json!({"roomId": room, "senderId": "alice", "offer": offer})
-        );
-        bob.emit(
-            "answer",
-            json!({"roomId": room, "targetId": "alice", "answer": {"type": "answer"}}),
-        )
-        .await;
+        assert_eq!(bob.expect("offer").await, json!({"roomId": room, "senderId": "alice", "offer": offer}));
+        bob.emit("answer", json!({"roomId": room, "targetId": "alice", "answer": {"type": "answer"}})).await;
         assert_eq!(alice.expect("answer").await["senderId"], "bob");
-        carol
-            .emit(
-                "ice-candidate",
-                json!({"roomId": room, "targetId": "alice", "candidate": null}),
-            )
-            .await;
+        carol.emit("ice-candidate", json!({"roomId": room, "targetId": "alice", "candidate": null})).await;
         assert_eq!(
             alice.expect("ice-candidate").await,
             json!({"roomId": room, "senderId": "carol", "candidate": null})
@@ -86,26 +59,14 @@ async fn peers_on_three_instances_signal_as_if_on_one_server() {
         for app in &apps[1..] {
             assert_eq!(listing(app).await, first);
         }
-        let here = first["rooms"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["id"] == room.as_str())
-            .unwrap()
-            .clone();
+        let here = first["rooms"].as_array().unwrap().iter().find(|r| r["id"] == room.as_str()).unwrap().clone();
         assert_eq!(here["participants"], json!(["alice", "bob", "carol"]));
 
         bob.ack("leave-room", json!({"roomId": room})).await;
-        assert_eq!(
-            alice.expect("user-left").await,
-            json!({"roomId": room, "userId": "bob"})
-        );
+        assert_eq!(alice.expect("user-left").await, json!({"roomId": room, "userId": "bob"}));
         assert_eq!(carol.expect("user-left").await["userId"], "bob");
         carol.disconnect().await;
-        assert_eq!(
-            alice.expect("user-left").await,
-            json!({"roomId": room, "userId": "carol"})
-        );
+        assert_eq!(alice.expect("user-left").await, json!({"roomId": room, "userId": "carol"}));
         let (_, from_third) = apps[2].get(&format!("/api/rooms/{room}")).await;
         assert_eq!(from_third["participants"], json!(["alice"]));
     }
@@ -125,10 +86,7 @@ async fn a_burst_of_2000_relays_between_instances_arrives_complete_and_in_order(
             alice.emit("ice-candidate", candidate).await;
         }
         for (expected, got) in bob.take("ice-candidate", 2000).await.iter().enumerate() {
-            assert_eq!(
-                got["candidate"]["seq"], expected as u64,
-                "over {t:?}: {got}"
-            );
+            assert_eq!(got["candidate"]["seq"], expected as u64, "over {t:?}: {got}");
         }
     }
 }
@@ -141,18 +99,13 @@ async fn concurrent_joins_over_two_instances_admit_exactly_max_room_size() {
     for i in 0..16 {
         peers.push(Peer::connect(&apps[i % 2], Transport::Websocket).await);
     }
-    let joins = peers.iter().enumerate().map(|(i, p)| {
-        p.ack(
-            "join-room",
-            json!({"roomId": "crowd", "userId": format!("u{i}")}),
-        )
-    });
+    let joins = peers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.ack("join-room", json!({"roomId": "crowd", "userId": format!("u{i}")})));
     let acks = join_all(joins).await;
     let admitted = acks.iter().filter(|a| a["ok"] == true).count();
-    let refused = acks
-        .iter()
-        .filter(|a| a["error"]["code"] == "room-full")
-        .count();
+    let refused = acks.iter().filter(|a| a["error"]["code"] == "room-full").count();
     assert_eq!((admitted, refused), (5, 11), "{acks:?}");
     for app in &apps {
         assert_eq!(app.get("/api/rooms/crowd").await.1["participantCount"], 5);
@@ -167,38 +120,19 @@ async fn a_killed_instance_leaves_every_room_within_the_bound() {
     let url = redis.url();
     let mut doomed = Running::start(&[("REDIS_URL", url.as_str()), ("INSTANCE_TTL_MS", "1000")]);
     let mut alice = Peer::joined(&apps[0], Transport::Websocket, "k9", "alice").await;
-    let _bob = Peer::joined_url(
-        &format!("{}/", doomed.url),
-        Transport::Websocket,
-        "k9",
-        "bob",
-    )
-    .await;
-    let _carol = Peer::joined_url(
-        &format!("{}/", doomed.url),
-        Transport::Polling,
-        "alone",
-        "carol",
-    )
-    .await;
+    let _bob = Peer::joined_url(&format!("{}/", doomed.url), Transport::Websocket, "k9", "bob").await;
+    let _carol = Peer::joined_url(&format!("{}/", doomed.url), Transport::Polling, "alone", "carol").await;
     alice.expect("user-joined").await;
 
     let killed = std::time::Instant::now();
     doomed.kill();
-    assert_eq!(
-        alice.expect("user-left").await,
-        json!({"roomId": "k9", "userId": "bob"})
-    );
+    assert_eq!(alice.expect("user-left").await, json!({"roomId": "k9", "userId": "bob"}));
     // The documented bound is INSTANCE_TTL_MS x 1.25; allow 2 s for a loaded machine.
     let bound = ttl.mul_f64(1.25) + std::time::Duration::from_secs(2);
     assert!(killed.elapsed() < bound, "took {:?}", killed.elapsed());
     let (_, k9) = apps[0].get("/api/rooms/k9").await;
     assert_eq!(k9["participants"], json!(["alice"]));
-    assert_eq!(
-        apps[0].get("/api/rooms/alone").await.0,
-        404,
-        "the dead instance's room is gone"
-    );
+    assert_eq!(apps[0].get("/api/rooms/alone").await.0, 404, "the dead instance's room is gone");
 }
 
 async fn health_is(app: &TestApp, status: u16, redis: &str) -> bool {
@@ -221,17 +155,9 @@ async fn a_redis_outage_degrades_health_fails_events_with_unavailable_and_recove
 
     redis.stop();
     for app in &apps {
-        eventually("/health says 503, redis down", || {
-            health_is(app, 503, "down")
-        })
-        .await;
+        eventually("/health says 503, redis down", || health_is(app, 503, "down")).await;
     }
-    let ack = alice
-        .ack(
-            "offer",
-            json!({"roomId": "outage", "targetId": "bob", "offer": {}}),
-        )
-        .await;
+    let ack = alice.ack("offer", json!({"roomId": "outage", "targetId": "bob", "offer": {}})).await;
     assert_eq!(ack["error"]["code"], "unavailable", "{ack}");
 
     redis.restart(); // empty: Redis lost every room
@@ -240,8 +166,7 @@ async fn a_redis_outage_degrades_health_fails_events_with_unavailable_and_recove
     }
     let both_back = || async {
         let (_, room) = apps[0].get("/api/rooms/outage").await;
-        let mut users: Vec<String> =
-            serde_json::from_value(room["participants"].clone()).unwrap_or_default();
+        let mut users: Vec<String> = serde_json::from_value(room["participants"].clone()).unwrap_or_default();
         users.sort();
         users == ["alice", "bob"]
     };
@@ -253,73 +178,32 @@ async fn a_redis_outage_degrades_health_fails_events_with_unavailable_and_recove
     assert_eq!(alice.ack("offer", offer).await["ok"], true);
     let got = bob.expect_skipping("offer", &["user-joined"]).await;
     assert_eq!(got["offer"], json!({"after": "outage"}));
-    bob.emit(
-        "answer",
-        json!({"roomId": "outage", "targetId": "alice", "answer": {"n": 1}}),
-    )
-    .await;
-    assert_eq!(
-        alice.expect_skipping("answer", &["user-joined"]).await["senderId"],
-        "bob"
-    );
+    bob.emit("answer", json!({"roomId": "outage", "targetId": "alice", "answer": {"n": 1}})).await;
+    assert_eq!(alice.expect_skipping("answer", &["user-joined"]).await["senderId"], "bob");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_is_logged_once_when_it_starts_and_once_when_it_ends() {
     let mut redis = RedisProcess::start();
     let url = redis.url();
-    let env = [
-        ("REDIS_URL", url.as_str()),
-        ("INSTANCE_TTL_MS", "1000"),
-        ("REDIS_TIMEOUT_MS", "300"),
-    ];
+    let env = [("REDIS_URL", url.as_str()), ("INSTANCE_TTL_MS", "1000"), ("REDIS_TIMEOUT_MS", "300")];
     let mut server = Running::start(&env);
-    let alice = Peer::joined_url(
-        &format!("{}/", server.url),
-        Transport::Websocket,
-        "logs",
-        "alice",
-    )
-    .await;
+    let alice = Peer::joined_url(&format!("{}/", server.url), Transport::Websocket, "logs", "alice").await;
 
     redis.stop();
-    let is_down = |l: &Value| {
-        l["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("Redis unreachable"))
-    };
+    let is_down = |l: &Value| l["message"].as_str().is_some_and(|m| m.starts_with("Redis unreachable"));
     tokio::task::block_in_place(|| server.wait_log(is_down));
     for n in 0..5 {
-        let ack = alice
-            .ack(
-                "join-room",
-                json!({"roomId": format!("r{n}"), "userId": "alice"}),
-            )
-            .await;
+        let ack = alice.ack("join-room", json!({"roomId": format!("r{n}"), "userId": "alice"})).await;
         assert_eq!(ack["error"]["code"], "unavailable");
     }
     redis.restart();
     tokio::task::block_in_place(|| server.wait_log(|l| l["message"] == "reconciled with Redis"));
 
-    let ours = |l: &&Value| {
-        l["target"]
-            .as_str()
-            .is_some_and(|t| t.starts_with("switchboard"))
-    };
-    let warnings: Vec<&Value> = server
-        .seen
-        .iter()
-        .filter(ours)
-        .filter(|l| l["level"] == "WARN")
-        .collect();
-    assert_eq!(
-        warnings.len(),
-        1,
-        "one warning for the whole outage: {warnings:?}"
-    );
-    let back = server
-        .seen
-        .iter()
-        .filter(|l| l["message"] == "Redis reachable again; reconciling this instance's rooms");
+    let ours = |l: &&Value| l["target"].as_str().is_some_and(|t| t.starts_with("switchboard"));
+    let warnings: Vec<&Value> = server.seen.iter().filter(ours).filter(|l| l["level"] == "WARN").collect();
+    assert_eq!(warnings.len(), 1, "one warning for the whole outage: {warnings:?}");
+    let back =
+        server.seen.iter().filter(|l| l["message"] == "Redis reachable again; reconciling this instance's rooms");
     assert_eq!(back.count(), 1);
 }

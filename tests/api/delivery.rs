@@ -14,19 +14,11 @@ async fn burst_arrives_complete_and_in_order(transport: Transport) {
     alice.expect("user-joined").await; // the receiver is in the room
     for seq in 0..BURST {
         let candidate = json!({"candidate": format!("candidate:{seq}"), "seq": seq});
-        alice
-            .emit(
-                "ice-candidate",
-                json!({"roomId": room, "targetId": "bob", "candidate": candidate}),
-            )
-            .await;
+        alice.emit("ice-candidate", json!({"roomId": room, "targetId": "bob", "candidate": candidate})).await;
     }
     let got = receiver.take("ice-candidate", BURST as usize).await;
     for (expected, relay) in got.iter().enumerate() {
-        assert_eq!(
-            relay["candidate"]["seq"], expected as u64,
-            "relay {expected} out of order or lost: {relay}"
-        );
+        assert_eq!(relay["candidate"]["seq"], expected as u64, "relay {expected} out of order or lost: {relay}");
     }
 }
 
@@ -52,23 +44,13 @@ async fn under_overload_every_relay_is_delivered_in_order_or_refused_with_rate_l
     alice.expect("user-joined").await;
     const SENT: u64 = 500;
     for seq in 0..SENT {
-        alice
-            .emit(
-                "offer",
-                json!({"roomId": "flood", "targetId": "bob", "offer": {"seq": seq}}),
-            )
-            .await;
+        alice.emit("offer", json!({"roomId": "flood", "targetId": "bob", "offer": {"seq": seq}})).await;
     }
     // A marker with an ack: once it is answered, everything before it was handled.
     let marker = json!({"roomId": "flood", "targetId": "bob", "offer": {"seq": "end"}});
     while alice.ack("offer", marker.clone()).await["ok"] != true {}
     let refused = alice.received_so_far();
-    assert!(
-        refused
-            .iter()
-            .all(|(name, e)| name == "signaling-error" && e["code"] == "rate-limited"),
-        "{refused:?}"
-    );
+    assert!(refused.iter().all(|(name, e)| name == "signaling-error" && e["code"] == "rate-limited"), "{refused:?}");
     let mut delivered = Vec::new();
     loop {
         let offer = bob.expect("offer").await["offer"]["seq"].clone();
@@ -77,15 +59,8 @@ async fn under_overload_every_relay_is_delivered_in_order_or_refused_with_rate_l
         }
         delivered.push(offer.as_u64().unwrap());
     }
-    assert!(
-        delivered.windows(2).all(|w| w[0] < w[1]),
-        "delivered relays stay in order"
-    );
-    assert_eq!(
-        delivered.len() + refused.len(),
-        SENT as usize,
-        "none vanished"
-    );
+    assert!(delivered.windows(2).all(|w| w[0] < w[1]), "delivered relays stay in order");
+    assert_eq!(delivered.len() + refused.len(), SENT as usize, "none vanished");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,34 +72,21 @@ async fn a_target_that_cannot_take_more_gets_target_busy_and_nothing_acked_is_lo
     let mut delivered = Vec::new();
     let mut busy = 0;
     for n in 0..40 {
-        let ack = alice
-            .ack(
-                "offer",
-                json!({"roomId": "busy", "targetId": "slow", "offer": {"n": n}}),
-            )
-            .await;
+        let ack = alice.ack("offer", json!({"roomId": "busy", "targetId": "slow", "offer": {"n": n}})).await;
         match (ack["ok"].as_bool(), ack["error"]["code"].as_str()) {
             (Some(true), _) => delivered.push(json!({"n": n})),
             (Some(false), Some("target-busy")) => busy += 1,
             other => panic!("relay {n}: unexpected ack {other:?}: {ack}"),
         }
     }
-    assert!(
-        busy > 0,
-        "a queue of 16 packets must overflow with 40 relays"
-    );
+    assert!(busy > 0, "a queue of 16 packets must overflow with 40 relays");
     assert!(!delivered.is_empty());
     // Every relay acked ok reaches the target, in order; none of the refused ones does.
     let received = slow.offers_until(&delivered[delivered.len() - 1]).await;
     assert_eq!(received, delivered);
     // Once the target has caught up, relays are accepted again.
     let end = json!({"n": "end"});
-    let ack = alice
-        .ack(
-            "offer",
-            json!({"roomId": "busy", "targetId": "slow", "offer": end}),
-        )
-        .await;
+    let ack = alice.ack("offer", json!({"roomId": "busy", "targetId": "slow", "offer": end})).await;
     assert_eq!(ack["ok"], true);
     assert_eq!(slow.offers_until(&end).await, vec![end]);
 }
@@ -141,12 +103,7 @@ async fn events_past_the_rate_limit_are_refused_and_a_flood_is_disconnected() {
     let mut bob = Peer::joined(&app, Transport::Websocket, "flood", "bob").await;
     alice.expect("user-joined").await;
     for seq in 0..20 {
-        alice
-            .emit(
-                "offer",
-                json!({"roomId": "flood", "targetId": "bob", "offer": {"seq": seq}}),
-            )
-            .await;
+        alice.emit("offer", json!({"roomId": "flood", "targetId": "bob", "offer": {"seq": seq}})).await;
     }
     // Nine tokens were left; at one a second, at most a token or so comes back
     // meanwhile: the first nine relays arrive in order, at least ten are refused.
@@ -155,23 +112,11 @@ async fn events_past_the_rate_limit_are_refused_and_a_flood_is_disconnected() {
     }
     for _ in 0..10 {
         let err = alice.expect("signaling-error").await;
-        assert_eq!(
-            (err["event"].as_str(), err["code"].as_str()),
-            (Some("offer"), Some("rate-limited"))
-        );
+        assert_eq!((err["event"].as_str(), err["code"].as_str()), (Some("offer"), Some("rate-limited")));
     }
     // Keep flooding: past 40 refusals within 10 s the server disconnects alice.
     for seq in 20..80 {
-        let _ = alice
-            .client
-            .emit(
-                "offer",
-                json!({"roomId": "flood", "targetId": "bob", "offer": {"seq": seq}}),
-            )
-            .await;
+        let _ = alice.client.emit("offer", json!({"roomId": "flood", "targetId": "bob", "offer": {"seq": seq}})).await;
     }
-    assert_eq!(
-        bob.expect_skipping("user-left", &["offer"]).await["userId"],
-        "alice"
-    );
+    assert_eq!(bob.expect_skipping("user-left", &["offer"]).await["userId"], "alice");
 }

@@ -29,29 +29,17 @@ fn every_configuration_variable_is_documented_in_the_readme_and_env_file() {
     assert!(vars.contains(&"TURN_SECRET".to_owned()) && vars.contains(&"PORT".to_owned()));
     let (readme, env) = (read("README.md"), read(".env"));
     for var in &vars {
-        assert!(
-            readme.contains(&format!("| `{var}`")),
-            "{var} missing from the README configuration table"
-        );
-        assert!(
-            env.lines().any(|l| l.starts_with(&format!("{var}="))),
-            "{var} missing from .env"
-        );
+        assert!(readme.contains(&format!("| `{var}`")), "{var} missing from the README configuration table");
+        assert!(env.lines().any(|l| l.starts_with(&format!("{var}="))), "{var} missing from .env");
     }
 }
 
 #[test]
 fn the_dockerfile_is_multi_stage_non_root_with_a_healthcheck() {
     let dockerfile = read("Dockerfile");
-    let stages = dockerfile
-        .lines()
-        .filter(|l| l.starts_with("FROM "))
-        .count();
+    let stages = dockerfile.lines().filter(|l| l.starts_with("FROM ")).count();
     assert!(stages >= 2, "multi-stage build");
-    let user = dockerfile
-        .lines()
-        .find_map(|l| l.strip_prefix("USER "))
-        .expect("a USER line");
+    let user = dockerfile.lines().find_map(|l| l.strip_prefix("USER ")).expect("a USER line");
     assert!(user.trim() != "root" && user.trim() != "0");
     assert!(dockerfile.contains("HEALTHCHECK") && dockerfile.contains("\"healthcheck\""));
 }

@@ -57,11 +57,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         }
         result
     });
-    TestApp {
-        addr,
-        stop: Some(stop),
-        task,
-    }
+    TestApp { addr, stop: Some(stop), task }
 }
 
 impl TestApp {
@@ -79,11 +75,7 @@ impl TestApp {
     /// Stops the server through its shutdown future and waits for it.
     pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(WAIT, &mut self.task)
-            .await
-            .expect("server stops")
-            .unwrap()
-            .unwrap();
+        tokio::time::timeout(WAIT, &mut self.task).await.expect("server stops").unwrap().unwrap();
     }
 }
 
@@ -135,11 +127,7 @@ impl Peer {
             .connect()
             .await
             .expect("client connects");
-        let mut peer = Peer {
-            client,
-            ice_servers: Value::Null,
-            events,
-        };
+        let mut peer = Peer { client, ice_servers: Value::Null, events };
         // Emitting before the namespace CONNECT ack would kill the session.
         peer.expect("open").await;
         peer.ice_servers = peer.expect("ice-servers").await;
@@ -154,9 +142,7 @@ impl Peer {
     /// [`Peer::joined`] for a server given by URL.
     pub async fn joined_url(url: &str, transport: Transport, room: &str, user: &str) -> Peer {
         let mut peer = Self::connect_to(url, transport).await;
-        let ack = peer
-            .ack("join-room", json!({"roomId": room, "userId": user}))
-            .await;
+        let ack = peer.ack("join-room", json!({"roomId": room, "userId": user})).await;
         assert_eq!(ack["ok"], true, "join of {user}: {ack}");
         peer.expect("room-users").await;
         peer
@@ -180,18 +166,12 @@ impl Peer {
             .await
             .expect("emit");
         let mut rx = rx;
-        tokio::time::timeout(WAIT, rx.recv())
-            .await
-            .expect("ack in time")
-            .expect("ack")
+        tokio::time::timeout(WAIT, rx.recv()).await.expect("ack in time").expect("ack")
     }
 
     /// The next event received, whatever it is.
     pub async fn next(&mut self) -> (String, Value) {
-        tokio::time::timeout(WAIT, self.events.recv())
-            .await
-            .expect("an event in time")
-            .expect("client alive")
+        tokio::time::timeout(WAIT, self.events.recv()).await.expect("an event in time").expect("client alive")
     }
 
     /// Events already received, without waiting.
@@ -243,7 +223,8 @@ impl From<Transport> for TransportType {
 /// Both transports, for tests that must hold on each.
 pub const TRANSPORTS: [Transport; 2] = [Transport::Websocket, Transport::Polling];
 
-/// Waits until `check` returns true, polling every 20 ms for at most [`WAIT`].
+/// Waits until `check` returns true, polling every 50 ms (within the default REST
+/// rate limit) for at most [`WAIT`].
 /// For state that has no event to wait on (a REST listing after a disconnect).
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where
@@ -252,11 +233,8 @@ where
 {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -274,32 +252,18 @@ impl StalledPoller {
         let http = reqwest::Client::new();
         let base = app.url("/socket.io/?EIO=4&transport=polling");
         let open = http.get(&base).send().await.unwrap().text().await.unwrap();
-        let handshake: Value =
-            serde_json::from_str(open.strip_prefix('0').expect("open packet")).unwrap();
+        let handshake: Value = serde_json::from_str(open.strip_prefix('0').expect("open packet")).unwrap();
         let url = format!("{base}&sid={}", handshake["sid"].as_str().unwrap());
         let poller = Self { http, url };
         poller.post("40").await;
         let connected = poller.poll().await;
-        assert!(
-            connected[0].starts_with("40"),
-            "namespace connect ack, got {connected:?}"
-        );
-        poller
-            .post(&format!(
-                r#"42["join-room",{{"roomId":"{room}","userId":"{user}"}}]"#
-            ))
-            .await;
+        assert!(connected[0].starts_with("40"), "namespace connect ack, got {connected:?}");
+        poller.post(&format!(r#"42["join-room",{{"roomId":"{room}","userId":"{user}"}}]"#)).await;
         poller
     }
 
     async fn post(&self, body: &str) {
-        let response = self
-            .http
-            .post(&self.url)
-            .body(body.to_owned())
-            .send()
-            .await
-            .unwrap();
+        let response = self.http.post(&self.url).body(body.to_owned()).send().await.unwrap();
         assert_eq!(response.status(), 200, "polling POST accepted");
     }
 
@@ -322,12 +286,7 @@ impl StalledPoller {
     pub async fn offers_until(&self, last: &Value) -> Vec<Value> {
         let mut offers = Vec::new();
         while offers.last() != Some(last) {
-            offers.extend(
-                self.events("offer")
-                    .await
-                    .into_iter()
-                    .map(|e| e["offer"].clone()),
-            );
+            offers.extend(self.events("offer").await.into_iter().map(|e| e["offer"].clone()));
         }
         offers
     }
@@ -382,9 +341,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 /// The binary with a clean environment, run from a directory with no `.env`.
 pub fn command(env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .current_dir(std::env::temp_dir())
-        .envs(env.iter().copied());
+    cmd.env_clear().current_dir(std::env::temp_dir()).envs(env.iter().copied());
     cmd
 }
 
@@ -399,10 +356,7 @@ pub struct Running {
 impl Running {
     pub fn start(env: &[(&str, &str)]) -> Self {
         let base = [("PORT", "0"), ("HOST", "127.0.0.1"), ("LOG_FORMAT", "json")];
-        let mut child = command(&[&base[..], env].concat())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = command(&[&base[..], env].concat()).stdout(Stdio::piped()).spawn().unwrap();
         let (tx, logs) = std::sync::mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         std::thread::spawn(move || {
@@ -413,12 +367,7 @@ impl Running {
                 }
             }
         });
-        let mut running = Self {
-            child,
-            logs,
-            seen: Vec::new(),
-            url: String::new(),
-        };
+        let mut running = Self { child, logs, seen: Vec::new(), url: String::new() };
         let listening = running.wait_log(|l| l["message"] == "listening");
         running.url = format!("http://{}", listening["addr"].as_str().unwrap());
         running
@@ -429,10 +378,7 @@ impl Running {
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .logs
-                .recv_timeout(left)
-                .expect("the expected log line in time");
+            let line = self.logs.recv_timeout(left).expect("the expected log line in time");
             self.seen.push(line.clone());
             if matches(&line) {
                 return line;
@@ -449,9 +395,7 @@ impl Running {
     }
 
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status();
+        let status = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status();
         assert!(status.unwrap().success());
     }
 
@@ -462,10 +406,7 @@ impl Running {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return (status.code().expect("exited normally"), started.elapsed());
             }
-            assert!(
-                started.elapsed() < limit,
-                "still running {limit:?} after the signal"
-            );
+            assert!(started.elapsed() < limit, "still running {limit:?} after the signal");
             std::thread::sleep(Duration::from_millis(25));
         }
     }

@@ -1,6 +1,7 @@
 //! Integration tests: the real server on 127.0.0.1:0 and real socket.io clients.
 
 mod helpers;
+mod limits;
 
 mod bad_input;
 mod cluster;

@@ -6,9 +6,7 @@ use async_trait::async_trait;
 use serde_json::json;
 use switchboard::domain::{ConnId, RoomId, Route, UserId};
 use switchboard::store::memory::MemoryStore;
-use switchboard::store::{
-    JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot, RoomStore, StoreError,
-};
+use switchboard::store::{JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot, RoomStore, StoreError};
 use tokio::net::TcpListener;
 
 use crate::helpers::{Peer, Transport};
@@ -18,13 +16,7 @@ struct Booby(MemoryStore);
 
 #[async_trait]
 impl RoomStore for Booby {
-    async fn join(
-        &self,
-        r: &RoomId,
-        u: &UserId,
-        c: &ConnId,
-        max: usize,
-    ) -> Result<JoinOutcome, StoreError> {
+    async fn join(&self, r: &RoomId, u: &UserId, c: &ConnId, max: usize) -> Result<JoinOutcome, StoreError> {
         self.0.join(r, u, c, max).await
     }
     async fn leave(&self, r: &RoomId, c: &ConnId) -> Result<Option<LeaveOutcome>, StoreError> {
@@ -59,12 +51,7 @@ async fn a_panicking_handler_leaves_the_server_and_every_connection_working() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let store = Arc::new(Booby(MemoryStore::new()));
-    let server = switchboard::server::run_with_store(
-        listener,
-        Default::default(),
-        store,
-        std::future::pending(),
-    );
+    let server = switchboard::server::run_with_store(listener, Default::default(), store, std::future::pending());
     let server = tokio::spawn(server);
     let url = format!("http://{addr}/");
 
@@ -76,35 +63,17 @@ async fn a_panicking_handler_leaves_the_server_and_every_connection_working() {
 
     for n in 0..3 {
         // The relay handler panics; alice gets no answer for it, and nothing else breaks.
-        alice
-            .emit(
-                "offer",
-                json!({"roomId": "boom", "targetId": "bob", "offer": {"n": n}}),
-            )
-            .await;
+        alice.emit("offer", json!({"roomId": "boom", "targetId": "bob", "offer": {"n": n}})).await;
     }
     // The same connection goes on: its next events are handled, in order.
-    let ack = alice
-        .ack("join-room", json!({"roomId": "calm", "userId": "alice"}))
-        .await;
+    let ack = alice.ack("join-room", json!({"roomId": "calm", "userId": "alice"})).await;
     assert_eq!(ack["users"], json!(["carol", "dave", "alice"]));
     // Bob, in the room whose relays panic, still gets relays that do not panic.
-    bob.emit(
-        "answer",
-        json!({"roomId": "calm", "targetId": "alice", "answer": {}}),
-    )
-    .await;
+    bob.emit("answer", json!({"roomId": "calm", "targetId": "alice", "answer": {}})).await;
     assert_eq!(bob.expect("signaling-error").await["code"], "not-in-room");
     // Other connections are untouched.
-    dave.emit(
-        "offer",
-        json!({"roomId": "calm", "targetId": "carol", "offer": {"still": "works"}}),
-    )
-    .await;
-    assert_eq!(
-        carol.expect_skipping("offer", &["user-joined"]).await["offer"],
-        json!({"still": "works"})
-    );
+    dave.emit("offer", json!({"roomId": "calm", "targetId": "carol", "offer": {"still": "works"}})).await;
+    assert_eq!(carol.expect_skipping("offer", &["user-joined"]).await["offer"], json!({"still": "works"}));
     assert!(!server.is_finished(), "the server is still running");
     let health = reqwest::get(format!("http://{addr}/health")).await.unwrap();
     assert_eq!(health.status(), 200);

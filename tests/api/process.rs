@@ -8,12 +8,7 @@ use crate::helpers::{Peer, Running, Transport, command};
 
 #[test]
 fn a_bad_configuration_value_exits_with_code_2_naming_the_variable() {
-    for (var, value) in [
-        ("PORT", "forty"),
-        ("MAX_ROOM_SIZE", "0"),
-        ("LOG_FORMAT", "xml"),
-        ("CLIENT_URL", "nope"),
-    ] {
+    for (var, value) in [("PORT", "forty"), ("MAX_ROOM_SIZE", "0"), ("LOG_FORMAT", "xml"), ("CLIENT_URL", "nope")] {
         let out = command(&[(var, value)]).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{var}={value}");
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -26,28 +21,16 @@ async fn sigterm_and_sigint_disconnect_websocket_clients_and_exit_0_within_10_s(
     for signal in ["TERM", "INT"] {
         let mut server = Running::start(&[("RUST_LOG", "info")]);
         let mut peers = Vec::new();
-        for (i, t) in [Transport::Websocket, Transport::Polling]
-            .into_iter()
-            .enumerate()
-        {
-            peers.push(
-                Peer::joined_url(&format!("{}/", server.url), t, "s", &format!("u{i}")).await,
-            );
+        for (i, t) in [Transport::Websocket, Transport::Polling].into_iter().enumerate() {
+            peers.push(Peer::joined_url(&format!("{}/", server.url), t, "s", &format!("u{i}")).await);
         }
         server.signal(signal);
-        let (code, took) =
-            tokio::task::block_in_place(|| server.wait_exit(Duration::from_secs(10)));
+        let (code, took) = tokio::task::block_in_place(|| server.wait_exit(Duration::from_secs(10)));
         assert_eq!(code, 0, "SIG{signal}");
         assert!(took < Duration::from_secs(10));
         let logs = server.rest_of_logs();
-        let disconnected = logs
-            .iter()
-            .filter(|l| l["message"] == "disconnected")
-            .count();
-        assert_eq!(
-            disconnected, 2,
-            "every client was disconnected by the server: {logs:?}"
-        );
+        let disconnected = logs.iter().filter(|l| l["message"] == "disconnected").count();
+        assert_eq!(disconnected, 2, "every client was disconnected by the server: {logs:?}");
         assert_eq!(logs.last().unwrap()["message"], "stopped");
     }
 }
@@ -61,51 +44,28 @@ async fn logs_carry_ids_as_fields_and_never_sdp_at_info() {
         let alice = Peer::joined_url(&url, Transport::Websocket, "logs", "alice").await;
         let mut bob = Peer::joined_url(&url, Transport::Websocket, "logs", "bob").await;
         let secret = "SECRET-SDP-BODY-7f3a";
-        alice
-            .emit(
-                "offer",
-                json!({"roomId": "logs", "targetId": "bob", "offer": {"sdp": secret}}),
-            )
-            .await;
+        alice.emit("offer", json!({"roomId": "logs", "targetId": "bob", "offer": {"sdp": secret}})).await;
         bob.expect("offer").await;
         alice.disconnect().await;
         bob.expect("user-left").await;
 
-        let joined = tokio::task::block_in_place(|| {
-            server.wait_log(|l| l["message"] == "joined room" && l["user_id"] == "bob")
-        });
-        assert_eq!(
-            (joined["level"].as_str(), joined["room_id"].as_str()),
-            (Some("INFO"), Some("logs"))
-        );
+        let joined =
+            tokio::task::block_in_place(|| server.wait_log(|l| l["message"] == "joined room" && l["user_id"] == "bob"));
+        assert_eq!((joined["level"].as_str(), joined["room_id"].as_str()), (Some("INFO"), Some("logs")));
         assert!(joined["conn_id"].is_string());
-        let connected = server
-            .seen
-            .iter()
-            .find(|l| l["message"] == "connected")
-            .expect("a connect log");
+        let connected = server.seen.iter().find(|l| l["message"] == "connected").expect("a connect log");
         assert_eq!(connected["level"], "INFO");
         assert!(connected["conn_id"].is_string() && connected["transport"].is_string());
         let left = tokio::task::block_in_place(|| server.wait_log(|l| l["message"] == "left room"));
         assert_eq!(left["user_id"], "alice");
         tokio::task::block_in_place(|| server.wait_log(|l| l["message"] == "disconnected"));
         let relayed = server.seen.iter().find(|l| l["message"] == "relayed");
-        assert_eq!(
-            relayed.is_some(),
-            relay_logged,
-            "relays are logged at debug only"
-        );
+        assert_eq!(relayed.is_some(), relay_logged, "relays are logged at debug only");
         if let Some(line) = relayed {
-            assert_eq!(
-                (line["level"].as_str(), line["target_id"].as_str()),
-                (Some("DEBUG"), Some("bob"))
-            );
+            assert_eq!((line["level"].as_str(), line["target_id"].as_str()), (Some("DEBUG"), Some("bob")));
         }
         let all = server.seen.iter().map(Value::to_string).collect::<String>();
-        assert!(
-            !all.contains(secret),
-            "an SDP body reached the logs at {level}"
-        );
+        assert!(!all.contains(secret), "an SDP body reached the logs at {level}");
     }
 }
 
@@ -113,27 +73,11 @@ async fn logs_carry_ids_as_fields_and_never_sdp_at_info() {
 fn the_healthcheck_command_reports_a_live_server_and_fails_without_one() {
     let server = Running::start(&[]);
     let port = server.url.rsplit(':').next().unwrap().to_owned();
-    let ok = command(&[("PORT", port.as_str())])
-        .arg("healthcheck")
-        .output()
-        .unwrap();
-    assert_eq!(
-        ok.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    let ok = command(&[("PORT", port.as_str())]).arg("healthcheck").output().unwrap();
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
     drop(server);
-    let free = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
-    let down = command(&[("PORT", free.as_str())])
-        .arg("healthcheck")
-        .output()
-        .unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let down = command(&[("PORT", free.as_str())]).arg("healthcheck").output().unwrap();
     assert_eq!(down.status.code(), Some(1));
 }
 
@@ -146,8 +90,5 @@ async fn run_returns_after_its_shutdown_future_with_clients_connected() {
         peers.push(Peer::joined(&app, t, "bye", &format!("u{i}")).await);
     }
     app.stop().await; // bounded by WAIT inside
-    assert!(
-        tokio::net::TcpStream::connect(addr).await.is_err(),
-        "the listener is closed"
-    );
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed");
 }

@@ -30,32 +30,14 @@ async fn rooms_are_listed_in_creation_order_with_paging() {
     let (status, all) = app.get("/api/rooms").await;
     assert_eq!((status, all["total"].clone()), (200, json!(3)));
     let rooms = all["rooms"].as_array().unwrap();
-    let keys: Vec<(String, String)> = rooms
-        .iter()
-        .map(|r| {
-            (
-                r["createdAt"].as_str().unwrap().into(),
-                r["id"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
+    let keys: Vec<(String, String)> =
+        rooms.iter().map(|r| (r["createdAt"].as_str().unwrap().into(), r["id"].as_str().unwrap().into())).collect();
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted);
-    let user_of = |id: &str| {
-        format!(
-            "u{}",
-            ["zeta", "alpha", "mid"]
-                .iter()
-                .position(|r| *r == id)
-                .unwrap()
-        )
-    };
+    let user_of = |id: &str| format!("u{}", ["zeta", "alpha", "mid"].iter().position(|r| *r == id).unwrap());
     for room in rooms {
-        assert_eq!(
-            room["participants"],
-            json!([user_of(room["id"].as_str().unwrap())])
-        );
+        assert_eq!(room["participants"], json!([user_of(room["id"].as_str().unwrap())]));
         assert_eq!(room["participantCount"], 1);
     }
     assert!(
@@ -80,12 +62,7 @@ async fn bad_paging_parameters_get_a_400_json_error() {
         let (status, body) = app.get(&format!("/api/rooms?{query}")).await;
         assert_eq!(status, 400, "{query}");
         assert_eq!(body["error"]["code"], "invalid-query", "{query}");
-        assert!(
-            body["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains(query.split('=').next().unwrap())
-        );
+        assert!(body["error"]["message"].as_str().unwrap().contains(query.split('=').next().unwrap()));
     }
     assert_eq!(app.get("/api/rooms?limit=1000").await.0, 200);
 }
@@ -100,30 +77,17 @@ async fn one_room_or_a_json_404() {
         (200, json!("with space"), json!(["alice"]))
     );
     let (status, body) = app.get("/api/rooms/nope").await;
-    assert_eq!(
-        (status, body["error"]["code"].clone()),
-        (404, json!("room-not-found"))
-    );
+    assert_eq!((status, body["error"]["code"].clone()), (404, json!("room-not-found")));
     let (status, body) = app.get(&format!("/api/rooms/{}", "x".repeat(129))).await;
-    assert_eq!(
-        (status, body["error"]["code"].clone()),
-        (400, json!("invalid-room-id"))
-    );
+    assert_eq!((status, body["error"]["code"].clone()), (400, json!("invalid-room-id")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_routes_and_methods_get_json_errors() {
     let app = spawn_app().await;
     let (status, body) = app.get("/no/such/route").await;
-    assert_eq!(
-        (status, body["error"]["code"].clone()),
-        (404, json!("not-found"))
-    );
-    let response = reqwest::Client::new()
-        .delete(app.url("/api/rooms"))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!((status, body["error"]["code"].clone()), (404, json!("not-found")));
+    let response = reqwest::Client::new().delete(app.url("/api/rooms")).send().await.unwrap();
     assert_eq!(response.status(), 405);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "method-not-allowed");
@@ -139,32 +103,11 @@ async fn cors_allows_configured_origins_only() {
     let app = app_allowing_only_ok_test().await;
     let http = reqwest::Client::new();
     for path in ["/api/rooms", "/socket.io/?EIO=4&transport=polling"] {
-        let ok = http
-            .get(app.url(path))
-            .header("Origin", "http://ok.test")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            ok.headers()["access-control-allow-origin"],
-            "http://ok.test",
-            "{path}"
-        );
-        assert_eq!(
-            ok.headers()["access-control-allow-credentials"],
-            "true",
-            "{path}"
-        );
-        let evil = http
-            .get(app.url(path))
-            .header("Origin", "http://evil.test")
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            evil.headers().get("access-control-allow-origin").is_none(),
-            "{path}"
-        );
+        let ok = http.get(app.url(path)).header("Origin", "http://ok.test").send().await.unwrap();
+        assert_eq!(ok.headers()["access-control-allow-origin"], "http://ok.test", "{path}");
+        assert_eq!(ok.headers()["access-control-allow-credentials"], "true", "{path}");
+        let evil = http.get(app.url(path)).header("Origin", "http://evil.test").send().await.unwrap();
+        assert!(evil.headers().get("access-control-allow-origin").is_none(), "{path}");
 
         let preflight = http
             .request(reqwest::Method::OPTIONS, app.url(path))
@@ -173,27 +116,16 @@ async fn cors_allows_configured_origins_only() {
             .send()
             .await
             .unwrap();
-        assert!(
-            preflight.status().is_success(),
-            "{path}: {}",
-            preflight.status()
-        );
-        assert_eq!(
-            preflight.headers()["access-control-allow-origin"],
-            "http://ok.test"
-        );
+        assert!(preflight.status().is_success(), "{path}: {}", preflight.status());
+        assert_eq!(preflight.headers()["access-control-allow-origin"], "http://ok.test");
     }
 }
 
 /// Sends a websocket upgrade request by hand and returns the status code.
 fn upgrade_status(addr: std::net::SocketAddr, origin: Option<&str>) -> u16 {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    let origin = origin
-        .map(|o| format!("Origin: {o}\r\n"))
-        .unwrap_or_default();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let origin = origin.map(|o| format!("Origin: {o}\r\n")).unwrap_or_default();
     let request = format!(
         "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {addr}\r\n{origin}Connection: Upgrade\r\n\
          Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
@@ -218,9 +150,5 @@ async fn a_websocket_upgrade_from_a_disallowed_origin_is_refused() {
     })
     .await
     .unwrap();
-    assert_eq!(
-        statuses,
-        [403, 101, 101, 101],
-        "evil, allowed, none, the server's own page"
-    );
+    assert_eq!(statuses, [403, 101, 101, 101], "evil, allowed, none, the server's own page");
 }

@@ -44,6 +44,10 @@ export async function startServer({ extraEnv = {}, startTimeoutMs = 15000 } = {}
     LOG_FORMAT: 'json',
     RUST_LOG: 'info',
     CLIENT_URL: ALLOWED_ORIGIN,
+    // Tests poll REST endpoints while waiting; the per-address REST limit
+    // (tested in Rust) would otherwise slow them down. extraEnv can lower it.
+    REST_REQUESTS_PER_SECOND: '10000',
+    REST_BURST: '10000',
     ...extraEnv,
   };
   // cwd = tmpdir so that no .env file of the repository is picked up.

@@ -1,0 +1,95 @@
+//! Per-connection and per-address limits, each with its clear error.
+
+use futures_util::FutureExt;
+use rust_socketio::asynchronous::ClientBuilder;
+use serde_json::{Value, json};
+use switchboard::domain::net::Cidr;
+
+use crate::helpers::{Peer, TestApp, Transport, WAIT, eventually, spawn_app_with};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_may_be_in_max_rooms_per_connection_rooms() {
+    let app = spawn_app_with(|c| c.max_rooms_per_connection = 2).await;
+    let mut peer = Peer::joined(&app, Transport::Websocket, "one", "u").await;
+    assert_eq!(peer.ack("join-room", json!({"roomId": "two", "userId": "u"})).await["ok"], true);
+    peer.expect("room-users").await;
+    let third = peer.ack("join-room", json!({"roomId": "three", "userId": "u"})).await;
+    assert_eq!(third["error"]["code"], "rate-limited", "{third}");
+    assert!(third["error"]["message"].as_str().unwrap().contains("2 rooms"));
+    assert_eq!(peer.ack("join-room", json!({"roomId": "two", "userId": "u"})).await["ok"], true, "a room it is in");
+    peer.expect("room-users").await;
+    peer.ack("leave-room", json!({"roomId": "one"})).await;
+    assert_eq!(peer.ack("join-room", json!({"roomId": "three", "userId": "u"})).await["ok"], true);
+}
+
+/// Connects a raw client; returns the first of "open" or "error" (a connect_error).
+async fn first_outcome(app: &TestApp, forwarded_for: Option<&str>) -> (String, Value) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (open, error) = (tx.clone(), tx);
+    let mut builder = ClientBuilder::new(app.url("/"))
+        .transport_type(rust_socketio::TransportType::Websocket)
+        .reconnect(false)
+        .on("open", move |_, _| {
+            let _ = open.send(("open".to_owned(), Value::Null));
+            async {}.boxed()
+        })
+        .on("error", move |p, _| {
+            let text = format!("{p:?}");
+            let _ = error.send(("error".to_owned(), Value::String(text)));
+            async {}.boxed()
+        });
+    if let Some(xff) = forwarded_for {
+        builder = builder.opening_header("X-Forwarded-For", xff);
+    }
+    let client = builder.connect().await.expect("the transport connects");
+    let outcome = tokio::time::timeout(WAIT, rx.recv()).await.expect("an outcome").unwrap();
+    std::mem::forget(client); // keep the connection open for the rest of the test
+    outcome
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_third_connection_from_one_address_is_refused_until_one_closes() {
+    let app = spawn_app_with(|c| c.max_connections_per_ip = 2).await;
+    let first = Peer::connect(&app, Transport::Websocket).await;
+    let _second = Peer::connect(&app, Transport::Polling).await;
+    let (outcome, detail) = first_outcome(&app, None).await;
+    assert_eq!(outcome, "error", "{detail}");
+    assert!(detail.as_str().unwrap().contains("too many connections"), "{detail}");
+    first.disconnect().await;
+    let health = || async { app.get("/health").await.1["connections"] == 1 };
+    eventually("the first connection is counted out", health).await;
+    assert_eq!(first_outcome(&app, None).await.0, "open");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+    let trusting = spawn_app_with(|c| {
+        c.max_connections_per_ip = 1;
+        c.trusted_proxies = vec!["127.0.0.1".parse::<Cidr>().unwrap()];
+    })
+    .await;
+    assert_eq!(first_outcome(&trusting, Some("198.51.100.1")).await.0, "open");
+    assert_eq!(first_outcome(&trusting, Some("198.51.100.2")).await.0, "open", "another client behind the proxy");
+    assert_eq!(first_outcome(&trusting, Some("198.51.100.1")).await.0, "error", "the same client again");
+
+    let untrusting = spawn_app_with(|c| c.max_connections_per_ip = 1).await;
+    assert_eq!(first_outcome(&untrusting, Some("198.51.100.1")).await.0, "open");
+    assert_eq!(first_outcome(&untrusting, Some("198.51.100.2")).await.0, "error", "a claimed address is ignored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_requests_past_the_limit_get_429_with_retry_after_and_health_is_exempt() {
+    let app = spawn_app_with(|c| c.rest_rate = (1, 3)).await;
+    for _ in 0..3 {
+        assert_eq!(app.get("/api/rooms").await.0, 200);
+    }
+    let response = reqwest::get(app.url("/api/rooms")).await.unwrap();
+    assert_eq!(response.status(), 429);
+    let retry: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate-limited");
+    for _ in 0..10 {
+        assert_eq!(app.get("/health").await.0, 200, "/health is never limited");
+    }
+}
