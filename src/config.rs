@@ -6,6 +6,7 @@
 //! a bad value becomes a [`ConfigError`] naming the variable, and `main` exits
 //! with code 2.
 
+use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -56,6 +57,8 @@ pub struct Config {
     pub rest_rate: (u32, u32),
     /// `TRUSTED_PROXIES`: proxies (addresses or CIDR blocks) whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<Cidr>,
+    /// `JWT_SECRET` (+ `JWT_AUDIENCE`, `JWT_ISSUER`): unset, the server is open.
+    pub jwt: Option<JwtConfig>,
     /// `REDIS_URL`: unset runs one instance in memory; set, rooms live in
     /// Redis and instances share them through the socket.io Redis adapter.
     pub redis_url: Option<String>,
@@ -77,6 +80,27 @@ pub struct Config {
     pub log_filter: String,
     /// `LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
+}
+
+/// A secret that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// `JWT_SECRET`, `JWT_AUDIENCE`, `JWT_ISSUER`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JwtConfig {
+    /// The HS256 key.
+    pub secret: Secret,
+    /// The required `aud`, if any.
+    pub audience: Option<String>,
+    /// The required `iss`, if any.
+    pub issuer: Option<String>,
 }
 
 /// Which origins may call the REST API, poll, or open a websocket.
@@ -148,6 +172,11 @@ impl Config {
                 env.ranged("REST_BURST", 100, 1..=1_000_000)? as u32,
             ),
             trusted_proxies: env.cidrs("TRUSTED_PROXIES")?,
+            jwt: env.get("JWT_SECRET").map(|secret| JwtConfig {
+                secret: Secret(secret),
+                audience: env.get("JWT_AUDIENCE"),
+                issuer: env.get("JWT_ISSUER"),
+            }),
             redis_url: env.redis_url("REDIS_URL")?,
             redis_prefix: env.prefix("REDIS_PREFIX")?,
             redis_timeout: env.millis("REDIS_TIMEOUT_MS", 2_000)?,

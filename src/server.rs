@@ -43,6 +43,11 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if config.jwt.is_none() {
+        warn!(
+            "JWT_SECRET is not set: the server is open; anyone can connect, join any room as any userId, and list rooms"
+        );
+    }
     if config.allowed_origins == AllowedOrigins::Any {
         warn!("CLIENT_URL=* lets any website use this server with its visitors' credentials");
     }
@@ -66,7 +71,9 @@ pub async fn run(
     let state = AppState::new(config, Arc::new(store));
     let builder = SocketIo::builder().with_adapter::<FredAdapter<_>>(adapter);
     let (layer, io) = configure(builder, &state).build_layer();
-    io.ns("/", socket::on_connect.with(socket::attach)).await.map_err(std::io::Error::other)?;
+    io.ns("/", socket::on_connect.with(socket::attach).with(socket::authenticate))
+        .await
+        .map_err(std::io::Error::other)?;
     crate::redis::keep_subscriptions(redis.subscriber.clone());
     state.store.maintain().await.map_err(std::io::Error::other)?;
     let upkeep = tokio::spawn(upkeep::run(io.clone(), state.clone()));
@@ -84,7 +91,7 @@ pub async fn run_with_store(
 ) -> std::io::Result<()> {
     let state = AppState::new(config, store);
     let (layer, io) = configure(SocketIo::builder(), &state).build_layer();
-    io.ns("/", socket::on_connect.with(socket::attach));
+    io.ns("/", socket::on_connect.with(socket::attach).with(socket::authenticate));
     serve(listener, state, layer, io, shutdown).await
 }
 

@@ -46,6 +46,9 @@ pub enum SignalError {
     /// The backing store cannot be reached.
     #[error("the server's state store is unavailable; retry later")]
     Unavailable,
+    /// With JWT on, the `userId` is not the token's `sub`.
+    #[error("this token may only join as {0:?}")]
+    Unauthorized(crate::domain::UserId),
     /// The connection is in `MAX_ROOMS_PER_CONNECTION` rooms already.
     #[error("this connection is in {0} rooms already, the most allowed; leave one first")]
     TooManyRooms(usize),
@@ -65,6 +68,7 @@ impl SignalError {
             SignalError::Room(RoomError::TargetNotFound) | SignalError::TargetGone => "target-not-found",
             SignalError::TargetBusy => "target-busy",
             SignalError::Overloaded | SignalError::TooManyRooms(_) => "rate-limited",
+            SignalError::Unauthorized(_) => "unauthorized",
             SignalError::Unavailable | SignalError::Closing => "unavailable",
         }
     }
@@ -94,6 +98,9 @@ pub enum ConnectRefused {
     /// `MAX_CONNECTIONS_PER_IP` connections are open from this address.
     #[error("too many connections from this address")]
     TooManyConnections,
+    /// `JWT_SECRET` is set and the handshake has no valid token.
+    #[error(transparent)]
+    Unauthorized(#[from] super::auth::AuthError),
 }
 
 /// A failed ack: `{ ok: false, error: { code, message } }`.
@@ -151,6 +158,9 @@ pub enum HttpError {
     /// The backing store cannot be reached.
     #[error("the server's state store is unavailable; retry later")]
     Unavailable,
+    /// A route that reveals rooms or users, without a valid token (JWT on).
+    #[error(transparent)]
+    Unauthorized(#[from] super::auth::AuthError),
     /// Too many requests from this address; retry after the given time.
     #[error("too many requests from this address; retry later")]
     RateLimited(std::time::Duration),
@@ -168,6 +178,7 @@ impl HttpError {
             HttpError::OriginNotAllowed => (StatusCode::FORBIDDEN, "origin-not-allowed"),
             HttpError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             HttpError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
+            HttpError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
         }
     }
 }

@@ -14,6 +14,7 @@ use socketioxide::extract::SocketRef;
 use socketioxide::socket::DisconnectReason;
 use tracing::{debug, error, info, warn};
 
+use super::auth::Authenticated;
 use super::deliver::{deliver, notify};
 use super::error::SignalError;
 use super::events::{AckOk, ClientEvent, Presence, ROOM_USERS, RelayKind, Relayed, RoomUsers, USER_JOINED, USER_LEFT};
@@ -52,6 +53,11 @@ impl<A: Adapter> Ctx<'_, A> {
     async fn join(&self, payload: Option<Value>) -> Result<AckOk, SignalError> {
         let req = payload::join(payload)?;
         let state = &self.conn.state;
+        if let Some(Authenticated(sub)) = self.socket.extensions.get::<Authenticated>()
+            && sub != req.user
+        {
+            return Err(SignalError::Unauthorized(sub));
+        }
         if self.conn.room_limit_reached(&req.room) {
             return Err(SignalError::TooManyRooms(state.config.max_rooms_per_connection));
         }

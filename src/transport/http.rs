@@ -16,6 +16,7 @@ use time::format_description::well_known::Rfc3339;
 use tower_http::services::ServeDir;
 
 use super::address;
+use super::auth::{self, AuthError};
 use super::error::HttpError;
 use crate::domain::ice::IceServers;
 use crate::domain::{RoomId, UserId};
@@ -30,11 +31,12 @@ pub const MAX_LIMIT: usize = 1000;
 
 /// The REST router (the socket.io layer and CORS are added by the server).
 pub fn routes(state: AppState) -> Router {
+    let token = || axum::middleware::from_fn_with_state(state.clone(), require_token);
     Router::new()
         .route("/health", get(health))
-        .route("/api/rooms", get(list_rooms))
-        .route("/api/rooms/{room_id}", get(get_room))
-        .route("/api/ice-servers", get(ice_servers))
+        .route("/api/rooms", get(list_rooms).route_layer(token()))
+        .route("/api/rooms/{room_id}", get(get_room).route_layer(token()))
+        .route("/api/ice-servers", get(ice_servers).route_layer(token()))
         .fallback_service(ServeDir::new(&state.config.web_dir).fallback(no_route.into_service()))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), limit_per_address))
@@ -156,6 +158,22 @@ async fn ice_servers(
         None => None,
     };
     Ok(Json(state.config.ice.servers_for(user.as_ref(), SystemTime::now())))
+}
+
+/// With `JWT_SECRET` set, the routes that reveal rooms and users need a valid
+/// token: `Authorization: Bearer` or `?token=`.
+async fn require_token(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let Some(jwt) = &state.config.jwt {
+        let token = auth::token_from(None, request.headers(), request.uri().query()).ok_or(AuthError::Missing);
+        if let Err(e) = token.and_then(|t| auth::verify(&t, jwt)) {
+            return HttpError::from(e).into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// REST requests per client address (`REST_REQUESTS_PER_SECOND`, `REST_BURST`);

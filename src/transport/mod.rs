@@ -6,6 +6,7 @@
 //! Handlers parse, call the store, and emit; rules live in [`crate::domain`].
 
 pub mod address;
+pub mod auth;
 pub mod deliver;
 pub mod error;
 pub mod events;

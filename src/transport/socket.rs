@@ -21,6 +21,7 @@ use socketioxide::socket::{DisconnectReason, Socket};
 use tracing::{debug, error, info, warn};
 
 use super::address;
+use super::auth::{self, AuthError, Authenticated};
 use super::deliver::Reach;
 use super::error::{AckError, ConnectRefused, SignalError, SignalingErrorEvent};
 use super::events::{AckOk, ClientEvent, ICE_SERVERS, SIGNALING_ERROR};
@@ -54,6 +55,28 @@ fn handshake_user<A: Adapter>(socket: &SocketRef<A>, auth: Option<Value>) -> Opt
         query.split('&').find_map(|pair| pair.strip_prefix("userId=")).map(str::to_owned)
     };
     from_auth.or_else(from_query).and_then(|raw| UserId::parse(&raw).ok())
+}
+
+/// Connect middleware, run before [`attach`]: with `JWT_SECRET` set, only a
+/// valid token connects, and the user it names is kept for `join-room`.
+pub async fn authenticate<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<AppState>,
+    TryData(auth): TryData<Value>,
+) -> Result<(), ConnectRefused> {
+    let Some(jwt) = &state.config.jwt else { return Ok(()) };
+    let parts = socket.req_parts();
+    let token = auth::token_from(auth.ok().as_ref(), &parts.headers, parts.uri.query()).ok_or(AuthError::Missing);
+    match token.and_then(|token| auth::verify(&token, jwt)) {
+        Ok(user) => {
+            socket.extensions.insert(Authenticated(user));
+            Ok(())
+        }
+        Err(e) => {
+            info!(conn_id = %socket.id, reason = %e, "connection refused: not authenticated");
+            Err(ConnectRefused::Unauthorized(e))
+        }
+    }
 }
 
 /// Connect middleware: attaches the event and disconnect handlers to `socket`.

@@ -426,3 +426,31 @@ impl Drop for Running {
         let _ = self.child.wait();
     }
 }
+
+/// Connects a raw client (websocket) and returns the first of "open" or
+/// "error" (a `connect_error`, with its text). The client stays connected.
+pub async fn connect_outcome(url: &str, auth: Option<Value>, headers: &[(&str, &str)]) -> (String, Value) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (open, error) = (tx.clone(), tx);
+    let mut builder = ClientBuilder::new(url)
+        .transport_type(TransportType::Websocket)
+        .reconnect(false)
+        .on("open", move |_, _| {
+            let _ = open.send(("open".to_owned(), Value::Null));
+            async {}.boxed()
+        })
+        .on("error", move |p, _| {
+            let _ = error.send(("error".to_owned(), Value::String(format!("{p:?}"))));
+            async {}.boxed()
+        });
+    if let Some(auth) = auth {
+        builder = builder.auth(auth);
+    }
+    for (name, value) in headers {
+        builder = builder.opening_header(*name, *value);
+    }
+    let client = builder.connect().await.expect("the transport connects");
+    let outcome = tokio::time::timeout(WAIT, rx.recv()).await.expect("an outcome").unwrap();
+    std::mem::forget(client); // keep the connection open for the rest of the test
+    outcome
+}

@@ -1,11 +1,9 @@
 //! Per-connection and per-address limits, each with its clear error.
 
-use futures_util::FutureExt;
-use rust_socketio::asynchronous::ClientBuilder;
 use serde_json::{Value, json};
 use switchboard::domain::net::Cidr;
 
-use crate::helpers::{Peer, TestApp, Transport, WAIT, eventually, spawn_app_with};
+use crate::helpers::{Peer, TestApp, Transport, eventually, spawn_app_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_may_be_in_max_rooms_per_connection_rooms() {
@@ -22,29 +20,9 @@ async fn a_connection_may_be_in_max_rooms_per_connection_rooms() {
     assert_eq!(peer.ack("join-room", json!({"roomId": "three", "userId": "u"})).await["ok"], true);
 }
 
-/// Connects a raw client; returns the first of "open" or "error" (a connect_error).
 async fn first_outcome(app: &TestApp, forwarded_for: Option<&str>) -> (String, Value) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let (open, error) = (tx.clone(), tx);
-    let mut builder = ClientBuilder::new(app.url("/"))
-        .transport_type(rust_socketio::TransportType::Websocket)
-        .reconnect(false)
-        .on("open", move |_, _| {
-            let _ = open.send(("open".to_owned(), Value::Null));
-            async {}.boxed()
-        })
-        .on("error", move |p, _| {
-            let text = format!("{p:?}");
-            let _ = error.send(("error".to_owned(), Value::String(text)));
-            async {}.boxed()
-        });
-    if let Some(xff) = forwarded_for {
-        builder = builder.opening_header("X-Forwarded-For", xff);
-    }
-    let client = builder.connect().await.expect("the transport connects");
-    let outcome = tokio::time::timeout(WAIT, rx.recv()).await.expect("an outcome").unwrap();
-    std::mem::forget(client); // keep the connection open for the rest of the test
-    outcome
+    let headers: Vec<(&str, &str)> = forwarded_for.map(|xff| ("X-Forwarded-For", xff)).into_iter().collect();
+    crate::helpers::connect_outcome(&app.url("/"), None, &headers).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

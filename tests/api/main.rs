@@ -3,6 +3,7 @@
 mod helpers;
 mod limits;
 
+mod auth;
 mod bad_input;
 mod cluster;
 mod delivery;

@@ -92,3 +92,14 @@ async fn run_returns_after_its_shutdown_future_with_clients_connected() {
     app.stop().await; // bounded by WAIT inside
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed");
 }
+
+#[test]
+fn an_open_server_says_so_at_start_up() {
+    let is_warning =
+        |l: &Value| l["level"] == "WARN" && l["message"].as_str().is_some_and(|m| m.contains("JWT_SECRET"));
+    // The warning comes before "listening", which `start` waits for.
+    let open = Running::start(&[]);
+    assert!(open.seen.iter().any(is_warning), "{:?}", open.seen);
+    let secured = Running::start(&[("JWT_SECRET", "s")]);
+    assert!(!secured.seen.iter().any(is_warning), "no warning with JWT_SECRET set");
+}

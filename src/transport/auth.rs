@@ -1,0 +1,138 @@
+//! JWT authentication (HS256 with `JWT_SECRET`), for the socket.io handshake
+//! and the REST routes that reveal rooms or users.
+//!
+//! A token comes from the handshake's `auth.token`, an `Authorization: Bearer`
+//! header, or a `token` query parameter. `exp` is required and checked with
+//! [`LEEWAY_SECONDS`] of leeway for clock skew; `aud` and `iss` are checked when
+//! `JWT_AUDIENCE` / `JWT_ISSUER` are set. The token's `sub` is the only
+//! `userId` the connection may join rooms as. Without `JWT_SECRET` the server
+//! is open, and says so at start-up.
+
+use axum::http::HeaderMap;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::JwtConfig;
+use crate::domain::UserId;
+
+/// Seconds a token may be past its `exp` and still be accepted.
+pub const LEEWAY_SECONDS: u64 = 30;
+
+/// The user a verified token names, kept in the socket's extensions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Authenticated(pub UserId);
+
+/// Why a token was refused (sent to the client; no secrets in it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No token anywhere in the request.
+    #[error("unauthorized: a token is required (auth.token, Authorization: Bearer, or ?token=)")]
+    Missing,
+    /// The token does not verify, has expired, or names no valid user.
+    #[error("unauthorized: {0}")]
+    Invalid(String),
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+}
+
+/// Verifies `token`, returning the user it names.
+pub fn verify(token: &str, jwt: &JwtConfig) -> Result<UserId, AuthError> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.leeway = LEEWAY_SECONDS;
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    match &jwt.audience {
+        Some(aud) => validation.set_audience(&[aud]),
+        None => validation.validate_aud = false,
+    }
+    if let Some(iss) = &jwt.issuer {
+        validation.set_issuer(&[iss]);
+    }
+    let key = DecodingKey::from_secret(jwt.secret.0.as_bytes());
+    let claims = decode::<Claims>(token, &key, &validation).map_err(|e| AuthError::Invalid(describe(&e)))?.claims;
+    UserId::parse(&claims.sub).map_err(|e| AuthError::Invalid(format!("sub {e}")))
+}
+
+fn describe(e: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match e.kind() {
+        ErrorKind::ExpiredSignature => "the token has expired".into(),
+        ErrorKind::InvalidSignature => "the token's signature does not verify".into(),
+        ErrorKind::InvalidAudience => "the token is for another audience".into(),
+        ErrorKind::InvalidIssuer => "the token is from another issuer".into(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("the token has no {claim} claim"),
+        ErrorKind::InvalidAlgorithm => "the token must be signed with HS256".into(),
+        _ => "the token is malformed".into(),
+    }
+}
+
+/// The token of a request: `auth.token`, then `Authorization: Bearer`, then `?token=`.
+pub fn token_from(auth: Option<&Value>, headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    let from_auth = auth.and_then(|a| a.get("token")).and_then(Value::as_str).map(str::to_owned);
+    let from_header = || {
+        let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+        value.strip_prefix("Bearer ").map(|t| t.trim().to_owned())
+    };
+    let from_query = || query?.split('&').find_map(|pair| pair.strip_prefix("token=")).map(str::to_owned);
+    from_auth.or_else(from_header).or_else(from_query).filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use jsonwebtoken::{EncodingKey, Header, encode};
+
+    fn jwt() -> JwtConfig {
+        JwtConfig { secret: Secret("k".into()), audience: Some("sb".into()), issuer: None }
+    }
+
+    fn token(claims: Value, key: &str) -> String {
+        encode(&Header::default(), &claims, &EncodingKey::from_secret(key.as_bytes())).unwrap()
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    }
+
+    #[test]
+    fn a_valid_token_names_its_user() {
+        let t = token(serde_json::json!({"sub": "alice", "exp": now() + 60, "aud": "sb"}), "k");
+        assert_eq!(verify(&t, &jwt()), Ok(UserId::parse("alice").unwrap()));
+    }
+
+    #[test]
+    fn expiry_has_a_small_leeway_and_no_more() {
+        let grace = token(serde_json::json!({"sub": "a", "exp": now() - 10, "aud": "sb"}), "k");
+        assert!(verify(&grace, &jwt()).is_ok());
+        let expired = token(serde_json::json!({"sub": "a", "exp": now() - 120, "aud": "sb"}), "k");
+        assert_eq!(verify(&expired, &jwt()), Err(AuthError::Invalid("the token has expired".into())));
+    }
+
+    #[test]
+    fn bad_tokens_are_refused_with_a_reason() {
+        let wrong_key = token(serde_json::json!({"sub": "a", "exp": now() + 60, "aud": "sb"}), "other");
+        assert!(matches!(verify(&wrong_key, &jwt()), Err(AuthError::Invalid(m)) if m.contains("signature")));
+        let wrong_aud = token(serde_json::json!({"sub": "a", "exp": now() + 60, "aud": "x"}), "k");
+        assert!(matches!(verify(&wrong_aud, &jwt()), Err(AuthError::Invalid(m)) if m.contains("audience")));
+        let no_exp = token(serde_json::json!({"sub": "a", "aud": "sb"}), "k");
+        assert!(matches!(verify(&no_exp, &jwt()), Err(AuthError::Invalid(m)) if m.contains("exp")));
+        assert!(verify("not.a.token", &jwt()).is_err());
+        let long_sub = token(serde_json::json!({"sub": "s".repeat(129), "exp": now() + 60, "aud": "sb"}), "k");
+        assert!(matches!(verify(&long_sub, &jwt()), Err(AuthError::Invalid(m)) if m.contains("sub")));
+    }
+
+    #[test]
+    fn the_token_is_found_in_auth_then_header_then_query() {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", "Bearer from-header".parse().unwrap());
+        let auth = serde_json::json!({"token": "from-auth"});
+        assert_eq!(token_from(Some(&auth), &headers, Some("token=q")).as_deref(), Some("from-auth"));
+        assert_eq!(token_from(None, &headers, Some("token=q")).as_deref(), Some("from-header"));
+        assert_eq!(token_from(None, &HeaderMap::new(), Some("EIO=4&token=q")).as_deref(), Some("q"));
+        assert_eq!(token_from(None, &HeaderMap::new(), None), None);
+    }
+}
