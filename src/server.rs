@@ -106,7 +106,10 @@ async fn serve<A: Adapter>(
     let bundle = Arc::new(static_files::bundle_dir(&state.config.web_dir));
     let app = http::routes(state.clone()).layer(
         ServiceBuilder::new()
-            .layer(TraceLayer::new_for_http())
+            // Path only: a query string may carry a token.
+            .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
+                tracing::debug_span!("http", method = %request.method(), path = %request.uri().path())
+            }))
             .layer(origin::cors(&origins))
             .layer(from_fn_with_state(origins, origin::guard_websocket_origin))
             .layer(from_fn_with_state(bundle, static_files::serve_client_bundle))

@@ -103,3 +103,22 @@ fn an_open_server_says_so_at_start_up() {
     let secured = Running::start(&[("JWT_SECRET", "s")]);
     assert!(!secured.seen.iter().any(is_warning), "no warning with JWT_SECRET set");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_in_the_url_never_reaches_the_logs_even_at_debug() {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 60;
+    let token =
+        encode(&Header::default(), &json!({"sub": "alice", "exp": exp}), &EncodingKey::from_secret(b"k")).unwrap();
+    let mut server = Running::start(&[("JWT_SECRET", "k"), ("RUST_LOG", "debug")]);
+    let url = format!("{}/?token={token}", server.url);
+    let peer = Peer::joined_url(&url, Transport::Polling, "r", "alice").await;
+    let rooms = reqwest::Client::new().get(format!("{}/api/rooms?token={token}", server.url)).send().await.unwrap();
+    assert_eq!(rooms.status(), 200);
+    peer.ack("leave-room", json!({"roomId": "r"})).await;
+    tokio::task::block_in_place(|| server.wait_log(|l| l["message"] == "left room"));
+    let signature = token.rsplit('.').next().unwrap();
+    let all = server.seen.iter().map(Value::to_string).collect::<String>();
+    assert!(!all.contains(signature), "the token reached the logs");
+    drop(peer);
+}
