@@ -107,10 +107,7 @@ impl<A: Adapter> Ctx<'_, A> {
                 error!(conn_id = %self.conn.id, cause = %e, "could not clear the rooms of a closed connection")
             }
         }
-        if let Some(ip) = self.conn.ip {
-            self.conn.state.limits.disconnected(ip);
-        }
-        self.conn.state.stats.disconnected();
+        self.conn.count_out();
         info!(conn_id = %self.conn.id, ?reason, "disconnected");
     }
 

@@ -97,6 +97,7 @@ pub async fn attach<A: Adapter>(socket: SocketRef<A>, State(state): State<AppSta
         state,
         seats: Default::default(),
         ip,
+        counted: std::sync::atomic::AtomicBool::new(true),
         limiter: std::sync::Mutex::new(Limiter::new(
             f64::from(state_limits.0),
             f64::from(state_limits.1),
@@ -205,9 +206,31 @@ pub(super) struct Connection<A: Adapter> {
     pub(super) ip: Option<std::net::IpAddr>,
     /// Events per second, bursts, and abuse detection for this connection.
     limiter: std::sync::Mutex<Limiter>,
+    /// Whether this connection is still counted in `/health` and its address's
+    /// limit (see [`Connection::count_out`]).
+    counted: std::sync::atomic::AtomicBool,
+}
+
+impl<A: Adapter> Drop for Connection<A> {
+    fn drop(&mut self) {
+        self.count_out();
+    }
 }
 
 impl<A: Adapter> Connection<A> {
+    /// Counts this connection out of `/health` and its address's limit, once.
+    /// Called by the disconnect clean-up, and on drop: socketioxide removes a
+    /// socket whose transport closed during the namespace CONNECT without ever
+    /// calling its disconnect handler, and such a socket must not stay counted.
+    pub(super) fn count_out(&self) {
+        if self.counted.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            if let Some(ip) = self.ip {
+                self.state.limits.disconnected(ip);
+            }
+            self.state.stats.disconnected();
+        }
+    }
+
     /// The synchronous part of every event handler, at arrival: the rate
     /// limit, then the inbox (which keeps arrival order).
     fn accept(
