@@ -18,15 +18,7 @@ use switchboard::domain::{MAX_ID_CHARS, RoomId};
 use switchboard::transport::events::RelayKind;
 use switchboard::transport::payload;
 
-const FIELDS: [&str; 7] = [
-    "roomId",
-    "userId",
-    "targetId",
-    "offer",
-    "answer",
-    "candidate",
-    "x",
-];
+const FIELDS: [&str; 7] = ["roomId", "userId", "targetId", "offer", "answer", "candidate", "x"];
 
 /// The contract's id rule, written out again independently of the code.
 fn valid_id(s: &str) -> bool {
@@ -48,17 +40,12 @@ fn check(value: &Value) {
         assert_eq!(Some(req.user.as_str()), value["userId"].as_str());
     }
     let leave = payload::leave(Some(value.clone()));
-    assert_eq!(
-        leave.is_ok(),
-        map.is_some_and(|m| id_field_ok(m, "roomId")),
-        "leave-room {value}"
-    );
+    assert_eq!(leave.is_ok(), map.is_some_and(|m| id_field_ok(m, "roomId")), "leave-room {value}");
     for kind in [RelayKind::Offer, RelayKind::Answer, RelayKind::IceCandidate] {
         let relay = payload::relay(kind, Some(value.clone()));
         let body = map.and_then(|m| m.get(kind.body_field()));
         let body_ok = body.is_some_and(|b| !b.is_null() || kind == RelayKind::IceCandidate);
-        let expect =
-            map.is_some_and(|m| id_field_ok(m, "roomId") && id_field_ok(m, "targetId")) && body_ok;
+        let expect = map.is_some_and(|m| id_field_ok(m, "roomId") && id_field_ok(m, "targetId")) && body_ok;
         assert_eq!(relay.is_ok(), expect, "{} {value}: {relay:?}", kind.event());
         if let Ok(req) = relay {
             assert_eq!(Some(&req.body), body, "the body is relayed exactly as sent");
@@ -94,27 +81,21 @@ fn json_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 32, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::vec((prop::sample::select(FIELDS.to_vec()), inner), 0..6).prop_map(
-                |pairs| Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
-            ),
+            prop::collection::vec((prop::sample::select(FIELDS.to_vec()), inner), 0..6)
+                .prop_map(|pairs| Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
         ]
     })
 }
 
 fn budget() -> Duration {
-    let seconds = std::env::var("FUZZ_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
+    let seconds = std::env::var("FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     Duration::from_secs(seconds)
 }
 
 fn runner() -> TestRunner {
     TestRunner::new(Config {
         cases: 512,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/fuzz/regressions.txt",
-        ))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("tests/fuzz/regressions.txt"))),
         ..Config::default()
     })
 }
