@@ -43,11 +43,6 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    if config.jwt.is_none() {
-        warn!(
-            "JWT_SECRET is not set: the server is open; anyone can connect, join any room as any userId, and list rooms"
-        );
-    }
     if config.allowed_origins == AllowedOrigins::Any {
         warn!("CLIENT_URL=* lets any website use this server with its visitors' credentials");
     }
