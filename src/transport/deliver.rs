@@ -69,9 +69,10 @@ pub async fn notify<A: Adapter>(
     for peer in peers {
         match deliver(io, reach, peer, event, data).await {
             Ok(()) => {}
-            // A Redis outage is logged once by the upkeep task, not once per message.
-            Err(SignalError::Unavailable) => {
-                debug!(conn_id = %peer, event, "notification not delivered: Redis down")
+            // A Redis outage is logged once by the upkeep task, not once per message;
+            // a peer that has just gone is ordinary churn (its own leave is announced).
+            Err(err @ (SignalError::Unavailable | SignalError::TargetGone)) => {
+                debug!(conn_id = %peer, event, code = err.code(), "notification not delivered")
             }
             Err(err) => {
                 warn!(conn_id = %peer, event, code = err.code(), "notification not delivered")
