@@ -100,7 +100,7 @@ async fn resubscribe(subscriber: &SubscriberClient) -> Result<(), Error> {
 }
 
 /// `init` with a deadline.
-pub async fn init_within(client: &impl ClientLike, wait: Duration) -> Result<(), Error> {
+async fn init_within(client: &impl ClientLike, wait: Duration) -> Result<(), Error> {
     match tokio::time::timeout(wait, client.init()).await {
         Ok(result) => result.map(|_| ()),
         Err(_) => Err(Error::new(ErrorKind::Timeout, format!("no answer from Redis within {wait:?}"))),

@@ -93,11 +93,6 @@ impl RedisStore {
         }
     }
 
-    /// The Redis client (shared with liveness upkeep).
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
     pub(super) fn key(&self, parts: &[&str]) -> String {
         let mut key = self.prefix.clone();
         for part in parts {

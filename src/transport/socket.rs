@@ -203,7 +203,7 @@ pub(super) struct Connection<A: Adapter> {
     /// if the store loses them (a Redis restart). Only its drainer writes it.
     seats: std::sync::Mutex<Vec<(RoomId, UserId)>>,
     /// The client address, counted against `MAX_CONNECTIONS_PER_IP`.
-    pub(super) ip: Option<std::net::IpAddr>,
+    ip: Option<std::net::IpAddr>,
     /// Events per second, bursts, and abuse detection for this connection.
     limiter: std::sync::Mutex<Limiter>,
     /// Whether this connection is still counted in `/health` and its address's
