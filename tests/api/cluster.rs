@@ -1,4 +1,5 @@
 //! Several instances sharing one private redis-server behave as one server.
+//! (Starting and stopping redis-server blocks, so it runs in `block_in_place`.)
 
 use futures_util::future::join_all;
 use serde_json::{Value, json};
@@ -28,7 +29,7 @@ async fn listing(app: &TestApp) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_on_three_instances_signal_as_if_on_one_server() {
-    let redis = RedisProcess::start();
+    let redis = tokio::task::block_in_place(RedisProcess::start);
     let apps = cluster(&redis, 3, |_| {}).await;
     for t in TRANSPORTS {
         let room = format!("mesh-{t:?}");
@@ -74,7 +75,7 @@ async fn peers_on_three_instances_signal_as_if_on_one_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_2000_relays_between_instances_arrives_complete_and_in_order() {
-    let redis = RedisProcess::start();
+    let redis = tokio::task::block_in_place(RedisProcess::start);
     let apps = cluster(&redis, 2, crate::helpers::unlimited).await;
     for t in TRANSPORTS {
         let room = format!("burst-{t:?}");
@@ -93,7 +94,7 @@ async fn a_burst_of_2000_relays_between_instances_arrives_complete_and_in_order(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_joins_over_two_instances_admit_exactly_max_room_size() {
-    let redis = RedisProcess::start();
+    let redis = tokio::task::block_in_place(RedisProcess::start);
     let apps = cluster(&redis, 2, |c| c.max_room_size = 5).await;
     let mut peers = Vec::new();
     for i in 0..16 {
@@ -114,11 +115,12 @@ async fn concurrent_joins_over_two_instances_admit_exactly_max_room_size() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_instance_leaves_every_room_within_the_bound() {
-    let redis = RedisProcess::start();
+    let redis = tokio::task::block_in_place(RedisProcess::start);
     let ttl = std::time::Duration::from_millis(1000);
     let apps = cluster(&redis, 1, |c| c.instance_ttl = ttl).await;
     let url = redis.url();
-    let mut doomed = Running::start(&[("REDIS_URL", url.as_str()), ("INSTANCE_TTL_MS", "1000")]);
+    let mut doomed =
+        tokio::task::block_in_place(|| Running::start(&[("REDIS_URL", url.as_str()), ("INSTANCE_TTL_MS", "1000")]));
     let mut alice = Peer::joined(&apps[0], Transport::Websocket, "k9", "alice").await;
     let _bob = Peer::joined_url(&format!("{}/", doomed.url), Transport::Websocket, "k9", "bob").await;
     let _carol = Peer::joined_url(&format!("{}/", doomed.url), Transport::Polling, "alone", "carol").await;
@@ -142,7 +144,7 @@ async fn health_is(app: &TestApp, status: u16, redis: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_degrades_health_fails_events_with_unavailable_and_recovers() {
-    let mut redis = RedisProcess::start();
+    let mut redis = tokio::task::block_in_place(RedisProcess::start);
     let apps = cluster(&redis, 2, |c| {
         c.instance_ttl = std::time::Duration::from_millis(1000);
         c.redis_timeout = std::time::Duration::from_millis(500);
@@ -153,14 +155,14 @@ async fn a_redis_outage_degrades_health_fails_events_with_unavailable_and_recove
     alice.expect("user-joined").await;
     assert!(health_is(&apps[0], 200, "up").await);
 
-    redis.stop();
+    tokio::task::block_in_place(|| redis.stop());
     for app in &apps {
         eventually("/health says 503, redis down", || health_is(app, 503, "down")).await;
     }
     let ack = alice.ack("offer", json!({"roomId": "outage", "targetId": "bob", "offer": {}})).await;
     assert_eq!(ack["error"]["code"], "unavailable", "{ack}");
 
-    redis.restart(); // empty: Redis lost every room
+    tokio::task::block_in_place(|| redis.restart()); // empty: Redis lost every room
     for app in &apps {
         eventually("/health says 200, redis up", || health_is(app, 200, "up")).await;
     }
@@ -184,20 +186,20 @@ async fn a_redis_outage_degrades_health_fails_events_with_unavailable_and_recove
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_is_logged_once_when_it_starts_and_once_when_it_ends() {
-    let mut redis = RedisProcess::start();
+    let mut redis = tokio::task::block_in_place(RedisProcess::start);
     let url = redis.url();
     let env = [("REDIS_URL", url.as_str()), ("INSTANCE_TTL_MS", "1000"), ("REDIS_TIMEOUT_MS", "300")];
-    let mut server = Running::start(&env);
+    let mut server = tokio::task::block_in_place(|| Running::start(&env));
     let alice = Peer::joined_url(&format!("{}/", server.url), Transport::Websocket, "logs", "alice").await;
 
-    redis.stop();
+    tokio::task::block_in_place(|| redis.stop());
     let is_down = |l: &Value| l["message"].as_str().is_some_and(|m| m.starts_with("Redis unreachable"));
     tokio::task::block_in_place(|| server.wait_log(is_down));
     for n in 0..5 {
         let ack = alice.ack("join-room", json!({"roomId": format!("r{n}"), "userId": "alice"})).await;
         assert_eq!(ack["error"]["code"], "unavailable");
     }
-    redis.restart();
+    tokio::task::block_in_place(|| redis.restart());
     tokio::task::block_in_place(|| server.wait_log(|l| l["message"] == "reconciled with Redis"));
 
     // Switchboard's own warnings, but for the start-up one about JWT_SECRET.

@@ -19,7 +19,7 @@ fn a_bad_configuration_value_exits_with_code_2_naming_the_variable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_and_sigint_disconnect_websocket_clients_and_exit_0_within_10_s() {
     for signal in ["TERM", "INT"] {
-        let mut server = Running::start(&[("RUST_LOG", "info")]);
+        let mut server = tokio::task::block_in_place(|| Running::start(&[("RUST_LOG", "info")]));
         let mut peers = Vec::new();
         for (i, t) in [Transport::Websocket, Transport::Polling].into_iter().enumerate() {
             peers.push(Peer::joined_url(&format!("{}/", server.url), t, "s", &format!("u{i}")).await);
@@ -39,7 +39,7 @@ async fn sigterm_and_sigint_disconnect_websocket_clients_and_exit_0_within_10_s(
 async fn logs_carry_ids_as_fields_and_never_sdp_at_info() {
     for (level, relay_logged) in [("info", false), ("debug", true)] {
         let filter = format!("warn,switchboard={level}");
-        let mut server = Running::start(&[("RUST_LOG", filter.as_str())]);
+        let mut server = tokio::task::block_in_place(|| Running::start(&[("RUST_LOG", filter.as_str())]));
         let url = format!("{}/", server.url);
         let alice = Peer::joined_url(&url, Transport::Websocket, "logs", "alice").await;
         let mut bob = Peer::joined_url(&url, Transport::Websocket, "logs", "bob").await;
@@ -110,7 +110,7 @@ async fn a_token_in_the_url_never_reaches_the_logs_even_at_debug() {
     let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 60;
     let token =
         encode(&Header::default(), &json!({"sub": "alice", "exp": exp}), &EncodingKey::from_secret(b"k")).unwrap();
-    let mut server = Running::start(&[("JWT_SECRET", "k"), ("RUST_LOG", "debug")]);
+    let mut server = tokio::task::block_in_place(|| Running::start(&[("JWT_SECRET", "k"), ("RUST_LOG", "debug")]));
     let url = format!("{}/?token={token}", server.url);
     let peer = Peer::joined_url(&url, Transport::Polling, "r", "alice").await;
     let rooms = reqwest::Client::new().get(format!("{}/api/rooms?token={token}", server.url)).send().await.unwrap();
