@@ -7,6 +7,7 @@
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 /// A `redis-server` child process on 127.0.0.1.
@@ -19,10 +20,13 @@ pub struct RedisProcess {
 impl RedisProcess {
     /// Starts a server on a free port and waits until it accepts connections.
     pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut redis = Self { port, child: None };
-        redis.restart();
-        redis
+        for _ in 0..20 {
+            let mut redis = Self { port: free_port(), child: None };
+            if redis.try_start() {
+                return redis;
+            }
+        }
+        panic!("could not start redis-server on any of 20 ports");
     }
 
     /// `redis://127.0.0.1:PORT`
@@ -40,6 +44,13 @@ impl RedisProcess {
 
     /// Starts the server again on the same port (empty).
     pub fn restart(&mut self) {
+        assert!(self.try_start(), "redis-server did not start again on port {}", self.port);
+    }
+
+    /// Spawns redis-server and waits until it listens. False if it exited instead
+    /// (the port was taken meanwhile): then the connection that succeeded, if any,
+    /// reached some other process, so it does not count.
+    fn try_start(&mut self) -> bool {
         self.stop();
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
@@ -48,9 +59,36 @@ impl RedisProcess {
             .expect("redis-server is installed (scripts/test installs it)");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        loop {
+            let exited = self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_some());
+            if exited {
+                self.child = None;
+                return false;
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                // Give a failed bind time to show: redis-server exits at once when the port is taken.
+                std::thread::sleep(Duration::from_millis(20));
+                let exited = self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_some());
+                if !exited {
+                    return true;
+                }
+                self.child = None;
+                return false;
+            }
             assert!(Instant::now() < deadline, "redis-server did not start on port {}", self.port);
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// A port no other RedisProcess of this test process has had, and that is free now.
+fn free_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    loop {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (std::process::id() as u16 % 20_000).wrapping_add(offset.wrapping_mul(7)) % 40_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
         }
     }
 }
