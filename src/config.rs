@@ -363,6 +363,21 @@ mod tests {
     }
 
     #[test]
+    fn jwt_secret_audience_and_issuer_are_read_together() {
+        let c = with(&[("JWT_SECRET", "s"), ("JWT_AUDIENCE", "aud"), ("JWT_ISSUER", "https://idp.example")]).unwrap();
+        let expected = JwtConfig {
+            secret: Secret("s".into()),
+            audience: Some("aud".into()),
+            issuer: Some("https://idp.example".into()),
+        };
+        assert_eq!(c.jwt, Some(expected));
+        let bare = with(&[("JWT_SECRET", "s")]).unwrap().jwt.unwrap();
+        assert_eq!((bare.audience, bare.issuer), (None, None));
+        // Without a secret, audience and issuer alone do not turn authentication on.
+        assert_eq!(with(&[("JWT_ISSUER", "https://idp.example")]).unwrap().jwt, None);
+    }
+
+    #[test]
     fn a_bad_port_names_the_variable() {
         let err = with(&[("PORT", "forty")]).unwrap_err();
         assert_eq!(err.var, "PORT");

@@ -3,10 +3,10 @@
 //!
 //! A token comes from the handshake's `auth.token`, an `Authorization: Bearer`
 //! header, or a `token` query parameter. `exp` is required and checked with
-//! [`LEEWAY_SECONDS`] of leeway for clock skew; `aud` and `iss` are checked when
-//! `JWT_AUDIENCE` / `JWT_ISSUER` are set. The token's `sub` is the only
-//! `userId` the connection may join rooms as. Without `JWT_SECRET` the server
-//! is open, and says so at start-up.
+//! [`LEEWAY_SECONDS`] of leeway for clock skew; `aud` and `iss` are required and
+//! checked when `JWT_AUDIENCE` / `JWT_ISSUER` are set. Only HS256 is accepted.
+//! The token's `sub` is the only `userId` the connection may join rooms as.
+//! Without `JWT_SECRET` the server is open, and says so at start-up.
 
 use axum::http::HeaderMap;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
@@ -43,14 +43,21 @@ struct Claims {
 pub fn verify(token: &str, jwt: &JwtConfig) -> Result<UserId, AuthError> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = LEEWAY_SECONDS;
-    validation.set_required_spec_claims(&["exp", "sub"]);
+    // jsonwebtoken checks `aud` and `iss` only when the token has them, unless
+    // they are required: a configured one must be present.
+    let mut required = vec!["exp", "sub"];
     match &jwt.audience {
-        Some(aud) => validation.set_audience(&[aud]),
+        Some(aud) => {
+            validation.set_audience(&[aud]);
+            required.push("aud");
+        }
         None => validation.validate_aud = false,
     }
     if let Some(iss) = &jwt.issuer {
         validation.set_issuer(&[iss]);
+        required.push("iss");
     }
+    validation.set_required_spec_claims(&required);
     let key = DecodingKey::from_secret(jwt.secret.0.as_bytes());
     let claims = decode::<Claims>(token, &key, &validation).map_err(|e| AuthError::Invalid(describe(&e)))?.claims;
     UserId::parse(&claims.sub).map_err(|e| AuthError::Invalid(format!("sub {e}")))
@@ -123,6 +130,61 @@ mod tests {
         assert!(verify("not.a.token", &jwt()).is_err());
         let long_sub = token(serde_json::json!({"sub": "s".repeat(129), "exp": now() + 60, "aud": "sb"}), "k");
         assert!(matches!(verify(&long_sub, &jwt()), Err(AuthError::Invalid(m)) if m.contains("sub")));
+    }
+
+    fn with_issuer(issuer: &str) -> JwtConfig {
+        JwtConfig { issuer: Some(issuer.into()), ..jwt() }
+    }
+
+    #[test]
+    fn with_jwt_issuer_set_only_its_iss_is_accepted() {
+        let claims = |iss: Option<&str>| {
+            let mut c = serde_json::json!({"sub": "a", "exp": now() + 60, "aud": "sb"});
+            if let Some(iss) = iss {
+                c["iss"] = iss.into();
+            }
+            c
+        };
+        let cfg = with_issuer("https://idp.example");
+        assert_eq!(verify(&token(claims(Some("https://idp.example")), "k"), &cfg), Ok(UserId::parse("a").unwrap()));
+        let other = verify(&token(claims(Some("https://evil.example")), "k"), &cfg);
+        assert_eq!(other, Err(AuthError::Invalid("the token is from another issuer".into())));
+        let missing = verify(&token(claims(None), "k"), &cfg);
+        assert_eq!(missing, Err(AuthError::Invalid("the token has no iss claim".into())));
+        // Without JWT_ISSUER, `iss` is not looked at.
+        assert!(verify(&token(claims(Some("https://evil.example")), "k"), &jwt()).is_ok());
+        assert!(verify(&token(claims(None), "k"), &jwt()).is_ok());
+    }
+
+    #[test]
+    fn with_jwt_audience_set_a_missing_aud_is_refused_and_without_it_aud_is_ignored() {
+        let no_aud = token(serde_json::json!({"sub": "a", "exp": now() + 60}), "k");
+        assert_eq!(verify(&no_aud, &jwt()), Err(AuthError::Invalid("the token has no aud claim".into())));
+        let open = JwtConfig { audience: None, ..jwt() };
+        assert!(verify(&no_aud, &open).is_ok());
+        let any_aud = token(serde_json::json!({"sub": "a", "exp": now() + 60, "aud": "whatever"}), "k");
+        assert!(verify(&any_aud, &open).is_ok());
+    }
+
+    #[test]
+    fn only_hs256_is_accepted() {
+        let claims = serde_json::json!({"sub": "a", "exp": now() + 60, "aud": "sb"});
+        for alg in [Algorithm::HS384, Algorithm::HS512] {
+            // Signed with the right secret, but not with HS256.
+            let t = encode(&Header::new(alg), &claims, &EncodingKey::from_secret(b"k")).unwrap();
+            let refused = Err(AuthError::Invalid("the token must be signed with HS256".into()));
+            assert_eq!(verify(&t, &jwt()), refused, "{alg:?}");
+        }
+        assert!(verify(&unsigned(&claims), &jwt()).is_err(), "alg none");
+        // The same claims signed with HS256 pass: only the algorithm differs.
+        assert!(verify(&token(claims, "k"), &jwt()).is_ok());
+    }
+
+    /// An `alg: none` token: no signature at all.
+    fn unsigned(claims: &Value) -> String {
+        use base64::Engine;
+        let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        format!("{}.{}.", b64(&serde_json::json!({"alg": "none", "typ": "JWT"})), b64(claims))
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{EncodingKey, Header, encode};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 use switchboard::config::{JwtConfig, Secret};
 
@@ -10,9 +10,12 @@ use crate::helpers::{TestApp, connect_outcome, spawn_app_with};
 
 const KEY: &str = "test-secret";
 
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
 fn token(sub: &str, exp_offset: i64, key: &str) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
-    let claims = json!({"sub": sub, "exp": now + exp_offset, "aud": "switchboard"});
+    let claims = json!({"sub": sub, "exp": now() + exp_offset, "aud": "switchboard"});
     encode(&Header::default(), &claims, &EncodingKey::from_secret(key.as_bytes())).unwrap()
 }
 
@@ -66,4 +69,57 @@ async fn rest_routes_that_reveal_rooms_need_a_token_and_health_does_not() {
     let expired = http.get(app.url("/api/rooms")).bearer_auth(token("a", -120, KEY)).send().await.unwrap();
     assert_eq!(expired.status(), 401);
     assert_eq!(app.get("/health").await.0, 200);
+}
+
+/// A token of `claims` signed with `KEY`, by `alg`, or unsigned (`alg: none`) when `None`.
+fn signed(claims: &Value, alg: Option<Algorithm>) -> String {
+    use base64::Engine;
+    let Some(alg) = alg else {
+        let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        return format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), b64(claims));
+    };
+    encode(&Header::new(alg), claims, &EncodingKey::from_secret(KEY.as_bytes())).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_issuer_and_audience_set_only_hs256_tokens_naming_both_get_in() {
+    let issuer = "https://idp.example";
+    let app = spawn_app_with(|c| {
+        c.jwt = Some(JwtConfig {
+            secret: Secret(KEY.into()),
+            audience: Some("switchboard".into()),
+            issuer: Some(issuer.into()),
+        })
+    })
+    .await;
+    let good = json!({"sub": "a", "exp": now() + 60, "aud": "switchboard", "iss": issuer});
+    let changed = |claim: &str, value: Option<&str>| {
+        let mut claims = good.clone();
+        match value {
+            Some(v) => claims[claim] = json!(v),
+            None => drop(claims.as_object_mut().unwrap().remove(claim)),
+        }
+        claims
+    };
+    let refused = [
+        ("another issuer", signed(&changed("iss", Some("https://evil.example")), Some(Algorithm::HS256))),
+        ("no issuer", signed(&changed("iss", None), Some(Algorithm::HS256))),
+        ("another audience", signed(&changed("aud", Some("other")), Some(Algorithm::HS256))),
+        ("no audience", signed(&changed("aud", None), Some(Algorithm::HS256))),
+        ("HS384", signed(&good, Some(Algorithm::HS384))),
+        ("HS512", signed(&good, Some(Algorithm::HS512))),
+        ("alg none", signed(&good, None)),
+    ];
+    let http = reqwest::Client::new();
+    let url = app.url("/");
+    for (why, token) in refused {
+        let (outcome, message) = connect_outcome(&url, Some(json!({"token": token})), &[]).await;
+        assert_eq!(outcome, "error", "{why}: {message}");
+        assert!(message.as_str().unwrap().contains("unauthorized"), "{why}: {message}");
+        let rest = http.get(app.url("/api/rooms")).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(rest.status(), 401, "{why}");
+    }
+    let token = signed(&good, Some(Algorithm::HS256));
+    assert_eq!(connect_outcome(&url, Some(json!({"token": token})), &[]).await.0, "open");
+    assert_eq!(http.get(app.url("/api/rooms")).bearer_auth(&token).send().await.unwrap().status(), 200);
 }
