@@ -5,8 +5,9 @@
 //! header, or a `token` query parameter. `exp` is required and checked with
 //! [`LEEWAY_SECONDS`] of leeway for clock skew; `aud` and `iss` are required and
 //! checked when `JWT_AUDIENCE` / `JWT_ISSUER` are set. Only HS256 is accepted.
-//! The token's `sub` is the only `userId` the connection may join rooms as.
-//! Without `JWT_SECRET` the server is open, and says so at start-up.
+//! The token's `sub` is the only `userId` the connection may join rooms as, and
+//! the only user its TURN credentials name. Without `JWT_SECRET` the server is
+//! open, and says so at start-up.
 
 use axum::http::HeaderMap;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};

@@ -4,6 +4,7 @@
 
 use std::time::SystemTime;
 
+use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::handler::HandlerWithoutStateExt;
@@ -16,7 +17,7 @@ use time::format_description::well_known::Rfc3339;
 use tower_http::services::ServeDir;
 
 use super::address;
-use super::auth::{self, AuthError};
+use super::auth::{self, AuthError, Authenticated};
 use super::error::HttpError;
 use crate::domain::ice::IceServers;
 use crate::domain::{RoomId, UserId};
@@ -147,30 +148,41 @@ struct IceQuery {
     user_id: Option<String>,
 }
 
-/// `GET /api/ice-servers?userId=`: STUN and TURN servers, TURN with fresh credentials.
+/// `GET /api/ice-servers?userId=`: STUN and TURN servers, TURN with fresh
+/// credentials. With `JWT_SECRET` set they name the token's `sub`, and `userId`
+/// is ignored: a client must not get credentials in another user's name.
 async fn ice_servers(
     State(state): State<AppState>,
+    authenticated: Option<Extension<Authenticated>>,
     query: Result<Query<IceQuery>, QueryRejection>,
 ) -> Result<Json<IceServers>, HttpError> {
-    let Query(query) = query.map_err(|e| HttpError::BadQuery(e.body_text()))?;
-    let user = match query.user_id.as_deref() {
-        Some(raw) => Some(UserId::parse(raw).map_err(|e| HttpError::BadQuery(format!("userId {e}")))?),
-        None => None,
+    let user = match (&state.config.jwt, authenticated) {
+        // `require_token` has put the token's user here.
+        (Some(_), authenticated) => authenticated.map(|Extension(Authenticated(sub))| sub),
+        (None, _) => {
+            let Query(query) = query.map_err(|e| HttpError::BadQuery(e.body_text()))?;
+            match query.user_id.as_deref() {
+                Some(raw) => Some(UserId::parse(raw).map_err(|e| HttpError::BadQuery(format!("userId {e}")))?),
+                None => None,
+            }
+        }
     };
     Ok(Json(state.config.ice.servers_for(user.as_ref(), SystemTime::now())))
 }
 
 /// With `JWT_SECRET` set, the routes that reveal rooms and users need a valid
-/// token: `Authorization: Bearer` or `?token=`.
+/// token: `Authorization: Bearer` or `?token=`. The user it names goes on in the
+/// request's extensions.
 async fn require_token(
     State(state): State<AppState>,
-    request: axum::extract::Request,
+    mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     if let Some(jwt) = &state.config.jwt {
         let token = auth::token_from(None, request.headers(), request.uri().query()).ok_or(AuthError::Missing);
-        if let Err(e) = token.and_then(|t| auth::verify(&t, jwt)) {
-            return HttpError::from(e).into_response();
+        match token.and_then(|t| auth::verify(&t, jwt)) {
+            Ok(user) => drop(request.extensions_mut().insert(Authenticated(user))),
+            Err(e) => return HttpError::from(e).into_response(),
         }
     }
     next.run(request).await

@@ -32,8 +32,9 @@ use crate::state::AppState;
 
 /// Connect handler: logs the new connection (the handlers are already
 /// attached) and sends it the ICE servers. It runs after the CONNECT ack, so
-/// emitting here is safe. The TURN username names the user from the handshake
-/// (`auth.userId`, or a `userId` query parameter) when there is one.
+/// emitting here is safe. The TURN username names the token's `sub` with
+/// `JWT_SECRET` set; otherwise the user from the handshake (`auth.userId`, or a
+/// `userId` query parameter) when there is one.
 pub async fn on_connect<A: Adapter>(
     socket: SocketRef<A>,
     State(state): State<AppState>,
@@ -41,7 +42,11 @@ pub async fn on_connect<A: Adapter>(
 ) {
     let transport = socket.transport_type();
     info!(conn_id = %socket.id, ?transport, protocol = ?socket.protocol(), "connected");
-    let user = handshake_user(&socket, auth.ok());
+    let user = match &state.config.jwt {
+        // A client-supplied userId must not get credentials in another user's name.
+        Some(_) => socket.extensions.get::<Authenticated>().map(|Authenticated(sub)| sub),
+        None => handshake_user(&socket, auth.ok()),
+    };
     let servers = state.config.ice.servers_for(user.as_ref(), SystemTime::now());
     if let Err(err) = socket.emit(ICE_SERVERS, &servers) {
         warn!(conn_id = %socket.id, %err, "ice-servers not delivered");

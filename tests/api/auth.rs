@@ -6,7 +6,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 use switchboard::config::{JwtConfig, Secret};
 
-use crate::helpers::{TestApp, connect_outcome, spawn_app_with};
+use crate::helpers::{TestApp, connect_outcome, ice_servers_on_connect, spawn_app_with};
 
 const KEY: &str = "test-secret";
 
@@ -122,4 +122,40 @@ async fn with_an_issuer_and_audience_set_only_hs256_tokens_naming_both_get_in() 
     let token = signed(&good, Some(Algorithm::HS256));
     assert_eq!(connect_outcome(&url, Some(json!({"token": token})), &[]).await.0, "open");
     assert_eq!(http.get(app.url("/api/rooms")).bearer_auth(&token).send().await.unwrap().status(), 200);
+}
+
+/// The user a TURN username (`expiry:userId`) names.
+fn turn_user(servers: &Value) -> &str {
+    let username = servers["iceServers"][1]["username"].as_str().unwrap_or_else(|| panic!("a TURN entry: {servers}"));
+    username.split_once(':').map_or("", |(_, user)| user)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_jwt_turn_credentials_name_the_token_s_user_whatever_user_id_says() {
+    let app = spawn_app_with(|c| {
+        c.jwt = Some(JwtConfig { secret: Secret(KEY.into()), audience: Some("switchboard".into()), issuer: None });
+        c.ice = crate::web::turn_config();
+    })
+    .await;
+    let alice = token("alice", 60, KEY);
+    // The ice-servers event on connect: auth.userId and ?userId= are ignored.
+    let url = format!("{}?token={alice}&userId=mallory", app.url("/"));
+    let servers = ice_servers_on_connect(&url, Some(json!({"userId": "mallory"}))).await;
+    assert_eq!(turn_user(&servers), "alice", "auth.userId and ?userId=: {servers}");
+    let servers = ice_servers_on_connect(&app.url("/"), Some(json!({"token": alice, "userId": "mallory"}))).await;
+    assert_eq!(turn_user(&servers), "alice", "auth.userId: {servers}");
+    let servers = ice_servers_on_connect(&app.url("/"), Some(json!({"token": alice}))).await;
+    assert_eq!(turn_user(&servers), "alice", "no userId at all: {servers}");
+
+    // GET /api/ice-servers: ?userId= is ignored, valid or not.
+    let http = reqwest::Client::new();
+    for query in ["?userId=mallory", "", &format!("?userId={}", "x".repeat(129))] {
+        let response = http.get(app.url(&format!("/api/ice-servers{query}"))).bearer_auth(&alice).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{query}");
+        let servers: Value = response.json().await.unwrap();
+        assert_eq!(turn_user(&servers), "alice", "{query}: {servers}");
+    }
+    let by_query = format!("/api/ice-servers?userId=mallory&token={alice}");
+    let servers: Value = http.get(app.url(&by_query)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(turn_user(&servers), "alice", "?token=: {servers}");
 }

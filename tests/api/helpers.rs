@@ -462,3 +462,23 @@ pub async fn connect_outcome(url: &str, auth: Option<Value>, headers: &[(&str, &
     std::mem::forget(client); // keep the connection open for the rest of the test
     outcome
 }
+
+/// Connects a raw client (websocket) with `auth` in the handshake and returns
+/// the payload of the `ice-servers` event it gets on connect.
+pub async fn ice_servers_on_connect(url: &str, auth: Option<Value>) -> Value {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut builder = ClientBuilder::new(url).transport_type(TransportType::Websocket).reconnect(false).on(
+        "ice-servers",
+        move |p, _| {
+            let _ = tx.send(first(p));
+            async {}.boxed()
+        },
+    );
+    if let Some(auth) = auth {
+        builder = builder.auth(auth);
+    }
+    let client = builder.connect().await.expect("the transport connects");
+    let servers = tokio::time::timeout(WAIT, rx.recv()).await.expect("ice-servers in time").unwrap();
+    client.disconnect().await.expect("disconnect");
+    servers
+}
