@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Peer, TRANSPORTS, TestApp, Transport, spawn_app, spawn_app_with};
+use crate::helpers::{Peer, TRANSPORTS, TestApp, Transport, eventually, spawn_app, spawn_app_with};
 
 fn bad_payloads() -> Vec<(&'static str, Value)> {
     let long = "x".repeat(129);
@@ -84,16 +84,22 @@ async fn an_id_of_exactly_128_characters_is_accepted() {
 async fn a_payload_over_max_payload_bytes_closes_that_connection_only() {
     let app = spawn_app_with(|c| c.max_payload_bytes = 4096).await;
     let mut observer = Peer::joined(&app, Transport::Websocket, "big", "observer").await;
+    let connections = || async { app.get("/health").await.1["connections"].clone() };
     for t in TRANSPORTS {
+        let before = connections().await;
         let user = format!("big-{t:?}");
-        let big = Peer::joined(&app, t, "big", &user).await;
+        let mut big = Peer::joined(&app, t, "big", &user).await;
         assert_eq!(observer.expect("user-joined").await["userId"], user.as_str());
 
         let huge = json!({"type": "offer", "sdp": "a".repeat(8192)});
         // The send itself may fail once the server closes the connection.
         let _ = big.client.emit("offer", json!({"roomId": "big", "targetId": "observer", "offer": huge})).await;
-        // The server closed the oversized connection: its seat is cleared.
+        // The server closed the oversized connection: its seat is cleared,
         assert_eq!(observer.expect("user-left").await["userId"], user.as_str(), "over {t:?}");
+        // its client loses the transport,
+        assert_eq!(big.next().await.0, "error", "the oversized client's transport closed, over {t:?}");
+        // and the server counts it out, while the observer stays connected.
+        eventually("the oversized connection is gone from /health", || async { connections().await == before }).await;
     }
     healthy_pair_still_relays(&app).await;
     let fits = json!({"sdp": "a".repeat(3000)});
