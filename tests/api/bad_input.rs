@@ -84,21 +84,21 @@ async fn an_id_of_exactly_128_characters_is_accepted() {
 async fn a_payload_over_max_payload_bytes_closes_that_connection_only() {
     let app = spawn_app_with(|c| c.max_payload_bytes = 4096).await;
     let mut observer = Peer::joined(&app, Transport::Websocket, "big", "observer").await;
-    let connections = || async { app.get("/health").await.1["connections"].clone() };
+    let connections = || async { app.get("/health").await.1["connections"].as_u64().unwrap() };
     for t in TRANSPORTS {
         let before = connections().await;
         let user = format!("big-{t:?}");
-        let mut big = Peer::joined(&app, t, "big", &user).await;
+        let big = Peer::joined(&app, t, "big", &user).await;
         assert_eq!(observer.expect("user-joined").await["userId"], user.as_str());
+        assert_eq!(connections().await, before + 1);
 
         let huge = json!({"type": "offer", "sdp": "a".repeat(8192)});
         // The send itself may fail once the server closes the connection.
         let _ = big.client.emit("offer", json!({"roomId": "big", "targetId": "observer", "offer": huge})).await;
         // The server closed the oversized connection: its seat is cleared,
         assert_eq!(observer.expect("user-left").await["userId"], user.as_str(), "over {t:?}");
-        // its client loses the transport,
-        assert_eq!(big.next().await.0, "error", "the oversized client's transport closed, over {t:?}");
-        // and the server counts it out, while the observer stays connected.
+        // and the connection itself is gone (rust_socketio does not always report
+        // a closed transport, so /health says it), while the observer stays.
         eventually("the oversized connection is gone from /health", || async { connections().await == before }).await;
     }
     healthy_pair_still_relays(&app).await;
