@@ -1,6 +1,6 @@
 //! A handler that panics takes down neither the server nor any connection.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde_json::json;
@@ -46,8 +46,41 @@ impl RoomStore for Booby {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// Log lines written while the guard lives, by this thread only (hence the
+/// current-thread runtime below: the server's tasks all run on this thread).
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn start() -> (Self, tracing::subscriber::DefaultGuard) {
+        let captured = Self::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        (captured, tracing::subscriber::set_default(subscriber))
+    }
+
+    fn lines(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).lines().map(str::to_owned).collect()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_panicking_handler_leaves_the_server_and_every_connection_working() {
+    let (logs, _guard) = Captured::start();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let store = Arc::new(Booby(MemoryStore::new()));
@@ -77,4 +110,8 @@ async fn a_panicking_handler_leaves_the_server_and_every_connection_working() {
     assert!(!server.is_finished(), "the server is still running");
     let health = reqwest::get(format!("http://{addr}/health")).await.unwrap();
     assert_eq!(health.status(), 200);
+    // Each panic was logged as an error, naming the connection.
+    let panicked: Vec<_> = logs.lines().into_iter().filter(|l| l.contains("event handler panicked")).collect();
+    assert_eq!(panicked.len(), 3, "{:?}", logs.lines());
+    assert!(panicked.iter().all(|l| l.contains("ERROR") && l.contains("conn_id=")), "{panicked:?}");
 }
