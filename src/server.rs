@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::middleware::from_fn_with_state;
+use axum::serve::ListenerExt;
 use socketioxide::adapter::Adapter;
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
@@ -126,6 +127,13 @@ async fn serve<A: Adapter>(
         io.close().await;
     };
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // Signaling messages are small and latency-bound: without TCP_NODELAY, Nagle's
+    // algorithm meets the client's delayed ACK and holds a reply for ~40 ms.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let serve = axum::serve(listener, app).with_graceful_shutdown(signal).into_future();
     tokio::pin!(serve);
     tokio::select! {
