@@ -107,9 +107,14 @@ impl Peer {
     }
 
     pub async fn connect_to(url: &str, transport: Transport) -> Peer {
+        Self::connect_with_auth(url, transport, None).await
+    }
+
+    /// [`Peer::connect_to`] with `auth` in the namespace CONNECT packet.
+    pub async fn connect_with_auth(url: &str, transport: Transport, auth: Option<Value>) -> Peer {
         let (tx, events) = mpsc::unbounded_channel();
         let (open, error) = (tx.clone(), tx.clone());
-        let client = ClientBuilder::new(url)
+        let mut builder = ClientBuilder::new(url)
             .transport_type(transport.into())
             .reconnect(false)
             .on("open", move |_, _| {
@@ -123,10 +128,11 @@ impl Peer {
             .on_any(move |event, payload, _| {
                 let _ = tx.send((String::from(event), first(payload)));
                 async {}.boxed()
-            })
-            .connect()
-            .await
-            .expect("client connects");
+            });
+        if let Some(auth) = auth {
+            builder = builder.auth(auth);
+        }
+        let client = builder.connect().await.expect("client connects");
         let mut peer = Peer { client, ice_servers: Value::Null, events };
         // Emitting before the namespace CONNECT ack would kill the session.
         peer.expect("open").await;
@@ -141,7 +147,18 @@ impl Peer {
 
     /// [`Peer::joined`] for a server given by URL.
     pub async fn joined_url(url: &str, transport: Transport, room: &str, user: &str) -> Peer {
-        let mut peer = Self::connect_to(url, transport).await;
+        Self::joined_with_auth(url, transport, None, room, user).await
+    }
+
+    /// [`Peer::joined_url`] with `auth` in the namespace CONNECT packet.
+    pub async fn joined_with_auth(
+        url: &str,
+        transport: Transport,
+        auth: Option<Value>,
+        room: &str,
+        user: &str,
+    ) -> Peer {
+        let mut peer = Self::connect_with_auth(url, transport, auth).await;
         let ack = peer.ack("join-room", json!({"roomId": room, "userId": user})).await;
         assert_eq!(ack["ok"], true, "join of {user}: {ack}");
         peer.expect("room-users").await;

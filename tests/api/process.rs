@@ -122,3 +122,45 @@ async fn a_token_in_the_url_never_reaches_the_logs_even_at_debug() {
     assert!(!all.contains(signature), "the token reached the logs");
     drop(peer);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_rust_log_debug_raw_packets_with_the_auth_token_and_sdp_stay_out_of_the_logs() {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 60;
+    let token = |sub: &str| {
+        encode(&Header::default(), &json!({"sub": sub, "exp": exp}), &EncodingKey::from_secret(b"k")).unwrap()
+    };
+    let (alice_token, bob_token) = (token("alice"), token("bob"));
+    let sdp = "RECOGNISABLE-SDP-BODY-91d2";
+    // socketioxide and engineioxide log every raw packet at debug. They stay at
+    // info unless RUST_LOG names them; the second run names socketioxide, so
+    // the packets do reach the logs there and this check is shown to see them.
+    for (filter, named) in [("debug", false), ("debug,socketioxide=debug", true)] {
+        let env = [("JWT_SECRET", "k"), ("RUST_LOG", filter)];
+        let mut server = tokio::task::block_in_place(|| Running::start(&env));
+        let url = format!("{}/", server.url);
+        let auth = |token: &str| Some(json!({"token": token}));
+        let mut alice = Peer::joined_with_auth(&url, Transport::Websocket, auth(&alice_token), "raw", "alice").await;
+        let mut bob = Peer::joined_with_auth(&url, Transport::Polling, auth(&bob_token), "raw", "bob").await;
+        alice.emit("offer", json!({"roomId": "raw", "targetId": "bob", "offer": {"type": "offer", "sdp": sdp}})).await;
+        assert_eq!(bob.expect("offer").await["offer"]["sdp"], sdp);
+        bob.emit("answer", json!({"roomId": "raw", "targetId": "alice", "answer": {"type": "answer", "sdp": sdp}}))
+            .await;
+        assert_eq!(alice.expect_skipping("answer", &["user-joined"]).await["answer"]["sdp"], sdp);
+
+        // A packet is logged as it arrives, before its handler logs "relayed".
+        for target in ["bob", "alice"] {
+            let relayed = |l: &Value| l["message"] == "relayed" && l["target_id"] == target;
+            if !server.seen.iter().any(relayed) {
+                let line = tokio::task::block_in_place(|| server.wait_log(relayed));
+                assert_eq!(line["level"], "DEBUG");
+            }
+        }
+        let all = server.seen.iter().map(Value::to_string).collect::<String>();
+        assert_eq!(all.contains(sdp), named, "SDP in the logs at RUST_LOG={filter}");
+        for (user, token) in [("alice", &alice_token), ("bob", &bob_token)] {
+            let signature = token.rsplit('.').next().unwrap();
+            assert_eq!(all.contains(signature), named, "{user}'s auth.token in the logs at RUST_LOG={filter}");
+        }
+    }
+}
