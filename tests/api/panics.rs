@@ -101,7 +101,8 @@ async fn a_panicking_handler_leaves_the_server_and_every_connection_working() {
     // The same connection goes on: its next events are handled, in order.
     let ack = alice.ack("join-room", json!({"roomId": "calm", "userId": "alice"})).await;
     assert_eq!(ack["users"], json!(["carol", "dave", "alice"]));
-    // Bob, in the room whose relays panic, still gets relays that do not panic.
+    // Bob, in the room whose relays panic, is still served: his relay into "calm",
+    // a room he is not in, is handled and answered with not-in-room.
     bob.emit("answer", json!({"roomId": "calm", "targetId": "alice", "answer": {}})).await;
     assert_eq!(bob.expect("signaling-error").await["code"], "not-in-room");
     // Other connections are untouched.
