@@ -125,6 +125,51 @@ async fn rejoining_with_the_same_user_id_replaces_the_old_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_a_room_again_with_the_same_user_id_changes_nothing_and_peers_are_not_told() {
+    let app = spawn_app().await;
+    for t in TRANSPORTS {
+        let room = format!("again-{t:?}");
+        let mut alice = Peer::joined(&app, t, &room, "alice").await;
+        let mut bob = Peer::joined(&app, t, &room, "bob").await;
+        alice.expect("user-joined").await;
+
+        // Alice, first in the join order, joins again on the same connection.
+        let ack = alice.ack("join-room", json!({"roomId": room, "userId": "alice"})).await;
+        assert_eq!(ack, json!({"ok": true, "roomId": room, "users": ["alice", "bob"]}));
+        assert_eq!(alice.expect("room-users").await, json!({"roomId": room, "users": ["alice", "bob"]}));
+        let (_, snapshot) = app.get(&format!("/api/rooms/{room}")).await;
+        assert_eq!(
+            (snapshot["participants"].clone(), snapshot["participantCount"].clone()),
+            (json!(["alice", "bob"]), json!(2))
+        );
+
+        // Events from one connection are handled in order, and bob's events
+        // reach him in order: a user-joined from the rejoin would come before
+        // this relay, so bob's very next event being the relay means none was sent.
+        alice.emit("offer", json!({"roomId": room, "targetId": "bob", "offer": {"after": "rejoin"}})).await;
+        assert_eq!(bob.expect("offer").await["offer"], json!({"after": "rejoin"}));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_to_yourself_is_allowed() {
+    let app = spawn_app().await;
+    for t in TRANSPORTS {
+        let room = format!("self-{t:?}");
+        let mut alice = Peer::joined(&app, t, &room, "alice").await;
+        let offer = json!({"type": "offer", "sdp": "v=0\r\n"});
+        let ack = alice.ack("offer", json!({"roomId": room, "targetId": "alice", "offer": offer})).await;
+        assert_eq!(ack, json!({"ok": true}));
+        assert_eq!(alice.expect("offer").await, json!({"roomId": room, "senderId": "alice", "offer": offer}));
+        alice.emit("ice-candidate", json!({"roomId": room, "targetId": "alice", "candidate": null})).await;
+        assert_eq!(
+            alice.expect("ice-candidate").await,
+            json!({"roomId": room, "senderId": "alice", "candidate": null})
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_room_refuses_with_room_full() {
     let app = spawn_app_with(|c| c.max_room_size = 2).await;
     let t = Transport::Websocket;
