@@ -1,0 +1,55 @@
+//! `loadgen`: drives a socket.io signaling server (switchboard, or the Node
+//! reference in `bench/node-reference`) with one of three scenarios and prints
+//! one JSON line of figures.
+//!
+//! ```text
+//! loadgen connections --addr 127.0.0.1:4000 --server-pid PID --peers 19500
+//! loadgen relay       --addr 127.0.0.1:4000 --server-pid PID --pairs 50 --rates 100,200,400
+//! loadgen churn       --addr 127.0.0.1:4000 --server-pid PID --clients 200 --secs 10
+//! ```
+//!
+//! It runs on one thread (a current-thread runtime): `bench/compare` pins it to
+//! one core and the server to the other, so what it can offer is what one core
+//! of websocket clients can do; the JSON says when it fell behind.
+
+mod args;
+mod churn;
+mod connections;
+mod http;
+mod procfs;
+mod relay;
+mod sio;
+mod stats;
+
+use std::process::ExitCode;
+
+use args::Args;
+
+fn main() -> ExitCode {
+    let args = match Args::from_env() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("loadgen: {e}\n\n{}", args::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match args.scenario.as_str() {
+            "connections" => connections::run(&args).await,
+            "relay" => relay::run(&args).await,
+            "churn" => churn::run(&args).await,
+            other => Err(format!("unknown scenario {other:?}").into()),
+        }
+    });
+    match result {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

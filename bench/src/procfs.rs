@@ -1,0 +1,38 @@
+//! What the load generator reads of the server process from `/proc`: resident
+//! memory and CPU time. Both servers are measured the same way, from outside.
+
+use std::time::Duration;
+
+/// The resident set size of `pid` in KiB (`VmRSS` of `/proc/<pid>/status`).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// User plus system CPU time `pid` has used (fields 14 and 15 of `/proc/<pid>/stat`).
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields start after its closing parenthesis.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second()))
+}
+
+/// `sysconf(_SC_CLK_TCK)`: 100 on every Linux this runs on.
+fn clock_ticks_per_second() -> f64 {
+    100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_memory_and_cpu_time() {
+        let me = std::process::id();
+        assert!(rss_kib(me).is_some_and(|kib| kib > 0));
+        assert!(cpu_time(me).is_some());
+        assert!(rss_kib(u32::MAX).is_none());
+    }
+}
