@@ -31,7 +31,7 @@ use crate::config::{AllowedOrigins, Config};
 use crate::state::AppState;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
-use crate::transport::{http, origin, socket, static_files, upkeep};
+use crate::transport::{head, http, origin, socket, static_files, upkeep};
 
 /// How long connections get to close after a shutdown signal before the
 /// server stops regardless (the process must exit within 10 s).
@@ -109,6 +109,7 @@ async fn serve<A: Adapter>(
             .layer(origin::cors(&origins))
             .layer(from_fn_with_state(origins, origin::guard_websocket_origin))
             .layer(from_fn_with_state(bundle, static_files::serve_client_bundle))
+            .layer(axum::middleware::from_fn(head::detach))
             .layer(sio_layer),
     );
 

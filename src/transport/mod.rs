@@ -11,6 +11,7 @@ pub mod deliver;
 pub mod error;
 pub mod events;
 mod handlers;
+pub mod head;
 pub mod http;
 pub mod inbox;
 pub mod origin;
