@@ -84,6 +84,11 @@ impl ClientEvent {
         ClientEvent::Relay(RelayKind::IceCandidate),
     ];
 
+    /// The event of a wire name, if the contract lists it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|event| event.name() == name)
+    }
+
     /// The wire name.
     pub fn name(self) -> &'static str {
         match self {
@@ -168,6 +173,15 @@ impl AckOk {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn every_contract_event_is_found_by_its_wire_name_and_nothing_else() {
+        for event in ClientEvent::ALL {
+            assert_eq!(ClientEvent::from_name(event.name()), Some(event));
+        }
+        assert_eq!(ClientEvent::from_name("ice-candidates"), None);
+        assert_eq!(ClientEvent::from_name("Offer"), None);
+    }
 
     #[test]
     fn a_relayed_candidate_keeps_its_body_and_field_name() {

@@ -110,19 +110,18 @@ pub async fn attach<A: Adapter>(socket: SocketRef<A>, State(state): State<AppSta
             Instant::now(),
         )),
     });
-    for event in ClientEvent::ALL {
-        let conn = conn.clone();
-        socket.on(
-            event.name(),
-            move |s: SocketRef<A>, io: SocketIo<A>, reply: Reply<A>, TryData(data): TryData<Value>| {
-                conn.accept(Job::Event { event, payload: data.ok(), reply }, s, io)
-            },
-        );
-    }
-    let fallback = conn.clone();
-    socket.on_fallback(move |s: SocketRef<A>, io: SocketIo<A>, reply: Reply<A>, Event(name): Event| {
-        fallback.accept(Job::Unknown { name, reply }, s, io)
-    });
+    // One handler for every event, known or not: a handler per event name would
+    // cost each connection a map and five boxed closures (memory per idle peer).
+    let events = conn.clone();
+    socket.on_fallback(
+        move |s: SocketRef<A>, io: SocketIo<A>, reply: Reply<A>, Event(name): Event, TryData(data): TryData<Value>| {
+            let job = match ClientEvent::from_name(&name) {
+                Some(event) => Job::Event { event, payload: data.ok(), reply },
+                None => Job::Unknown { name, reply },
+            };
+            events.accept(job, s, io)
+        },
+    );
     conn.state.stats.connected();
     if matches!(conn.state.reach(), Reach::Cluster(_)) {
         // Other instances reach this connection through a room named after it.
