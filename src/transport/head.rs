@@ -7,11 +7,13 @@
 //! it, the whole buffer. Measured with heaptrack: 16 KiB of every idle
 //! websocket peer's memory was that buffer. [`detach`] copies the URI (and
 //! axum's `OriginalUri` extension, a clone of it) and the header values (a few hundred bytes) so the buffer is freed with the HTTP
-//! connection. Requests of existing sessions (`sid=` in the query) are not
+//! connection. Cookies are dropped: switchboard never reads them, a browser
+//! may send kilobytes of them, and they are credentials for other services
+//! that a session need not hold. Requests of existing sessions (`sid=` in the query) are not
 //! kept and pass untouched.
 
 use axum::extract::{OriginalUri, Request};
-use axum::http::{HeaderMap, HeaderValue, Uri};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -47,6 +49,10 @@ fn detach_head(request: &mut Request) {
             Some(name) => last.insert(name).clone(),
             None => last.clone().expect("a repeated header follows its name"),
         };
+        if name == header::COOKIE {
+            // Never read here; kilobytes per browser, and credentials for other services.
+            continue;
+        }
         // A valid value stays valid when copied; the fallback only keeps it shared.
         let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
         copy.set_sensitive(value.is_sensitive());
@@ -75,6 +81,7 @@ mod tests {
         request.extensions_mut().insert(original);
         let headers = request.headers_mut();
         headers.insert("origin", HeaderValue::from_maybe_shared(slice("http://a.test")).unwrap());
+        headers.insert("cookie", HeaderValue::from_maybe_shared(slice("session=s3cret")).unwrap());
         headers.append("x-forwarded-for", HeaderValue::from_maybe_shared(slice("10.0.0.1")).unwrap());
         headers.append("x-forwarded-for", HeaderValue::from_maybe_shared(slice("10.0.0.2")).unwrap());
         request
@@ -83,7 +90,7 @@ mod tests {
     #[test]
     fn a_session_opening_request_keeps_no_byte_of_the_read_buffer() {
         let buffer = Bytes::from(
-            "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\norigin: http://a.test\r\n\
+            "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\norigin: http://a.test\r\ncookie: session=s3cret\r\n\
              x-forwarded-for: 10.0.0.1\r\nx-forwarded-for: 10.0.0.2\r\n\r\n"
                 .to_owned(),
         );
@@ -99,6 +106,7 @@ mod tests {
         let forwarded: Vec<_> = request.headers().get_all("x-forwarded-for").iter().collect();
         assert_eq!(forwarded, ["10.0.0.1", "10.0.0.2"], "repeated headers keep every value, in order");
         assert!(request.headers().values().all(|v| !inside(&buffer, v.as_bytes())));
+        assert!(request.headers().get("cookie").is_none(), "cookies are not kept");
     }
 
     #[test]
