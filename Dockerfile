@@ -11,9 +11,15 @@ RUN npm ci --omit=dev --no-audit --no-fund
 COPY web/ ./
 
 FROM rust:1.95-slim-bookworm AS build
+# make builds jemalloc (the global allocator).
+RUN apt-get update && apt-get install -y --no-install-recommends make && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# The workspace's other member and the patched engineioxide (vendor/README.md).
+COPY bench/Cargo.toml ./bench/Cargo.toml
+COPY bench/src ./bench/src
+COPY vendor ./vendor
 RUN cargo build --release --locked --bin switchboard
 
 FROM debian:bookworm-slim
