@@ -57,6 +57,7 @@ pub async fn run(args: &Args) -> Result<String, Error> {
     }
     ready.wait().await;
     let cpu = pid.and_then(cpu_time);
+    let own_cpu = cpu_time(std::process::id());
     let started = Instant::now();
     let _ = start_tx.send(Some(started));
     let mut total = Tally::default();
@@ -73,13 +74,17 @@ pub async fn run(args: &Args) -> Result<String, Error> {
         (Some(a), Some(b)) => Some(round3((b - a).as_secs_f64())),
         _ => None,
     };
+    let own = match (own_cpu, cpu_time(std::process::id())) {
+        (Some(a), Some(b)) => Some(round3((b - a).as_secs_f64() / wall)),
+        _ => None,
+    };
     let failed = failures.len();
     failures.truncate(5);
     Ok(json!({
         "scenario": "churn", "label": args.label(), "clients": clients, "roomSize": room_size, "secs": round3(wall),
         "ops": total.ops, "opsPerSec": round3(total.ops as f64 / wall), "refused": total.errors,
         "clientsFailed": failed, "failureSamples": failures, "ackMs": total.latency.summary_ms(),
-        "serverCpuSecs": server_cpu,
+        "serverCpuSecs": server_cpu, "loadgenCpuShare": own,
     })
     .to_string())
 }
