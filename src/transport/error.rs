@@ -4,6 +4,9 @@
 //! way a REST request can. Each maps to the contract's codes here and nowhere
 //! else. Internal causes (a store that is down) are logged, never sent.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -83,11 +86,27 @@ impl From<StoreError> for SignalError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Rule(rule) => SignalError::Room(rule),
-            StoreError::Unavailable(cause) => {
-                tracing::error!(%cause, "room store unavailable");
-                SignalError::Unavailable
-            }
+            StoreError::Unavailable(_) => SignalError::Unavailable,
         }
+    }
+}
+
+/// Logs a store call that failed for want of the store (call it before the
+/// conversion to a wire error). An outage is logged once when it starts and
+/// once when it ends, by the upkeep task; while it is known (`redis_up` is
+/// `Some(false)`) each refused event is logged at debug only. A failure the
+/// upkeep has not seen yet (the first second of an outage, or a slow Redis) is a
+/// warning, at most one a second whatever the event rate.
+pub fn report_store_failure(e: &StoreError, redis_up: Option<bool>, during: &'static str) {
+    let StoreError::Unavailable(cause) = e else { return };
+    if redis_up == Some(false) {
+        tracing::debug!(%cause, during, "room store unavailable");
+        return;
+    }
+    static LAST_WARNING: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if LAST_WARNING.swap(now, Ordering::Relaxed) != now {
+        tracing::warn!(%cause, during, "room store unavailable");
     }
 }
 
@@ -184,8 +203,7 @@ impl HttpError {
 }
 
 impl From<StoreError> for HttpError {
-    fn from(e: StoreError) -> Self {
-        tracing::error!(cause = %e, "room store failed during a REST request");
+    fn from(_: StoreError) -> Self {
         HttpError::Unavailable
     }
 }

@@ -12,16 +12,16 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::DisconnectReason;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use super::auth::Authenticated;
 use super::deliver::{deliver, notify};
-use super::error::SignalError;
+use super::error::{SignalError, report_store_failure};
 use super::events::{AckOk, ClientEvent, Presence, ROOM_USERS, RelayKind, Relayed, RoomUsers, USER_JOINED, USER_LEFT};
 use super::payload;
 use super::socket::{Connection, Job};
 use crate::domain::{ConnId, Joined, RoomError};
-use crate::store::LeaveOutcome;
+use crate::store::{LeaveOutcome, StoreError};
 
 /// What handling one job needs.
 pub(super) struct Ctx<'a, A: Adapter> {
@@ -61,7 +61,8 @@ impl<A: Adapter> Ctx<'_, A> {
         if self.conn.room_limit_reached(&req.room) {
             return Err(SignalError::TooManyRooms(state.config.max_rooms_per_connection));
         }
-        let out = state.store.join(&req.room, &req.user, &self.conn.id, state.config.max_room_size).await?;
+        let joined = state.store.join(&req.room, &req.user, &self.conn.id, state.config.max_room_size).await;
+        let out = joined.map_err(|e| self.store_failed(e, "join-room"))?;
         if out.joined != Joined::Already {
             self.notify(&out.peers, USER_JOINED, &Presence { room_id: &req.room, user_id: &req.user }).await;
         }
@@ -79,7 +80,8 @@ impl<A: Adapter> Ctx<'_, A> {
 
     async fn leave(&self, payload: Option<Value>) -> Result<AckOk, SignalError> {
         let req = payload::leave(payload)?;
-        let out = self.conn.state.store.leave(&req.room, &self.conn.id).await?;
+        let left = self.conn.state.store.leave(&req.room, &self.conn.id).await;
+        let out = left.map_err(|e| self.store_failed(e, "leave-room"))?;
         self.conn.forget(&req.room);
         self.announce_left(&out.ok_or(RoomError::NotInRoom)?).await;
         Ok(AckOk::room(req.room))
@@ -88,7 +90,8 @@ impl<A: Adapter> Ctx<'_, A> {
     /// `offer`, `answer` and `ice-candidate`: one path, to the target's connection only.
     async fn relay(&self, kind: RelayKind, payload: Option<Value>) -> Result<AckOk, SignalError> {
         let req = payload::relay(kind, payload)?;
-        let route = self.conn.state.store.route(&req.room, &self.conn.id, &req.target).await?;
+        let route = self.conn.state.store.route(&req.room, &self.conn.id, &req.target).await;
+        let route = route.map_err(|e| self.store_failed(e, kind.event()))?;
         let relayed = Relayed { room_id: &req.room, sender_id: &route.sender, kind, body: &req.body };
         deliver(self.io, self.conn.state.reach(), &route.target, kind.event(), &relayed).await?;
         debug!(conn_id = %self.conn.id, room_id = %req.room, sender_id = %route.sender,
@@ -103,9 +106,8 @@ impl<A: Adapter> Ctx<'_, A> {
                     self.announce_left(out).await;
                 }
             }
-            Err(e) => {
-                error!(conn_id = %self.conn.id, cause = %e, "could not clear the rooms of a closed connection")
-            }
+            // Its seats are removed when the store is back (reconciliation).
+            Err(e) => report_store_failure(&e, self.conn.state.redis_up(), "disconnect"),
         }
         self.conn.count_out();
         info!(conn_id = %self.conn.id, ?reason, "disconnected");
@@ -115,6 +117,12 @@ impl<A: Adapter> Ctx<'_, A> {
         self.notify(&out.peers, USER_LEFT, &Presence { room_id: &out.room, user_id: &out.user }).await;
         info!(conn_id = %self.conn.id, room_id = %out.room, user_id = %out.user,
             room_deleted = out.room_deleted, "left room");
+    }
+
+    /// Logs a store failure once per outage (see [`report_store_failure`]) and maps it.
+    fn store_failed(&self, e: StoreError, during: &'static str) -> SignalError {
+        report_store_failure(&e, self.conn.state.redis_up(), during);
+        e.into()
     }
 
     async fn notify(&self, peers: &[ConnId], event: &str, data: &impl Serialize) {
