@@ -16,6 +16,7 @@ use tracing::{error, info};
 /// second (measured: 0.0175 -> 0.0143 CPU seconds per 1,000 relays; one core
 /// then carries about 150,000 relays a second instead of 100,000; memory per
 /// idle peer unchanged, and more of it returned after peers leave).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
