@@ -64,6 +64,8 @@ pub async fn run(
         .await
         .map_err(|_| std::io::Error::other("no answer from Redis for the socket.io adapter"))?
         .map_err(std::io::Error::other)?;
+    // The adapter has connected the subscriber; room changes come in on it too.
+    store.watch_changes(redis.subscriber.clone());
     let state = AppState::new(config, Arc::new(store));
     let builder = SocketIo::builder().with_adapter::<FredAdapter<_>>(adapter);
     let (layer, io) = configure(builder, &state).build_layer();

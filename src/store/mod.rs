@@ -14,6 +14,7 @@ use crate::domain::{ConnId, Joined, Room, RoomError, RoomId, Route, UserId};
 
 pub mod memory;
 pub mod redis;
+pub mod route_cache;
 #[cfg(test)]
 pub mod suite;
 

@@ -12,13 +12,20 @@
 //! same [`Room`] rule the memory store uses, and writes it back with a Lua
 //! compare-and-set on the version, retrying on conflict. Versions come from one
 //! global counter, so a room deleted and created again never reuses a version.
+//! Every write publishes the room id on `p:changed`, which keeps each
+//! instance's [`RouteCache`] (relay routing without a round trip) honest.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
+use fred::clients::SubscriberClient;
 use fred::prelude::*;
 use fred::types::scripts::Script;
+use tokio::sync::broadcast::error::RecvError;
 
+use super::route_cache::RouteCache;
 use super::{
     JoinOutcome, LeaveOutcome, LiveSeats, Reconciled, RestoredSeat, RoomPage, RoomSnapshot, RoomStore, StoreError,
 };
@@ -27,7 +34,8 @@ use crate::domain::{ConnId, Joined, Member, Room, RoomError, RoomId, Route, User
 /// Compare-and-set of one room plus set updates, all or nothing.
 /// KEYS: room hash, rooms zset, version counter, then one key per set update.
 /// ARGV: expected version, members JSON ('' deletes), room id, created ms,
-/// then per set update: '+' or '-', and the member.
+/// then per set update: '+' or '-', and the member; last, the channel on
+/// which the room id is published once written.
 const CAS: &str = r#"
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if v ~= tonumber(ARGV[1]) then return 0 end
@@ -43,6 +51,7 @@ for i = 4, #KEYS do
   local op, member = ARGV[3 + (i - 4) * 2 + 2], ARGV[3 + (i - 4) * 2 + 3]
   if op == '+' then redis.call('SADD', KEYS[i], member) else redis.call('SREM', KEYS[i], member) end
 end
+redis.call('PUBLISH', ARGV[#ARGV], ARGV[3])
 return 1
 "#;
 
@@ -71,6 +80,7 @@ pub struct RedisStore {
     instance_ttl: Duration,
     cas: Script,
     list: Script,
+    cache: Arc<RouteCache>,
 }
 
 /// A room change to write: the room after the rule (None deletes it), plus set updates.
@@ -90,7 +100,15 @@ impl RedisStore {
             instance_ttl,
             cas: Script::from_lua(CAS),
             list: Script::from_lua(LIST),
+            cache: Arc::default(),
         }
+    }
+
+    /// Starts receiving the announcements of room changes on `subscriber`
+    /// (the socket.io adapter's, already connected); until then, and whenever
+    /// the subscription is down, relays are routed by asking Redis.
+    pub fn watch_changes(&self, subscriber: SubscriberClient) {
+        tokio::spawn(watch_changes(self.cache.clone(), subscriber, self.key(&["changed"])));
     }
 
     pub(super) fn key(&self, parts: &[&str]) -> String {
@@ -141,7 +159,11 @@ impl RedisStore {
             args.push(op.to_string());
             args.push(member);
         }
+        args.push(self.key(&["changed"]));
         let written: i64 = self.cas.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)?;
+        if written == 1 {
+            self.cache.invalidate(id);
+        }
         Ok(written == 1)
     }
 
@@ -249,6 +271,46 @@ impl RedisStore {
     }
 }
 
+/// Drops cached rooms as their changes are announced on `channel`, and
+/// follows the subscription's health (see [`RouteCache`]).
+async fn watch_changes(cache: Arc<RouteCache>, subscriber: SubscriberClient, channel: String) {
+    let (mut messages, mut errors, mut reconnects) =
+        (subscriber.message_rx(), subscriber.error_rx(), subscriber.reconnect_rx());
+    let subscribe = || async {
+        match subscriber.subscribe(channel.as_str()).await {
+            Ok(()) => cache.set_subscribed(true),
+            Err(e) => tracing::warn!(error = %e, "no route cache: cannot subscribe to room changes"),
+        }
+    };
+    subscribe().await;
+    loop {
+        tokio::select! {
+            message = messages.recv() => match message {
+                Ok(m) if &*m.channel == channel.as_str() => {
+                    if let Some(id) = m.value.as_str().and_then(|id| RoomId::parse(&id).ok()) {
+                        cache.invalidate(&id);
+                    }
+                }
+                Ok(_) => {}
+                // Announcements were dropped: any copy may be stale.
+                Err(RecvError::Lagged(_)) => cache.clear(),
+                Err(RecvError::Closed) => return,
+            },
+            error = errors.recv() => match error {
+                Ok(_) | Err(RecvError::Lagged(_)) => cache.set_subscribed(false),
+                Err(RecvError::Closed) => return,
+            },
+            reconnect = reconnects.recv() => match reconnect {
+                Ok(_) | Err(RecvError::Lagged(_)) => {
+                    cache.set_subscribed(false);
+                    subscribe().await;
+                }
+                Err(RecvError::Closed) => return,
+            },
+        }
+    }
+}
+
 fn unavailable(e: fred::error::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
@@ -321,7 +383,9 @@ impl RoomStore for RedisStore {
     }
 
     async fn maintain(&self) -> Result<Vec<LeaveOutcome>, StoreError> {
-        self.heartbeat().await?;
+        let beat = self.heartbeat().await;
+        self.cache.set_store_ok(beat.is_ok());
+        beat?;
         let mut left = Vec::new();
         for dead in self.dead_instances().await? {
             left.extend(self.reap(&dead).await?);
@@ -346,8 +410,15 @@ impl RoomStore for RedisStore {
     }
 
     async fn route(&self, room: &RoomId, from: &ConnId, to: &UserId) -> Result<Route, StoreError> {
+        if let Some(route) = self.cache.route(room, from, to) {
+            return Ok(route);
+        }
+        let seen = self.cache.generation(room);
         let (_, current) = self.read(room).await?;
-        Ok(current.ok_or(RoomError::NotInRoom)?.route(from, to)?)
+        let current = current.ok_or(RoomError::NotInRoom)?;
+        let route = current.route(from, to);
+        self.cache.offer(room, current, seen);
+        Ok(route?)
     }
 
     async fn room(&self, room: &RoomId) -> Result<Option<RoomSnapshot>, StoreError> {
@@ -450,6 +521,91 @@ mod tests {
         assert_eq!((left[1].user.as_str(), left[1].peers.clone()), ("on-b", vec![ConnId::new("ca")]));
         assert_eq!(a.room(&r).await.unwrap().unwrap().participants, vec![UserId::parse("on-a").unwrap()]);
         assert!(a.maintain().await.unwrap().is_empty(), "reaped once");
+    }
+
+    /// A store whose route cache follows announcements, as in `server::run`.
+    async fn watching(redis: &RedisProcess, instance: &str) -> RedisStore {
+        // Commands fail after 500 ms instead of waiting for a Redis that is gone.
+        let timeout = |b: &mut Builder| {
+            b.with_performance_config(|p| p.default_command_timeout = Duration::from_millis(500));
+        };
+        let mut builder = Builder::from_config(Config::from_url(&redis.url()).unwrap());
+        timeout(&mut builder);
+        let client = builder.build().unwrap();
+        client.init().await.unwrap();
+        let mut config = Config::from_url(&redis.url()).unwrap();
+        config.version = fred::types::RespVersion::RESP3;
+        let mut builder = Builder::from_config(config);
+        timeout(&mut builder);
+        let subscriber = builder.build_subscriber_client().unwrap();
+        subscriber.init().await.unwrap();
+        let store = RedisStore::new(client, "test", instance, Duration::from_secs(10));
+        store.watch_changes(subscriber);
+        store.maintain().await.unwrap();
+        wait_until("the route cache is usable", || store.cache.usable()).await;
+        store
+    }
+
+    async fn wait_until(what: &str, check: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !check() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Routes until the answer is cached: an announcement still in flight from
+    /// an earlier change (correctly) keeps a read from being cached.
+    async fn route_until_cached(s: &RedisStore, r: &RoomId, from: &str, to: &UserId) -> Route {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let route = s.route(r, &ConnId::new(from), to).await.unwrap();
+            if s.cache.route(r, &ConnId::new(from), to).is_some() {
+                return route;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the route was never cached");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cached_route_follows_changes_made_on_another_instance_and_here() {
+        let redis = tokio::task::spawn_blocking(RedisProcess::start).await.unwrap();
+        let (a, b) = (watching(&redis, "instance-a").await, watching(&redis, "instance-b").await);
+        let (r, alice, bob) =
+            (RoomId::parse("r").unwrap(), UserId::parse("alice").unwrap(), UserId::parse("bob").unwrap());
+        a.join(&r, &alice, &ConnId::new("ca"), 5).await.unwrap();
+        b.join(&r, &bob, &ConnId::new("cb1"), 5).await.unwrap();
+        assert_eq!(route_until_cached(&a, &r, "ca", &bob).await.target, ConnId::new("cb1"));
+
+        // bob reconnects on b: his seat moves; a's copy is dropped when b announces it.
+        b.join(&r, &bob, &ConnId::new("cb2"), 5).await.unwrap();
+        wait_until("a has dropped its copy", || a.cache.is_empty()).await;
+        assert_eq!(a.route(&r, &ConnId::new("ca"), &bob).await.unwrap().target, ConnId::new("cb2"));
+
+        // A change made here drops the copy at once, before any announcement.
+        a.leave(&r, &ConnId::new("ca")).await.unwrap();
+        assert!(a.cache.is_empty());
+        let err = a.route(&r, &ConnId::new("ca"), &bob).await.unwrap_err();
+        assert!(matches!(err, StoreError::Rule(RoomError::NotInRoom)), "{err:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_redis_gone_nothing_is_routed_from_the_cache() {
+        let mut redis = tokio::task::spawn_blocking(RedisProcess::start).await.unwrap();
+        let a = watching(&redis, "instance-a").await;
+        let (r, alice, bob) =
+            (RoomId::parse("r").unwrap(), UserId::parse("alice").unwrap(), UserId::parse("bob").unwrap());
+        a.join(&r, &alice, &ConnId::new("ca"), 5).await.unwrap();
+        a.join(&r, &bob, &ConnId::new("cb"), 5).await.unwrap();
+        route_until_cached(&a, &r, "ca", &bob).await;
+
+        tokio::task::block_in_place(|| redis.stop());
+        // The lost subscription, or else the next upkeep, empties the cache.
+        let _ = a.maintain().await;
+        assert!(a.cache.is_empty() && !a.cache.usable());
+        let err = a.route(&r, &ConnId::new("ca"), &bob).await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     }
 
     #[tokio::test]

@@ -154,6 +154,10 @@ async fn a_redis_outage_degrades_health_fails_events_with_unavailable_and_recove
     let mut bob = Peer::joined(&apps[1], Transport::Websocket, "outage", "bob").await;
     alice.expect("user-joined").await;
     assert!(health_is(&apps[0], 200, "up").await);
+    // A relay before the outage, so the route is in alice's instance's cache.
+    let ack = alice.ack("offer", json!({"roomId": "outage", "targetId": "bob", "offer": {"before": "outage"}})).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert_eq!(bob.expect("offer").await["offer"], json!({"before": "outage"}));
 
     tokio::task::block_in_place(|| redis.stop());
     for app in &apps {
