@@ -154,6 +154,32 @@ impl Permit<'_> {
     }
 }
 
+/// A capacity-one signal from the transport to the heartbeat job: a pong (v4)
+/// or a ping (v3) arrived. A `Notify` kept inline in the socket rather than an
+/// `mpsc` channel of capacity one, whose shared state and first block cost
+/// about 670 bytes per socket (switchboard patch). Like the channel it holds
+/// at most one pending signal.
+#[derive(Debug, Default)]
+pub(crate) struct Beat(tokio::sync::Notify);
+
+impl Beat {
+    /// Records a signal; a second one before it is consumed is merged with it.
+    pub(crate) fn try_send(&self, _: ()) -> Result<(), ()> {
+        self.0.notify_one();
+        Ok(())
+    }
+
+    /// Waits for a signal, consuming it.
+    async fn recv(&self) {
+        self.0.notified().await
+    }
+
+    /// Consumes a pending signal, if any.
+    fn try_recv(&self) -> Result<(), ()> {
+        self.0.notified().now_or_never().ok_or(())
+    }
+}
+
 /// What the internal channel carries: boxed, so that the channel's first block
 /// (32 slots, allocated with every socket) costs 32 pointers instead of 32
 /// `PacketBuf`s of 168 bytes: 5 KiB less per idle connection (switchboard patch).
@@ -226,12 +252,9 @@ where
     /// message is retained; subsequent volatile sends overwrite the previous one.
     volatile_tx: watch::Sender<Option<Queued>>,
 
-    /// Internal channel to receive Pong [`Packets`](Packet) (v4 protocol) or Ping (v3 protocol) in the heartbeat job
+    /// Signals Pong [`Packets`](Packet) (v4 protocol) or Ping (v3 protocol) from the connection to the heartbeat job
     /// which is running in a separate task
-    heartbeat_rx: Mutex<Receiver<()>>,
-    /// Channel to send Ping [`Packets`](Packet) (v4 protocol) or Ping (v3 protocol) from the connexion to the heartbeat job
-    /// which is running in a separate task
-    pub(crate) heartbeat_tx: mpsc::Sender<()>,
+    pub(crate) heartbeat_tx: Beat,
 
     /// A cancellation token that will be triggered when the socket is being closed.
     pub(crate) cancellation_token: CancellationToken,
@@ -261,7 +284,6 @@ where
         supports_binary: bool,
     ) -> Self {
         let (internal_tx, internal_rx) = mpsc::channel(config.max_buffer_size);
-        let (heartbeat_tx, heartbeat_rx) = mpsc::channel(1);
         let (volatile_tx, volatile_rx) = watch::channel(None);
 
         Self {
@@ -275,8 +297,7 @@ where
 
             volatile_tx,
 
-            heartbeat_rx: Mutex::new(heartbeat_rx),
-            heartbeat_tx,
+            heartbeat_tx: Beat::default(),
             cancellation_token: CancellationToken::new(),
 
             close_fn,
@@ -353,10 +374,7 @@ where
     ///
     /// If the client does not respond within the timeout, the connection is closed.
     async fn heartbeat_job_v4(&self, interval: Duration, timeout: Duration) -> Result<(), Error> {
-        let mut heartbeat_rx = self
-            .heartbeat_rx
-            .try_lock()
-            .expect("Pong rx should be locked only once");
+        let heartbeat_rx = &self.heartbeat_tx;
 
         #[cfg(feature = "tracing")]
         tracing::debug!(sid = ?self.id, "heartbeat sender routine started");
@@ -384,8 +402,7 @@ where
 
             tokio::time::timeout(timeout, heartbeat_rx.recv())
                 .await
-                .map_err(|_| Error::HeartbeatTimeout)?
-                .ok_or(Error::HeartbeatTimeout)?;
+                .map_err(|_| Error::HeartbeatTimeout)?;
 
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "pong received");
@@ -396,10 +413,7 @@ where
 
     #[cfg(feature = "v3")]
     async fn heartbeat_job_v3(&self, interval: Duration, timeout: Duration) -> Result<(), Error> {
-        let mut heartbeat_rx = self
-            .heartbeat_rx
-            .try_lock()
-            .expect("Pong rx should be locked only once");
+        let heartbeat_rx = &self.heartbeat_tx;
 
         #[cfg(feature = "tracing")]
         tracing::debug!(sid = ?self.id, "heartbeat receiver routine started");
@@ -407,8 +421,7 @@ where
         loop {
             tokio::time::timeout(interval + timeout, heartbeat_rx.recv())
                 .await
-                .map_err(|_| Error::HeartbeatTimeout)?
-                .ok_or(Error::HeartbeatTimeout)?;
+                .map_err(|_| Error::HeartbeatTimeout)?;
 
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "ping received, sending pong");
@@ -563,7 +576,6 @@ impl<D: Default + Send + Sync + 'static> std::fmt::Debug for Socket<D> {
             .field("conn", &self.transport)
             .field("internal_rx", &self.internal_rx)
             .field("internal_tx", &self.internal_tx)
-            .field("heartbeat_rx", &self.heartbeat_rx)
             .field("heartbeat_tx", &self.heartbeat_tx)
             .field("cancellation_token", &self.cancellation_token)
             .field("req_data", &self.req_parts)
@@ -612,7 +624,6 @@ where
         buffer_size: usize,
     ) -> (Arc<Socket<D>>, tokio::sync::mpsc::Receiver<Packet>) {
         let (internal_tx, internal_rx) = mpsc::channel(buffer_size);
-        let (heartbeat_tx, heartbeat_rx) = mpsc::channel(1);
         let (volatile_tx, volatile_rx) = watch::channel(None);
 
         let sock = Self {
@@ -626,8 +637,7 @@ where
 
             volatile_tx,
 
-            heartbeat_rx: Mutex::new(heartbeat_rx),
-            heartbeat_tx,
+            heartbeat_tx: Beat::default(),
             cancellation_token: CancellationToken::new(),
             close_fn,
 
