@@ -11,12 +11,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { io } from 'socket.io-client';
 
 import { getJson, once, startServer } from './server.mjs';
-import { launchBrowser, waitInPage, withSession } from './browser.mjs';
+import { ARTIFACTS_DIR, launchBrowser, waitInPage, withSession } from './browser.mjs';
 
 const WEB_DIR = fileURLToPath(new URL('../../web', import.meta.url));
 const CLIENT_DIST = `${WEB_DIR}/node_modules/socket.io-client/dist`;
@@ -349,4 +349,21 @@ describe('ICE servers with TURN configured', () => {
     assert.equal(typeof res.body?.error?.code, 'string', JSON.stringify(res.body));
     assert.equal(typeof res.body.error.message, 'string');
   });
+});
+
+test('a failing browser test leaves a screenshot, the console log and the server log under artifacts/', async (t) => {
+  const failing = withSession(t, browser, [server], async (session) => {
+    const page = await session.open('alice', `${server.url}/`);
+    await page.evaluate(() => console.error('deliberate failure marker'));
+    throw new Error('deliberate failure');
+  });
+  await assert.rejects(failing, /deliberate failure[\s\S]*artifacts: /);
+  const dir = `${ARTIFACTS_DIR}${t.name.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 100)}`;
+  try {
+    assert.ok((await stat(`${dir}/alice.png`)).size > 0, 'a screenshot of the page');
+    assert.match(await readFile(`${dir}/alice.console.log`, 'utf8'), /\[error\] deliberate failure marker/);
+    assert.match(await readFile(`${dir}/server-0.log.jsonl`, 'utf8'), /listening/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
