@@ -41,34 +41,45 @@ fn validate(raw: &str) -> Result<Arc<str>, IdError> {
     Ok(Arc::from(raw))
 }
 
-macro_rules! id_type {
+/// A newtype over `Arc<str>` with `as_str`, `Display`, `Debug` (as a quoted
+/// string) and transparent serialisation; each type adds its own `parse`.
+macro_rules! string_newtype {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
         #[serde(transparent)]
-        pub struct $name(Arc<str>);
+        pub struct $name(std::sync::Arc<str>);
 
         impl $name {
-            /// Parses a wire string, enforcing the id rule.
-            pub fn parse(raw: &str) -> Result<Self, IdError> {
-                validate(raw).map(Self)
-            }
-
-            /// The id as a string slice.
+            /// The value as a string slice.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(&self.0)
             }
         }
 
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Debug::fmt(&*self.0, f)
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&*self.0, f)
+            }
+        }
+    };
+}
+pub(crate) use string_newtype;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        string_newtype!($(#[$doc])* $name);
+
+        impl $name {
+            /// Parses a wire string, enforcing the id rule.
+            pub fn parse(raw: &str) -> Result<Self, IdError> {
+                validate(raw).map(Self)
             }
         }
     };

@@ -6,8 +6,10 @@
 pub mod ice;
 pub mod ids;
 pub mod net;
+pub mod presence;
 pub mod rate;
 pub mod room;
+pub mod signal;
 
 pub use ids::{ConnId, IdError, MAX_ID_CHARS, RoomId, UserId};
 pub use room::{Joined, Member, Room, RoomError, Route};

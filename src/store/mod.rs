@@ -12,6 +12,7 @@ use async_trait::async_trait;
 
 use crate::domain::{ConnId, Joined, Room, RoomError, RoomId, Route, UserId};
 
+pub mod devices;
 pub mod memory;
 pub mod redis;
 pub mod route_cache;

@@ -1,0 +1,133 @@
+//! Store-and-forward signaling between devices (seed 004): a signal for a
+//! device that is not connected waits in its queue until the device takes it,
+//! or until it expires and its sender is told.
+//!
+//! Seed 004's sketch deleted queued messages as it returned them, so a
+//! response lost on the way lost the messages. Here a queue can also be read
+//! without removing (`peek`) and cleared only up to what the device confirms
+//! (`ack_up_to`); each signal has an id, increasing per queue, for that.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::presence::DeviceId;
+
+/// What a signal carries, as seed 004 names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum SignalKind {
+    /// An SDP offer.
+    #[serde(rename = "offer")]
+    Offer,
+    /// An SDP answer.
+    #[serde(rename = "answer")]
+    Answer,
+    /// An ICE candidate.
+    #[serde(rename = "ice-candidate")]
+    IceCandidate,
+}
+
+impl SignalKind {
+    /// Parses `offer`, `answer` or `ice-candidate`.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "offer" => Some(Self::Offer),
+            "answer" => Some(Self::Answer),
+            "ice-candidate" => Some(Self::IceCandidate),
+            _ => None,
+        }
+    }
+
+    /// The wire name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Offer => "offer",
+            Self::Answer => "answer",
+            Self::IceCandidate => "ice-candidate",
+        }
+    }
+}
+
+/// A signal to send: validated, not yet queued.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outgoing {
+    /// Offer, answer or candidate.
+    pub kind: SignalKind,
+    /// The sending device.
+    pub from: DeviceId,
+    /// The receiving device.
+    pub to: DeviceId,
+    /// The body, relayed as sent (any JSON value).
+    pub data: serde_json::Value,
+}
+
+/// A signal in a device's queue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Queued {
+    /// Increasing per receiving device; the device confirms up to an id.
+    pub id: u64,
+    /// The signal.
+    pub signal: Outgoing,
+    /// When it was queued.
+    pub queued_at: SystemTime,
+}
+
+impl Queued {
+    /// Whether it has waited `ttl` or longer at `now`.
+    pub fn is_expired(&self, now: SystemTime, ttl: Duration) -> bool {
+        self.queued_at + ttl <= now
+    }
+}
+
+/// The notice a sender gets when its queued signal expired.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expired {
+    /// The sender to tell.
+    pub sender: DeviceId,
+    /// The device that never took it.
+    pub to: DeviceId,
+    /// What it was.
+    pub kind: SignalKind,
+    /// When it was queued.
+    pub queued_at: SystemTime,
+}
+
+impl From<&Queued> for Expired {
+    fn from(q: &Queued) -> Self {
+        Self { sender: q.signal.from.clone(), to: q.signal.to.clone(), kind: q.signal.kind, queued_at: q.queued_at }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_parse_from_and_print_as_their_wire_names() {
+        for kind in [SignalKind::Offer, SignalKind::Answer, SignalKind::IceCandidate] {
+            assert_eq!(SignalKind::parse(kind.name()), Some(kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
+        }
+        assert_eq!(SignalKind::parse("candidate"), None);
+    }
+
+    #[test]
+    fn a_queued_signal_expires_after_the_ttl_and_names_its_sender() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        let q = Queued {
+            id: 1,
+            signal: Outgoing {
+                kind: SignalKind::Offer,
+                from: DeviceId::parse("peer_a").unwrap(),
+                to: DeviceId::parse("peer_b").unwrap(),
+                data: serde_json::json!({"sdp": "v=0"}),
+            },
+            queued_at: at,
+        };
+        let ttl = Duration::from_secs(3600);
+        assert!(!q.is_expired(at + Duration::from_secs(3599), ttl));
+        assert!(q.is_expired(at + ttl, ttl));
+        let notice = Expired::from(&q);
+        assert_eq!((notice.sender.as_str(), notice.to.as_str(), notice.queued_at), ("peer_a", "peer_b", at));
+    }
+}

@@ -1,0 +1,410 @@
+//! Device presence and queued signals behind one trait (seed 004), so the
+//! transport never knows where they live. Engines: [`MemoryDevices`] here (one
+//! instance, the default); both apply the rules of
+//! [`crate::domain::presence`] and [`crate::domain::signal`], and time is
+//! always passed in.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+
+use super::StoreError;
+use crate::domain::UserId;
+use crate::domain::presence::{self, AnnounceError, Announcement, Device, DeviceId, NetworkId};
+use crate::domain::signal::{Expired, Outgoing, Queued};
+
+/// Why a device store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceStoreError {
+    /// A presence rule refused the announcement.
+    #[error(transparent)]
+    Rule(#[from] AnnounceError),
+    /// The backing store cannot be reached.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The answer to "where is this user's device in this network?".
+#[derive(Clone, Debug, PartialEq)]
+pub enum PeerLookup {
+    /// An online device of the user (the most recently seen).
+    Online(Device),
+    /// None online: when the user was last seen, if ever, and the network's
+    /// coordinators seen within the last hour, for fallback routing.
+    Offline {
+        /// The user's last announcement in this network, if the record is kept.
+        last_seen: Option<SystemTime>,
+        /// Coordinator devices seen within [`presence::RETENTION`], most recent first.
+        last_coordinators: Vec<DeviceId>,
+    },
+}
+
+/// What one presence sweep changed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sweep {
+    /// Devices marked offline.
+    pub went_offline: Vec<DeviceId>,
+    /// Records deleted after [`presence::RETENTION`].
+    pub deleted: usize,
+}
+
+/// Figures for `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PresenceStats {
+    /// Online devices.
+    pub active_devices: usize,
+    /// Networks with at least one online device.
+    pub active_networks: usize,
+    /// Online coordinators per network with online devices.
+    pub coordinators: Vec<(NetworkId, usize)>,
+    /// Signals waiting in queues.
+    pub queued_signals: usize,
+}
+
+/// Presence and queues: the operations the transport and the jobs need.
+#[async_trait]
+pub trait DeviceStore: Send + Sync + 'static {
+    /// Records an announcement at `now` (upsert).
+    async fn announce(&self, a: Announcement, now: SystemTime) -> Result<Device, DeviceStoreError>;
+
+    /// One device's record.
+    async fn device(&self, id: &DeviceId) -> Result<Option<Device>, DeviceStoreError>;
+
+    /// The devices of `network` online at `now` (announced within `ttl`),
+    /// earliest first.
+    async fn peers(&self, network: &NetworkId, now: SystemTime, ttl: Duration)
+    -> Result<Vec<Device>, DeviceStoreError>;
+
+    /// Where `user`'s device in `network` is, or the fallback coordinators.
+    async fn find_user(
+        &self,
+        network: &NetworkId,
+        user: &UserId,
+        now: SystemTime,
+        ttl: Duration,
+    ) -> Result<PeerLookup, DeviceStoreError>;
+
+    /// Marks devices silent for `ttl` offline and deletes records past retention.
+    async fn sweep(&self, now: SystemTime, ttl: Duration) -> Result<Sweep, DeviceStoreError>;
+
+    /// Promotes, in every network, exactly the devices missing for `min`
+    /// online coordinators; returns the promoted devices.
+    async fn promote(&self, min: usize) -> Result<Vec<Device>, DeviceStoreError>;
+
+    /// Figures for `/metrics`.
+    async fn stats(&self) -> Result<PresenceStats, DeviceStoreError>;
+
+    /// Queues `signal` for its receiver at `now`; ids increase per receiver.
+    async fn enqueue(&self, signal: Outgoing, now: SystemTime) -> Result<Queued, DeviceStoreError>;
+
+    /// The receiver's queue, oldest first, left in place.
+    async fn pending(&self, to: &DeviceId) -> Result<Vec<Queued>, DeviceStoreError>;
+
+    /// Removes the receiver's signals with an id up to `up_to`; how many.
+    async fn ack(&self, to: &DeviceId, up_to: u64) -> Result<usize, DeviceStoreError>;
+
+    /// Removes queued signals older than `ttl` and returns the notices owed to their senders.
+    async fn expire(&self, now: SystemTime, ttl: Duration) -> Result<Vec<Expired>, DeviceStoreError>;
+}
+
+/// Presence and queues in this process's memory.
+#[derive(Default)]
+pub struct MemoryDevices {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    devices: HashMap<DeviceId, Device>,
+    queues: HashMap<DeviceId, VecDeque<Queued>>,
+    next_id: HashMap<DeviceId, u64>,
+}
+
+impl MemoryDevices {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every critical section leaves the maps consistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn earliest_first(devices: &mut [Device]) {
+    devices.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+}
+
+#[async_trait]
+impl DeviceStore for MemoryDevices {
+    async fn announce(&self, a: Announcement, now: SystemTime) -> Result<Device, DeviceStoreError> {
+        let mut state = self.lock();
+        let current = state.devices.get(&a.device).filter(|d| !d.is_expired(now));
+        let device = Device::announce(current, a, now)?;
+        state.devices.insert(device.id.clone(), device.clone());
+        Ok(device)
+    }
+
+    async fn device(&self, id: &DeviceId) -> Result<Option<Device>, DeviceStoreError> {
+        Ok(self.lock().devices.get(id).cloned())
+    }
+
+    async fn peers(
+        &self,
+        network: &NetworkId,
+        now: SystemTime,
+        ttl: Duration,
+    ) -> Result<Vec<Device>, DeviceStoreError> {
+        let state = self.lock();
+        let mut peers: Vec<Device> = state
+            .devices
+            .values()
+            .filter(|d| &d.network == network && d.online && !d.is_stale(now, ttl))
+            .cloned()
+            .collect();
+        earliest_first(&mut peers);
+        Ok(peers)
+    }
+
+    async fn find_user(
+        &self,
+        network: &NetworkId,
+        user: &UserId,
+        now: SystemTime,
+        ttl: Duration,
+    ) -> Result<PeerLookup, DeviceStoreError> {
+        let state = self.lock();
+        let in_network = || state.devices.values().filter(|d| &d.network == network && !d.is_expired(now));
+        let mine: Vec<&Device> = in_network().filter(|d| &d.user == user).collect();
+        if let Some(online) =
+            mine.iter().filter(|d| d.online && !d.is_stale(now, ttl)).max_by_key(|d| (d.last_seen, d.id.clone()))
+        {
+            return Ok(PeerLookup::Online((*online).clone()));
+        }
+        let mut coordinators: Vec<&Device> = in_network().filter(|d| d.coordinator).collect();
+        coordinators.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.id.cmp(&b.id)));
+        Ok(PeerLookup::Offline {
+            last_seen: mine.iter().map(|d| d.last_seen).max(),
+            last_coordinators: coordinators.into_iter().map(|d| d.id.clone()).collect(),
+        })
+    }
+
+    async fn sweep(&self, now: SystemTime, ttl: Duration) -> Result<Sweep, DeviceStoreError> {
+        let mut state = self.lock();
+        let mut sweep = Sweep::default();
+        for device in state.devices.values_mut().filter(|d| d.is_stale(now, ttl)) {
+            device.go_offline();
+            sweep.went_offline.push(device.id.clone());
+        }
+        sweep.went_offline.sort();
+        let before = state.devices.len();
+        state.devices.retain(|_, d| !d.is_expired(now));
+        sweep.deleted = before - state.devices.len();
+        Ok(sweep)
+    }
+
+    async fn promote(&self, min: usize) -> Result<Vec<Device>, DeviceStoreError> {
+        let mut state = self.lock();
+        let mut networks: HashMap<NetworkId, Vec<Device>> = HashMap::new();
+        for d in state.devices.values().filter(|d| d.online) {
+            networks.entry(d.network.clone()).or_default().push(d.clone());
+        }
+        let mut promoted = Vec::new();
+        for devices in networks.values() {
+            for id in presence::promotions(devices, min) {
+                if let Some(d) = state.devices.get_mut(&id) {
+                    d.promote();
+                    promoted.push(d.clone());
+                }
+            }
+        }
+        earliest_first(&mut promoted);
+        Ok(promoted)
+    }
+
+    async fn stats(&self) -> Result<PresenceStats, DeviceStoreError> {
+        let state = self.lock();
+        let mut networks: HashMap<NetworkId, usize> = HashMap::new();
+        for d in state.devices.values().filter(|d| d.online) {
+            *networks.entry(d.network.clone()).or_default() += usize::from(d.coordinator);
+        }
+        let mut coordinators: Vec<(NetworkId, usize)> = networks.into_iter().collect();
+        coordinators.sort();
+        Ok(PresenceStats {
+            active_devices: state.devices.values().filter(|d| d.online).count(),
+            active_networks: coordinators.len(),
+            coordinators,
+            queued_signals: state.queues.values().map(VecDeque::len).sum(),
+        })
+    }
+
+    async fn enqueue(&self, signal: Outgoing, now: SystemTime) -> Result<Queued, DeviceStoreError> {
+        let mut state = self.lock();
+        let next = state.next_id.entry(signal.to.clone()).or_insert(0);
+        *next += 1;
+        let queued = Queued { id: *next, signal, queued_at: now };
+        state.queues.entry(queued.signal.to.clone()).or_default().push_back(queued.clone());
+        Ok(queued)
+    }
+
+    async fn pending(&self, to: &DeviceId) -> Result<Vec<Queued>, DeviceStoreError> {
+        Ok(self.lock().queues.get(to).map(|q| q.iter().cloned().collect()).unwrap_or_default())
+    }
+
+    async fn ack(&self, to: &DeviceId, up_to: u64) -> Result<usize, DeviceStoreError> {
+        let mut state = self.lock();
+        let Some(queue) = state.queues.get_mut(to) else { return Ok(0) };
+        let before = queue.len();
+        queue.retain(|q| q.id > up_to);
+        let removed = before - queue.len();
+        if queue.is_empty() {
+            state.queues.remove(to);
+        }
+        Ok(removed)
+    }
+
+    async fn expire(&self, now: SystemTime, ttl: Duration) -> Result<Vec<Expired>, DeviceStoreError> {
+        let mut state = self.lock();
+        let mut expired = Vec::new();
+        for queue in state.queues.values_mut() {
+            while queue.front().is_some_and(|q| q.is_expired(now, ttl)) {
+                expired.extend(queue.pop_front().as_ref().map(Expired::from));
+            }
+        }
+        state.queues.retain(|_, q| !q.is_empty());
+        Ok(expired)
+    }
+}
+
+// Engine tests: the same suite will run against Redis when that engine exists.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::presence::{Capability, SignalAddress};
+    use crate::domain::signal::SignalKind;
+
+    fn t(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+    }
+
+    const TTL: Duration = Duration::from_secs(600);
+
+    fn announcement(network: &str, device: &str, user: &str, caps: &[Capability]) -> Announcement {
+        Announcement {
+            network: NetworkId::parse(network).unwrap(),
+            device: DeviceId::parse(device).unwrap(),
+            user: UserId::parse(user).unwrap(),
+            signal_address: SignalAddress::parse("wss://signal.example/x").unwrap(),
+            capabilities: caps.to_vec(),
+        }
+    }
+
+    fn id(s: &str) -> DeviceId {
+        DeviceId::parse(s).unwrap()
+    }
+
+    fn net(s: &str) -> NetworkId {
+        NetworkId::parse(s).unwrap()
+    }
+
+    fn signal(from: &str, to: &str, n: u64) -> Outgoing {
+        Outgoing { kind: SignalKind::IceCandidate, from: id(from), to: id(to), data: serde_json::json!({ "n": n }) }
+    }
+
+    #[tokio::test]
+    async fn peers_are_the_online_devices_of_one_network_only() {
+        let s = MemoryDevices::new();
+        s.announce(announcement("home", "peer_a", "alice", &[]), t(0)).await.unwrap();
+        s.announce(announcement("home", "peer_b", "bob", &[]), t(10)).await.unwrap();
+        s.announce(announcement("work", "peer_c", "carol", &[]), t(0)).await.unwrap();
+        let home: Vec<_> = s.peers(&net("home"), t(20), TTL).await.unwrap().into_iter().map(|d| d.id).collect();
+        assert_eq!(home, vec![id("peer_a"), id("peer_b")]);
+        let later: Vec<_> = s.peers(&net("home"), t(605), TTL).await.unwrap().into_iter().map(|d| d.id).collect();
+        assert_eq!(later, vec![id("peer_b")], "peer_a is stale even before a sweep");
+    }
+
+    #[tokio::test]
+    async fn the_sweep_marks_silent_devices_offline_and_forgets_them_after_retention() {
+        let s = MemoryDevices::new();
+        s.announce(announcement("home", "peer_a", "alice", &[]), t(0)).await.unwrap();
+        s.announce(announcement("home", "peer_b", "bob", &[]), t(300)).await.unwrap();
+        let sweep = s.sweep(t(600), TTL).await.unwrap();
+        assert_eq!((sweep.went_offline, sweep.deleted), (vec![id("peer_a")], 0));
+        assert!(!s.device(&id("peer_a")).await.unwrap().unwrap().online);
+        assert_eq!(s.sweep(t(3600), TTL).await.unwrap().deleted, 1);
+        assert!(s.device(&id("peer_a")).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_user_offline_gets_the_last_coordinators_instead() {
+        let s = MemoryDevices::new();
+        s.announce(announcement("home", "peer_a", "alice", &[]), t(0)).await.unwrap();
+        s.announce(announcement("home", "peer_k", "kim", &[Capability::Coordinator]), t(100)).await.unwrap();
+        s.announce(announcement("work", "peer_w", "walt", &[Capability::Coordinator]), t(100)).await.unwrap();
+        match s.find_user(&net("home"), &UserId::parse("alice").unwrap(), t(10), TTL).await.unwrap() {
+            PeerLookup::Online(d) => assert_eq!(d.id, id("peer_a")),
+            other => panic!("{other:?}"),
+        }
+        let offline = s.find_user(&net("home"), &UserId::parse("alice").unwrap(), t(700), TTL).await.unwrap();
+        assert_eq!(offline, PeerLookup::Offline { last_seen: Some(t(0)), last_coordinators: vec![id("peer_k")] });
+        let unknown = s.find_user(&net("home"), &UserId::parse("zed").unwrap(), t(700), TTL).await.unwrap();
+        assert_eq!(unknown, PeerLookup::Offline { last_seen: None, last_coordinators: vec![id("peer_k")] });
+    }
+
+    #[tokio::test]
+    async fn promotion_keeps_two_coordinators_per_network_and_no_more() {
+        let s = MemoryDevices::new();
+        for (i, dev) in ["peer_a", "peer_b", "peer_c"].iter().enumerate() {
+            s.announce(announcement("home", dev, dev, &[Capability::Store]), t(i as u64)).await.unwrap();
+        }
+        s.announce(announcement("work", "peer_w", "walt", &[Capability::Relay]), t(0)).await.unwrap();
+        let promoted: Vec<_> = s.promote(2).await.unwrap().into_iter().map(|d| d.id).collect();
+        assert_eq!(promoted, vec![id("peer_a"), id("peer_w"), id("peer_b")]);
+        assert!(s.promote(2).await.unwrap().is_empty(), "nothing missing any more");
+        let stats = s.stats().await.unwrap();
+        assert_eq!(stats.coordinators, vec![(net("home"), 2), (net("work"), 1)]);
+        assert_eq!((stats.active_devices, stats.active_networks), (4, 2));
+    }
+
+    #[tokio::test]
+    async fn a_queue_is_read_in_order_and_cleared_only_up_to_what_was_confirmed() {
+        let s = MemoryDevices::new();
+        for n in 1..=3 {
+            s.enqueue(signal("peer_a", "peer_b", n), t(n)).await.unwrap();
+        }
+        s.enqueue(signal("peer_a", "peer_c", 9), t(0)).await.unwrap();
+        let pending = s.pending(&id("peer_b")).await.unwrap();
+        assert_eq!(pending.iter().map(|q| q.id).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(s.pending(&id("peer_b")).await.unwrap().len(), 3, "reading removes nothing");
+        assert_eq!(s.ack(&id("peer_b"), 2).await.unwrap(), 2);
+        assert_eq!(s.pending(&id("peer_b")).await.unwrap()[0].signal.data, serde_json::json!({"n": 3}));
+        assert_eq!(s.ack(&id("peer_b"), 2).await.unwrap(), 0, "acking again removes nothing");
+        assert_eq!(s.enqueue(signal("peer_a", "peer_b", 4), t(5)).await.unwrap().id, 4, "ids keep increasing");
+        assert_eq!(s.stats().await.unwrap().queued_signals, 3);
+    }
+
+    #[tokio::test]
+    async fn expired_signals_leave_the_queue_and_name_their_senders() {
+        let s = MemoryDevices::new();
+        s.enqueue(signal("peer_a", "peer_b", 1), t(0)).await.unwrap();
+        s.enqueue(signal("peer_c", "peer_b", 2), t(100)).await.unwrap();
+        let ttl = Duration::from_secs(3600);
+        assert!(s.expire(t(3599), ttl).await.unwrap().is_empty());
+        let expired = s.expire(t(3600), ttl).await.unwrap();
+        assert_eq!(expired.iter().map(|e| e.sender.clone()).collect::<Vec<_>>(), vec![id("peer_a")]);
+        assert_eq!(s.pending(&id("peer_b")).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_expired_record_can_be_taken_by_another_user() {
+        let s = MemoryDevices::new();
+        s.announce(announcement("home", "peer_a", "alice", &[]), t(0)).await.unwrap();
+        let taken = s.announce(announcement("home", "peer_a", "mallory", &[]), t(10)).await;
+        assert!(matches!(taken, Err(DeviceStoreError::Rule(AnnounceError::OwnedByAnotherUser))));
+        let later = s.announce(announcement("home", "peer_a", "mallory", &[]), t(3600)).await.unwrap();
+        assert_eq!(later.user.as_str(), "mallory");
+    }
+}
