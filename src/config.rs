@@ -76,10 +76,30 @@ pub struct Config {
     /// `STUN_URLS`, `TURN_URLS`, `TURN_SECRET`, `TURN_TTL_SECONDS`: the ICE
     /// servers handed to clients.
     pub ice: IceConfig,
+    /// Device presence and store-and-forward signaling (seed 004).
+    pub presence: PresenceConfig,
     /// `RUST_LOG`: tracing filter directives (default `info`).
     pub log_filter: String,
     /// `LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
+}
+
+/// Presence and queued signaling, with seed 004's variable names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PresenceConfig {
+    /// `DEVICE_TTL_MINUTES`: a device is online for this long after its last
+    /// announcement (default 10; decimals allowed, 0.01 to 1440).
+    pub device_ttl: Duration,
+    /// `MIN_COORDINATORS_PER_NETWORK`: online coordinators each network should
+    /// have (default 2; 0 turns promotion off).
+    pub min_coordinators: usize,
+    /// `PRESENCE_CLEANUP_INTERVAL`: milliseconds between presence sweeps (default 300 000).
+    pub cleanup_interval: Duration,
+    /// `COORDINATOR_CHECK_INTERVAL`: milliseconds between promotion checks (default 600 000).
+    pub coordinator_interval: Duration,
+    /// `RATE_LIMIT_MAX_REQUESTS` per `RATE_LIMIT_WINDOW_MS`: announcements one
+    /// device may make (default 12 a minute); past it `429`.
+    pub announce_limit: (u32, Duration),
 }
 
 /// A secret that never prints.
@@ -183,6 +203,7 @@ impl Config {
             instance_ttl: env.millis("INSTANCE_TTL_MS", 10_000)?,
             web_dir: PathBuf::from(env.get("WEB_DIR").unwrap_or_else(|| "web".into())),
             ice: env.ice()?,
+            presence: env.presence()?,
             log_filter: env.log_filter("RUST_LOG")?,
             log_format: env.log_format("LOG_FORMAT")?,
         };
@@ -225,6 +246,38 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
         } else {
             Err(invalid(var, &value.to_string(), format!("expected {want}")))
         }
+    }
+
+    /// A decimal number of `unit`s within `range` (in units), as a duration.
+    fn decimal(
+        &self,
+        var: &'static str,
+        default: f64,
+        range: std::ops::RangeInclusive<f64>,
+        unit: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let want = format!("a number from {} to {}", range.start(), range.end());
+        let value: f64 = self.parse(var, default, &want)?;
+        if !range.contains(&value) {
+            return Err(invalid(var, &value.to_string(), format!("expected {want}")));
+        }
+        Ok(unit.mul_f64(value))
+    }
+
+    fn presence(&self) -> Result<PresenceConfig, ConfigError> {
+        let interval = |var, default| -> Result<Duration, ConfigError> {
+            Ok(Duration::from_millis(self.ranged(var, default, 100..=86_400_000)? as u64))
+        };
+        Ok(PresenceConfig {
+            device_ttl: self.decimal("DEVICE_TTL_MINUTES", 10.0, 0.01..=1440.0, Duration::from_secs(60))?,
+            min_coordinators: self.ranged("MIN_COORDINATORS_PER_NETWORK", 2, 0..=1000)?,
+            cleanup_interval: interval("PRESENCE_CLEANUP_INTERVAL", 300_000)?,
+            coordinator_interval: interval("COORDINATOR_CHECK_INTERVAL", 600_000)?,
+            announce_limit: (
+                self.ranged("RATE_LIMIT_MAX_REQUESTS", 12, 1..=1_000_000)? as u32,
+                interval("RATE_LIMIT_WINDOW_MS", 60_000)?,
+            ),
+        })
     }
 
     fn millis(&self, var: &'static str, default: usize) -> Result<Duration, ConfigError> {
@@ -370,6 +423,22 @@ mod tests {
         let ice = &c.ice;
         assert!(ice.stun.is_empty() && ice.turn.is_empty() && ice.turn_secret.is_none());
         assert_eq!(ice.turn_ttl, Duration::from_secs(3600));
+        let p = &c.presence;
+        assert_eq!(p.device_ttl, Duration::from_secs(600));
+        assert_eq!((p.min_coordinators, p.announce_limit), (2, (12, Duration::from_secs(60))));
+        assert_eq!((p.cleanup_interval, p.coordinator_interval), (Duration::from_secs(300), Duration::from_secs(600)));
+    }
+
+    #[test]
+    fn the_device_ttl_takes_decimals_so_tests_and_small_deployments_can_go_short() {
+        let c = with(&[("DEVICE_TTL_MINUTES", "0.05")]).unwrap();
+        assert_eq!(c.presence.device_ttl, Duration::from_secs(3));
+        for (var, bad) in
+            [("DEVICE_TTL_MINUTES", "0"), ("DEVICE_TTL_MINUTES", "soon"), ("RATE_LIMIT_MAX_REQUESTS", "0")]
+        {
+            assert_eq!(with(&[(var, bad)]).unwrap_err().var, var);
+        }
+        assert_eq!(with(&[("MIN_COORDINATORS_PER_NETWORK", "0")]).unwrap().presence.min_coordinators, 0);
     }
 
     #[test]

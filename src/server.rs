@@ -31,7 +31,7 @@ use crate::config::{AllowedOrigins, Config};
 use crate::state::AppState;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
-use crate::transport::{head, http, origin, socket, static_files, upkeep};
+use crate::transport::{head, http, origin, presence_jobs, socket, static_files, upkeep};
 
 /// How long connections get to close after a shutdown signal before the
 /// server stops regardless (the process must exit within 10 s).
@@ -100,6 +100,7 @@ async fn serve<A: Adapter>(
     io: SocketIo<A>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let _jobs = AbortOnDrop(tokio::spawn(presence_jobs::run(state.clone())));
     let origins = Arc::new(state.config.allowed_origins.clone());
     let bundle = Arc::new(static_files::bundle_dir(&state.config.web_dir));
     let app = http::routes(state.clone()).layer(
@@ -156,6 +157,15 @@ async fn serve<A: Adapter>(
 /// peer holds one; signaling frames are small, and a larger one grows the
 /// buffer for as long as it is being read. Measured: 3 KiB less per peer.
 const WS_READ_BUFFER_BYTES: usize = 1024;
+
+/// A background task that ends with the server, however `serve` returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// How long start-up waits for Redis before giving up.
 fn state_wait(config: &Config) -> Duration {

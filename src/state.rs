@@ -4,6 +4,7 @@
 //! reached through socketioxide by id, so nothing here can keep a closed
 //! socket alive.
 
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -15,8 +16,10 @@ use dashmap::mapref::entry::Entry;
 use tokio::sync::Notify;
 
 use crate::config::Config;
+use crate::domain::presence::DeviceId;
 use crate::domain::rate::TokenBucket;
 use crate::store::RoomStore;
+use crate::store::devices::{DeviceStore, MemoryDevices};
 
 /// Shared server state.
 #[derive(Clone)]
@@ -31,6 +34,10 @@ pub struct AppState {
     redis_up: Option<Arc<AtomicBool>>,
     /// Per-address counters for connection and REST limits.
     pub limits: Arc<AddressLimits>,
+    /// Device presence and queued signals (seed 004).
+    pub devices: Arc<dyn DeviceStore>,
+    /// Announcements per device (`RATE_LIMIT_MAX_REQUESTS` per `RATE_LIMIT_WINDOW_MS`).
+    pub announcements: Arc<KeyedLimits<DeviceId>>,
 }
 
 impl AppState {
@@ -59,7 +66,15 @@ impl AppState {
     pub fn new(config: Config, store: Arc<dyn RoomStore>) -> Self {
         let stats = Arc::new(Stats { started: Instant::now(), connections: AtomicUsize::new(0), idle: Notify::new() });
         let redis_up = config.redis_url.as_ref().map(|_| Arc::new(AtomicBool::new(true)));
-        Self { redis_up, limits: Arc::new(AddressLimits::default()), config: Arc::new(config), store, stats }
+        Self {
+            redis_up,
+            limits: Arc::new(AddressLimits::default()),
+            devices: Arc::new(MemoryDevices::new()),
+            announcements: Arc::default(),
+            config: Arc::new(config),
+            store,
+            stats,
+        }
     }
 }
 
@@ -112,11 +127,33 @@ impl Stats {
 #[derive(Default)]
 pub struct AddressLimits {
     connections: DashMap<IpAddr, usize>,
-    rest: DashMap<IpAddr, TokenBucket>,
+    rest: KeyedLimits<IpAddr>,
 }
 
-/// REST buckets kept before idle ones are dropped.
-const MAX_REST_BUCKETS: usize = 10_000;
+/// Buckets kept before idle ones are dropped.
+const MAX_BUCKETS: usize = 10_000;
+
+/// One token bucket per key (an address, a device), idle ones forgotten.
+pub struct KeyedLimits<K: Eq + Hash>(DashMap<K, TokenBucket>);
+
+impl<K: Eq + Hash> Default for KeyedLimits<K> {
+    fn default() -> Self {
+        Self(DashMap::new())
+    }
+}
+
+impl<K: Eq + Hash + Clone> KeyedLimits<K> {
+    /// One request for `key` at `now`, `rate` a second after a burst of `burst`:
+    /// `Err(wait)` when over the limit.
+    pub fn take(&self, key: &K, now: Instant, rate: f64, burst: f64) -> Result<(), Duration> {
+        if self.0.len() > MAX_BUCKETS {
+            // Idle keys have full buckets again; forgetting them changes nothing.
+            self.0.retain(|_, bucket| !bucket.is_full(now));
+        }
+        let mut bucket = self.0.entry(key.clone()).or_insert_with(|| TokenBucket::new(rate, burst, now));
+        if bucket.try_take(now) { Ok(()) } else { Err(bucket.wait_time(now)) }
+    }
+}
 
 impl AddressLimits {
     /// Counts a connection from `ip` in, unless `ip` already has `max`.
@@ -141,12 +178,6 @@ impl AddressLimits {
 
     /// A REST request from `ip` at `now`: `Err(wait)` when over the limit.
     pub fn rest_request(&self, ip: IpAddr, now: Instant, (rate, burst): (u32, u32)) -> Result<(), Duration> {
-        if self.rest.len() > MAX_REST_BUCKETS {
-            // Idle addresses have full buckets again; forgetting them changes nothing.
-            self.rest.retain(|_, bucket| !bucket.is_full(now));
-        }
-        let mut bucket =
-            self.rest.entry(ip).or_insert_with(|| TokenBucket::new(f64::from(rate), f64::from(burst), now));
-        if bucket.try_take(now) { Ok(()) } else { Err(bucket.wait_time(now)) }
+        self.rest.take(&ip, now, f64::from(rate), f64::from(burst))
     }
 }

@@ -183,6 +183,24 @@ pub enum HttpError {
     /// Too many requests from this address; retry after the given time.
     #[error("too many requests from this address; retry later")]
     RateLimited(std::time::Duration),
+    /// Request fields that break their rules; each is listed in `errors`.
+    #[error("invalid request: {}", .0.iter().map(|f| f.field).collect::<Vec<_>>().join(", "))]
+    InvalidFields(Vec<FieldError>),
+    /// The authenticated user may not do this (another user's device).
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// A device announced more often than `RATE_LIMIT_MAX_REQUESTS` per window.
+    #[error("too many presence announcements from this device; retry later")]
+    TooManyAnnouncements(std::time::Duration),
+}
+
+/// One field of a request that breaks its rule.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct FieldError {
+    /// The field's name as sent (`peerId`, `capabilities[1]`, ...).
+    pub field: &'static str,
+    /// The rule it breaks.
+    pub message: String,
 }
 
 impl HttpError {
@@ -198,6 +216,9 @@ impl HttpError {
             HttpError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             HttpError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
             HttpError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            HttpError::InvalidFields(_) => (StatusCode::BAD_REQUEST, "invalid-payload"),
+            HttpError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            HttpError::TooManyAnnouncements(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
         }
     }
 }
@@ -211,14 +232,23 @@ impl From<StoreError> for HttpError {
 #[derive(Serialize)]
 struct HttpErrorBody {
     error: ErrorBody,
+    /// The failing fields, for `invalid-payload`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<FieldError>,
 }
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        let body = HttpErrorBody { error: ErrorBody { code, message: self.to_string() } };
+        let message = self.to_string();
+        let (errors, wait) = match self {
+            HttpError::InvalidFields(fields) => (fields, None),
+            HttpError::RateLimited(wait) | HttpError::TooManyAnnouncements(wait) => (Vec::new(), Some(wait)),
+            _ => (Vec::new(), None),
+        };
+        let body = HttpErrorBody { error: ErrorBody { code, message }, errors };
         let mut response = (status, Json(body)).into_response();
-        if let HttpError::RateLimited(wait) = self {
+        if let Some(wait) = wait {
             let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
         }

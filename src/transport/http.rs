@@ -1,4 +1,5 @@
-//! REST routes: `/health`, `/api/rooms`, `/api/rooms/{roomId}`,
+//! REST routes: `/health`, `/api/rooms`, `/api/rooms/{roomId}`, the device
+//! routes of [`super::devices`],
 //! `/api/ice-servers`, the static files of `WEB_DIR`, and JSON for every miss
 //! (unknown route 404, wrong method 405).
 
@@ -38,6 +39,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/rooms", get(list_rooms).route_layer(token()))
         .route("/api/rooms/{room_id}", get(get_room).route_layer(token()))
         .route("/api/ice-servers", get(ice_servers).route_layer(token()))
+        .merge(super::devices::routes(&state))
         .fallback_service(ServeDir::new(&state.config.web_dir).fallback(no_route.into_service()))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), limit_per_address))
@@ -98,7 +100,7 @@ impl From<RoomSnapshot> for RoomDto {
     }
 }
 
-fn rfc3339(t: SystemTime) -> String {
+pub(super) fn rfc3339(t: SystemTime) -> String {
     OffsetDateTime::from(t).format(&Rfc3339).unwrap_or_default()
 }
 
@@ -180,7 +182,7 @@ async fn ice_servers(
 /// With `JWT_SECRET` set, the routes that reveal rooms and users need a valid
 /// token: `Authorization: Bearer` or `?token=`. The user it names goes on in the
 /// request's extensions.
-async fn require_token(
+pub(super) async fn require_token(
     State(state): State<AppState>,
     mut request: axum::extract::Request,
     next: axum::middleware::Next,

@@ -8,6 +8,7 @@
 pub mod address;
 pub mod auth;
 pub mod deliver;
+pub mod devices;
 pub mod error;
 pub mod events;
 mod handlers;
@@ -16,6 +17,7 @@ pub mod http;
 pub mod inbox;
 pub mod origin;
 pub mod payload;
+pub mod presence_jobs;
 pub mod socket;
 pub mod static_files;
 pub mod upkeep;

@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod cluster;
 mod delivery;
+mod devices;
 mod docs;
 mod panics;
 mod process;
