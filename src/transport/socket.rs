@@ -15,9 +15,11 @@ use futures_util::FutureExt;
 use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
+use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 use socketioxide::handler::FromMessageParts;
 use socketioxide::socket::{DisconnectReason, Socket};
+use socketioxide_core::parser::Parse;
+use socketioxide_parser_common::CommonParser;
 use tracing::{debug, error, info, warn};
 
 use super::address;
@@ -114,10 +116,14 @@ pub async fn attach<A: Adapter>(socket: SocketRef<A>, State(state): State<AppSta
     // cost each connection a map and five boxed closures (memory per idle peer).
     let events = conn.clone();
     socket.on_fallback(
-        move |s: SocketRef<A>, io: SocketIo<A>, reply: Reply<A>, Event(name): Event, TryData(data): TryData<Value>| {
-            let job = match ClientEvent::from_name(&name) {
-                Some(event) => Job::Event { event, payload: data.ok(), reply },
-                None => Job::Unknown { name, reply },
+        move |s: SocketRef<A>,
+              io: SocketIo<A>,
+              reply: Reply<A>,
+              WireEvent(event): WireEvent,
+              TryData(data): TryData<Value>| {
+            let job = match event {
+                Ok(event) => Job::Event { event, payload: data.ok(), reply },
+                Err(name) => Job::Unknown { name, reply },
             };
             events.accept(job, s, io)
         },
@@ -155,6 +161,24 @@ pub fn live_seats<A: Adapter>(io: &SocketIo<A>) -> Vec<(ConnId, Vec<(RoomId, Use
         .filter_map(|socket| socket.extensions.get::<Arc<Connection<A>>>())
         .map(|conn| (conn.id.clone(), conn.seats()))
         .collect()
+}
+
+/// The contract event a message names, or the unknown name. Read in place from
+/// the packet: socketioxide's `Event` extractor copies the name into a new
+/// `String` for every message, an allocation on the relay path.
+struct WireEvent(Result<ClientEvent, String>);
+
+impl<A: Adapter> FromMessageParts<A> for WireEvent {
+    type Error = socketioxide_core::parser::ParserError;
+    fn from_message_parts(
+        _: &Arc<Socket<A>>,
+        v: &mut socketioxide_core::Value,
+        _: &Option<i64>,
+    ) -> Result<Self, Self::Error> {
+        // The common (JSON) parser is the one `server::configure` installs.
+        let name = CommonParser.read_event(v)?;
+        Ok(Self(ClientEvent::from_name(name).ok_or_else(|| name.to_owned())))
+    }
 }
 
 /// An event's ack callback, and whether the client asked for one (socketioxide's
