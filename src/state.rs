@@ -18,8 +18,9 @@ use tokio::sync::Notify;
 use crate::config::Config;
 use crate::domain::presence::DeviceId;
 use crate::domain::rate::TokenBucket;
-use crate::store::RoomStore;
 use crate::store::devices::{DeviceStore, MemoryDevices};
+use crate::store::{RoomStore, StoreError};
+use crate::transport::error::report_store_failure;
 
 /// Shared server state.
 #[derive(Clone)]
@@ -44,6 +45,13 @@ impl AppState {
     /// `None` without Redis; otherwise whether Redis answered last time.
     pub fn redis_up(&self) -> Option<bool> {
         self.redis_up.as_ref().map(|up| up.load(Ordering::Relaxed))
+    }
+
+    /// Logs a store call that failed, once per outage (see
+    /// [`report_store_failure`]), and hands the error back for `?` to map.
+    pub fn reported(&self, e: StoreError, during: &'static str) -> StoreError {
+        report_store_failure(&e, self.redis_up(), during);
+        e
     }
 
     /// Records whether Redis answers.

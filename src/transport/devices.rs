@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::auth::Authenticated;
-use super::error::{FieldError, HttpError, report_store_failure};
+use super::error::{FieldError, HttpError};
 use crate::domain::UserId;
 use crate::domain::presence::{Announcement, Capability, Device, DeviceId, NetworkId, SignalAddress};
 use crate::domain::signal::Queued;
@@ -247,9 +247,6 @@ fn invalid(field: &'static str, message: String) -> HttpError {
 fn failed(state: &AppState, e: DeviceStoreError, during: &'static str) -> HttpError {
     match e {
         DeviceStoreError::Rule(_) => HttpError::Forbidden("this device id belongs to another user"),
-        DeviceStoreError::Store(e) => {
-            report_store_failure(&e, state.redis_up(), during);
-            e.into()
-        }
+        DeviceStoreError::Store(e) => state.reported(e, during).into(),
     }
 }

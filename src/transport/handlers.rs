@@ -16,12 +16,12 @@ use tracing::{debug, info, warn};
 
 use super::auth::Authenticated;
 use super::deliver::{deliver, notify};
-use super::error::{SignalError, report_store_failure};
+use super::error::SignalError;
 use super::events::{AckOk, ClientEvent, Presence, ROOM_USERS, RelayKind, Relayed, RoomUsers, USER_JOINED, USER_LEFT};
 use super::payload;
 use super::socket::{Connection, Job};
 use crate::domain::{ConnId, Joined, RoomError};
-use crate::store::{LeaveOutcome, StoreError};
+use crate::store::LeaveOutcome;
 
 /// What handling one job needs.
 pub(super) struct Ctx<'a, A: Adapter> {
@@ -62,7 +62,7 @@ impl<A: Adapter> Ctx<'_, A> {
             return Err(SignalError::TooManyRooms(state.config.max_rooms_per_connection));
         }
         let joined = state.store.join(&req.room, &req.user, &self.conn.id, state.config.max_room_size).await;
-        let out = joined.map_err(|e| self.store_failed(e, "join-room"))?;
+        let out = joined.map_err(|e| state.reported(e, "join-room"))?;
         if out.joined != Joined::Already {
             self.notify(&out.peers, USER_JOINED, &Presence { room_id: &req.room, user_id: &req.user }).await;
         }
@@ -81,7 +81,7 @@ impl<A: Adapter> Ctx<'_, A> {
     async fn leave(&self, payload: Option<Value>) -> Result<AckOk, SignalError> {
         let req = payload::leave(payload)?;
         let left = self.conn.state.store.leave(&req.room, &self.conn.id).await;
-        let out = left.map_err(|e| self.store_failed(e, "leave-room"))?;
+        let out = left.map_err(|e| self.conn.state.reported(e, "leave-room"))?;
         self.conn.forget(&req.room);
         self.announce_left(&out.ok_or(RoomError::NotInRoom)?).await;
         Ok(AckOk::room(req.room))
@@ -91,7 +91,7 @@ impl<A: Adapter> Ctx<'_, A> {
     async fn relay(&self, kind: RelayKind, payload: Option<Value>) -> Result<AckOk, SignalError> {
         let req = payload::relay(kind, payload)?;
         let route = self.conn.state.store.route(&req.room, &self.conn.id, &req.target).await;
-        let route = route.map_err(|e| self.store_failed(e, kind.event()))?;
+        let route = route.map_err(|e| self.conn.state.reported(e, kind.event()))?;
         let relayed = Relayed { room_id: &req.room, sender_id: &route.sender, kind, body: &req.body };
         deliver(self.io, self.conn.state.reach(), &route.target, kind.event(), &relayed).await?;
         debug!(conn_id = %self.conn.id, room_id = %req.room, sender_id = %route.sender,
@@ -107,7 +107,7 @@ impl<A: Adapter> Ctx<'_, A> {
                 }
             }
             // Its seats are removed when the store is back (reconciliation).
-            Err(e) => report_store_failure(&e, self.conn.state.redis_up(), "disconnect"),
+            Err(e) => drop(self.conn.state.reported(e, "disconnect")),
         }
         self.conn.count_out();
         info!(conn_id = %self.conn.id, ?reason, "disconnected");
@@ -117,12 +117,6 @@ impl<A: Adapter> Ctx<'_, A> {
         self.notify(&out.peers, USER_LEFT, &Presence { room_id: &out.room, user_id: &out.user }).await;
         info!(conn_id = %self.conn.id, room_id = %out.room, user_id = %out.user,
             room_deleted = out.room_deleted, "left room");
-    }
-
-    /// Logs a store failure once per outage (see [`report_store_failure`]) and maps it.
-    fn store_failed(&self, e: StoreError, during: &'static str) -> SignalError {
-        report_store_failure(&e, self.conn.state.redis_up(), during);
-        e.into()
     }
 
     async fn notify(&self, peers: &[ConnId], event: &str, data: &impl Serialize) {

@@ -19,11 +19,11 @@ use tower_http::services::ServeDir;
 
 use super::address;
 use super::auth::{self, AuthError, Authenticated};
-use super::error::{HttpError, report_store_failure};
+use super::error::HttpError;
 use crate::domain::ice::IceServers;
 use crate::domain::{RoomId, UserId};
 use crate::state::AppState;
-use crate::store::{RoomSnapshot, StoreError};
+use crate::store::RoomSnapshot;
 use axum::response::IntoResponse;
 
 /// Default page size of `/api/rooms`.
@@ -112,14 +112,8 @@ struct RoomList {
 
 async fn list_rooms(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<RoomList>, HttpError> {
     let (offset, limit) = paging(query.as_deref().unwrap_or(""))?;
-    let page = state.store.list(offset, limit).await.map_err(|e| store_failed(&state, e, "GET /api/rooms"))?;
+    let page = state.store.list(offset, limit).await.map_err(|e| state.reported(e, "GET /api/rooms"))?;
     Ok(Json(RoomList { rooms: page.rooms.into_iter().map(RoomDto::from).collect(), total: page.total }))
-}
-
-/// Logs a store failure once per outage (see [`report_store_failure`]) and maps it.
-fn store_failed(state: &AppState, e: StoreError, during: &'static str) -> HttpError {
-    report_store_failure(&e, state.redis_up(), during);
-    e.into()
 }
 
 /// `offset` and `limit` from a query string; other parameters are ignored.
@@ -146,7 +140,7 @@ fn number(key: &str, value: &str, min: usize, max: usize) -> Result<usize, HttpE
 
 async fn get_room(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<RoomDto>, HttpError> {
     let id = RoomId::parse(&raw).map_err(HttpError::BadRoomId)?;
-    let room = state.store.room(&id).await.map_err(|e| store_failed(&state, e, "GET /api/rooms/{roomId}"))?;
+    let room = state.store.room(&id).await.map_err(|e| state.reported(e, "GET /api/rooms/{roomId}"))?;
     let room = room.ok_or(HttpError::RoomNotFound)?;
     Ok(Json(room.into()))
 }
