@@ -40,23 +40,14 @@ fn detach_head(request: &mut Request) {
         }
         *request.uri_mut() = uri;
     }
-    let shared = std::mem::take(request.headers_mut());
-    let mut owned = HeaderMap::with_capacity(shared.len());
-    let mut last = None;
-    for (name, value) in shared {
-        // `name` is `None` for the further values of a repeated header.
-        let name = match name {
-            Some(name) => last.insert(name).clone(),
-            None => last.clone().expect("a repeated header follows its name"),
-        };
-        if name == header::COOKIE {
-            // Never read here; kilobytes per browser, and credentials for other services.
-            continue;
-        }
+    let mut owned = HeaderMap::with_capacity(request.headers().len());
+    // `iter` yields every value of a repeated header, in order.
+    for (name, value) in request.headers().iter().filter(|(name, _)| **name != header::COOKIE) {
+        // Cookies are never read here; kilobytes per browser, and credentials for other services.
         // A valid value stays valid when copied; the fallback only keeps it shared.
         let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
         copy.set_sensitive(value.is_sensitive());
-        owned.append(name, copy);
+        owned.append(name.clone(), copy);
     }
     *request.headers_mut() = owned;
 }
