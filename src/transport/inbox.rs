@@ -33,9 +33,19 @@ pub enum Push<J> {
 }
 
 struct State<J> {
+    /// The oldest waiting job when it is the only one: the usual case of a
+    /// connection that sends one event at a time needs no queue storage.
+    first: Option<J>,
+    /// The jobs after `first`; allocated only by bursts, freed when drained.
     jobs: VecDeque<J>,
     draining: bool,
     closed: bool,
+}
+
+impl<J> State<J> {
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.jobs.len()
+    }
 }
 
 /// A bounded FIFO of jobs with at most one drainer at a time.
@@ -47,7 +57,7 @@ pub struct Inbox<J> {
 impl<J> Inbox<J> {
     /// An empty inbox holding at most `capacity` waiting jobs.
     pub fn new(capacity: usize) -> Self {
-        let state = State { jobs: VecDeque::new(), draining: false, closed: false };
+        let state = State { first: None, jobs: VecDeque::new(), draining: false, closed: false };
         Self { state: Mutex::new(state), capacity }
     }
 
@@ -57,7 +67,7 @@ impl<J> Inbox<J> {
         if state.closed {
             return Push::Closed(job);
         }
-        if state.jobs.len() >= self.capacity {
+        if state.len() >= self.capacity {
             return Push::Full(job);
         }
         Self::enqueue(&mut state, job)
@@ -77,18 +87,25 @@ impl<J> Inbox<J> {
     /// which case draining has ended and the next push starts a new drainer.
     pub fn next(&self) -> Option<J> {
         let mut state = self.lock();
-        let job = state.jobs.pop_front();
+        let job = state.first.take().or_else(|| state.jobs.pop_front());
         if job.is_none() {
             state.draining = false;
-            // An idle connection keeps no queue storage: with thousands of idle
-            // peers that is 288 bytes each, against one allocation per burst.
-            state.jobs = VecDeque::new();
+            if state.jobs.capacity() > 0 {
+                // An idle connection keeps no queue storage (288 bytes each,
+                // thousands of idle peers); only a burst allocates it again.
+                state.jobs = VecDeque::new();
+            }
         }
         job
     }
 
     fn enqueue(state: &mut State<J>, job: J) -> Push<J> {
-        state.jobs.push_back(job);
+        // `first` is filled only when nothing waits, so it is always the oldest.
+        if state.len() == 0 {
+            state.first = Some(job);
+        } else {
+            state.jobs.push_back(job);
+        }
         if state.draining {
             Push::Queued
         } else {
@@ -117,6 +134,16 @@ mod tests {
         assert_eq!((inbox.next(), inbox.next(), inbox.next()), (Some(1), Some(2), Some(3)));
         assert_eq!(inbox.next(), None);
         assert_eq!(inbox.push(4), Push::Drain, "an emptied inbox needs a new drainer");
+    }
+
+    #[test]
+    fn one_event_at_a_time_needs_no_queue_storage() {
+        let inbox = Inbox::new(8);
+        for i in 0..3 {
+            assert_eq!(inbox.push(i), Push::Drain);
+            assert_eq!(inbox.lock().jobs.capacity(), 0, "the only waiting job is kept inline");
+            assert_eq!((inbox.next(), inbox.next()), (Some(i), None));
+        }
     }
 
     #[test]
