@@ -6,7 +6,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 use switchboard::config::{JwtConfig, Secret};
 
-use crate::helpers::{TestApp, connect_outcome, ice_servers_on_connect, spawn_app_with};
+use crate::helpers::{Peer, TestApp, Transport, connect_outcome, jwt, spawn_app_with};
 
 const KEY: &str = "test-secret";
 
@@ -15,8 +15,7 @@ fn now() -> i64 {
 }
 
 fn token(sub: &str, exp_offset: i64, key: &str) -> String {
-    let claims = json!({"sub": sub, "exp": now() + exp_offset, "aud": "switchboard"});
-    encode(&Header::default(), &claims, &EncodingKey::from_secret(key.as_bytes())).unwrap()
+    jwt(&json!({"sub": sub, "exp": now() + exp_offset, "aud": "switchboard"}), key)
 }
 
 async fn secured() -> TestApp {
@@ -63,11 +62,10 @@ async fn rest_routes_that_reveal_rooms_need_a_token_and_health_does_not() {
         let (status, body) = app.get(path).await;
         assert_eq!((status, body["error"]["code"].clone()), (401, json!("unauthorized")), "{path}");
     }
-    let http = reqwest::Client::new();
-    let with_token = http.get(app.url("/api/rooms")).bearer_auth(token("a", 60, KEY)).send().await.unwrap();
-    assert_eq!(with_token.status(), 200);
-    let expired = http.get(app.url("/api/rooms")).bearer_auth(token("a", -120, KEY)).send().await.unwrap();
-    assert_eq!(expired.status(), 401);
+    let with_token = app.request("GET", "/api/rooms", None, Some(&token("a", 60, KEY))).await;
+    assert_eq!(with_token.0, 200);
+    let expired = app.request("GET", "/api/rooms", None, Some(&token("a", -120, KEY))).await;
+    assert_eq!(expired.0, 401);
     assert_eq!(app.get("/health").await.0, 200);
 }
 
@@ -110,18 +108,16 @@ async fn with_an_issuer_and_audience_set_only_hs256_tokens_naming_both_get_in() 
         ("HS512", signed(&good, Some(Algorithm::HS512))),
         ("alg none", signed(&good, None)),
     ];
-    let http = reqwest::Client::new();
     let url = app.url("/");
     for (why, token) in refused {
         let (outcome, message) = connect_outcome(&url, Some(json!({"token": token})), &[]).await;
         assert_eq!(outcome, "error", "{why}: {message}");
         assert!(message.as_str().unwrap().contains("unauthorized"), "{why}: {message}");
-        let rest = http.get(app.url("/api/rooms")).bearer_auth(&token).send().await.unwrap();
-        assert_eq!(rest.status(), 401, "{why}");
+        assert_eq!(app.request("GET", "/api/rooms", None, Some(&token)).await.0, 401, "{why}");
     }
     let token = signed(&good, Some(Algorithm::HS256));
     assert_eq!(connect_outcome(&url, Some(json!({"token": token})), &[]).await.0, "open");
-    assert_eq!(http.get(app.url("/api/rooms")).bearer_auth(&token).send().await.unwrap().status(), 200);
+    assert_eq!(app.request("GET", "/api/rooms", None, Some(&token)).await.0, 200);
 }
 
 /// The user a TURN username (`expiry:userId`) names.
@@ -140,22 +136,27 @@ async fn with_jwt_turn_credentials_name_the_token_s_user_whatever_user_id_says()
     let alice = token("alice", 60, KEY);
     // The ice-servers event on connect: auth.userId and ?userId= are ignored.
     let url = format!("{}?token={alice}&userId=mallory", app.url("/"));
-    let servers = ice_servers_on_connect(&url, Some(json!({"userId": "mallory"}))).await;
+    let servers =
+        Peer::connect_with_auth(&url, Transport::Websocket, Some(json!({"userId": "mallory"}))).await.ice_servers;
     assert_eq!(turn_user(&servers), "alice", "auth.userId and ?userId=: {servers}");
-    let servers = ice_servers_on_connect(&app.url("/"), Some(json!({"token": alice, "userId": "mallory"}))).await;
+    let servers = Peer::connect_with_auth(
+        &app.url("/"),
+        Transport::Websocket,
+        Some(json!({"token": alice, "userId": "mallory"})),
+    )
+    .await
+    .ice_servers;
     assert_eq!(turn_user(&servers), "alice", "auth.userId: {servers}");
-    let servers = ice_servers_on_connect(&app.url("/"), Some(json!({"token": alice}))).await;
+    let servers =
+        Peer::connect_with_auth(&app.url("/"), Transport::Websocket, Some(json!({"token": alice}))).await.ice_servers;
     assert_eq!(turn_user(&servers), "alice", "no userId at all: {servers}");
 
     // GET /api/ice-servers: ?userId= is ignored, valid or not.
-    let http = reqwest::Client::new();
     for query in ["?userId=mallory", "", &format!("?userId={}", "x".repeat(129))] {
-        let response = http.get(app.url(&format!("/api/ice-servers{query}"))).bearer_auth(&alice).send().await.unwrap();
-        assert_eq!(response.status(), 200, "{query}");
-        let servers: Value = response.json().await.unwrap();
+        let (status, _, servers) = app.request("GET", &format!("/api/ice-servers{query}"), None, Some(&alice)).await;
+        assert_eq!(status, 200, "{query}");
         assert_eq!(turn_user(&servers), "alice", "{query}: {servers}");
     }
-    let by_query = format!("/api/ice-servers?userId=mallory&token={alice}");
-    let servers: Value = http.get(app.url(&by_query)).send().await.unwrap().json().await.unwrap();
+    let servers = app.get(&format!("/api/ice-servers?userId=mallory&token={alice}")).await.1;
     assert_eq!(turn_user(&servers), "alice", "?token=: {servers}");
 }

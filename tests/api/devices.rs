@@ -1,45 +1,21 @@
 //! Seed 004's REST API: presence announcements, peer discovery, the queue
 //! routes' access rules and validation, with and without JWT.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::{Value, json};
 use switchboard::config::{JwtConfig, Secret};
 
-use crate::helpers::{TestApp, eventually, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, eventually, jwt, spawn_app, spawn_app_with, unix_now};
 
 const KEY: &str = "device-secret";
-
-/// A request with an optional bearer token; the status, `Retry-After`, and the JSON body.
-async fn call(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    token: Option<&str>,
-) -> (u16, Option<String>, Value) {
-    let client = reqwest::Client::new();
-    let mut request = client.request(method.parse().unwrap(), app.url(path));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
-    (status, retry, response.json().await.unwrap())
-}
 
 fn announcement(peer: &str, caps: Value) -> Value {
     json!({ "peerId": peer, "signalAddress": format!("wss://signal.example/{peer}"), "capabilities": caps })
 }
 
 fn token(sub: &str) -> String {
-    let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 600;
-    encode(&Header::default(), &json!({ "sub": sub, "exp": exp }), &EncodingKey::from_secret(KEY.as_bytes())).unwrap()
+    jwt(&json!({ "sub": sub, "exp": unix_now() + 600 }), KEY)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,7 +23,7 @@ async fn announced_devices_are_listed_per_network_and_networks_are_isolated() {
     let app = spawn_app().await;
     let announce = async |net: &str, body: Value| {
         let path = format!("/network/{net}/announce");
-        call(&app, "POST", &path, Some(body), None).await
+        app.request("POST", &path, Some(body), None).await
     };
     let (status, _, ok) = announce("home", json!({"userId": "alice", "peerId": "peer_alice_1", "signalAddress": "wss://s.example/a", "capabilities": ["relay", "store"]})).await;
     assert_eq!((status, ok["success"].clone(), ok["isCoordinator"].clone()), (200, json!(true), json!(false)), "{ok}");
@@ -55,7 +31,7 @@ async fn announced_devices_are_listed_per_network_and_networks_are_isolated() {
     announce("home", json!({"userId": "bob", "peerId": "peer_bob_1", "signalAddress": "ws://10.0.0.2:9/b", "capabilities": ["coordinator"]})).await;
     announce("work", announcement("peer_walt_1", json!([]))).await;
 
-    let (status, _, home) = call(&app, "GET", "/network/home/peers", None, None).await;
+    let (status, _, home) = app.request("GET", "/network/home/peers", None, None).await;
     assert_eq!(status, 200);
     let peers = home["peers"].as_array().unwrap();
     let ids: Vec<&str> = peers.iter().map(|p| p["deviceId"].as_str().unwrap()).collect();
@@ -66,7 +42,7 @@ async fn announced_devices_are_listed_per_network_and_networks_are_isolated() {
         (peers[1]["isCoordinator"].clone(), peers[1]["signalAddress"].clone()),
         (json!(true), json!("ws://10.0.0.2:9/b"))
     );
-    assert_eq!(call(&app, "GET", "/network/elsewhere/peers", None, None).await.2, json!({"peers": []}));
+    assert_eq!(app.request("GET", "/network/elsewhere/peers", None, None).await.2, json!({"peers": []}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,14 +50,14 @@ async fn a_peer_is_found_by_user_or_the_network_s_coordinators_are_offered() {
     let app = spawn_app().await;
     for (user, peer, caps) in [("alice", "peer_a", json!([])), ("kim", "peer_k", json!(["coordinator"]))] {
         let body = json!({"userId": user, "peerId": peer, "signalAddress": "wss://s.example/x", "capabilities": caps});
-        assert_eq!(call(&app, "POST", "/network/home/announce", Some(body), None).await.0, 200);
+        assert_eq!(app.request("POST", "/network/home/announce", Some(body), None).await.0, 200);
     }
-    let (status, _, alice) = call(&app, "GET", "/network/home/peer/alice", None, None).await;
+    let (status, _, alice) = app.request("GET", "/network/home/peer/alice", None, None).await;
     assert_eq!(status, 200);
     assert_eq!((alice["online"].clone(), alice["deviceId"].clone()), (json!(true), json!("peer_a")));
-    let (_, _, nobody) = call(&app, "GET", "/network/home/peer/zed", None, None).await;
+    let (_, _, nobody) = app.request("GET", "/network/home/peer/zed", None, None).await;
     assert_eq!(nobody, json!({"online": false, "lastSeen": null, "lastCoordinators": ["peer_k"]}));
-    let (_, _, other) = call(&app, "GET", "/network/work/peer/alice", None, None).await;
+    let (_, _, other) = app.request("GET", "/network/work/peer/alice", None, None).await;
     assert_eq!(other["online"], false, "alice is not in network work");
 }
 
@@ -89,20 +65,20 @@ async fn a_peer_is_found_by_user_or_the_network_s_coordinators_are_offered() {
 async fn a_bad_announcement_is_a_400_listing_every_failing_field() {
     let app = spawn_app().await;
     let body = json!({"peerId": "alice", "signalAddress": "https://s.example", "capabilities": ["relay", "admin"]});
-    let (status, _, err) = call(&app, "POST", "/network/home-net/announce", Some(body), None).await;
+    let (status, _, err) = app.request("POST", "/network/home-net/announce", Some(body), None).await;
     assert_eq!((status, err["error"]["code"].clone()), (400, json!("invalid-payload")), "{err}");
     let fields: Vec<&str> = err["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["networkId", "peerId", "signalAddress", "capabilities"]);
     assert!(err["errors"][3]["message"].as_str().unwrap().contains("admin"));
 
-    let (status, _, missing) = call(&app, "POST", "/network/home/announce", Some(json!({})), None).await;
+    let (status, _, missing) = app.request("POST", "/network/home/announce", Some(json!({})), None).await;
     assert_eq!(status, 400);
     assert_eq!(missing["errors"].as_array().unwrap().len(), 2, "peerId and signalAddress are required: {missing}");
-    let (status, _, not_json) = call(&app, "POST", "/network/home/announce", Some(json!("text")), None).await;
+    let (status, _, not_json) = app.request("POST", "/network/home/announce", Some(json!("text")), None).await;
     assert_eq!((status, not_json["error"]["code"].clone()), (400, json!("invalid-payload")));
     let long = format!("peer_{}", "x".repeat(96));
-    assert_eq!(call(&app, "POST", "/network/home/announce", Some(announcement(&long, json!([]))), None).await.0, 400);
-    assert_eq!(call(&app, "GET", "/network/home!/peers", None, None).await.0, 400);
+    assert_eq!(app.request("POST", "/network/home/announce", Some(announcement(&long, json!([]))), None).await.0, 400);
+    assert_eq!(app.request("GET", "/network/home!/peers", None, None).await.0, 400);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,15 +86,15 @@ async fn announcing_faster_than_the_limit_gets_429_with_retry_after_per_device()
     let app = spawn_app_with(|c| c.presence.announce_limit = (3, Duration::from_secs(60))).await;
     for _ in 0..3 {
         assert_eq!(
-            call(&app, "POST", "/network/home/announce", Some(announcement("peer_a", json!([]))), None).await.0,
+            app.request("POST", "/network/home/announce", Some(announcement("peer_a", json!([]))), None).await.0,
             200
         );
     }
     let (status, retry, body) =
-        call(&app, "POST", "/network/home/announce", Some(announcement("peer_a", json!([]))), None).await;
+        app.request("POST", "/network/home/announce", Some(announcement("peer_a", json!([]))), None).await;
     assert_eq!((status, body["error"]["code"].clone()), (429, json!("rate-limited")), "{body}");
     assert!(retry.is_some_and(|s| s.parse::<u64>().unwrap() >= 1));
-    let other = call(&app, "POST", "/network/home/announce", Some(announcement("peer_b", json!([]))), None).await;
+    let other = app.request("POST", "/network/home/announce", Some(announcement("peer_b", json!([]))), None).await;
     assert_eq!(other.0, 200, "the limit is per device");
 }
 
@@ -128,28 +104,28 @@ async fn with_jwt_devices_belong_to_the_token_s_user_and_only_it_reads_their_que
         spawn_app_with(|c| c.jwt = Some(JwtConfig { secret: Secret(KEY.into()), audience: None, issuer: None })).await;
     let (alice, mallory) = (token("alice"), token("mallory"));
     let body = || Some(announcement("peer_alice", json!([])));
-    assert_eq!(call(&app, "POST", "/network/home/announce", body(), None).await.0, 401, "a token is required");
-    assert_eq!(call(&app, "GET", "/network/home/peers", None, None).await.0, 401);
-    assert_eq!(call(&app, "POST", "/network/home/announce", body(), Some(&alice)).await.0, 200);
-    let (status, _, taken) = call(&app, "POST", "/network/home/announce", body(), Some(&mallory)).await;
+    assert_eq!(app.request("POST", "/network/home/announce", body(), None).await.0, 401, "a token is required");
+    assert_eq!(app.request("GET", "/network/home/peers", None, None).await.0, 401);
+    assert_eq!(app.request("POST", "/network/home/announce", body(), Some(&alice)).await.0, 200);
+    let (status, _, taken) = app.request("POST", "/network/home/announce", body(), Some(&mallory)).await;
     assert_eq!((status, taken["error"]["code"].clone()), (403, json!("forbidden")), "{taken}");
-    let (_, _, peers) = call(&app, "GET", "/network/home/peers", None, Some(&mallory)).await;
+    let (_, _, peers) = app.request("GET", "/network/home/peers", None, Some(&mallory)).await;
     assert_eq!(peers["peers"][0]["userId"], "alice", "the user is the token's sub");
 
     let queue = "/signaling/messages/peer_alice";
-    assert_eq!(call(&app, "GET", queue, None, Some(&mallory)).await.0, 403, "not mallory's device");
-    assert_eq!(call(&app, "GET", "/signaling/messages/peer_unknown", None, Some(&alice)).await.0, 403);
-    assert_eq!(call(&app, "GET", queue, None, Some(&alice)).await.2, json!({"messages": []}));
-    assert_eq!(call(&app, "GET", &format!("{queue}?peek=true"), None, Some(&alice)).await.2, json!({"messages": []}));
-    assert_eq!(call(&app, "DELETE", &format!("{queue}?upTo=7"), None, Some(&alice)).await.2, json!({"removed": 0}));
-    let (status, _, no_up_to) = call(&app, "DELETE", queue, None, Some(&alice)).await;
+    assert_eq!(app.request("GET", queue, None, Some(&mallory)).await.0, 403, "not mallory's device");
+    assert_eq!(app.request("GET", "/signaling/messages/peer_unknown", None, Some(&alice)).await.0, 403);
+    assert_eq!(app.request("GET", queue, None, Some(&alice)).await.2, json!({"messages": []}));
+    assert_eq!(app.request("GET", &format!("{queue}?peek=true"), None, Some(&alice)).await.2, json!({"messages": []}));
+    assert_eq!(app.request("DELETE", &format!("{queue}?upTo=7"), None, Some(&alice)).await.2, json!({"removed": 0}));
+    let (status, _, no_up_to) = app.request("DELETE", queue, None, Some(&alice)).await;
     assert_eq!((status, no_up_to["errors"][0]["field"].clone()), (400, json!("upTo")));
-    assert_eq!(call(&app, "DELETE", &format!("{queue}?upTo=1"), None, Some(&mallory)).await.0, 403);
+    assert_eq!(app.request("DELETE", &format!("{queue}?upTo=1"), None, Some(&mallory)).await.0, 403);
 }
 
 /// The coordinators `/network/home/peers` lists, by device id.
 async fn coordinators(app: &TestApp) -> Vec<String> {
-    let (_, _, body) = call(app, "GET", "/network/home/peers", None, None).await;
+    let (_, _, body) = app.request("GET", "/network/home/peers", None, None).await;
     let peers = body["peers"].as_array().cloned().unwrap_or_default();
     let mut ids: Vec<String> = peers
         .iter()
@@ -173,7 +149,7 @@ async fn the_jobs_keep_two_coordinators_per_network_and_replace_one_that_went_si
     );
     for peer in ["peer_a", "peer_b", "peer_c"] {
         assert_eq!(
-            call(&app, "POST", "/network/home/announce", Some(announcement(peer, json!(["relay"]))), None).await.0,
+            app.request("POST", "/network/home/announce", Some(announcement(peer, json!(["relay"]))), None).await.0,
             200
         );
     }
@@ -186,7 +162,7 @@ async fn the_jobs_keep_two_coordinators_per_network_and_replace_one_that_went_si
         tokio::spawn(async move {
             for _ in 0..60 {
                 for peer in ["peer_b", "peer_c"] {
-                    call(&app, "POST", "/network/home/announce", Some(announcement(peer, json!(["relay"]))), None)
+                    app.request("POST", "/network/home/announce", Some(announcement(peer, json!(["relay"]))), None)
                         .await;
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;

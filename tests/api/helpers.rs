@@ -67,9 +67,30 @@ impl TestApp {
 
     /// GET `path`, returning the status and the JSON body.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = reqwest::get(self.url(path)).await.unwrap();
+        let (status, _, body) = self.request("GET", path, None, None).await;
+        (status, body)
+    }
+
+    /// `method path` with an optional JSON body and bearer token: the status,
+    /// the `Retry-After` header, and the JSON body.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (u16, Option<String>, Value) {
+        let mut request = reqwest::Client::new().request(method.parse().unwrap(), self.url(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
         let status = response.status().as_u16();
-        (status, response.json().await.unwrap())
+        let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+        (status, retry, response.json().await.unwrap())
     }
 
     /// Stops the server through its shutdown future and waits for it.
@@ -217,6 +238,21 @@ impl Peer {
     pub async fn disconnect(self) {
         self.client.disconnect().await.expect("disconnect");
     }
+}
+
+/// An HS256 token for `claims`, signed with `key`.
+pub fn jwt(claims: &Value, key: &str) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// Now, in seconds since the epoch (for `exp`).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
 /// The transport a test client uses.
@@ -478,24 +514,4 @@ pub async fn connect_outcome(url: &str, auth: Option<Value>, headers: &[(&str, &
     let outcome = tokio::time::timeout(WAIT, rx.recv()).await.expect("an outcome").unwrap();
     std::mem::forget(client); // keep the connection open for the rest of the test
     outcome
-}
-
-/// Connects a raw client (websocket) with `auth` in the handshake and returns
-/// the payload of the `ice-servers` event it gets on connect.
-pub async fn ice_servers_on_connect(url: &str, auth: Option<Value>) -> Value {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut builder = ClientBuilder::new(url).transport_type(TransportType::Websocket).reconnect(false).on(
-        "ice-servers",
-        move |p, _| {
-            let _ = tx.send(first(p));
-            async {}.boxed()
-        },
-    );
-    if let Some(auth) = auth {
-        builder = builder.auth(auth);
-    }
-    let client = builder.connect().await.expect("the transport connects");
-    let servers = tokio::time::timeout(WAIT, rx.recv()).await.expect("ice-servers in time").unwrap();
-    client.disconnect().await.expect("disconnect");
-    servers
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 use switchboard::domain::ice::IceConfig;
 
-use crate::helpers::{Peer, Transport, ice_servers_on_connect, spawn_app_with};
+use crate::helpers::{Peer, Transport, spawn_app_with};
 
 /// A WEB_DIR with an index page and, if asked, a (fake) installed client bundle.
 fn web_dir(with_bundle: bool) -> std::path::PathBuf {
@@ -95,7 +95,8 @@ async fn every_socket_gets_the_ice_servers_on_connect() {
     assert_eq!(servers["iceServers"][1]["urls"][0], "turn:127.0.0.1:3478?transport=udp");
     assert!(servers["iceServers"][1]["username"].as_str().unwrap().ends_with(":bob"));
     // Without JWT the handshake's auth.userId names the user too (before the query's).
-    let servers = ice_servers_on_connect(&url, Some(json!({"userId": "carol"}))).await;
+    let servers =
+        Peer::connect_with_auth(&url, Transport::Websocket, Some(json!({"userId": "carol"}))).await.ice_servers;
     assert!(servers["iceServers"][1]["username"].as_str().unwrap().ends_with(":carol"), "{servers}");
     // Without STUN or TURN configured the list is empty, and still sent.
     let plain = spawn_app_with(|_| {}).await;
