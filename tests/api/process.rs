@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Peer, Running, Transport, command};
+use crate::helpers::{Peer, Running, Transport, command, jwt, unix_now};
 
 #[test]
 fn a_bad_configuration_value_exits_with_code_2_naming_the_variable() {
@@ -106,10 +106,7 @@ fn an_open_server_says_so_at_start_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_in_the_url_never_reaches_the_logs_even_at_debug() {
-    use jsonwebtoken::{EncodingKey, Header, encode};
-    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 60;
-    let token =
-        encode(&Header::default(), &json!({"sub": "alice", "exp": exp}), &EncodingKey::from_secret(b"k")).unwrap();
+    let token = jwt(&json!({"sub": "alice", "exp": unix_now() + 60}), "k");
     let mut server = tokio::task::block_in_place(|| Running::start(&[("JWT_SECRET", "k"), ("RUST_LOG", "debug")]));
     let url = format!("{}/?token={token}", server.url);
     let peer = Peer::joined_url(&url, Transport::Polling, "r", "alice").await;
@@ -117,19 +114,22 @@ async fn a_token_in_the_url_never_reaches_the_logs_even_at_debug() {
     assert_eq!(rooms.status(), 200);
     peer.ack("leave-room", json!({"roomId": "r"})).await;
     tokio::task::block_in_place(|| server.wait_log(|l| l["message"] == "left room"));
-    let signature = token.rsplit('.').next().unwrap();
-    let all = server.seen.iter().map(Value::to_string).collect::<String>();
-    assert!(!all.contains(signature), "the token reached the logs");
     drop(peer);
+    let signature = token.rsplit('.').next().unwrap();
+    let all = tokio::task::block_in_place(|| all_logs(&mut server));
+    assert!(!all.contains(signature), "the token reached the logs");
+}
+
+/// Stops the server (SIGTERM) and returns every line it wrote, as one string.
+fn all_logs(server: &mut Running) -> String {
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(10)).0, 0);
+    server.rest_of_logs().iter().map(Value::to_string).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_rust_log_debug_raw_packets_with_the_auth_token_and_sdp_stay_out_of_the_logs() {
-    use jsonwebtoken::{EncodingKey, Header, encode};
-    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 60;
-    let token = |sub: &str| {
-        encode(&Header::default(), &json!({"sub": sub, "exp": exp}), &EncodingKey::from_secret(b"k")).unwrap()
-    };
+    let token = |sub: &str| jwt(&json!({"sub": sub, "exp": unix_now() + 60}), "k");
     let (alice_token, bob_token) = (token("alice"), token("bob"));
     let sdp = "RECOGNISABLE-SDP-BODY-91d2";
     // socketioxide and engineioxide log every raw packet at debug. They stay at
@@ -148,15 +148,18 @@ async fn at_rust_log_debug_raw_packets_with_the_auth_token_and_sdp_stay_out_of_t
             .await;
         assert_eq!(alice.expect_skipping("answer", &["user-joined"]).await["answer"]["sdp"], sdp);
 
-        // A packet is logged as it arrives, before its handler logs "relayed".
+        // Debug lines are being written: each relay logged "relayed" at DEBUG.
         for target in ["bob", "alice"] {
             let relayed = |l: &Value| l["message"] == "relayed" && l["target_id"] == target;
-            if !server.seen.iter().any(relayed) {
-                let line = tokio::task::block_in_place(|| server.wait_log(relayed));
-                assert_eq!(line["level"], "DEBUG");
-            }
+            let line = match server.seen.iter().find(|l| relayed(l)) {
+                Some(line) => line.clone(),
+                None => tokio::task::block_in_place(|| server.wait_log(relayed)),
+            };
+            assert_eq!(line["level"], "DEBUG");
         }
-        let all = server.seen.iter().map(Value::to_string).collect::<String>();
+        // Every line the server ever wrote, outgoing packets and disconnects included.
+        drop((alice, bob));
+        let all = tokio::task::block_in_place(|| all_logs(&mut server));
         assert_eq!(all.contains(sdp), named, "SDP in the logs at RUST_LOG={filter}");
         for (user, token) in [("alice", &alice_token), ("bob", &bob_token)] {
             let signature = token.rsplit('.').next().unwrap();
