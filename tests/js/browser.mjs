@@ -29,6 +29,11 @@ export const CHROMIUM_ARGS = [
 /** Where a test's failure artifacts go. */
 export const ARTIFACTS_DIR = fileURLToPath(new URL('./artifacts/', import.meta.url));
 
+/** The artifacts folder of the test named `testName`. */
+export function artifactsDir(testName) {
+  return `${ARTIFACTS_DIR}${testName.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 100)}`;
+}
+
 /** Default timeout of a browser-side wait, in milliseconds. */
 export const BROWSER_TIMEOUT_MS = 15000;
 
@@ -95,7 +100,7 @@ export class Session {
 
   /** Screenshots of the open pages, every page's console log, the server log. */
   async saveArtifacts(testName, servers = []) {
-    const dir = `${ARTIFACTS_DIR}${testName.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 100)}`;
+    const dir = artifactsDir(testName);
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
     for (const [label, entry] of this.entries) {

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { io } from 'socket.io-client';
 
 import { getJson, once, startServer } from './server.mjs';
-import { ARTIFACTS_DIR, launchBrowser, waitInPage, withSession } from './browser.mjs';
+import { artifactsDir, launchBrowser, waitInPage, withSession } from './browser.mjs';
 
 const WEB_DIR = fileURLToPath(new URL('../../web', import.meta.url));
 const CLIENT_DIST = `${WEB_DIR}/node_modules/socket.io-client/dist`;
@@ -358,7 +358,7 @@ test('a failing browser test leaves a screenshot, the console log and the server
     throw new Error('deliberate failure');
   });
   await assert.rejects(failing, /deliberate failure[\s\S]*artifacts: /);
-  const dir = `${ARTIFACTS_DIR}${t.name.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 100)}`;
+  const dir = artifactsDir(t.name);
   try {
     assert.ok((await stat(`${dir}/alice.png`)).size > 0, 'a screenshot of the page');
     assert.match(await readFile(`${dir}/alice.console.log`, 'utf8'), /\[error\] deliberate failure marker/);

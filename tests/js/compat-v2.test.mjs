@@ -3,19 +3,8 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import ioV2 from 'socket.io-client-v2';
 
-import {
-  TIMEOUT_MS,
-  closeAll,
-  connect,
-  emitWithAck,
-  once,
-  recorder,
-  startServer,
-  waitConnected,
-  withTimeout,
-} from './server.mjs';
+import { closeAll, closeV2, connect, connectV2, emitWithAck, once, recorder, startServer } from './server.mjs';
 
 let server;
 
@@ -26,53 +15,6 @@ before(async () => {
 after(async () => {
   if (server) assert.equal(await server.stop(), 0, 'the server exits 0 on SIGTERM');
 });
-
-/** A connected socket.io-client 2.5.0 socket using only `transport`. */
-async function connectV2(transport) {
-  const socket = ioV2(server.url, {
-    forceNew: true,
-    reconnection: false,
-    timeout: TIMEOUT_MS,
-    transports: [transport],
-  });
-  try {
-    await waitConnected(socket);
-  } catch (err) {
-    socket.close();
-    throw err;
-  }
-  return socket;
-}
-
-/**
- * Closes a 2.x socket and resolves once its engine.io close reached the
- * server. Over polling, engine.io-client 3.x sends the close packet in a POST
- * after the socket.io DISCONNECT was written; if the test ended first, the
- * server could be stopped while that session (no longer in any namespace)
- * still holds a long-poll GET, and its shutdown then waits out its 5 s grace.
- * Relies on engine.io-client 3.5 (pinned): the engine emits 'close' right
- * after it told the transport to write the close packet, and the polling
- * transport emits 'drain' when that POST is answered.
- */
-async function closeV2(socket, ms = TIMEOUT_MS) {
-  const engine = socket.io.engine;
-  if (!engine || engine.readyState === 'closed') {
-    socket.close();
-    return;
-  }
-  const closed = new Promise((resolve) => {
-    engine.once('close', () => {
-      const transport = engine.transport;
-      if (transport?.name === 'polling' && transport.writable === false) {
-        transport.once('drain', resolve);
-      } else {
-        resolve();
-      }
-    });
-  });
-  socket.close();
-  await withTimeout(closed, ms, 'the 2.x client did not finish closing');
-}
 
 async function v2Exchange(transport) {
   const R = `compat-v2-${transport}`;
@@ -86,7 +28,7 @@ async function v2Exchange(transport) {
     assert.equal(modernAck?.ok, true);
 
     // The 2.x client connects over EIO=3 with the one transport given.
-    const legacy = await connectV2(transport);
+    const legacy = await connectV2(server.url, transport);
     sockets.push(legacy);
     assert.equal(legacy.io.engine.transport.name, transport);
     assert.equal(String(legacy.io.engine.transport.query?.EIO), '3', 'the 2.x client speaks EIO=3');

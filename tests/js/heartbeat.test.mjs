@@ -7,9 +7,8 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import ioV2 from 'socket.io-client-v2';
 
-import { TIMEOUT_MS, closeAll, connect, emitWithAck, startServer, waitConnected, withTimeout } from './server.mjs';
+import { TIMEOUT_MS, closeAll, closeV2, connect, connectV2, emitWithAck, startServer, withTimeout } from './server.mjs';
 
 const BEATS = 5;
 let server;
@@ -57,13 +56,12 @@ describe('heartbeats', () => {
     });
 
     test(`socket.io-client 2.5 gets ${BEATS} pongs to its pings over ${transport} and stays connected`, async () => {
-      const socket = ioV2(server.url, { forceNew: true, reconnection: false, timeout: TIMEOUT_MS, transports: [transport] });
+      const socket = await connectV2(server.url, transport);
       try {
-        await waitConnected(socket);
         await beats(socket, 'pong', socket);
         await stillWorks(socket, `legacy-${transport}`);
       } finally {
-        socket.close();
+        await closeV2(socket);
       }
     });
   }

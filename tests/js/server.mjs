@@ -8,6 +8,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { io } from 'socket.io-client';
+import ioV2 from 'socket.io-client-v2';
 
 /** The origin every test server allows (CLIENT_URL). */
 export const ALLOWED_ORIGIN = 'http://allowed.test';
@@ -307,4 +308,51 @@ export async function connect(url, opts = {}, ms = TIMEOUT_MS) {
     throw err;
   }
   return socket;
+}
+
+/** A connected socket.io-client 2.5.0 (EIO=3) socket to `url` using only `transport`. */
+export async function connectV2(url, transport) {
+  const socket = ioV2(url, {
+    forceNew: true,
+    reconnection: false,
+    timeout: TIMEOUT_MS,
+    transports: [transport],
+  });
+  try {
+    await waitConnected(socket);
+  } catch (err) {
+    socket.close();
+    throw err;
+  }
+  return socket;
+}
+
+/**
+ * Closes a 2.x socket and resolves once its engine.io close reached the
+ * server. Over polling, engine.io-client 3.x sends the close packet in a POST
+ * after the socket.io DISCONNECT was written; if the test ended first, the
+ * server could be stopped while that session (no longer in any namespace)
+ * still holds a long-poll GET, and its shutdown then waits out its 5 s grace.
+ * Relies on engine.io-client 3.5 (pinned): the engine emits 'close' right
+ * after it told the transport to write the close packet, and the polling
+ * transport emits 'drain' when that POST is answered.
+ */
+export async function closeV2(socket, ms = TIMEOUT_MS) {
+  const engine = socket.io.engine;
+  if (!engine || engine.readyState === 'closed') {
+    socket.close();
+    return;
+  }
+  const closed = new Promise((resolve) => {
+    engine.once('close', () => {
+      const transport = engine.transport;
+      if (transport?.name === 'polling' && transport.writable === false) {
+        transport.once('drain', resolve);
+      } else {
+        resolve();
+      }
+    });
+  });
+  socket.close();
+  await withTimeout(closed, ms, 'the 2.x client did not finish closing');
 }
