@@ -11,8 +11,8 @@ use tokio::sync::{Barrier, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::args::Args;
-use crate::procfs::cpu_time;
-use crate::sio::{Client, Error, ack_ok};
+use crate::procfs::{cpu_since, cpu_time};
+use crate::sio::{Client, Error, ack_ok, join_body};
 use crate::stats::{Samples, round3};
 
 /// What one client did.
@@ -70,14 +70,8 @@ pub async fn run(args: &Args) -> Result<String, Error> {
         failures.extend(t.failure);
     }
     let wall = started.elapsed().as_secs_f64();
-    let server_cpu = match (cpu, pid.and_then(cpu_time)) {
-        (Some(a), Some(b)) => Some(round3((b - a).as_secs_f64())),
-        _ => None,
-    };
-    let own = match (own_cpu, cpu_time(std::process::id())) {
-        (Some(a), Some(b)) => Some(round3((b - a).as_secs_f64() / wall)),
-        _ => None,
-    };
+    let server_cpu = cpu_since(pid, cpu).map(round3);
+    let own = cpu_since(Some(std::process::id()), own_cpu).map(|c| round3(c / wall));
     let failed = failures.len();
     failures.truncate(5);
     Ok(json!({
@@ -91,7 +85,7 @@ pub async fn run(args: &Args) -> Result<String, Error> {
 
 /// Joins and leaves `room` until `end`.
 async fn churn(client: &mut Client, room: &str, user: &str, end: Instant) -> Tally {
-    let join = format!(r#"{{"roomId":"{room}","userId":"{user}"}}"#);
+    let join = join_body(room, user);
     let leave = format!(r#"{{"roomId":"{room}"}}"#);
     let mut tally = Tally::default();
     while Instant::now() < end {

@@ -12,11 +12,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::args::Args;
 use crate::procfs::rss_kib;
-use crate::sio::{Client, Error, ack_ok};
+use crate::sio::{Client, Error};
 use crate::stats::{Samples, round3};
 
 /// Runs the scenario and returns its JSON line.
@@ -125,12 +124,7 @@ impl Peer {
         let started = Instant::now();
         let mut client = Client::connect(&self.addr).await?;
         let sent = Instant::now();
-        let body = format!(r#"{{"roomId":"{}","userId":"{}"}}"#, self.room, self.user);
-        let id = client.emit_with_ack("join-room", &body).await?;
-        let ack = client.ack(id, |_| {}).await?;
-        if !ack_ok(&ack) {
-            return Err(format!("join-room refused: {ack:.200}").into());
-        }
+        client.join(&self.room, &self.user).await?;
         Ok((client, started.elapsed(), sent.elapsed()))
     }
 }
@@ -141,14 +135,8 @@ async fn hold(mut client: Client, mut close: watch::Receiver<bool>) -> bool {
     loop {
         tokio::select! {
             _ = close.changed() => break,
-            frame = client.recv() => match frame {
-                Some(Ok(Message::Text(text))) if text.as_str() == "2" => {
-                    if client.pong().await.is_err() {
-                        return false;
-                    }
-                }
-                Some(Ok(_)) => {}
-                _ => return false,
+            frame = client.recv() => if frame.is_none() {
+                return false;
             },
         }
     }

@@ -16,12 +16,15 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     // The command name may hold spaces; the fields start after its closing parenthesis.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second()))
+    Some(Duration::from_secs_f64(ticks as f64 / CLOCK_TICKS_PER_SECOND))
 }
 
 /// `sysconf(_SC_CLK_TCK)`: 100 on every Linux this runs on.
-fn clock_ticks_per_second() -> f64 {
-    100.0
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+/// CPU seconds `pid` used since `before` (a [`cpu_time`] reading), if both readings exist.
+pub fn cpu_since(pid: Option<u32>, before: Option<Duration>) -> Option<f64> {
+    Some((cpu_time(pid?)? - before?).as_secs_f64())
 }
 
 #[cfg(test)]

@@ -28,11 +28,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::args::Args;
-use crate::procfs::{cpu_time, rss_kib};
-use crate::sio::{Client, Error, Packet, ack_ok, classify};
+use crate::procfs::{cpu_since, cpu_time, rss_kib};
+use crate::sio::{Client, Error, Packet, classify};
 use crate::stats::{Samples, round3};
 
 /// A candidate line of typical size (a server-reflexive candidate).
@@ -164,19 +163,19 @@ async fn run_step(
     drain: Duration,
     pid: Option<u32>,
 ) -> Value {
-    for c in counts {
-        c.reset();
-    }
-    let cpu = |p: Option<u32>| p.and_then(cpu_time);
-    let (server_cpu, own_cpu) = (cpu(pid), cpu(Some(std::process::id())));
+    let me = Some(std::process::id());
+    let (server_cpu, own_cpu) = (pid.and_then(cpu_time), me.and_then(cpu_time));
     let start = Instant::now() + Duration::from_millis(50);
     let end = start + Duration::from_secs_f64(secs);
-    let _ = steps.send(Some(Step { index, rate, start, end }));
+    let step = Step { index, rate, start, end };
+    // Each peer zeroes its counts when it takes up the step.
+    let _ = steps.send(Some(step));
     tokio::time::sleep_until(end.into()).await;
+    // The load generator's share of its core while it was sending (not draining).
+    let own_cpu = cpu_since(me, own_cpu).map(|c| round3(c / (secs + 0.05)));
     let sum = |f: fn(&Counts) -> &AtomicU64| counts.iter().map(|c| f(c).load(Ordering::Relaxed)).sum::<u64>();
     let deadline = Instant::now() + drain;
     // Every sender writes its last batch at its first tick past `end`: wait for those too.
-    let step = Step { index, rate, start, end };
     let n = counts.len();
     let due_total: u64 = (0..n).map(|i| due(&step, i as f64 / n as f64, end)).sum();
     let in_flight = || sum(|c| &c.sent) < due_total || sum(|c| &c.delivered) + sum(|c| &c.refused) < sum(|c| &c.sent);
@@ -184,14 +183,8 @@ async fn run_step(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let wall = start.elapsed().as_secs_f64();
-    let server_cpu = match (server_cpu, cpu(pid)) {
-        (Some(a), Some(b)) => Some((b - a).as_secs_f64()),
-        _ => None,
-    };
-    let own_cpu = match (own_cpu, cpu(Some(std::process::id()))) {
-        (Some(a), Some(b)) => Some((b - a).as_secs_f64()),
-        _ => None,
-    };
+    // The server's CPU over sending and draining: all the work of the step's relays.
+    let server_cpu = cpu_since(pid, server_cpu);
     let (mut latency, mut lag) = (Samples::default(), Samples::default());
     for c in counts {
         latency.merge(&mut c.latency.lock().unwrap());
@@ -207,7 +200,7 @@ async fn run_step(
         "outOfOrder": sum(|c| &c.out_of_order), "stale": sum(|c| &c.stale),
         "latencyMs": latency.summary_ms(), "sendLagMs": lag.summary_ms(),
         "serverCpuSecs": server_cpu.map(round3), "serverCpuSecsPer1000": per_1000,
-        "loadgenCpuShare": own_cpu.map(|c| round3(c / wall)), "wallSecs": round3(wall),
+        "loadgenCpuShare": own_cpu, "wallSecs": round3(wall),
     })
 }
 
@@ -222,13 +215,7 @@ struct Peer {
 impl Peer {
     async fn join(&self, addr: &str) -> Result<Client, Error> {
         let mut client = Client::connect(addr).await?;
-        let id = client
-            .emit_with_ack("join-room", &format!(r#"{{"roomId":"{}","userId":"{}"}}"#, self.room, self.user))
-            .await?;
-        let ack = client.ack(id, |_| {}).await?;
-        if !ack_ok(&ack) {
-            return Err(format!("join-room refused: {ack:.200}").into());
-        }
+        client.join(&self.room, &self.user).await?;
         Ok(client)
     }
 
@@ -255,6 +242,7 @@ impl Peer {
                     match *steps.borrow_and_update() {
                         None => break,
                         Some(s) => {
+                            counts.reset();
                             step = Some(s);
                             sent = 0;
                             expected = 0;
@@ -263,16 +251,11 @@ impl Peer {
                     }
                 }
                 frame = client.recv() => match frame {
-                    Some(Ok(Message::Text(text))) => {
-                        if text.as_str() == "2" {
-                            if client.pong().await.is_err() { break; }
-                            continue;
-                        }
+                    Some(text) => {
                         let now = origin.elapsed().as_micros() as u64;
                         receive(text.as_str(), step, &mut expected, now, end_micros(step, origin), &counts);
                     }
-                    Some(Ok(_)) => {}
-                    _ => break,
+                    None => break,
                 },
                 _ = &mut wake, if step.is_some_and(|s| sent < due(&s, self.phase, s.end)) => {
                     let Some(s) = step else { continue };
@@ -281,9 +264,14 @@ impl Peer {
                     let next = s.start + Duration::from_secs_f64((target.max(sent) as f64 + self.phase) / s.rate);
                     wake.as_mut().reset(next.max(now + Duration::from_millis(1)).into());
                     if target <= sent { continue; }
-                    let fell_due = s.start + Duration::from_secs_f64((sent as f64 + self.phase) / s.rate);
-                    let behind = now.min(s.end).saturating_duration_since(fell_due);
-                    counts.lag.lock().unwrap().push(behind.as_micros() as u64);
+                    {
+                        // How late each relay of the batch is written, one sample per relay.
+                        let mut lag = counts.lag.lock().unwrap();
+                        for k in sent..target {
+                            let fell_due = s.start + Duration::from_secs_f64((k as f64 + self.phase) / s.rate);
+                            lag.push(now.saturating_duration_since(fell_due).as_micros() as u64);
+                        }
+                    }
                     let t = origin.elapsed().as_micros();
                     let batch = target - sent;
                     for _ in 0..batch {

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 
 /// Why a client operation failed.
@@ -63,6 +63,16 @@ impl Client {
         }
     }
 
+    /// Joins `room` as `user` and waits for a successful ack.
+    pub async fn join(&mut self, room: &str, user: &str) -> Result<(), Error> {
+        let id = self.emit_with_ack("join-room", &join_body(room, user)).await?;
+        let ack = self.ack(id, |_| {}).await?;
+        if !ack_ok(&ack) {
+            return Err(format!("join-room refused: {ack:.200}").into());
+        }
+        Ok(())
+    }
+
     /// Sends event `name` with the JSON object `body`, asking for an ack; returns the ack id.
     pub async fn emit_with_ack(&mut self, name: &str, body: &str) -> Result<u64, Error> {
         let id = self.next_ack;
@@ -106,14 +116,17 @@ impl Client {
         }
     }
 
-    /// The next frame without a timeout (for long-lived readers); `None` on close.
-    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
-        self.ws.next().await.map(|r| r.map_err(Into::into))
-    }
-
-    /// Answers an engine.io ping.
-    pub async fn pong(&mut self) -> Result<(), Error> {
-        Ok(self.ws.send(Message::text("3")).await?)
+    /// The next text frame without a timeout (for long-lived readers), pings
+    /// answered on the way; `None` when the connection closes or fails.
+    pub async fn recv(&mut self) -> Option<Utf8Bytes> {
+        loop {
+            match self.ws.next().await? {
+                Ok(Message::Text(text)) if text.as_str() == "2" => self.ws.send(Message::text("3")).await.ok()?,
+                Ok(Message::Text(text)) => return Some(text),
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
     }
 
     /// Closes the websocket (a client-side disconnect).
@@ -138,7 +151,12 @@ pub fn classify(text: &str) -> Packet<'_> {
 
 /// Whether an ack's JSON array text reports success.
 pub fn ack_ok(body: &str) -> bool {
-    body.starts_with("[{\"ok\":true") || body.contains("\"ok\":true")
+    body.contains("\"ok\":true")
+}
+
+/// The `join-room` payload.
+pub fn join_body(room: &str, user: &str) -> String {
+    format!(r#"{{"roomId":"{room}","userId":"{user}"}}"#)
 }
 
 #[cfg(test)]
