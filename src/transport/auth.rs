@@ -84,7 +84,7 @@ pub fn token_from(auth: Option<&Value>, headers: &HeaderMap, query: Option<&str>
         let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
         value.strip_prefix("Bearer ").map(|t| t.trim().to_owned())
     };
-    let from_query = || query?.split('&').find_map(|pair| pair.strip_prefix("token=")).map(str::to_owned);
+    let from_query = || super::query::param(query, "token").map(str::to_owned);
     from_auth.or_else(from_header).or_else(from_query).filter(|t| !t.is_empty())
 }
 

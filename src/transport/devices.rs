@@ -16,7 +16,8 @@
 use std::time::{Instant, SystemTime};
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::request::Parts;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::Serialize;
@@ -24,6 +25,7 @@ use serde_json::{Value, json};
 
 use super::auth::Authenticated;
 use super::error::{FieldError, HttpError};
+use super::query::param;
 use crate::domain::UserId;
 use crate::domain::presence::{Announcement, Capability, Device, DeviceId, NetworkId, SignalAddress};
 use crate::domain::signal::Queued;
@@ -191,12 +193,10 @@ fn message_json(q: &Queued) -> Value {
 
 async fn messages(
     State(state): State<AppState>,
-    Path(device): Path<String>,
-    authenticated: Option<Extension<Authenticated>>,
+    OwnDevice(device): OwnDevice,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, HttpError> {
-    let device = own_device(&state, &device, authenticated).await?;
-    let peek = query_value(query.as_deref(), "peek").is_some_and(|v| v == "true" || v == "1");
+    let peek = param(query.as_deref(), "peek").is_some_and(|v| v == "true" || v == "1");
     let pending = state.devices.pending(&device).await.map_err(|e| failed(&state, e, "messages"))?;
     if !peek && let Some(last) = pending.last() {
         // Only what is being returned; a signal queued meanwhile stays.
@@ -207,37 +207,36 @@ async fn messages(
 
 async fn confirm(
     State(state): State<AppState>,
-    Path(device): Path<String>,
-    authenticated: Option<Extension<Authenticated>>,
+    OwnDevice(device): OwnDevice,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, HttpError> {
-    let device = own_device(&state, &device, authenticated).await?;
-    let up_to = query_value(query.as_deref(), "upTo")
+    let up_to = param(query.as_deref(), "upTo")
         .and_then(|v| v.parse::<u64>().ok())
         .ok_or_else(|| invalid("upTo", "is required: the id of the last message received".into()))?;
     let removed = state.devices.ack(&device, up_to).await.map_err(|e| failed(&state, e, "confirm"))?;
     Ok(Json(json!({ "removed": removed })))
 }
 
-/// The device of the path, if the caller may read its queue: with JWT on,
-/// only a device announced by the token's user.
-async fn own_device(
-    state: &AppState,
-    raw: &str,
-    authenticated: Option<Extension<Authenticated>>,
-) -> Result<DeviceId, HttpError> {
-    let device = DeviceId::parse(raw).map_err(|e| invalid("deviceId", e.to_string()))?;
-    if let Some(Extension(Authenticated(sub))) = authenticated {
-        let record = state.devices.device(&device).await.map_err(|e| failed(state, e, "messages"))?;
-        if record.is_none_or(|d| d.user != sub) {
-            return Err(HttpError::Forbidden("a device may only read its own queue: announce it first"));
-        }
-    }
-    Ok(device)
-}
+/// The `{deviceId}` of the path, if the caller may read its queue: with JWT
+/// on, only a device announced by the token's user.
+struct OwnDevice(DeviceId);
 
-fn query_value<'q>(query: Option<&'q str>, key: &str) -> Option<&'q str> {
-    query?.split('&').find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+impl FromRequestParts<AppState> for OwnDevice {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, HttpError> {
+        let Path(raw) =
+            Path::<String>::from_request_parts(parts, state).await.map_err(|e| invalid("deviceId", e.body_text()))?;
+        let device = DeviceId::parse(&raw).map_err(|e| invalid("deviceId", e.to_string()))?;
+        // `require_token` has put the token's user here when JWT is on.
+        if let Some(Authenticated(sub)) = parts.extensions.get::<Authenticated>() {
+            let record = state.devices.device(&device).await.map_err(|e| failed(state, e, "messages"))?;
+            if record.is_none_or(|d| &d.user != sub) {
+                return Err(HttpError::Forbidden("a device may only read its own queue: announce it first"));
+            }
+        }
+        Ok(Self(device))
+    }
 }
 
 fn invalid(field: &'static str, message: String) -> HttpError {

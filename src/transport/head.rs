@@ -27,8 +27,7 @@ pub async fn detach(mut request: Request, next: Next) -> Response {
 
 /// A socket.io request without a session id: a polling handshake or a direct websocket.
 fn opens_session(uri: &Uri) -> bool {
-    uri.path().starts_with("/socket.io")
-        && !uri.query().is_some_and(|q| q.split('&').any(|pair| pair.starts_with("sid=")))
+    uri.path().starts_with("/socket.io") && super::query::param(uri.query(), "sid").is_none()
 }
 
 /// Replaces the URI and header values with copies that own their bytes.

@@ -18,6 +18,7 @@ pub mod inbox;
 pub mod origin;
 pub mod payload;
 pub mod presence_jobs;
+pub mod query;
 pub mod socket;
 pub mod static_files;
 pub mod upkeep;

@@ -57,10 +57,7 @@ pub async fn on_connect<A: Adapter>(
 
 fn handshake_user<A: Adapter>(socket: &SocketRef<A>, auth: Option<Value>) -> Option<UserId> {
     let from_auth = auth.as_ref().and_then(|a| a.get("userId")).and_then(Value::as_str).map(str::to_owned);
-    let from_query = || {
-        let query = socket.req_parts().uri.query()?;
-        query.split('&').find_map(|pair| pair.strip_prefix("userId=")).map(str::to_owned)
-    };
+    let from_query = || super::query::param(socket.req_parts().uri.query(), "userId").map(str::to_owned);
     from_auth.or_else(from_query).and_then(|raw| UserId::parse(&raw).ok())
 }
 
