@@ -16,6 +16,7 @@ use dashmap::mapref::entry::Entry;
 use tokio::sync::Notify;
 
 use crate::config::Config;
+use crate::domain::UserId;
 use crate::domain::presence::DeviceId;
 use crate::domain::rate::TokenBucket;
 use crate::store::devices::{DeviceStore, MemoryDevices};
@@ -37,8 +38,10 @@ pub struct AppState {
     pub limits: Arc<AddressLimits>,
     /// Device presence and queued signals (seed 004).
     pub devices: Arc<dyn DeviceStore>,
-    /// Announcements per device (`RATE_LIMIT_MAX_REQUESTS` per `RATE_LIMIT_WINDOW_MS`).
-    pub announcements: Arc<KeyedLimits<DeviceId>>,
+    /// Announcements per user and device (`RATE_LIMIT_MAX_REQUESTS` per
+    /// `RATE_LIMIT_WINDOW_MS`); keyed by both, so another user's refused
+    /// attempts on a device id cannot use up its owner's allowance.
+    pub announcements: Arc<KeyedLimits<(UserId, DeviceId)>>,
 }
 
 impl AppState {

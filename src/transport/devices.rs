@@ -80,7 +80,7 @@ async fn announce(
     let rate = f64::from(max) / window.as_secs_f64();
     state
         .announcements
-        .take(&a.device, Instant::now(), rate, f64::from(max))
+        .take(&(a.user.clone(), a.device.clone()), Instant::now(), rate, f64::from(max))
         .map_err(HttpError::TooManyAnnouncements)?;
     let now = SystemTime::now();
     let device = state.devices.announce(a, now).await.map_err(|e| failed(&state, e, "announce"))?;

@@ -109,6 +109,11 @@ async fn with_jwt_devices_belong_to_the_token_s_user_and_only_it_reads_their_que
     assert_eq!(app.request("POST", "/network/home/announce", body(), Some(&alice)).await.0, 200);
     let (status, _, taken) = app.request("POST", "/network/home/announce", body(), Some(&mallory)).await;
     assert_eq!((status, taken["error"]["code"].clone()), (403, json!("forbidden")), "{taken}");
+    // Mallory's refused attempts past the limit (12 a minute) do not use up alice's allowance.
+    for _ in 0..20 {
+        app.request("POST", "/network/home/announce", body(), Some(&mallory)).await;
+    }
+    assert_eq!(app.request("POST", "/network/home/announce", body(), Some(&alice)).await.0, 200);
     let (_, _, peers) = app.request("GET", "/network/home/peers", None, Some(&mallory)).await;
     assert_eq!(peers["peers"][0]["userId"], "alice", "the user is the token's sub");
 
