@@ -92,6 +92,21 @@ pub struct Expired {
     pub queued_at: SystemTime,
 }
 
+/// An expiry notice waiting for its sender to connect.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notice {
+    /// Increasing per sender; the sender confirms each.
+    pub id: u64,
+    /// What expired.
+    pub expired: Expired,
+}
+
+/// Most signals waiting for one device; past it a sender gets `queue-full`.
+pub const MAX_QUEUED_PER_DEVICE: usize = 1000;
+
+/// How long an expiry notice waits for its sender after the signal expired.
+pub const NOTICE_RETENTION: Duration = Duration::from_secs(3600);
+
 impl From<&Queued> for Expired {
     fn from(q: &Queued) -> Self {
         Self { sender: q.signal.from.clone(), to: q.signal.to.clone(), kind: q.signal.kind, queued_at: q.queued_at }

@@ -5,15 +5,17 @@
 //! always passed in.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use tokio::sync::broadcast;
 
 use super::StoreError;
+use crate::domain::ConnId;
 use crate::domain::UserId;
 use crate::domain::presence::{self, AnnounceError, Announcement, Device, DeviceId, NetworkId};
-use crate::domain::signal::{Expired, Outgoing, Queued};
+use crate::domain::signal::{Expired, NOTICE_RETENTION, Notice, Outgoing, Queued};
 
 /// Why a device store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -21,9 +23,21 @@ pub enum DeviceStoreError {
     /// A presence rule refused the announcement.
     #[error(transparent)]
     Rule(#[from] AnnounceError),
+    /// The receiver has this many signals waiting already.
+    #[error("{0} signals are waiting for this device already, the most kept")]
+    QueueFull(usize),
     /// The backing store cannot be reached.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Where a device's live `/devices` connection is: an instance and a connection on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The instance holding the connection (`local` with the memory store).
+    pub instance: Arc<str>,
+    /// The socket.io connection id.
+    pub conn: ConnId,
 }
 
 /// The answer to "where is this user's device in this network?".
@@ -96,8 +110,9 @@ pub trait DeviceStore: Send + Sync + 'static {
     /// Figures for `/metrics`.
     async fn stats(&self) -> Result<PresenceStats, DeviceStoreError>;
 
-    /// Queues `signal` for its receiver at `now`; ids increase per receiver.
-    async fn enqueue(&self, signal: Outgoing, now: SystemTime) -> Result<Queued, DeviceStoreError>;
+    /// Queues `signal` for its receiver at `now`, unless `max` are waiting
+    /// already ([`DeviceStoreError::QueueFull`]); ids increase per receiver.
+    async fn enqueue(&self, signal: Outgoing, now: SystemTime, max: usize) -> Result<Queued, DeviceStoreError>;
 
     /// The receiver's queue, oldest first, left in place.
     async fn pending(&self, to: &DeviceId) -> Result<Vec<Queued>, DeviceStoreError>;
@@ -105,14 +120,49 @@ pub trait DeviceStore: Send + Sync + 'static {
     /// Removes the receiver's signals with an id up to `up_to`; how many.
     async fn ack(&self, to: &DeviceId, up_to: u64) -> Result<usize, DeviceStoreError>;
 
-    /// Removes queued signals older than `ttl` and returns the notices owed to their senders.
+    /// Removes one signal (the device confirmed it); whether it was there.
+    async fn remove(&self, to: &DeviceId, id: u64) -> Result<bool, DeviceStoreError>;
+
+    /// Removes queued signals older than `ttl`, files a [`Notice`] for each
+    /// sender, drops notices older than [`NOTICE_RETENTION`] past their
+    /// signal's expiry, and returns what expired now.
     async fn expire(&self, now: SystemTime, ttl: Duration) -> Result<Vec<Expired>, DeviceStoreError>;
+
+    /// The notices waiting for `sender`, oldest first, left in place.
+    async fn notices(&self, sender: &DeviceId) -> Result<Vec<Notice>, DeviceStoreError>;
+
+    /// Removes one notice (the sender confirmed it); whether it was there.
+    async fn remove_notice(&self, sender: &DeviceId, id: u64) -> Result<bool, DeviceStoreError>;
+
+    /// Records `at` as the device's one live connection; returns the one it
+    /// replaces, if that is still live (its instance alive).
+    async fn register(&self, device: &DeviceId, at: Endpoint) -> Result<Option<Endpoint>, DeviceStoreError>;
+
+    /// Forgets the device's connection if it is still `at`; whether it was.
+    async fn unregister(&self, device: &DeviceId, at: &Endpoint) -> Result<bool, DeviceStoreError>;
+
+    /// The device's live connection: registered, on an instance that is alive.
+    async fn endpoint(&self, device: &DeviceId) -> Result<Option<Endpoint>, DeviceStoreError>;
+
+    /// Takes or renews the lease `name` for `holder` for `ttl`; whether
+    /// `holder` holds it now. One holder at a time, cluster-wide.
+    async fn lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, DeviceStoreError>;
+
+    /// Tells whichever instance holds `device`'s connection that it has mail.
+    async fn wake(&self, device: &DeviceId) -> Result<(), DeviceStoreError>;
+
+    /// Devices woken by [`DeviceStore::wake`] on any instance (best effort:
+    /// a lagging receiver should re-read every local device's mail).
+    fn wakes(&self) -> broadcast::Receiver<DeviceId>;
 }
 
+/// Capacity of the wake channel; a receiver that lags re-reads every queue.
+pub const WAKE_CAPACITY: usize = 4096;
+
 /// Presence and queues in this process's memory.
-#[derive(Default)]
 pub struct MemoryDevices {
     state: Mutex<State>,
+    wakes: broadcast::Sender<DeviceId>,
 }
 
 #[derive(Default)]
@@ -120,6 +170,15 @@ struct State {
     devices: HashMap<DeviceId, Device>,
     queues: HashMap<DeviceId, VecDeque<Queued>>,
     next_id: HashMap<DeviceId, u64>,
+    notices: HashMap<DeviceId, VecDeque<Notice>>,
+    next_notice: HashMap<DeviceId, u64>,
+    endpoints: HashMap<DeviceId, Endpoint>,
+}
+
+impl Default for MemoryDevices {
+    fn default() -> Self {
+        Self { state: Mutex::default(), wakes: broadcast::channel(WAKE_CAPACITY).0 }
+    }
 }
 
 impl MemoryDevices {
@@ -241,8 +300,11 @@ impl DeviceStore for MemoryDevices {
         })
     }
 
-    async fn enqueue(&self, signal: Outgoing, now: SystemTime) -> Result<Queued, DeviceStoreError> {
+    async fn enqueue(&self, signal: Outgoing, now: SystemTime, max: usize) -> Result<Queued, DeviceStoreError> {
         let mut state = self.lock();
+        if state.queues.get(&signal.to).is_some_and(|q| q.len() >= max) {
+            return Err(DeviceStoreError::QueueFull(max));
+        }
         let next = state.next_id.entry(signal.to.clone()).or_insert(0);
         *next += 1;
         let queued = Queued { id: *next, signal, queued_at: now };
@@ -266,8 +328,21 @@ impl DeviceStore for MemoryDevices {
         Ok(removed)
     }
 
+    async fn remove(&self, to: &DeviceId, id: u64) -> Result<bool, DeviceStoreError> {
+        let mut state = self.lock();
+        let Some(queue) = state.queues.get_mut(to) else { return Ok(false) };
+        let before = queue.len();
+        queue.retain(|q| q.id != id);
+        let removed = before != queue.len();
+        if queue.is_empty() {
+            state.queues.remove(to);
+        }
+        Ok(removed)
+    }
+
     async fn expire(&self, now: SystemTime, ttl: Duration) -> Result<Vec<Expired>, DeviceStoreError> {
         let mut state = self.lock();
+        let state = &mut *state;
         let mut expired = Vec::new();
         for queue in state.queues.values_mut() {
             while queue.front().is_some_and(|q| q.is_expired(now, ttl)) {
@@ -275,7 +350,65 @@ impl DeviceStore for MemoryDevices {
             }
         }
         state.queues.retain(|_, q| !q.is_empty());
+        for notices in state.notices.values_mut() {
+            notices.retain(|n| n.expired.queued_at + ttl + NOTICE_RETENTION > now);
+        }
+        for e in &expired {
+            let next = state.next_notice.entry(e.sender.clone()).or_insert(0);
+            *next += 1;
+            let notice = Notice { id: *next, expired: e.clone() };
+            state.notices.entry(e.sender.clone()).or_default().push_back(notice);
+        }
+        state.notices.retain(|_, n| !n.is_empty());
         Ok(expired)
+    }
+
+    async fn notices(&self, sender: &DeviceId) -> Result<Vec<Notice>, DeviceStoreError> {
+        Ok(self.lock().notices.get(sender).map(|n| n.iter().cloned().collect()).unwrap_or_default())
+    }
+
+    async fn remove_notice(&self, sender: &DeviceId, id: u64) -> Result<bool, DeviceStoreError> {
+        let mut state = self.lock();
+        let Some(notices) = state.notices.get_mut(sender) else { return Ok(false) };
+        let before = notices.len();
+        notices.retain(|n| n.id != id);
+        let removed = before != notices.len();
+        if notices.is_empty() {
+            state.notices.remove(sender);
+        }
+        Ok(removed)
+    }
+
+    async fn register(&self, device: &DeviceId, at: Endpoint) -> Result<Option<Endpoint>, DeviceStoreError> {
+        Ok(self.lock().endpoints.insert(device.clone(), at))
+    }
+
+    async fn unregister(&self, device: &DeviceId, at: &Endpoint) -> Result<bool, DeviceStoreError> {
+        let mut state = self.lock();
+        if state.endpoints.get(device) == Some(at) {
+            state.endpoints.remove(device);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn endpoint(&self, device: &DeviceId) -> Result<Option<Endpoint>, DeviceStoreError> {
+        Ok(self.lock().endpoints.get(device).cloned())
+    }
+
+    async fn lease(&self, _name: &str, _holder: &str, _ttl: Duration) -> Result<bool, DeviceStoreError> {
+        // One process: it always holds its own jobs.
+        Ok(true)
+    }
+
+    async fn wake(&self, device: &DeviceId) -> Result<(), DeviceStoreError> {
+        // No receiver (nobody connected yet) is not an error.
+        let _ = self.wakes.send(device.clone());
+        Ok(())
+    }
+
+    fn wakes(&self) -> broadcast::Receiver<DeviceId> {
+        self.wakes.subscribe()
     }
 }
 
@@ -373,24 +506,24 @@ mod tests {
     async fn a_queue_is_read_in_order_and_cleared_only_up_to_what_was_confirmed() {
         let s = MemoryDevices::new();
         for n in 1..=3 {
-            s.enqueue(signal("peer_a", "peer_b", n), t(n)).await.unwrap();
+            s.enqueue(signal("peer_a", "peer_b", n), t(n), 10).await.unwrap();
         }
-        s.enqueue(signal("peer_a", "peer_c", 9), t(0)).await.unwrap();
+        s.enqueue(signal("peer_a", "peer_c", 9), t(0), 10).await.unwrap();
         let pending = s.pending(&id("peer_b")).await.unwrap();
         assert_eq!(pending.iter().map(|q| q.id).collect::<Vec<_>>(), vec![1, 2, 3]);
         assert_eq!(s.pending(&id("peer_b")).await.unwrap().len(), 3, "reading removes nothing");
         assert_eq!(s.ack(&id("peer_b"), 2).await.unwrap(), 2);
         assert_eq!(s.pending(&id("peer_b")).await.unwrap()[0].signal.data, serde_json::json!({"n": 3}));
         assert_eq!(s.ack(&id("peer_b"), 2).await.unwrap(), 0, "acking again removes nothing");
-        assert_eq!(s.enqueue(signal("peer_a", "peer_b", 4), t(5)).await.unwrap().id, 4, "ids keep increasing");
+        assert_eq!(s.enqueue(signal("peer_a", "peer_b", 4), t(5), 10).await.unwrap().id, 4, "ids keep increasing");
         assert_eq!(s.stats().await.unwrap().queued_signals, 3);
     }
 
     #[tokio::test]
     async fn expired_signals_leave_the_queue_and_name_their_senders() {
         let s = MemoryDevices::new();
-        s.enqueue(signal("peer_a", "peer_b", 1), t(0)).await.unwrap();
-        s.enqueue(signal("peer_c", "peer_b", 2), t(100)).await.unwrap();
+        s.enqueue(signal("peer_a", "peer_b", 1), t(0), 10).await.unwrap();
+        s.enqueue(signal("peer_c", "peer_b", 2), t(100), 10).await.unwrap();
         let ttl = Duration::from_secs(3600);
         assert!(s.expire(t(3599), ttl).await.unwrap().is_empty());
         let expired = s.expire(t(3600), ttl).await.unwrap();

@@ -246,6 +246,8 @@ fn invalid(field: &'static str, message: String) -> HttpError {
 fn failed(state: &AppState, e: DeviceStoreError, during: &'static str) -> HttpError {
     match e {
         DeviceStoreError::Rule(_) => HttpError::Forbidden("this device id belongs to another user"),
+        // No REST route queues a signal.
+        DeviceStoreError::QueueFull(_) => HttpError::Unavailable,
         DeviceStoreError::Store(e) => state.reported(e, during).into(),
     }
 }
