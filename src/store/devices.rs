@@ -77,6 +77,45 @@ pub struct PresenceStats {
     pub queued_signals: usize,
 }
 
+/// Where `user` is among the devices of one network at `now` (expired
+/// records do not count): [`DeviceStore::find_user`] for every engine.
+pub(super) fn lookup<'a>(
+    in_network: impl Iterator<Item = &'a Device>,
+    user: &UserId,
+    now: SystemTime,
+    ttl: Duration,
+) -> PeerLookup {
+    let in_network: Vec<&Device> = in_network.filter(|d| !d.is_expired(now)).collect();
+    let mine: Vec<&Device> = in_network.iter().copied().filter(|d| &d.user == user).collect();
+    if let Some(online) =
+        mine.iter().filter(|d| d.online && !d.is_stale(now, ttl)).max_by_key(|d| (d.last_seen, d.id.clone()))
+    {
+        return PeerLookup::Online((*online).clone());
+    }
+    let mut coordinators: Vec<&Device> = in_network.into_iter().filter(|d| d.coordinator).collect();
+    coordinators.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.id.cmp(&b.id)));
+    PeerLookup::Offline {
+        last_seen: mine.iter().map(|d| d.last_seen).max(),
+        last_coordinators: coordinators.into_iter().map(|d| d.id.clone()).collect(),
+    }
+}
+
+/// [`PresenceStats`] over every device record and the number of queued signals.
+pub(super) fn stats<'a>(devices: impl Iterator<Item = &'a Device>, queued_signals: usize) -> PresenceStats {
+    let mut networks: std::collections::BTreeMap<NetworkId, usize> = Default::default();
+    let mut active_devices = 0;
+    for d in devices.filter(|d| d.online) {
+        active_devices += 1;
+        *networks.entry(d.network.clone()).or_default() += usize::from(d.coordinator);
+    }
+    PresenceStats {
+        active_devices,
+        active_networks: networks.len(),
+        coordinators: networks.into_iter().collect(),
+        queued_signals,
+    }
+}
+
 /// Presence and queues: the operations the transport and the jobs need.
 #[async_trait]
 pub trait DeviceStore: Send + Sync + 'static {
@@ -193,7 +232,8 @@ impl MemoryDevices {
     }
 }
 
-fn earliest_first(devices: &mut [Device]) {
+/// Orders devices by first announcement, then id.
+pub(super) fn earliest_first(devices: &mut [Device]) {
     devices.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
 }
 
@@ -236,19 +276,8 @@ impl DeviceStore for MemoryDevices {
         ttl: Duration,
     ) -> Result<PeerLookup, DeviceStoreError> {
         let state = self.lock();
-        let in_network = || state.devices.values().filter(|d| &d.network == network && !d.is_expired(now));
-        let mine: Vec<&Device> = in_network().filter(|d| &d.user == user).collect();
-        if let Some(online) =
-            mine.iter().filter(|d| d.online && !d.is_stale(now, ttl)).max_by_key(|d| (d.last_seen, d.id.clone()))
-        {
-            return Ok(PeerLookup::Online((*online).clone()));
-        }
-        let mut coordinators: Vec<&Device> = in_network().filter(|d| d.coordinator).collect();
-        coordinators.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.id.cmp(&b.id)));
-        Ok(PeerLookup::Offline {
-            last_seen: mine.iter().map(|d| d.last_seen).max(),
-            last_coordinators: coordinators.into_iter().map(|d| d.id.clone()).collect(),
-        })
+        let in_network = state.devices.values().filter(|d| &d.network == network);
+        Ok(lookup(in_network, user, now, ttl))
     }
 
     async fn sweep(&self, now: SystemTime, ttl: Duration) -> Result<Sweep, DeviceStoreError> {
@@ -286,23 +315,12 @@ impl DeviceStore for MemoryDevices {
 
     async fn stats(&self) -> Result<PresenceStats, DeviceStoreError> {
         let state = self.lock();
-        let mut networks: HashMap<NetworkId, usize> = HashMap::new();
-        for d in state.devices.values().filter(|d| d.online) {
-            *networks.entry(d.network.clone()).or_default() += usize::from(d.coordinator);
-        }
-        let mut coordinators: Vec<(NetworkId, usize)> = networks.into_iter().collect();
-        coordinators.sort();
-        Ok(PresenceStats {
-            active_devices: state.devices.values().filter(|d| d.online).count(),
-            active_networks: coordinators.len(),
-            coordinators,
-            queued_signals: state.queues.values().map(VecDeque::len).sum(),
-        })
+        Ok(stats(state.devices.values(), state.queues.values().map(VecDeque::len).sum()))
     }
 
     async fn enqueue(&self, signal: Outgoing, now: SystemTime, max: usize) -> Result<Queued, DeviceStoreError> {
         let mut state = self.lock();
-        if state.queues.get(&signal.to).is_some_and(|q| q.len() >= max) {
+        if state.queues.get(&signal.to).map_or(0, VecDeque::len) >= max {
             return Err(DeviceStoreError::QueueFull(max));
         }
         let next = state.next_id.entry(signal.to.clone()).or_insert(0);
@@ -412,132 +430,7 @@ impl DeviceStore for MemoryDevices {
     }
 }
 
-// Engine tests: the same suite will run against Redis when that engine exists.
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::domain::presence::{Capability, SignalAddress};
-    use crate::domain::signal::SignalKind;
-
-    fn t(secs: u64) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
-    }
-
-    const TTL: Duration = Duration::from_secs(600);
-
-    fn announcement(network: &str, device: &str, user: &str, caps: &[Capability]) -> Announcement {
-        Announcement {
-            network: NetworkId::parse(network).unwrap(),
-            device: DeviceId::parse(device).unwrap(),
-            user: UserId::parse(user).unwrap(),
-            signal_address: SignalAddress::parse("wss://signal.example/x").unwrap(),
-            capabilities: caps.to_vec(),
-        }
-    }
-
-    fn id(s: &str) -> DeviceId {
-        DeviceId::parse(s).unwrap()
-    }
-
-    fn net(s: &str) -> NetworkId {
-        NetworkId::parse(s).unwrap()
-    }
-
-    fn signal(from: &str, to: &str, n: u64) -> Outgoing {
-        Outgoing { kind: SignalKind::IceCandidate, from: id(from), to: id(to), data: serde_json::json!({ "n": n }) }
-    }
-
-    #[tokio::test]
-    async fn peers_are_the_online_devices_of_one_network_only() {
-        let s = MemoryDevices::new();
-        s.announce(announcement("home", "peer_a", "alice", &[]), t(0)).await.unwrap();
-        s.announce(announcement("home", "peer_b", "bob", &[]), t(10)).await.unwrap();
-        s.announce(announcement("work", "peer_c", "carol", &[]), t(0)).await.unwrap();
-        let home: Vec<_> = s.peers(&net("home"), t(20), TTL).await.unwrap().into_iter().map(|d| d.id).collect();
-        assert_eq!(home, vec![id("peer_a"), id("peer_b")]);
-        let later: Vec<_> = s.peers(&net("home"), t(605), TTL).await.unwrap().into_iter().map(|d| d.id).collect();
-        assert_eq!(later, vec![id("peer_b")], "peer_a is stale even before a sweep");
-    }
-
-    #[tokio::test]
-    async fn the_sweep_marks_silent_devices_offline_and_forgets_them_after_retention() {
-        let s = MemoryDevices::new();
-        s.announce(announcement("home", "peer_a", "alice", &[]), t(0)).await.unwrap();
-        s.announce(announcement("home", "peer_b", "bob", &[]), t(300)).await.unwrap();
-        let sweep = s.sweep(t(600), TTL).await.unwrap();
-        assert_eq!((sweep.went_offline, sweep.deleted), (vec![id("peer_a")], 0));
-        assert!(!s.device(&id("peer_a")).await.unwrap().unwrap().online);
-        assert_eq!(s.sweep(t(3600), TTL).await.unwrap().deleted, 1);
-        assert!(s.device(&id("peer_a")).await.unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn a_user_offline_gets_the_last_coordinators_instead() {
-        let s = MemoryDevices::new();
-        s.announce(announcement("home", "peer_a", "alice", &[]), t(0)).await.unwrap();
-        s.announce(announcement("home", "peer_k", "kim", &[Capability::Coordinator]), t(100)).await.unwrap();
-        s.announce(announcement("work", "peer_w", "walt", &[Capability::Coordinator]), t(100)).await.unwrap();
-        match s.find_user(&net("home"), &UserId::parse("alice").unwrap(), t(10), TTL).await.unwrap() {
-            PeerLookup::Online(d) => assert_eq!(d.id, id("peer_a")),
-            other => panic!("{other:?}"),
-        }
-        let offline = s.find_user(&net("home"), &UserId::parse("alice").unwrap(), t(700), TTL).await.unwrap();
-        assert_eq!(offline, PeerLookup::Offline { last_seen: Some(t(0)), last_coordinators: vec![id("peer_k")] });
-        let unknown = s.find_user(&net("home"), &UserId::parse("zed").unwrap(), t(700), TTL).await.unwrap();
-        assert_eq!(unknown, PeerLookup::Offline { last_seen: None, last_coordinators: vec![id("peer_k")] });
-    }
-
-    #[tokio::test]
-    async fn promotion_keeps_two_coordinators_per_network_and_no_more() {
-        let s = MemoryDevices::new();
-        for (i, dev) in ["peer_a", "peer_b", "peer_c"].iter().enumerate() {
-            s.announce(announcement("home", dev, dev, &[Capability::Store]), t(i as u64)).await.unwrap();
-        }
-        s.announce(announcement("work", "peer_w", "walt", &[Capability::Relay]), t(0)).await.unwrap();
-        let promoted: Vec<_> = s.promote(2).await.unwrap().into_iter().map(|d| d.id).collect();
-        assert_eq!(promoted, vec![id("peer_a"), id("peer_w"), id("peer_b")]);
-        assert!(s.promote(2).await.unwrap().is_empty(), "nothing missing any more");
-        let stats = s.stats().await.unwrap();
-        assert_eq!(stats.coordinators, vec![(net("home"), 2), (net("work"), 1)]);
-        assert_eq!((stats.active_devices, stats.active_networks), (4, 2));
-    }
-
-    #[tokio::test]
-    async fn a_queue_is_read_in_order_and_cleared_only_up_to_what_was_confirmed() {
-        let s = MemoryDevices::new();
-        for n in 1..=3 {
-            s.enqueue(signal("peer_a", "peer_b", n), t(n), 10).await.unwrap();
-        }
-        s.enqueue(signal("peer_a", "peer_c", 9), t(0), 10).await.unwrap();
-        let pending = s.pending(&id("peer_b")).await.unwrap();
-        assert_eq!(pending.iter().map(|q| q.id).collect::<Vec<_>>(), vec![1, 2, 3]);
-        assert_eq!(s.pending(&id("peer_b")).await.unwrap().len(), 3, "reading removes nothing");
-        assert_eq!(s.ack(&id("peer_b"), 2).await.unwrap(), 2);
-        assert_eq!(s.pending(&id("peer_b")).await.unwrap()[0].signal.data, serde_json::json!({"n": 3}));
-        assert_eq!(s.ack(&id("peer_b"), 2).await.unwrap(), 0, "acking again removes nothing");
-        assert_eq!(s.enqueue(signal("peer_a", "peer_b", 4), t(5), 10).await.unwrap().id, 4, "ids keep increasing");
-        assert_eq!(s.stats().await.unwrap().queued_signals, 3);
-    }
-
-    #[tokio::test]
-    async fn expired_signals_leave_the_queue_and_name_their_senders() {
-        let s = MemoryDevices::new();
-        s.enqueue(signal("peer_a", "peer_b", 1), t(0), 10).await.unwrap();
-        s.enqueue(signal("peer_c", "peer_b", 2), t(100), 10).await.unwrap();
-        let ttl = Duration::from_secs(3600);
-        assert!(s.expire(t(3599), ttl).await.unwrap().is_empty());
-        let expired = s.expire(t(3600), ttl).await.unwrap();
-        assert_eq!(expired.iter().map(|e| e.sender.clone()).collect::<Vec<_>>(), vec![id("peer_a")]);
-        assert_eq!(s.pending(&id("peer_b")).await.unwrap().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn an_expired_record_can_be_taken_by_another_user() {
-        let s = MemoryDevices::new();
-        s.announce(announcement("home", "peer_a", "alice", &[]), t(0)).await.unwrap();
-        let taken = s.announce(announcement("home", "peer_a", "mallory", &[]), t(10)).await;
-        assert!(matches!(taken, Err(DeviceStoreError::Rule(AnnounceError::OwnedByAnotherUser))));
-        let later = s.announce(announcement("home", "peer_a", "mallory", &[]), t(3600)).await.unwrap();
-        assert_eq!(later.user.as_str(), "mallory");
-    }
+    crate::device_store_suite!(async { (super::MemoryDevices::new(), ()) });
 }

@@ -12,9 +12,12 @@ use async_trait::async_trait;
 
 use crate::domain::{ConnId, Joined, Room, RoomError, RoomId, Route, UserId};
 
+#[cfg(test)]
+pub mod device_suite;
 pub mod devices;
 pub mod memory;
 pub mod redis;
+pub mod redis_devices;
 pub mod route_cache;
 #[cfg(test)]
 pub mod suite;

@@ -69,8 +69,8 @@ end
 return out
 "#;
 
-/// How often a change retries after losing a race on the same room.
-const MAX_ATTEMPTS: usize = 64;
+/// How often a change retries after losing a race on the same room (or device record).
+pub(super) const MAX_ATTEMPTS: usize = 64;
 
 /// Room state in Redis, shared by every instance.
 pub struct RedisStore {
@@ -112,12 +112,7 @@ impl RedisStore {
     }
 
     pub(super) fn key(&self, parts: &[&str]) -> String {
-        let mut key = self.prefix.clone();
-        for part in parts {
-            key.push(':');
-            key.push_str(part);
-        }
-        key
+        key(&self.prefix, parts)
     }
 
     async fn read(&self, id: &RoomId) -> Result<(u64, Option<Room>), StoreError> {
@@ -215,7 +210,7 @@ impl RedisStore {
     }
 
     fn alive_key(&self, instance: &str) -> String {
-        self.key(&["inst", instance, "alive"])
+        alive_key(&self.prefix, instance)
     }
 
     /// Marks this instance alive for one TTL, and registers it.
@@ -311,11 +306,26 @@ async fn watch_changes(cache: Arc<RouteCache>, subscriber: SubscriberClient, cha
     }
 }
 
-fn unavailable(e: fred::error::Error) -> StoreError {
+/// `prefix:part:part...`: every key and channel of the Redis engines.
+pub(super) fn key(prefix: &str, parts: &[&str]) -> String {
+    let mut key = prefix.to_owned();
+    for part in parts {
+        key.push(':');
+        key.push_str(part);
+    }
+    key
+}
+
+/// The key that exists while `instance` is alive (its heartbeat, refreshed by [`RoomStore::maintain`]).
+pub(super) fn alive_key(prefix: &str, instance: &str) -> String {
+    key(prefix, &["inst", instance, "alive"])
+}
+
+pub(super) fn unavailable(e: fred::error::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-fn millis(t: SystemTime) -> u64 {
+pub(super) fn millis(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
