@@ -100,6 +100,14 @@ pub struct PresenceConfig {
     /// `RATE_LIMIT_MAX_REQUESTS` per `RATE_LIMIT_WINDOW_MS`: announcements one
     /// device may make (default 12 a minute); past it `429`.
     pub announce_limit: (u32, Duration),
+    /// `SIGNALING_TTL_HOURS`: how long a signal waits for its device before it
+    /// expires and its sender is told (default 1; decimals allowed, 0.0001 to 168).
+    pub signal_ttl: Duration,
+    /// `SIGNAL_EXPIRY_INTERVAL`: milliseconds between checks for expired signals (default 60 000).
+    pub expiry_interval: Duration,
+    /// `JOB_LEASE_MS`: in a cluster, the jobs run on the instance holding this
+    /// lease; it passes to another within this long of its holder dying (default 30 000).
+    pub job_lease: Duration,
 }
 
 /// A secret that never prints.
@@ -277,6 +285,9 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
                 self.ranged("RATE_LIMIT_MAX_REQUESTS", 12, 1..=1_000_000)? as u32,
                 interval("RATE_LIMIT_WINDOW_MS", 60_000)?,
             ),
+            signal_ttl: self.decimal("SIGNALING_TTL_HOURS", 1.0, 0.0001..=168.0, Duration::from_secs(3600))?,
+            expiry_interval: interval("SIGNAL_EXPIRY_INTERVAL", 60_000)?,
+            job_lease: Duration::from_millis(self.ranged("JOB_LEASE_MS", 30_000, 300..=3_600_000)? as u64),
         })
     }
 
@@ -427,15 +438,23 @@ mod tests {
         assert_eq!(p.device_ttl, Duration::from_secs(600));
         assert_eq!((p.min_coordinators, p.announce_limit), (2, (12, Duration::from_secs(60))));
         assert_eq!((p.cleanup_interval, p.coordinator_interval), (Duration::from_secs(300), Duration::from_secs(600)));
+        assert_eq!((p.signal_ttl, p.expiry_interval), (Duration::from_secs(3600), Duration::from_secs(60)));
+        assert_eq!(p.job_lease, Duration::from_secs(30));
     }
 
     #[test]
     fn the_device_ttl_takes_decimals_so_tests_and_small_deployments_can_go_short() {
         let c = with(&[("DEVICE_TTL_MINUTES", "0.05")]).unwrap();
         assert_eq!(c.presence.device_ttl, Duration::from_secs(3));
-        for (var, bad) in
-            [("DEVICE_TTL_MINUTES", "0"), ("DEVICE_TTL_MINUTES", "soon"), ("RATE_LIMIT_MAX_REQUESTS", "0")]
-        {
+        let c = with(&[("SIGNALING_TTL_HOURS", "0.001")]).unwrap();
+        assert_eq!(c.presence.signal_ttl, Duration::from_millis(3600));
+        for (var, bad) in [
+            ("DEVICE_TTL_MINUTES", "0"),
+            ("DEVICE_TTL_MINUTES", "soon"),
+            ("RATE_LIMIT_MAX_REQUESTS", "0"),
+            ("SIGNALING_TTL_HOURS", "200"),
+            ("JOB_LEASE_MS", "10"),
+        ] {
             assert_eq!(with(&[(var, bad)]).unwrap_err().var, var);
         }
         assert_eq!(with(&[("MIN_COORDINATORS_PER_NETWORK", "0")]).unwrap().presence.min_coordinators, 0);

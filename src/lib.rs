@@ -8,6 +8,7 @@
 pub mod config;
 pub mod domain;
 pub mod healthcheck;
+pub mod metrics;
 pub mod redis;
 pub mod server;
 pub mod state;

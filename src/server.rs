@@ -3,7 +3,8 @@
 //!
 //! Without `REDIS_URL`: the memory store and socketioxide's local adapter.
 //! With it: the Redis store and the socket.io Redis adapter (fred driver), so
-//! every instance sees the same rooms and reaches every connection.
+//! every instance sees the same rooms and reaches every connection; device
+//! presence, queues and the jobs lease live in Redis too.
 //!
 //! Layer order matters: CORS is outermost so polling preflights get CORS
 //! headers before the socket.io layer (which rejects `OPTIONS`) sees them.
@@ -31,7 +32,8 @@ use crate::config::{AllowedOrigins, Config};
 use crate::state::AppState;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
-use crate::transport::{head, http, origin, presence_jobs, socket, static_files, upkeep};
+use crate::store::redis_devices::RedisDevices;
+use crate::transport::{device_socket, head, http, origin, presence_jobs, socket, static_files, upkeep};
 
 /// How long connections get to close after a shutdown signal before the
 /// server stops regardless (the process must exit within 10 s).
@@ -66,10 +68,15 @@ pub async fn run(
         .map_err(std::io::Error::other)?;
     // The adapter has connected the subscriber; room changes come in on it too.
     store.watch_changes(redis.subscriber.clone());
-    let state = AppState::new(config, Arc::new(store));
+    let devices = RedisDevices::new(redis.data.clone(), &config.redis_prefix, &instance);
+    devices.watch_wakes(redis.subscriber.clone());
+    let state = AppState::new(config, Arc::new(store)).with_devices(Arc::new(devices), &instance);
     let builder = SocketIo::builder().with_adapter::<FredAdapter<_>>(adapter);
     let (layer, io) = configure(builder, &state).build_layer();
     io.ns("/", socket::on_connect.with(socket::attach).with(socket::authenticate))
+        .await
+        .map_err(std::io::Error::other)?;
+    io.ns(device_socket::NAMESPACE, device_socket::on_connect.with(device_socket::admit))
         .await
         .map_err(std::io::Error::other)?;
     crate::redis::keep_subscriptions(redis.subscriber.clone());
@@ -90,6 +97,7 @@ pub async fn run_with_store(
     let state = AppState::new(config, store);
     let (layer, io) = configure(SocketIo::builder(), &state).build_layer();
     io.ns("/", socket::on_connect.with(socket::attach).with(socket::authenticate));
+    io.ns(device_socket::NAMESPACE, device_socket::on_connect.with(device_socket::admit));
     serve(listener, state, layer, io, shutdown).await
 }
 
@@ -101,6 +109,13 @@ async fn serve<A: Adapter>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let _jobs = AbortOnDrop(tokio::spawn(presence_jobs::run(state.clone())));
+    let _wakes = AbortOnDrop(tokio::spawn(device_socket::dispatch_wakes(state.clone())));
+    let counting = io.clone();
+    state.metrics.count_websockets_with(move || {
+        let namespaces = ["/", device_socket::NAMESPACE].map(|ns| counting.of(ns).map(|ns| ns.sockets()));
+        let sockets = namespaces.into_iter().flatten().flatten();
+        sockets.filter(|s| s.transport_type() == socketioxide::TransportType::Websocket).count()
+    });
     let origins = Arc::new(state.config.allowed_origins.clone());
     let bundle = Arc::new(static_files::bundle_dir(&state.config.web_dir));
     let app = http::routes(state.clone()).layer(
@@ -125,6 +140,7 @@ async fn serve<A: Adapter>(
         // Clear rooms and tell peers first, then close the transports: clients
         // see a transport close (not a server disconnect) and reconnect.
         socket::disconnect_all(&io).await;
+        device_socket::disconnect_all(&io).await;
         if tokio::time::timeout(SHUTDOWN_GRACE, stats.all_disconnected()).await.is_err() {
             warn!(left = stats.connections(), "some connections were not cleaned up in time");
         }

@@ -16,9 +16,10 @@ use dashmap::mapref::entry::Entry;
 use tokio::sync::Notify;
 
 use crate::config::Config;
-use crate::domain::UserId;
 use crate::domain::presence::DeviceId;
 use crate::domain::rate::TokenBucket;
+use crate::domain::{ConnId, UserId};
+use crate::metrics::Metrics;
 use crate::store::devices::{DeviceStore, MemoryDevices};
 use crate::store::{RoomStore, StoreError};
 use crate::transport::error::report_store_failure;
@@ -42,6 +43,43 @@ pub struct AppState {
     /// `RATE_LIMIT_WINDOW_MS`); keyed by both, so another user's refused
     /// attempts on a device id cannot use up its owner's allowance.
     pub announcements: Arc<KeyedLimits<(UserId, DeviceId)>>,
+    /// The `/devices` connections of this instance, by device.
+    pub mailboxes: Arc<Mailboxes>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// This instance's id in the cluster (`local` without Redis).
+    pub instance: Arc<str>,
+}
+
+/// The `/devices` connections of this instance: each device's connection and
+/// the signal that wakes its delivery when mail arrives.
+#[derive(Default)]
+pub struct Mailboxes(DashMap<DeviceId, (ConnId, Arc<Notify>)>);
+
+impl Mailboxes {
+    /// Records `conn` as `device`'s connection here.
+    pub fn open(&self, device: DeviceId, conn: ConnId, wake: Arc<Notify>) {
+        self.0.insert(device, (conn, wake));
+    }
+
+    /// Forgets `device`'s connection if it is still `conn`.
+    pub fn close(&self, device: &DeviceId, conn: &ConnId) {
+        self.0.remove_if(device, |_, (c, _)| c == conn);
+    }
+
+    /// Wakes `device`'s delivery, if it is connected here.
+    pub fn wake(&self, device: &DeviceId) {
+        if let Some(entry) = self.0.get(device) {
+            entry.1.notify_one();
+        }
+    }
+
+    /// Wakes every delivery here (wake-ups were missed).
+    pub fn wake_all(&self) {
+        for entry in self.0.iter() {
+            entry.1.notify_one();
+        }
+    }
 }
 
 impl AppState {
@@ -55,6 +93,13 @@ impl AppState {
     pub fn reported(&self, e: StoreError, during: &'static str) -> StoreError {
         report_store_failure(&e, self.redis_up(), during);
         e
+    }
+
+    /// The same state over another device store, for instance `instance`.
+    pub fn with_devices(mut self, devices: Arc<dyn DeviceStore>, instance: &str) -> Self {
+        self.devices = devices;
+        self.instance = Arc::from(instance);
+        self
     }
 
     /// Records whether Redis answers.
@@ -82,6 +127,9 @@ impl AppState {
             limits: Arc::new(AddressLimits::default()),
             devices: Arc::new(MemoryDevices::new()),
             announcements: Arc::default(),
+            mailboxes: Arc::default(),
+            metrics: Arc::default(),
+            instance: Arc::from("local"),
             config: Arc::new(config),
             store,
             stats,

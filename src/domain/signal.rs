@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::presence::DeviceId;
+use super::presence::{Device, DeviceId};
 
 /// What a signal carries, as seed 004 names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -92,6 +92,29 @@ pub struct Expired {
     pub queued_at: SystemTime,
 }
 
+/// Why a signal cannot be sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    /// The sender has no live record: it must announce itself first.
+    #[error("announce this device (POST /network/{{networkId}}/announce) before signaling")]
+    SenderNotAnnounced,
+    /// No live record of the receiver in the sender's network.
+    #[error("no device with that id in this device's network")]
+    TargetNotFound,
+}
+
+/// Checks that a signal from `from` to `to` stays within one network at
+/// `now`. Networks are isolated: a device of another network is as unknown
+/// as one that never announced. A record counts until its retention ends, so
+/// a device that went offline can still be signaled (the signal waits).
+pub fn check_route(from: Option<&Device>, to: Option<&Device>, now: SystemTime) -> Result<(), RouteError> {
+    let from = from.filter(|d| !d.is_expired(now)).ok_or(RouteError::SenderNotAnnounced)?;
+    match to.filter(|d| !d.is_expired(now)) {
+        Some(to) if to.network == from.network => Ok(()),
+        _ => Err(RouteError::TargetNotFound),
+    }
+}
+
 /// An expiry notice waiting for its sender to connect.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Notice {
@@ -144,5 +167,29 @@ mod tests {
         assert!(q.is_expired(at + ttl, ttl));
         let notice = Expired::from(&q);
         assert_eq!((notice.sender.as_str(), notice.to.as_str(), notice.queued_at), ("peer_a", "peer_b", at));
+    }
+
+    #[test]
+    fn a_signal_stays_within_one_network_and_needs_an_announced_sender() {
+        use crate::domain::UserId;
+        use crate::domain::presence::{Announcement, NetworkId, RETENTION, SignalAddress};
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let device = |id: &str, network: &str| {
+            let a = Announcement {
+                network: NetworkId::parse(network).unwrap(),
+                device: DeviceId::parse(id).unwrap(),
+                user: UserId::parse(id).unwrap(),
+                signal_address: SignalAddress::parse("wss://x.example").unwrap(),
+                capabilities: vec![],
+            };
+            Device::announce(None, a, at).unwrap()
+        };
+        let (a, b, c) = (device("peer_a", "home"), device("peer_b", "home"), device("peer_c", "work"));
+        assert_eq!(check_route(Some(&a), Some(&b), at), Ok(()));
+        assert_eq!(check_route(Some(&a), Some(&c), at), Err(RouteError::TargetNotFound), "another network");
+        assert_eq!(check_route(Some(&a), None, at), Err(RouteError::TargetNotFound));
+        assert_eq!(check_route(None, Some(&b), at), Err(RouteError::SenderNotAnnounced));
+        let later = at + RETENTION;
+        assert_eq!(check_route(Some(&a), Some(&b), later), Err(RouteError::SenderNotAnnounced), "records expire");
     }
 }

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::payload::PayloadError;
+use crate::domain::signal::RouteError;
 use crate::domain::{IdError, RoomError};
 use crate::store::StoreError;
 
@@ -58,6 +59,12 @@ pub enum SignalError {
     /// This connection is being closed (the server is shutting down).
     #[error("this connection is closing; reconnect and retry")]
     Closing,
+    /// A `/devices` signal that leaves its network or comes from an unannounced device.
+    #[error(transparent)]
+    Route(#[from] crate::domain::signal::RouteError),
+    /// The receiving device has the most signals waiting already.
+    #[error("{0} signals are waiting for that device already; it must take some first")]
+    QueueFull(usize),
 }
 
 impl SignalError {
@@ -73,6 +80,9 @@ impl SignalError {
             SignalError::Overloaded | SignalError::TooManyRooms(_) => "rate-limited",
             SignalError::Unauthorized(_) => "unauthorized",
             SignalError::Unavailable | SignalError::Closing => "unavailable",
+            SignalError::Route(RouteError::SenderNotAnnounced) => "not-announced",
+            SignalError::Route(RouteError::TargetNotFound) => "target-not-found",
+            SignalError::QueueFull(_) => "target-busy",
         }
     }
 
@@ -120,6 +130,15 @@ pub enum ConnectRefused {
     /// `JWT_SECRET` is set and the handshake has no valid token.
     #[error(transparent)]
     Unauthorized(#[from] super::auth::AuthError),
+    /// `/devices`: the handshake's `deviceId` is missing or malformed.
+    #[error("auth.deviceId {0}")]
+    BadDevice(crate::domain::presence::PresenceError),
+    /// `/devices` with JWT on: the device was not announced by the token's user.
+    #[error("this device was not announced by this token's user: announce it first")]
+    NotYourDevice,
+    /// The store cannot be asked whether the connection may be admitted.
+    #[error("the server's state store is unavailable; retry later")]
+    Unavailable,
 }
 
 /// A failed ack: `{ ok: false, error: { code, message } }`.

@@ -44,7 +44,7 @@ impl<A: Adapter> Ctx<'_, A> {
             }
             Job::Unknown { name, reply } => {
                 let err = SignalError::UnknownEvent(name.clone());
-                reply.send(self.socket, &name, Err(err));
+                reply.refuse(self.socket, &name, err);
             }
             Job::Disconnect(reason) => self.disconnect(reason).await,
         }
@@ -94,6 +94,7 @@ impl<A: Adapter> Ctx<'_, A> {
         let route = route.map_err(|e| self.conn.state.reported(e, kind.event()))?;
         let relayed = Relayed { room_id: &req.room, sender_id: &route.sender, kind, body: &req.body };
         deliver(self.io, self.conn.state.reach(), &route.target, kind.event(), &relayed).await?;
+        self.conn.state.metrics.relayed(kind.event());
         debug!(conn_id = %self.conn.id, room_id = %req.room, sender_id = %route.sender,
             target_id = %req.target, event = kind.event(), "relayed");
         Ok(AckOk::ok())

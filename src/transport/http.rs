@@ -10,6 +10,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::handler::HandlerWithoutStateExt;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
@@ -24,7 +25,7 @@ use crate::domain::ice::IceServers;
 use crate::domain::{RoomId, UserId};
 use crate::state::AppState;
 use crate::store::RoomSnapshot;
-use axum::response::IntoResponse;
+use crate::store::devices::DeviceStoreError;
 
 /// Default page size of `/api/rooms`.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -39,6 +40,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/rooms", get(list_rooms).route_layer(token()))
         .route("/api/rooms/{room_id}", get(get_room).route_layer(token()))
         .route("/api/ice-servers", get(ice_servers).route_layer(token()))
+        .route("/metrics", get(metrics).route_layer(token()))
         .merge(super::devices::routes(&state))
         .fallback_service(ServeDir::new(&state.config.web_dir).fallback(no_route.into_service()))
         .method_not_allowed_fallback(method_not_allowed)
@@ -77,6 +79,24 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     };
     let status = if down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (status, Json(health))
+}
+
+/// Prometheus text: this instance's counters and the store's figures.
+/// Behind the token with JWT on (it names networks).
+async fn metrics(State(state): State<AppState>) -> Result<Response, HttpError> {
+    let rooms = state.store.count().await.map_err(|e| state.reported(e, "metrics"))?;
+    let presence = state.devices.stats().await.map_err(|e| match e {
+        DeviceStoreError::Store(e) => HttpError::from(state.reported(e, "metrics")),
+        _ => HttpError::Unavailable,
+    })?;
+    let snapshot = crate::metrics::Snapshot {
+        metrics: &state.metrics,
+        connections: state.stats.connections(),
+        rooms,
+        presence: &presence,
+    };
+    let content_type = [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")];
+    Ok((content_type, crate::metrics::render(&snapshot)).into_response())
 }
 
 /// `Room` of the contract.

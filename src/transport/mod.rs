@@ -8,6 +8,7 @@
 pub mod address;
 pub mod auth;
 pub mod deliver;
+pub mod device_socket;
 pub mod devices;
 pub mod error;
 pub mod events;

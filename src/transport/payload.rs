@@ -7,6 +7,8 @@
 use serde_json::{Map, Value};
 
 use super::events::RelayKind;
+use crate::domain::presence::DeviceId;
+use crate::domain::signal::SignalKind;
 use crate::domain::{IdError, RoomId, UserId};
 
 /// Why a payload is not what the event needs (wire code `invalid-payload`).
@@ -27,6 +29,9 @@ pub enum PayloadError {
     /// An id field breaks the id rule.
     #[error("{0} {1}")]
     BadId(&'static str, IdError),
+    /// A field breaks its rule (the message says which).
+    #[error("{0} {1}")]
+    Invalid(&'static str, String),
 }
 
 /// `join-room { roomId, userId }`
@@ -100,6 +105,38 @@ pub fn relay(kind: RelayKind, payload: Option<Value>) -> Result<RelayRequest, Pa
     Ok(RelayRequest { room, target, body })
 }
 
+/// `signal { type, toPeerId, data }` on `/devices`
+#[derive(Debug, PartialEq)]
+pub struct DeviceSignalRequest {
+    /// Offer, answer or candidate.
+    pub kind: SignalKind,
+    /// The receiving device.
+    pub to: DeviceId,
+    /// The body, relayed as sent.
+    pub data: Value,
+}
+
+/// Parses a `/devices` `signal` payload.
+pub fn device_signal(payload: Option<Value>) -> Result<DeviceSignalRequest, PayloadError> {
+    let mut map = object(payload)?;
+    let kind = match map.get("type") {
+        None => return Err(PayloadError::Missing("type")),
+        Some(Value::String(t)) => SignalKind::parse(t)
+            .ok_or_else(|| PayloadError::Invalid("type", "must be offer, answer or ice-candidate".into()))?,
+        Some(_) => return Err(PayloadError::NotAString("type")),
+    };
+    let to = match map.get("toPeerId") {
+        None => return Err(PayloadError::Missing("toPeerId")),
+        Some(Value::String(id)) => DeviceId::parse(id).map_err(|e| PayloadError::Invalid("toPeerId", e.to_string()))?,
+        Some(_) => return Err(PayloadError::NotAString("toPeerId")),
+    };
+    let data = map.remove("data").ok_or(PayloadError::Missing("data"))?;
+    if data.is_null() {
+        return Err(PayloadError::Null("data"));
+    }
+    Ok(DeviceSignalRequest { kind, to, data })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +188,24 @@ mod tests {
         let body = json!({"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n", "n": [1.5, -2]});
         let req = relay(RelayKind::Offer, Some(json!({"roomId": "r", "targetId": "t", "offer": body}))).unwrap();
         assert_eq!(req.body, body);
+    }
+
+    #[test]
+    fn a_device_signal_names_its_type_target_and_body() {
+        let req = device_signal(Some(json!({"type": "offer", "toPeerId": "peer_b", "data": {"sdp": "v=0"}}))).unwrap();
+        assert_eq!((req.kind, req.to.as_str(), req.data), (SignalKind::Offer, "peer_b", json!({"sdp": "v=0"})));
+        let cases = [
+            (json!({"toPeerId": "peer_b", "data": 1}), "type is required"),
+            (json!({"type": "hello", "toPeerId": "peer_b", "data": 1}), "type must be offer, answer or ice-candidate"),
+            (json!({"type": "offer", "toPeerId": "bob", "data": 1}), "toPeerId must match"),
+            (json!({"type": "offer", "toPeerId": 7, "data": 1}), "toPeerId must be a string"),
+            (json!({"type": "offer", "toPeerId": "peer_b"}), "data is required"),
+            (json!({"type": "offer", "toPeerId": "peer_b", "data": null}), "data must not be null"),
+        ];
+        for (payload, message) in cases {
+            let err = device_signal(Some(payload.clone())).unwrap_err().to_string();
+            assert!(err.starts_with(message), "{payload}: {err}");
+        }
+        assert_eq!(device_signal(None), Err(PayloadError::NotAnObject));
     }
 }

@@ -1,40 +1,87 @@
 //! Seed 004's background jobs: the presence sweep (every
 //! `PRESENCE_CLEANUP_INTERVAL`: devices silent for `DEVICE_TTL_MINUTES` go
-//! offline, records past an hour are deleted) and coordinator promotion (every
+//! offline, records past an hour are deleted), coordinator promotion (every
 //! `COORDINATOR_CHECK_INTERVAL`: each network gets back to
 //! `MIN_COORDINATORS_PER_NETWORK` online coordinators, promoting exactly the
-//! number missing). The rules are in [`crate::domain::presence`]; this only
-//! runs them on time and logs what changed. One instance runs them today (the
-//! device store is in memory).
+//! number missing) and signal expiry (every `SIGNAL_EXPIRY_INTERVAL`: signals
+//! older than `SIGNALING_TTL_HOURS` leave their queue and their senders get
+//! `signal-expired`).
+//!
+//! The rules are in [`crate::domain`]; this runs them on time and logs what
+//! changed. In a cluster they run on one instance at a time: the holder of
+//! the `presence-jobs` lease, renewed every third of `JOB_LEASE_MS`; when its
+//! holder dies another instance takes it within `JOB_LEASE_MS` plus a third.
 
 use std::time::SystemTime;
 
 use tracing::{info, warn};
 
+use crate::metrics::SignalOutcome;
 use crate::state::AppState;
 
-/// Runs both jobs until the task is aborted.
+/// The lease's name in the device store.
+pub const LEASE: &str = "presence-jobs";
+
+/// Runs the jobs, when this instance holds the lease, until the task is aborted.
 pub async fn run(state: AppState) {
     let config = state.config.presence.clone();
+    let mut lease = tokio::time::interval(config.job_lease / 3);
     let mut sweep = tokio::time::interval(config.cleanup_interval);
     let mut promote = tokio::time::interval(config.coordinator_interval);
+    let mut expire = tokio::time::interval(config.expiry_interval);
+    let mut holder = false;
     loop {
         tokio::select! {
-            _ = sweep.tick() => match state.devices.sweep(SystemTime::now(), config.device_ttl).await {
+            _ = lease.tick() => {
+                let held = match state.devices.lease(LEASE, &state.instance, config.job_lease).await {
+                    Ok(held) => held,
+                    Err(e) => {
+                        warn!(error = %e, "cannot renew the presence jobs lease");
+                        false
+                    }
+                };
+                if held != holder {
+                    holder = held;
+                    if held {
+                        info!(instance = %state.instance, "this instance runs the presence jobs");
+                    } else {
+                        info!(instance = %state.instance, "this instance no longer runs the presence jobs");
+                    }
+                }
+            }
+            _ = sweep.tick(), if holder => match state.devices.sweep(SystemTime::now(), config.device_ttl).await {
                 Ok(done) if !done.went_offline.is_empty() || done.deleted > 0 => {
                     info!(offline = done.went_offline.len(), deleted = done.deleted, "presence sweep");
                 }
                 Ok(_) => {}
                 Err(e) => warn!(error = %e, "presence sweep failed"),
             },
-            _ = promote.tick(), if config.min_coordinators > 0 => match state.devices.promote(config.min_coordinators).await {
-                Ok(promoted) => {
-                    for d in promoted {
-                        info!(network_id = %d.network, device_id = %d.id, "device promoted to coordinator");
+            _ = promote.tick(), if holder && config.min_coordinators > 0 => {
+                match state.devices.promote(config.min_coordinators).await {
+                    Ok(promoted) => {
+                        for d in promoted {
+                            info!(network_id = %d.network, device_id = %d.id, "device promoted to coordinator");
+                        }
                     }
+                    Err(e) => warn!(error = %e, "coordinator promotion failed"),
                 }
-                Err(e) => warn!(error = %e, "coordinator promotion failed"),
-            },
+            }
+            _ = expire.tick(), if holder => expire_signals(&state).await,
+        }
+    }
+}
+
+async fn expire_signals(state: &AppState) {
+    let expired = match state.devices.expire(SystemTime::now(), state.config.presence.signal_ttl).await {
+        Ok(expired) => expired,
+        Err(e) => return warn!(error = %e, "signal expiry failed"),
+    };
+    state.metrics.signal(SignalOutcome::Expired, expired.len() as u64);
+    for e in &expired {
+        info!(device_id = %e.sender, to_device_id = %e.to, kind = e.kind.name(), "signal expired unconfirmed");
+        if let Err(err) = state.devices.wake(&e.sender).await {
+            // The notice waits in the store; the sender gets it when it next connects.
+            warn!(error = %err, "could not wake the sender of an expired signal");
         }
     }
 }

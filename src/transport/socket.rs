@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use futures_util::FutureExt;
+use serde::Serialize;
 use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
@@ -197,7 +198,12 @@ impl<A: Adapter> FromMessageParts<A> for Reply<A> {
 }
 
 impl<A: Adapter> Reply<A> {
-    pub(super) fn send(self, socket: &SocketRef<A>, event: &str, result: Result<AckOk, SignalError>) {
+    /// Answers with an error: the ack, or `signaling-error` if none was asked.
+    pub(super) fn refuse(self, socket: &SocketRef<A>, event: &str, why: SignalError) {
+        self.send(socket, event, Err::<AckOk, _>(why));
+    }
+
+    pub(super) fn send(self, socket: &SocketRef<A>, event: &str, result: Result<impl Serialize, SignalError>) {
         let sent = match &result {
             Ok(ok) => self.ack.send(ok),
             Err(e) if self.wanted => self.ack.send(&AckError::from(e)),
@@ -344,8 +350,8 @@ impl<A: Adapter> Connection<A> {
 impl<A: Adapter> Job<A> {
     fn refuse(self, socket: &SocketRef<A>, why: SignalError) {
         match self {
-            Job::Event { event, reply, .. } => reply.send(socket, event.name(), Err(why)),
-            Job::Unknown { name, reply } => reply.send(socket, &name, Err(why)),
+            Job::Event { event, reply, .. } => reply.refuse(socket, event.name(), why),
+            Job::Unknown { name, reply } => reply.refuse(socket, &name, why),
             Job::Disconnect(_) => {}
         }
     }

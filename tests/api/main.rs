@@ -9,6 +9,7 @@ mod cluster;
 mod delivery;
 mod devices;
 mod docs;
+mod metrics;
 mod panics;
 mod process;
 mod rest;

@@ -1,0 +1,163 @@
+//! Counters for `GET /metrics`, and the Prometheus text they are shown in.
+//!
+//! Counters are per instance (Prometheus scrapes each instance and sums);
+//! presence figures (devices, networks, coordinators, queued signals) and
+//! rooms come from the store, so in a cluster every instance shows the same
+//! cluster-wide value for them.
+
+use std::fmt::Write;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What became of a signal sent on `/devices`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignalOutcome {
+    /// Handed to the receiver's live connection.
+    Delivered,
+    /// Kept until the receiver connects.
+    Queued,
+    /// Expired unconfirmed; its sender was told.
+    Expired,
+}
+
+impl SignalOutcome {
+    const ALL: [SignalOutcome; 3] = [Self::Delivered, Self::Queued, Self::Expired];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Queued => "queued",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// The core's relay events, by wire name.
+pub const RELAY_EVENTS: [&str; 3] = ["offer", "answer", "ice-candidate"];
+
+/// This instance's counters.
+#[derive(Default)]
+pub struct Metrics {
+    signals: [AtomicU64; 3],
+    relays: [AtomicU64; 3],
+    websockets: OnceLock<Box<dyn Fn() -> usize + Send + Sync>>,
+}
+
+impl Metrics {
+    /// Counts a signal's outcome.
+    pub fn signal(&self, outcome: SignalOutcome, n: u64) {
+        self.signals[outcome as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts a relay of the core (`event` one of [`RELAY_EVENTS`]).
+    pub fn relayed(&self, event: &str) {
+        if let Some(i) = RELAY_EVENTS.iter().position(|e| *e == event) {
+            self.relays[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Sets how websocket connections are counted (once the socket.io layer exists).
+    pub fn count_websockets_with(&self, count: impl Fn() -> usize + Send + Sync + 'static) {
+        let _ = self.websockets.set(Box::new(count));
+    }
+
+    /// Websocket connections on this instance, over every namespace.
+    pub fn websockets(&self) -> usize {
+        self.websockets.get().map_or(0, |count| count())
+    }
+
+    fn signals(&self) -> [(SignalOutcome, u64); 3] {
+        SignalOutcome::ALL.map(|o| (o, self.signals[o as usize].load(Ordering::Relaxed)))
+    }
+
+    fn relays(&self) -> [(&'static str, u64); 3] {
+        let mut i = 0;
+        RELAY_EVENTS.map(|e| {
+            let n = self.relays[i].load(Ordering::Relaxed);
+            i += 1;
+            (e, n)
+        })
+    }
+}
+
+/// Everything `/metrics` shows.
+pub struct Snapshot<'a> {
+    /// This instance's counters.
+    pub metrics: &'a Metrics,
+    /// Socket.io connections on the default namespace of this instance.
+    pub connections: usize,
+    /// Rooms (cluster-wide with Redis).
+    pub rooms: usize,
+    /// Presence figures from the device store.
+    pub presence: &'a crate::store::devices::PresenceStats,
+}
+
+/// The snapshot in the Prometheus text exposition format (version 0.0.4).
+pub fn render(s: &Snapshot<'_>) -> String {
+    let mut out = String::with_capacity(2048);
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let plain = |v: usize| vec![(String::new(), v as u64)];
+    metric("switchboard_connections", "gauge", "Socket.io connections on / of this instance.", &plain(s.connections));
+    metric(
+        "switchboard_websocket_connections",
+        "gauge",
+        "Connections of this instance using the websocket transport, every namespace.",
+        &plain(s.metrics.websockets()),
+    );
+    metric("switchboard_rooms", "gauge", "Rooms with at least one participant.", &plain(s.rooms));
+    let relays: Vec<_> = s.metrics.relays().iter().map(|(e, n)| (format!("{{event=\"{e}\"}}"), *n)).collect();
+    metric("switchboard_relays_total", "counter", "Relays delivered by this instance, by event.", &relays);
+    let p = s.presence;
+    metric("switchboard_active_devices", "gauge", "Devices online.", &plain(p.active_devices));
+    metric("switchboard_active_networks", "gauge", "Networks with a device online.", &plain(p.active_networks));
+    let coordinators: Vec<_> =
+        p.coordinators.iter().map(|(net, n)| (format!("{{network=\"{net}\"}}"), *n as u64)).collect();
+    metric("switchboard_coordinators", "gauge", "Online coordinators per network with devices online.", &coordinators);
+    metric("switchboard_queued_signals", "gauge", "Signals waiting for their device.", &plain(p.queued_signals));
+    let signals: Vec<_> =
+        s.metrics.signals().iter().map(|(o, n)| (format!("{{outcome=\"{}\"}}", o.label()), *n)).collect();
+    metric("switchboard_signals_total", "counter", "Device signals by outcome, on this instance.", &signals);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::presence::NetworkId;
+    use crate::store::devices::PresenceStats;
+
+    #[test]
+    fn every_family_has_help_and_type_and_counters_move() {
+        let metrics = Metrics::default();
+        metrics.relayed("offer");
+        metrics.relayed("offer");
+        metrics.relayed("not-a-relay");
+        metrics.signal(SignalOutcome::Queued, 3);
+        metrics.count_websockets_with(|| 7);
+        let presence = PresenceStats {
+            active_devices: 4,
+            active_networks: 2,
+            coordinators: vec![(NetworkId::parse("home").unwrap(), 2)],
+            queued_signals: 3,
+        };
+        let text = render(&Snapshot { metrics: &metrics, connections: 5, rooms: 1, presence: &presence });
+        for line in [
+            "switchboard_relays_total{event=\"offer\"} 2",
+            "switchboard_relays_total{event=\"answer\"} 0",
+            "switchboard_signals_total{outcome=\"queued\"} 3",
+            "switchboard_coordinators{network=\"home\"} 2",
+            "switchboard_websocket_connections 7",
+            "switchboard_connections 5",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
+        }
+        let families = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
+        assert_eq!(families, text.lines().filter(|l| l.starts_with("# HELP ")).count());
+        assert_eq!(families, 9);
+    }
+}

@@ -1,0 +1,431 @@
+//! The `/devices` namespace (seed 004): store-and-forward signaling between
+//! devices, whether or not the receiver is connected.
+//!
+//! A device connects with handshake auth `{ token, deviceId }` (or `deviceId`
+//! in the query, for clients that cannot set auth). With `JWT_SECRET` set the
+//! token is required and the device must have been announced by its user.
+//! One connection per device: a new one replaces the old, which is
+//! disconnected, so a signal is never delivered to two connections.
+//!
+//! `signal { type, toPeerId, data }` is queued for the receiver in every
+//! case, and the sender's ack says `delivered` (the receiver is connected to
+//! some instance, which is woken to push it now) or `queued`. Each connection
+//! has one delivery task that pushes its device's queue in id order as
+//! `signal { id, type, fromPeerId, toPeerId, data, timestamp }`; a signal
+//! leaves the queue only when the device acks it, so a drop mid-delivery
+//! loses nothing (the unconfirmed rest comes again on the next connection).
+//! Expiry notices (`signal-expired { toPeerId, type, queuedAt }`) reach the
+//! sender the same way.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use serde_json::Value;
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{Event, SocketRef, State, TryData};
+use socketioxide::socket::{DisconnectReason, Sid};
+use tokio::sync::Notify;
+use tracing::{debug, info, warn};
+
+use super::address;
+use super::auth::{self, AuthError};
+use super::error::{ConnectRefused, SignalError};
+use super::inbox::{Inbox, Push};
+use super::socket::Reply;
+use crate::domain::ConnId;
+use crate::domain::presence::DeviceId;
+use crate::domain::rate::{Limiter, Verdict};
+use crate::domain::signal::{self, MAX_QUEUED_PER_DEVICE, Notice, Outgoing, Queued};
+use crate::metrics::SignalOutcome;
+use crate::state::AppState;
+use crate::store::devices::{DeviceStoreError, Endpoint};
+
+/// The namespace's path.
+pub const NAMESPACE: &str = "/devices";
+const SIGNAL: &str = "signal";
+const SIGNAL_EXPIRED: &str = "signal-expired";
+/// Signals and notices pushed to a connection and not yet confirmed, at most.
+const WINDOW: usize = 32;
+/// How long delivery waits before asking the store again after it failed.
+const RETRY: Duration = Duration::from_secs(1);
+/// How often an idle connection's mail is read even without a wake-up (a
+/// wake-up published while an instance was reconnecting to Redis is lost).
+const RECHECK: Duration = Duration::from_secs(30);
+
+/// One device's connection on this instance.
+pub struct DeviceConn<A: Adapter> {
+    device: DeviceId,
+    endpoint: Endpoint,
+    state: AppState,
+    inbox: Inbox<Job<A>>,
+    limiter: Mutex<Limiter>,
+    /// Woken when the device has mail, a confirmation frees the window, or the connection closes.
+    wake: Arc<Notify>,
+    closed: AtomicBool,
+    in_flight: AtomicUsize,
+    ip: Option<IpAddr>,
+}
+
+/// An event waiting its turn: its name, payload and ack.
+struct Job<A: Adapter>(String, Option<Value>, Reply<A>);
+
+/// Connect middleware: admits a device (token, device id, ownership, address
+/// limit) and attaches its handlers before the CONNECT ack.
+pub async fn admit<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<AppState>,
+    TryData(auth): TryData<Value>,
+) -> Result<(), ConnectRefused> {
+    let auth = auth.ok();
+    let parts = socket.req_parts();
+    let raw = auth.as_ref().and_then(|a| a.get("deviceId")).and_then(Value::as_str).map(str::to_owned);
+    let raw = raw.or_else(|| super::query::param(parts.uri.query(), "deviceId").map(str::to_owned));
+    let device = DeviceId::parse(raw.as_deref().unwrap_or("")).map_err(ConnectRefused::BadDevice)?;
+    if let Some(jwt) = &state.config.jwt {
+        let token = auth::token_from(auth.as_ref(), &parts.headers, parts.uri.query()).ok_or(AuthError::Missing)?;
+        let user = auth::verify(&token, jwt)?;
+        let record = state.devices.device(&device).await.map_err(|_| ConnectRefused::Unavailable)?;
+        if record.is_none_or(|d| d.user != user || d.is_expired(SystemTime::now())) {
+            info!(device_id = %device, user_id = %user, "device connection refused: not this user's device");
+            return Err(ConnectRefused::NotYourDevice);
+        }
+    }
+    let ip = address::of(&parts.extensions, &parts.headers, &state.config.trusted_proxies);
+    if let Some(ip) = ip
+        && !state.limits.try_connect(ip, state.config.max_connections_per_ip)
+    {
+        warn!(%ip, "device connection refused: too many from this address");
+        return Err(ConnectRefused::TooManyConnections);
+    }
+    let limits = (state.config.events_per_second, state.config.event_burst, state.config.rate_limit_disconnect_after);
+    let conn = Arc::new(DeviceConn {
+        endpoint: Endpoint { instance: state.instance.clone(), conn: ConnId::new(socket.id.as_str()) },
+        device,
+        inbox: Inbox::new(state.config.max_pending_events),
+        limiter: Mutex::new(Limiter::new(f64::from(limits.0), f64::from(limits.1), limits.2, Instant::now())),
+        wake: Arc::new(Notify::new()),
+        closed: AtomicBool::new(false),
+        in_flight: AtomicUsize::new(0),
+        ip,
+        state,
+    });
+    let events = conn.clone();
+    socket.on_fallback(move |s: SocketRef<A>, Event(name): Event, reply: Reply<A>, TryData(data): TryData<Value>| {
+        events.accept(s, name, reply, data.ok())
+    });
+    let closing = conn.clone();
+    socket.on_disconnect(move |reason: DisconnectReason| closing.close(reason));
+    socket.extensions.insert(conn);
+    Ok(())
+}
+
+/// Connect handler (after the CONNECT ack): takes the device's seat, turning
+/// out a connection it had elsewhere, then delivers its mail until it closes.
+pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, io: SocketIo<A>) {
+    let Some(conn) = socket.extensions.get::<Arc<DeviceConn<A>>>() else { return };
+    let state = &conn.state;
+    if matches!(state.reach(), super::deliver::Reach::Cluster(_)) {
+        // Another instance turns this connection out through a room named after it.
+        socket.join(socket.id);
+    }
+    state.mailboxes.open(conn.device.clone(), conn.endpoint.conn.clone(), conn.wake.clone());
+    info!(conn_id = %socket.id, device_id = %conn.device, transport = ?socket.transport_type(), "device connected");
+    match state.devices.register(&conn.device, conn.endpoint.clone()).await {
+        Ok(Some(old)) if old != conn.endpoint => turn_out(&io, state, &conn.device, &old).await,
+        Ok(_) => {}
+        Err(e) => report(state, e, "device connect"),
+    }
+    conn.deliver(&socket).await;
+}
+
+/// Disconnects the device's previous connection, here or on another instance.
+async fn turn_out<A: Adapter>(io: &SocketIo<A>, state: &AppState, device: &DeviceId, old: &Endpoint) {
+    let Ok(sid) = Sid::from_str(old.conn.as_str()) else { return };
+    let Some(ns) = io.of(NAMESPACE) else { return };
+    info!(device_id = %device, old_conn_id = %old.conn, "device connected again: the older connection is closed");
+    if let Some(socket) = ns.get_socket(sid) {
+        let _ = socket.disconnect();
+        return;
+    }
+    if let super::deliver::Reach::Cluster(timeout) = state.reach() {
+        match tokio::time::timeout(timeout, ns.to(sid).disconnect()).await {
+            Ok(Ok(())) => {}
+            // Its delivery stops anyway: it no longer holds the seat.
+            _ => debug!(device_id = %device, old_conn_id = %old.conn, "could not reach the older connection"),
+        }
+    }
+}
+
+fn report(state: &AppState, e: DeviceStoreError, during: &'static str) {
+    match e {
+        DeviceStoreError::Store(e) => drop(state.reported(e, during)),
+        other => warn!(error = %other, during, "device store refused"),
+    }
+}
+
+/// `signal` as a receiver gets it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SignalOut<'a> {
+    id: u64,
+    #[serde(rename = "type")]
+    kind: signal::SignalKind,
+    from_peer_id: &'a DeviceId,
+    to_peer_id: &'a DeviceId,
+    data: &'a Value,
+    /// When it was sent, in Unix milliseconds.
+    timestamp: u64,
+}
+
+/// `signal-expired` as a sender gets it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExpiredOut<'a> {
+    to_peer_id: &'a DeviceId,
+    #[serde(rename = "type")]
+    kind: signal::SignalKind,
+    /// When it was sent, in Unix milliseconds.
+    queued_at: u64,
+}
+
+/// The sender's ack: `{ ok: true, status: "delivered" | "queued", id }`.
+#[derive(Serialize)]
+struct SignalAck {
+    ok: bool,
+    status: &'static str,
+    id: u64,
+}
+
+fn unix_millis(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What is next to push to a connection.
+enum Mail {
+    Signal(Queued),
+    Notice(Notice),
+}
+
+impl<A: Adapter> DeviceConn<A> {
+    /// The synchronous part of every event handler: rate limit, then the inbox
+    /// (which keeps arrival order, so signals are queued in the order sent).
+    fn accept(
+        self: &Arc<Self>,
+        socket: SocketRef<A>,
+        name: String,
+        reply: Reply<A>,
+        payload: Option<Value>,
+    ) -> impl Future<Output = ()> + Send + use<A> {
+        let verdict = self.limiter.lock().unwrap_or_else(|p| p.into_inner()).check(Instant::now());
+        let job = Job(name, payload, reply);
+        let pushed = match verdict {
+            Verdict::Allow => self.inbox.push(job),
+            Verdict::Refuse | Verdict::Disconnect => Push::Full(job),
+        };
+        let drain = match pushed {
+            Push::Drain => true,
+            Push::Queued => false,
+            Push::Full(Job(name, _, reply)) => {
+                reply.refuse(&socket, &name, SignalError::Overloaded);
+                false
+            }
+            Push::Closed(Job(name, _, reply)) => {
+                reply.refuse(&socket, &name, SignalError::Closing);
+                false
+            }
+        };
+        if verdict == Verdict::Disconnect {
+            warn!(conn_id = %socket.id, device_id = %self.device, "disconnected for flooding");
+            let _ = socket.clone().disconnect();
+        }
+        let conn = self.clone();
+        async move {
+            if drain {
+                while let Some(Job(name, payload, reply)) = conn.inbox.next() {
+                    let result = match name.as_str() {
+                        SIGNAL => conn.signal(payload).await,
+                        _ => Err(SignalError::UnknownEvent(name.chars().take(64).collect())),
+                    };
+                    reply.send(&socket, &name, result);
+                }
+            }
+        }
+    }
+
+    /// `signal { type, toPeerId, data }`: queue it and wake the receiver.
+    async fn signal(&self, payload: Option<Value>) -> Result<SignalAck, SignalError> {
+        let req = super::payload::device_signal(payload)?;
+        let devices = &self.state.devices;
+        let now = SystemTime::now();
+        let failed = |e| self.failed(e, SIGNAL);
+        let (from, to) = tokio::join!(devices.device(&self.device), devices.device(&req.to));
+        signal::check_route(from.map_err(failed)?.as_ref(), to.map_err(failed)?.as_ref(), now)?;
+        let outgoing = Outgoing { kind: req.kind, from: self.device.clone(), to: req.to, data: req.data };
+        let queued = devices.enqueue(outgoing, now, MAX_QUEUED_PER_DEVICE).await.map_err(failed)?;
+        let to = &queued.signal.to;
+        let live = devices.endpoint(to).await.map_err(failed)?.is_some();
+        if let Err(e) = devices.wake(to).await {
+            // It is queued: the receiver gets it on its next connection.
+            report(&self.state, e, "signal wake-up");
+        }
+        let outcome = if live { SignalOutcome::Delivered } else { SignalOutcome::Queued };
+        self.state.metrics.signal(outcome, 1);
+        let status = if live { "delivered" } else { "queued" };
+        info!(device_id = %self.device, to_device_id = %to, kind = req.kind.name(), id = queued.id, status, "signal");
+        Ok(SignalAck { ok: true, status, id: queued.id })
+    }
+
+    fn failed(&self, e: DeviceStoreError, during: &'static str) -> SignalError {
+        match e {
+            DeviceStoreError::QueueFull(max) => SignalError::QueueFull(max),
+            DeviceStoreError::Rule(_) => SignalError::Unavailable,
+            DeviceStoreError::Store(e) => self.state.reported(e, during).into(),
+        }
+    }
+
+    /// Pushes the device's queue and notices in order, then waits for more,
+    /// until the connection closes or another connection takes the device.
+    async fn deliver(self: &Arc<Self>, socket: &SocketRef<A>) {
+        let (mut last_signal, mut last_notice) = (0, 0);
+        while !self.closed.load(Ordering::Acquire) {
+            match self.mail(last_signal, last_notice).await {
+                Ok(None) => return,
+                Ok(Some(mail)) => {
+                    for item in mail {
+                        if self.in_flight.load(Ordering::Acquire) >= WINDOW {
+                            break;
+                        }
+                        let sent = match &item {
+                            Mail::Signal(q) => self.push(socket, q.id, SIGNAL, &signal_out(q), true),
+                            Mail::Notice(n) => self.push(socket, n.id, SIGNAL_EXPIRED, &expired_out(n), false),
+                        };
+                        if !sent {
+                            break;
+                        }
+                        match item {
+                            Mail::Signal(q) => last_signal = q.id,
+                            Mail::Notice(n) => last_notice = n.id,
+                        }
+                    }
+                    let _ = tokio::time::timeout(RECHECK, self.wake.notified()).await;
+                }
+                Err(e) => {
+                    report(&self.state, e, "device delivery");
+                    let _ = tokio::time::timeout(RETRY, self.wake.notified()).await;
+                }
+            }
+        }
+    }
+
+    /// The mail after the given ids, signals first; `None` once this
+    /// connection no longer holds the device.
+    async fn mail(&self, last_signal: u64, last_notice: u64) -> Result<Option<Vec<Mail>>, DeviceStoreError> {
+        let devices = &self.state.devices;
+        if devices.endpoint(&self.device).await?.as_ref() != Some(&self.endpoint) {
+            debug!(device_id = %self.device, conn_id = %self.endpoint.conn, "delivery stops: the device is connected elsewhere");
+            return Ok(None);
+        }
+        let signals = devices.pending(&self.device).await?.into_iter().filter(|q| q.id > last_signal);
+        let notices = devices.notices(&self.device).await?.into_iter().filter(|n| n.id > last_notice);
+        Ok(Some(signals.map(Mail::Signal).chain(notices.map(Mail::Notice)).collect()))
+    }
+
+    /// Emits one item; its ack removes it from the store. False if the
+    /// connection cannot take it now (it is pushed again on a later wake-up or connection).
+    fn push(
+        self: &Arc<Self>,
+        socket: &SocketRef<A>,
+        id: u64,
+        event: &'static str,
+        data: &impl Serialize,
+        signal: bool,
+    ) -> bool {
+        let ack = match socket.emit_with_ack::<_, Value>(event, data) {
+            Ok(ack) => ack,
+            Err(e) => {
+                debug!(conn_id = %socket.id, event, %e, "not pushed now");
+                return false;
+            }
+        };
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let conn = self.clone();
+        tokio::spawn(async move {
+            let confirmed = ack.await.is_ok();
+            if confirmed {
+                let devices = &conn.state.devices;
+                let removed = if signal {
+                    devices.remove(&conn.device, id).await
+                } else {
+                    devices.remove_notice(&conn.device, id).await
+                };
+                if let Err(e) = removed {
+                    report(&conn.state, e, "device confirmation");
+                }
+            } else {
+                // Kept: it comes again on the device's next connection, or expires.
+                debug!(device_id = %conn.device, id, event, "not confirmed in time");
+            }
+            conn.in_flight.fetch_sub(1, Ordering::AcqRel);
+            conn.wake.notify_one();
+        });
+        true
+    }
+
+    /// Disconnect: stop delivering, give up the seat, count the connection
+    /// out. Runs once, whether shutdown or socketioxide calls it first.
+    async fn close(self: Arc<Self>, reason: DisconnectReason) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.wake.notify_one();
+        let state = &self.state;
+        state.mailboxes.close(&self.device, &self.endpoint.conn);
+        if let Err(e) = state.devices.unregister(&self.device, &self.endpoint).await {
+            report(state, e, "device disconnect");
+        }
+        if let Some(ip) = self.ip {
+            state.limits.disconnected(ip);
+        }
+        info!(conn_id = %self.endpoint.conn, device_id = %self.device, ?reason, "device disconnected");
+    }
+}
+
+fn signal_out(q: &Queued) -> SignalOut<'_> {
+    SignalOut {
+        id: q.id,
+        kind: q.signal.kind,
+        from_peer_id: &q.signal.from,
+        to_peer_id: &q.signal.to,
+        data: &q.signal.data,
+        timestamp: unix_millis(q.queued_at),
+    }
+}
+
+fn expired_out(n: &Notice) -> ExpiredOut<'_> {
+    ExpiredOut { to_peer_id: &n.expired.to, kind: n.expired.kind, queued_at: unix_millis(n.expired.queued_at) }
+}
+
+/// Shutdown: gives up every local device's seat now (`SocketIo::close` runs
+/// no disconnect handler), so other instances see these devices offline at once.
+pub async fn disconnect_all<A: Adapter>(io: &SocketIo<A>) {
+    let Some(ns) = io.of(NAMESPACE) else { return };
+    let conns = ns.sockets().into_iter().filter_map(|s| s.extensions.get::<Arc<DeviceConn<A>>>());
+    futures_util::future::join_all(conns.map(|c| c.close(DisconnectReason::ClosingServer))).await;
+}
+
+/// Forwards wake-ups from every instance to this instance's connections.
+pub async fn dispatch_wakes(state: AppState) {
+    let mut wakes = state.devices.wakes();
+    loop {
+        match wakes.recv().await {
+            Ok(device) => state.mailboxes.wake(&device),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => state.mailboxes.wake_all(),
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
