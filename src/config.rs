@@ -88,7 +88,7 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PresenceConfig {
     /// `DEVICE_TTL_MINUTES`: a device is online for this long after its last
-    /// announcement (default 10; decimals allowed, 0.01 to 1440).
+    /// announcement (default 10; decimals allowed, 0.01 to 60).
     pub device_ttl: Duration,
     /// `MIN_COORDINATORS_PER_NETWORK`: online coordinators each network should
     /// have (default 2; 0 turns promotion off).
@@ -105,6 +105,9 @@ pub struct PresenceConfig {
     pub signal_ttl: Duration,
     /// `SIGNAL_EXPIRY_INTERVAL`: milliseconds between checks for expired signals (default 60 000).
     pub expiry_interval: Duration,
+    /// `SIGNAL_ACK_TIMEOUT_MS`: how long a device has to ack a pushed signal
+    /// before it is pushed again on the same connection (default 10 000).
+    pub ack_timeout: Duration,
     /// `JOB_LEASE_MS`: in a cluster, the jobs run on the instance holding this
     /// lease; it passes to another within this long of its holder dying (default 30 000).
     pub job_lease: Duration,
@@ -277,7 +280,8 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             Ok(Duration::from_millis(self.ranged(var, default, 100..=86_400_000)? as u64))
         };
         Ok(PresenceConfig {
-            device_ttl: self.decimal("DEVICE_TTL_MINUTES", 10.0, 0.01..=1440.0, Duration::from_secs(60))?,
+            // At most the hour a record is kept (presence::RETENTION): a device is never deleted while online.
+            device_ttl: self.decimal("DEVICE_TTL_MINUTES", 10.0, 0.01..=60.0, Duration::from_secs(60))?,
             min_coordinators: self.ranged("MIN_COORDINATORS_PER_NETWORK", 2, 0..=1000)?,
             cleanup_interval: interval("PRESENCE_CLEANUP_INTERVAL", 300_000)?,
             coordinator_interval: interval("COORDINATOR_CHECK_INTERVAL", 600_000)?,
@@ -287,6 +291,7 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             ),
             signal_ttl: self.decimal("SIGNALING_TTL_HOURS", 1.0, 0.0001..=168.0, Duration::from_secs(3600))?,
             expiry_interval: interval("SIGNAL_EXPIRY_INTERVAL", 60_000)?,
+            ack_timeout: self.millis("SIGNAL_ACK_TIMEOUT_MS", 10_000)?,
             job_lease: Duration::from_millis(self.ranged("JOB_LEASE_MS", 30_000, 300..=3_600_000)? as u64),
         })
     }
@@ -439,7 +444,7 @@ mod tests {
         assert_eq!((p.min_coordinators, p.announce_limit), (2, (12, Duration::from_secs(60))));
         assert_eq!((p.cleanup_interval, p.coordinator_interval), (Duration::from_secs(300), Duration::from_secs(600)));
         assert_eq!((p.signal_ttl, p.expiry_interval), (Duration::from_secs(3600), Duration::from_secs(60)));
-        assert_eq!(p.job_lease, Duration::from_secs(30));
+        assert_eq!((p.job_lease, p.ack_timeout), (Duration::from_secs(30), Duration::from_secs(10)));
     }
 
     #[test]
@@ -451,6 +456,7 @@ mod tests {
         for (var, bad) in [
             ("DEVICE_TTL_MINUTES", "0"),
             ("DEVICE_TTL_MINUTES", "soon"),
+            ("DEVICE_TTL_MINUTES", "61"),
             ("RATE_LIMIT_MAX_REQUESTS", "0"),
             ("SIGNALING_TTL_HOURS", "200"),
             ("JOB_LEASE_MS", "10"),

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::devices::{DeviceStore, DeviceStoreError, Endpoint, PeerLookup};
+use super::devices::{DeviceStore, DeviceStoreError, Endpoint, PeerLookup, Wake};
 use crate::domain::presence::{AnnounceError, Announcement, Capability, DeviceId, NetworkId, SignalAddress};
 use crate::domain::signal::{Outgoing, SignalKind};
 use crate::domain::{ConnId, UserId};
@@ -209,12 +209,13 @@ pub async fn a_queue_is_read_in_order_and_cleared_only_up_to_what_was_confirmed(
     assert_eq!(pending[0].signal, signal("peer_a", "peer_b", 1));
     assert_eq!(pending[0].queued_at, t(1));
     assert_eq!(s.pending(&id("peer_b")).await.unwrap().len(), 3, "reading removes nothing");
-    assert_eq!(s.ack(&id("peer_b"), 2).await.unwrap(), 2);
+    let taken = s.ack(&id("peer_b"), 2).await.unwrap();
+    assert_eq!(taken.iter().map(|q| q.id).collect::<Vec<_>>(), vec![1, 2], "the removed signals come back");
     assert_eq!(s.pending(&id("peer_b")).await.unwrap()[0].signal.data, serde_json::json!({"n": 3}));
-    assert_eq!(s.ack(&id("peer_b"), 2).await.unwrap(), 0, "acking again removes nothing");
+    assert!(s.ack(&id("peer_b"), 2).await.unwrap().is_empty(), "acking again removes nothing");
     assert_eq!(s.enqueue(signal("peer_a", "peer_b", 4), t(5), 10).await.unwrap().id, 4, "ids keep increasing");
     assert_eq!(s.stats().await.unwrap().queued_signals, 3);
-    assert_eq!(s.ack(&id("peer_b"), 10).await.unwrap(), 2);
+    assert_eq!(s.ack(&id("peer_b"), 10).await.unwrap().len(), 2);
     assert!(s.pending(&id("peer_b")).await.unwrap().is_empty());
     assert_eq!(s.enqueue(signal("peer_a", "peer_b", 5), t(6), 10).await.unwrap().id, 5, "even once emptied");
 }
@@ -332,7 +333,7 @@ pub async fn a_wake_reaches_every_wakes_receiver(s: Arc<dyn DeviceStore>) {
     for rx in [&mut first, &mut second] {
         for expected in ["peer_a", "peer_b"] {
             let woken = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("woken in time");
-            assert_eq!(woken.unwrap(), id(expected));
+            assert_eq!(woken.unwrap(), Wake::Device(id(expected)));
         }
     }
 }

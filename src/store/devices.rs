@@ -156,8 +156,9 @@ pub trait DeviceStore: Send + Sync + 'static {
     /// The receiver's queue, oldest first, left in place.
     async fn pending(&self, to: &DeviceId) -> Result<Vec<Queued>, DeviceStoreError>;
 
-    /// Removes the receiver's signals with an id up to `up_to`; how many.
-    async fn ack(&self, to: &DeviceId, up_to: u64) -> Result<usize, DeviceStoreError>;
+    /// Removes the receiver's signals with an id up to `up_to` and returns
+    /// them, oldest first (at once: two callers never both get one).
+    async fn ack(&self, to: &DeviceId, up_to: u64) -> Result<Vec<Queued>, DeviceStoreError>;
 
     /// Removes one signal (the device confirmed it); whether it was there.
     async fn remove(&self, to: &DeviceId, id: u64) -> Result<bool, DeviceStoreError>;
@@ -190,9 +191,19 @@ pub trait DeviceStore: Send + Sync + 'static {
     /// Tells whichever instance holds `device`'s connection that it has mail.
     async fn wake(&self, device: &DeviceId) -> Result<(), DeviceStoreError>;
 
-    /// Devices woken by [`DeviceStore::wake`] on any instance (best effort:
-    /// a lagging receiver should re-read every local device's mail).
-    fn wakes(&self) -> broadcast::Receiver<DeviceId>;
+    /// Devices woken by [`DeviceStore::wake`] on any instance, and
+    /// [`Wake::All`] when some may have been missed (a lagging receiver should
+    /// take that as `All` too).
+    fn wakes(&self) -> broadcast::Receiver<Wake>;
+}
+
+/// A wake-up from [`DeviceStore::wakes`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// This device has mail.
+    Device(DeviceId),
+    /// Wake-ups may have been lost (a reconnection to Redis): every device may have mail.
+    All,
 }
 
 /// Capacity of the wake channel; a receiver that lags re-reads every queue.
@@ -201,7 +212,7 @@ pub const WAKE_CAPACITY: usize = 4096;
 /// Presence and queues in this process's memory.
 pub struct MemoryDevices {
     state: Mutex<State>,
-    wakes: broadcast::Sender<DeviceId>,
+    wakes: broadcast::Sender<Wake>,
 }
 
 #[derive(Default)]
@@ -334,12 +345,11 @@ impl DeviceStore for MemoryDevices {
         Ok(self.lock().queues.get(to).map(|q| q.iter().cloned().collect()).unwrap_or_default())
     }
 
-    async fn ack(&self, to: &DeviceId, up_to: u64) -> Result<usize, DeviceStoreError> {
+    async fn ack(&self, to: &DeviceId, up_to: u64) -> Result<Vec<Queued>, DeviceStoreError> {
         let mut state = self.lock();
-        let Some(queue) = state.queues.get_mut(to) else { return Ok(0) };
-        let before = queue.len();
-        queue.retain(|q| q.id > up_to);
-        let removed = before - queue.len();
+        let Some(queue) = state.queues.get_mut(to) else { return Ok(Vec::new()) };
+        let kept = queue.split_off(queue.partition_point(|q| q.id <= up_to));
+        let removed = std::mem::replace(queue, kept).into();
         if queue.is_empty() {
             state.queues.remove(to);
         }
@@ -421,11 +431,11 @@ impl DeviceStore for MemoryDevices {
 
     async fn wake(&self, device: &DeviceId) -> Result<(), DeviceStoreError> {
         // No receiver (nobody connected yet) is not an error.
-        let _ = self.wakes.send(device.clone());
+        let _ = self.wakes.send(Wake::Device(device.clone()));
         Ok(())
     }
 
-    fn wakes(&self) -> broadcast::Receiver<DeviceId> {
+    fn wakes(&self) -> broadcast::Receiver<Wake> {
         self.wakes.subscribe()
     }
 }

@@ -43,8 +43,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::StoreError;
 use super::devices::{
-    DeviceStore, DeviceStoreError, Endpoint, PeerLookup, PresenceStats, Sweep, WAKE_CAPACITY, earliest_first, lookup,
-    stats,
+    DeviceStore, DeviceStoreError, Endpoint, PeerLookup, PresenceStats, Sweep, WAKE_CAPACITY, Wake, earliest_first,
+    lookup, stats,
 };
 use super::redis::{MAX_ATTEMPTS, alive_key, key, millis, unavailable};
 use crate::domain::presence::{self, Announcement, Capability, Device, DeviceId, NetworkId, SignalAddress};
@@ -97,9 +97,10 @@ return id
 /// the owner from the index once its list is empty; returns how many.
 /// KEYS: sorted set, index set. ARGV: lowest id, highest id, owner device.
 const DROP: &str = r#"
-local n = redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2])
+local removed = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2])
 if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[3]) end
-return n
+return removed
 "#;
 
 /// Deletes an endpoint if it is still the one given. KEYS: endpoint. ARGV: its JSON.
@@ -147,7 +148,7 @@ pub struct RedisDevices {
     drop: Script,
     unregister: Script,
     lease: Script,
-    wakes: broadcast::Sender<DeviceId>,
+    wakes: broadcast::Sender<Wake>,
 }
 
 impl RedisDevices {
@@ -306,7 +307,8 @@ impl RedisDevices {
     }
 
     /// Removes the entries with ids from `low` to `high` from `owner`'s
-    /// sorted set `list` (its queue or notices), whose index is `index`; how many.
+    /// sorted set `list` (its queue or notices), whose index is `index`; the
+    /// entries removed, as stored, oldest first.
     async fn drop_ids(
         &self,
         list: String,
@@ -314,11 +316,10 @@ impl RedisDevices {
         owner: &str,
         low: &str,
         high: &str,
-    ) -> Result<usize, DeviceStoreError> {
+    ) -> Result<Vec<String>, DeviceStoreError> {
         let keys = vec![list, self.key(&[index])];
         let args = vec![low.to_owned(), high.to_owned(), owner.to_owned()];
-        let removed: u64 = self.drop.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)?;
-        Ok(removed as usize)
+        Ok(self.drop.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)?)
     }
 
     /// `raw` (an endpoint as stored, if any), if its instance is alive.
@@ -334,7 +335,8 @@ impl RedisDevices {
 }
 
 /// Forwards the device ids published on `channel` to `wakes`.
-async fn watch_wakes(wakes: broadcast::Sender<DeviceId>, subscriber: SubscriberClient, channel: String) {
+/// Wake-ups missed (a lagging or reconnecting subscriber) become [`Wake::All`].
+async fn watch_wakes(wakes: broadcast::Sender<Wake>, subscriber: SubscriberClient, channel: String) {
     let (mut messages, mut reconnects) = (subscriber.message_rx(), subscriber.reconnect_rx());
     let subscribe = || async {
         if let Err(e) = subscriber.subscribe(channel.as_str()).await {
@@ -348,15 +350,22 @@ async fn watch_wakes(wakes: broadcast::Sender<DeviceId>, subscriber: SubscriberC
                 Ok(m) if &*m.channel == channel.as_str() => {
                     if let Some(id) = m.value.as_str().and_then(|id| DeviceId::parse(&id).ok()) {
                         // No receiver (no device connected here) is not an error.
-                        let _ = wakes.send(id);
+                        let _ = wakes.send(Wake::Device(id));
                     }
                 }
                 Ok(_) => {}
-                Err(RecvError::Lagged(n)) => tracing::warn!(dropped = n, "device wake-ups were dropped"),
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(dropped = n, "device wake-ups were dropped: every local device reads its mail");
+                    let _ = wakes.send(Wake::All);
+                }
                 Err(RecvError::Closed) => return,
             },
             reconnect = reconnects.recv() => match reconnect {
-                Ok(_) | Err(RecvError::Lagged(_)) => subscribe().await,
+                Ok(_) | Err(RecvError::Lagged(_)) => {
+                    subscribe().await;
+                    // Wake-ups published while this instance was away are lost.
+                    let _ = wakes.send(Wake::All);
+                }
                 Err(RecvError::Closed) => return,
             },
         }
@@ -629,13 +638,15 @@ impl DeviceStore for RedisDevices {
         Ok(entries.into_iter().map(|(_, q)| q).collect())
     }
 
-    async fn ack(&self, to: &DeviceId, up_to: u64) -> Result<usize, DeviceStoreError> {
-        self.drop_ids(self.queue_key(to.as_str()), "queued", to.as_str(), "-inf", &up_to.to_string()).await
+    async fn ack(&self, to: &DeviceId, up_to: u64) -> Result<Vec<Queued>, DeviceStoreError> {
+        let queue = self.queue_key(to.as_str());
+        let removed = self.drop_ids(queue.clone(), "queued", to.as_str(), "-inf", &up_to.to_string()).await?;
+        Ok(removed.iter().map(|raw| decode(&queue, raw, SignalJson::into_queued)).collect::<Result<_, _>>()?)
     }
 
     async fn remove(&self, to: &DeviceId, id: u64) -> Result<bool, DeviceStoreError> {
         let id = id.to_string();
-        Ok(self.drop_ids(self.queue_key(to.as_str()), "queued", to.as_str(), &id, &id).await? > 0)
+        Ok(!self.drop_ids(self.queue_key(to.as_str()), "queued", to.as_str(), &id, &id).await?.is_empty())
     }
 
     async fn expire(&self, now: SystemTime, ttl: Duration) -> Result<Vec<Expired>, DeviceStoreError> {
@@ -692,7 +703,7 @@ impl DeviceStore for RedisDevices {
 
     async fn remove_notice(&self, sender: &DeviceId, id: u64) -> Result<bool, DeviceStoreError> {
         let id = id.to_string();
-        Ok(self.drop_ids(self.notices_key(sender.as_str()), "noticed", sender.as_str(), &id, &id).await? > 0)
+        Ok(!self.drop_ids(self.notices_key(sender.as_str()), "noticed", sender.as_str(), &id, &id).await?.is_empty())
     }
 
     async fn register(&self, device: &DeviceId, at: Endpoint) -> Result<Option<Endpoint>, DeviceStoreError> {
@@ -728,7 +739,7 @@ impl DeviceStore for RedisDevices {
         Ok(())
     }
 
-    fn wakes(&self) -> broadcast::Receiver<DeviceId> {
+    fn wakes(&self) -> broadcast::Receiver<Wake> {
         self.wakes.subscribe()
     }
 }
@@ -901,7 +912,7 @@ mod tests {
         a.wake(&id("peer_a")).await.unwrap();
         for rx in [&mut on_b, &mut on_a] {
             let woken = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("woken in time");
-            assert_eq!(woken.unwrap(), id("peer_a"));
+            assert_eq!(woken.unwrap(), Wake::Device(id("peer_a")));
         }
     }
 

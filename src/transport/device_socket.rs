@@ -19,16 +19,16 @@
 
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use serde_json::Value;
-use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Event, SocketRef, State, TryData};
 use socketioxide::socket::{DisconnectReason, Sid};
+use socketioxide::{AckError, SocketIo};
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
@@ -43,7 +43,7 @@ use crate::domain::rate::{Limiter, Verdict};
 use crate::domain::signal::{self, MAX_QUEUED_PER_DEVICE, Notice, Outgoing, Queued};
 use crate::metrics::SignalOutcome;
 use crate::state::AppState;
-use crate::store::devices::{DeviceStoreError, Endpoint};
+use crate::store::devices::{DeviceStoreError, Endpoint, Wake};
 
 /// The namespace's path.
 pub const NAMESPACE: &str = "/devices";
@@ -68,7 +68,20 @@ pub struct DeviceConn<A: Adapter> {
     wake: Arc<Notify>,
     closed: AtomicBool,
     in_flight: AtomicUsize,
-    ip: Option<IpAddr>,
+    /// The lowest signal and notice ids whose push went unconfirmed in time
+    /// (`u64::MAX`: none): delivery pushes from there again.
+    rewind: [AtomicU64; 2],
+    /// The client address, counted against `MAX_CONNECTIONS_PER_IP` until
+    /// [`DeviceConn::count_out`] (taken, so it is counted out once).
+    ip: Mutex<Option<IpAddr>>,
+}
+
+impl<A: Adapter> Drop for DeviceConn<A> {
+    fn drop(&mut self) {
+        // A socket whose transport closed during the namespace CONNECT is
+        // removed without its disconnect handler: count it out here.
+        self.count_out();
+    }
 }
 
 /// An event waiting its turn: its name, payload and ack.
@@ -89,7 +102,10 @@ pub async fn admit<A: Adapter>(
     if let Some(jwt) = &state.config.jwt {
         let token = auth::token_from(auth.as_ref(), &parts.headers, parts.uri.query()).ok_or(AuthError::Missing)?;
         let user = auth::verify(&token, jwt)?;
-        let record = state.devices.device(&device).await.map_err(|_| ConnectRefused::Unavailable)?;
+        let record = state.devices.device(&device).await.map_err(|e| {
+            report(&state, e, "device handshake");
+            ConnectRefused::Unavailable
+        })?;
         if record.is_none_or(|d| d.user != user || d.is_expired(SystemTime::now())) {
             info!(device_id = %device, user_id = %user, "device connection refused: not this user's device");
             return Err(ConnectRefused::NotYourDevice);
@@ -111,7 +127,8 @@ pub async fn admit<A: Adapter>(
         wake: Arc::new(Notify::new()),
         closed: AtomicBool::new(false),
         in_flight: AtomicUsize::new(0),
-        ip,
+        rewind: [AtomicU64::new(u64::MAX), AtomicU64::new(u64::MAX)],
+        ip: Mutex::new(ip),
         state,
     });
     let events = conn.clone();
@@ -120,6 +137,10 @@ pub async fn admit<A: Adapter>(
     });
     let closing = conn.clone();
     socket.on_disconnect(move |reason: DisconnectReason| closing.close(reason));
+    if matches!(conn.state.reach(), super::deliver::Reach::Cluster(_)) {
+        // Another instance turns this connection out through a room named after it.
+        socket.join(socket.id);
+    }
     socket.extensions.insert(conn);
     Ok(())
 }
@@ -129,10 +150,6 @@ pub async fn admit<A: Adapter>(
 pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, io: SocketIo<A>) {
     let Some(conn) = socket.extensions.get::<Arc<DeviceConn<A>>>() else { return };
     let state = &conn.state;
-    if matches!(state.reach(), super::deliver::Reach::Cluster(_)) {
-        // Another instance turns this connection out through a room named after it.
-        socket.join(socket.id);
-    }
     state.mailboxes.open(conn.device.clone(), conn.endpoint.conn.clone(), conn.wake.clone());
     info!(conn_id = %socket.id, device_id = %conn.device, transport = ?socket.transport_type(), "device connected");
     match state.devices.register(&conn.device, conn.endpoint.clone()).await {
@@ -140,7 +157,21 @@ pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, io: SocketIo<A>) {
         Ok(_) => {}
         Err(e) => report(state, e, "device connect"),
     }
+    if conn.closed.load(Ordering::Acquire) {
+        // It closed while this ran, and its clean-up found nothing to undo yet.
+        state.mailboxes.close(&conn.device, &conn.endpoint.conn);
+        if let Err(e) = state.devices.unregister(&conn.device, &conn.endpoint).await {
+            report(state, e, "device disconnect");
+        }
+        return;
+    }
     conn.deliver(&socket).await;
+    if !conn.closed.load(Ordering::Acquire) {
+        // Another connection holds the device now (or the seat was lost): this
+        // one would never receive anything again, so the client is told to go.
+        info!(conn_id = %socket.id, device_id = %conn.device, "device connection closed: it no longer holds the device");
+        let _ = socket.disconnect();
+    }
 }
 
 /// Disconnects the device's previous connection, here or on another instance.
@@ -293,6 +324,9 @@ impl<A: Adapter> DeviceConn<A> {
     async fn deliver(self: &Arc<Self>, socket: &SocketRef<A>) {
         let (mut last_signal, mut last_notice) = (0, 0);
         while !self.closed.load(Ordering::Acquire) {
+            let [signal_from, notice_from] = [0, 1].map(|i| self.rewind[i].swap(u64::MAX, Ordering::AcqRel));
+            last_signal = last_signal.min(signal_from.saturating_sub(1));
+            last_notice = last_notice.min(notice_from.saturating_sub(1));
             match self.mail(last_signal, last_notice).await {
                 Ok(None) => return,
                 Ok(Some(mail)) => {
@@ -345,7 +379,7 @@ impl<A: Adapter> DeviceConn<A> {
         data: &impl Serialize,
         signal: bool,
     ) -> bool {
-        let ack = match socket.emit_with_ack::<_, Value>(event, data) {
+        let ack = match socket.timeout(self.state.config.presence.ack_timeout).emit_with_ack::<_, Value>(event, data) {
             Ok(ack) => ack,
             Err(e) => {
                 debug!(conn_id = %socket.id, event, %e, "not pushed now");
@@ -355,25 +389,38 @@ impl<A: Adapter> DeviceConn<A> {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         let conn = self.clone();
         tokio::spawn(async move {
-            let confirmed = ack.await.is_ok();
-            if confirmed {
-                let devices = &conn.state.devices;
-                let removed = if signal {
-                    devices.remove(&conn.device, id).await
-                } else {
-                    devices.remove_notice(&conn.device, id).await
-                };
-                if let Err(e) = removed {
-                    report(&conn.state, e, "device confirmation");
+            match ack.await {
+                // Any answer confirms, whatever it carries (a bare `ack()` has nothing to decode).
+                Ok(_) | Err(AckError::Decode(_)) => {
+                    let devices = &conn.state.devices;
+                    let removed = if signal {
+                        devices.remove(&conn.device, id).await
+                    } else {
+                        devices.remove_notice(&conn.device, id).await
+                    };
+                    if let Err(e) = removed {
+                        report(&conn.state, e, "device confirmation");
+                    }
                 }
-            } else {
-                // Kept: it comes again on the device's next connection, or expires.
-                debug!(device_id = %conn.device, id, event, "not confirmed in time");
+                Err(AckError::Timeout) if !conn.closed.load(Ordering::Acquire) => {
+                    // Still queued: pushed again from here (the device tells repeats by id).
+                    debug!(device_id = %conn.device, id, event, "not confirmed in time: pushed again");
+                    conn.rewind[usize::from(!signal)].fetch_min(id, Ordering::AcqRel);
+                }
+                // The connection closed: it comes again on the next one.
+                Err(_) => {}
             }
             conn.in_flight.fetch_sub(1, Ordering::AcqRel);
             conn.wake.notify_one();
         });
         true
+    }
+
+    /// Counts this connection out of its address's limit, once.
+    fn count_out(&self) {
+        if let Some(ip) = self.ip.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            self.state.limits.disconnected(ip);
+        }
     }
 
     /// Disconnect: stop delivering, give up the seat, count the connection
@@ -388,9 +435,7 @@ impl<A: Adapter> DeviceConn<A> {
         if let Err(e) = state.devices.unregister(&self.device, &self.endpoint).await {
             report(state, e, "device disconnect");
         }
-        if let Some(ip) = self.ip {
-            state.limits.disconnected(ip);
-        }
+        self.count_out();
         info!(conn_id = %self.endpoint.conn, device_id = %self.device, ?reason, "device disconnected");
     }
 }
@@ -423,8 +468,8 @@ pub async fn dispatch_wakes(state: AppState) {
     let mut wakes = state.devices.wakes();
     loop {
         match wakes.recv().await {
-            Ok(device) => state.mailboxes.wake(&device),
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => state.mailboxes.wake_all(),
+            Ok(Wake::Device(device)) => state.mailboxes.wake(&device),
+            Ok(Wake::All) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => state.mailboxes.wake_all(),
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }

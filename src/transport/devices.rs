@@ -197,12 +197,13 @@ async fn messages(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, HttpError> {
     let peek = param(query.as_deref(), "peek").is_some_and(|v| v == "true" || v == "1");
-    let pending = state.devices.pending(&device).await.map_err(|e| failed(&state, e, "messages"))?;
-    if !peek && let Some(last) = pending.last() {
-        // Only what is being returned; a signal queued meanwhile stays.
-        state.devices.ack(&device, last.id).await.map_err(|e| failed(&state, e, "messages"))?;
+    let mut messages = state.devices.pending(&device).await.map_err(|e| failed(&state, e, "messages"))?;
+    if !peek && let Some(last) = messages.last() {
+        // Up to what was read (a signal queued meanwhile stays); only what this
+        // call removed is returned, so two readers never both get a message.
+        messages = state.devices.ack(&device, last.id).await.map_err(|e| failed(&state, e, "messages"))?;
     }
-    Ok(Json(json!({ "messages": pending.iter().map(message_json).collect::<Vec<_>>() })))
+    Ok(Json(json!({ "messages": messages.iter().map(message_json).collect::<Vec<_>>() })))
 }
 
 async fn confirm(
@@ -214,7 +215,7 @@ async fn confirm(
         .and_then(|v| v.parse::<u64>().ok())
         .ok_or_else(|| invalid("upTo", "is required: the id of the last message received".into()))?;
     let removed = state.devices.ack(&device, up_to).await.map_err(|e| failed(&state, e, "confirm"))?;
-    Ok(Json(json!({ "removed": removed })))
+    Ok(Json(json!({ "removed": removed.len() })))
 }
 
 /// The `{deviceId}` of the path, if the caller may read its queue: with JWT

@@ -110,13 +110,13 @@ impl From<StoreError> for SignalError {
 pub fn report_store_failure(e: &StoreError, redis_up: Option<bool>, during: &'static str) {
     let StoreError::Unavailable(cause) = e else { return };
     if redis_up == Some(false) {
-        tracing::debug!(%cause, during, "room store unavailable");
+        tracing::debug!(%cause, during, "state store unavailable");
         return;
     }
     static LAST_WARNING: AtomicU64 = AtomicU64::new(0);
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     if LAST_WARNING.swap(now, Ordering::Relaxed) != now {
-        tracing::warn!(%cause, during, "room store unavailable");
+        tracing::warn!(%cause, during, "state store unavailable");
     }
 }
 

@@ -12,7 +12,11 @@
 //! the `presence-jobs` lease, renewed every third of `JOB_LEASE_MS`; when its
 //! holder dies another instance takes it within `JOB_LEASE_MS` plus a third.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
+
+use tokio::task::JoinSet;
 
 use tracing::{info, warn};
 
@@ -25,38 +29,27 @@ pub const LEASE: &str = "presence-jobs";
 /// Runs the jobs, when this instance holds the lease, until the task is aborted.
 pub async fn run(state: AppState) {
     let config = state.config.presence.clone();
-    let mut lease = tokio::time::interval(config.job_lease / 3);
+    let holder = Arc::new(AtomicBool::new(false));
+    // Renewed on its own task, so a long job cannot let the lease lapse; the
+    // set aborts it when this task ends.
+    let mut renewal = JoinSet::new();
+    renewal.spawn(keep_lease(state.clone(), holder.clone()));
     let mut sweep = tokio::time::interval(config.cleanup_interval);
     let mut promote = tokio::time::interval(config.coordinator_interval);
     let mut expire = tokio::time::interval(config.expiry_interval);
-    let mut holder = false;
+    let holds = || holder.load(Ordering::Acquire);
     loop {
         tokio::select! {
-            _ = lease.tick() => {
-                let held = match state.devices.lease(LEASE, &state.instance, config.job_lease).await {
-                    Ok(held) => held,
-                    Err(e) => {
-                        warn!(error = %e, "cannot renew the presence jobs lease");
-                        false
+            _ = sweep.tick() => if holds() {
+                match state.devices.sweep(SystemTime::now(), config.device_ttl).await {
+                    Ok(done) if !done.went_offline.is_empty() || done.deleted > 0 => {
+                        info!(offline = done.went_offline.len(), deleted = done.deleted, "presence sweep");
                     }
-                };
-                if held != holder {
-                    holder = held;
-                    if held {
-                        info!(instance = %state.instance, "this instance runs the presence jobs");
-                    } else {
-                        info!(instance = %state.instance, "this instance no longer runs the presence jobs");
-                    }
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, "presence sweep failed"),
                 }
-            }
-            _ = sweep.tick(), if holder => match state.devices.sweep(SystemTime::now(), config.device_ttl).await {
-                Ok(done) if !done.went_offline.is_empty() || done.deleted > 0 => {
-                    info!(offline = done.went_offline.len(), deleted = done.deleted, "presence sweep");
-                }
-                Ok(_) => {}
-                Err(e) => warn!(error = %e, "presence sweep failed"),
             },
-            _ = promote.tick(), if holder && config.min_coordinators > 0 => {
+            _ = promote.tick() => if holds() && config.min_coordinators > 0 {
                 match state.devices.promote(config.min_coordinators).await {
                     Ok(promoted) => {
                         for d in promoted {
@@ -65,8 +58,34 @@ pub async fn run(state: AppState) {
                     }
                     Err(e) => warn!(error = %e, "coordinator promotion failed"),
                 }
+            },
+            _ = expire.tick() => if holds() {
+                expire_signals(&state).await;
+            },
+        }
+    }
+}
+
+/// Takes or renews the lease every third of `JOB_LEASE_MS`, and keeps
+/// `holder` saying whether this instance holds it.
+async fn keep_lease(state: AppState, holder: Arc<AtomicBool>) {
+    let ttl = state.config.presence.job_lease;
+    let mut renew = tokio::time::interval(ttl / 3);
+    loop {
+        renew.tick().await;
+        let held = match state.devices.lease(LEASE, &state.instance, ttl).await {
+            Ok(held) => held,
+            Err(e) => {
+                warn!(error = %e, "cannot renew the presence jobs lease");
+                false
             }
-            _ = expire.tick(), if holder => expire_signals(&state).await,
+        };
+        if held != holder.swap(held, Ordering::AcqRel) {
+            if held {
+                info!(instance = %state.instance, "this instance runs the presence jobs");
+            } else {
+                info!(instance = %state.instance, "this instance no longer runs the presence jobs");
+            }
         }
     }
 }

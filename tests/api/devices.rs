@@ -105,7 +105,14 @@ async fn with_jwt_devices_belong_to_the_token_s_user_and_only_it_reads_their_que
     let (alice, mallory) = (token("alice"), token("mallory"));
     let body = || Some(announcement("peer_alice", json!([])));
     assert_eq!(app.request("POST", "/network/home/announce", body(), None).await.0, 401, "a token is required");
-    assert_eq!(app.request("GET", "/network/home/peers", None, None).await.0, 401);
+    for (method, path) in [
+        ("GET", "/network/home/peers"),
+        ("GET", "/network/home/peer/alice"),
+        ("GET", "/signaling/messages/peer_alice"),
+        ("DELETE", "/signaling/messages/peer_alice?upTo=1"),
+    ] {
+        assert_eq!(app.request(method, path, None, None).await.0, 401, "{method} {path} needs a token");
+    }
     assert_eq!(app.request("POST", "/network/home/announce", body(), Some(&alice)).await.0, 200);
     let (status, _, taken) = app.request("POST", "/network/home/announce", body(), Some(&mallory)).await;
     assert_eq!((status, taken["error"]["code"].clone()), (403, json!("forbidden")), "{taken}");

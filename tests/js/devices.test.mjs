@@ -70,8 +70,12 @@ after(() => closeAll(...sockets));
 describe('one instance', () => {
   let server;
   before(async () => {
-    server = await startServer();
+    // Event limits lifted for the queue-full test (1000 signals in a row).
+    server = await startServer({ extraEnv: { EVENTS_PER_SECOND: '100000', EVENT_BURST: '100000' } });
     for (const [net, peer] of [
+      ['home', 'peer_erin'],
+      ['home', 'peer_frank'],
+      ['home', 'peer_full'],
       ['home', 'peer_alice'],
       ['home', 'peer_bob'],
       ['home', 'peer_carol'],
@@ -168,6 +172,53 @@ describe('one instance', () => {
     closeAll(alice.socket, stranger.socket);
   });
 
+  test('over REST a queue is peeked with ids, confirmed up to an id, and read-and-removed by exactly one reader', async () => {
+    const alice = await device(server.url, 'peer_alice');
+    const ids = [];
+    for (let n = 1; n <= 5; n += 1) ids.push((await send(alice, 'peer_erin', n)).id);
+    assert.deepEqual(ids, [...ids].sort((a, b) => a - b), 'ids increase');
+    const { body: peeked } = await getJson(server.url, '/signaling/messages/peer_erin?peek=true');
+    assert.deepEqual(peeked.messages.map((m) => m.id), ids);
+    assert.deepEqual(Object.keys(peeked.messages[0]).sort(), ['data', 'from', 'id', 'timestamp', 'to', 'type']);
+    const confirm = await fetch(new URL(`/signaling/messages/peer_erin?upTo=${ids[1]}`, server.url), { method: 'DELETE' });
+    assert.deepEqual(await confirm.json(), { removed: 2 });
+    assert.deepEqual(await peek(server.url, 'peer_erin'), [3, 4, 5]);
+    // Two readers at once: together they get each message exactly once.
+    const [a, b] = await Promise.all([
+      getJson(server.url, '/signaling/messages/peer_erin'),
+      getJson(server.url, '/signaling/messages/peer_erin'),
+    ]);
+    const got = [...a.body.messages, ...b.body.messages].map((m) => m.data.n).sort();
+    assert.deepEqual(got, [3, 4, 5]);
+    assert.deepEqual(await peek(server.url, 'peer_erin'), []);
+    const bad = await fetch(new URL('/signaling/messages/peer_erin?upTo=soon', server.url), { method: 'DELETE' });
+    assert.equal(bad.status, 400);
+    alice.socket.close();
+  });
+
+  test('deviceId may come in the query, and a queue of 1000 refuses the next signal with target-busy', async () => {
+    const alice = await device(server.url, 'peer_alice');
+    for (let n = 1; n <= 1000; n += 1) {
+      const ack = await send(alice, 'peer_full', n);
+      assert.equal(ack.status, 'queued', `signal ${n}: ${JSON.stringify(ack)}`);
+    }
+    const full = await send(alice, 'peer_full', 1001);
+    assert.deepEqual({ ok: full.ok, code: full.error.code }, { ok: false, code: 'target-busy' });
+    // A client that can only set the query (no auth) connects and drains the queue.
+    const socket = io(`${server.url}/devices`, { forceNew: true, reconnection: false, query: { deviceId: 'peer_full' } });
+    sockets.push(socket);
+    let received = 0;
+    socket.on('signal', (_msg, ack) => {
+      received += 1;
+      ack();
+    });
+    await waitConnected(socket);
+    await waitUntil(() => received === 1000, 'the whole queue', 20_000);
+    await waitUntil(async () => (await peek(server.url, 'peer_full')).length === 0, 'an empty queue');
+    assert.equal((await send(alice, 'peer_full', 1002)).status, 'delivered');
+    closeAll(alice.socket, socket);
+  });
+
   test('a handshake without a valid deviceId is refused with the reason', async () => {
     for (const auth of [{}, { deviceId: 'alice' }]) {
       const socket = io(`${server.url}/devices`, {
@@ -187,11 +238,32 @@ describe('one instance', () => {
 describe('with a signal TTL of about a second', () => {
   let server;
   before(async () => {
-    server = await startServer({ extraEnv: { SIGNALING_TTL_HOURS: '0.0003', SIGNAL_EXPIRY_INTERVAL: '100' } });
+    server = await startServer({
+      extraEnv: { SIGNALING_TTL_HOURS: '0.0003', SIGNAL_EXPIRY_INTERVAL: '100', SIGNAL_ACK_TIMEOUT_MS: '200' },
+    });
     await announce(server.url, 'home', 'peer_alice');
     await announce(server.url, 'home', 'peer_bob');
+    await announce(server.url, 'home', 'peer_slow');
   });
   after(() => server.stop());
+
+  test('a push not acked within SIGNAL_ACK_TIMEOUT_MS comes again on the same connection, with the same id', async () => {
+    const alice = await device(server.url, 'peer_alice');
+    let first = true;
+    // Ignores the first push, acks the repeat.
+    const slow = await device(server.url, 'peer_slow', {
+      acking: () => {
+        const ack = !first;
+        first = false;
+        return ack;
+      },
+    });
+    const { id } = await send(alice, 'peer_slow', 1);
+    await waitUntil(() => slow.signals.length === 2, 'the repeat');
+    assert.deepEqual(slow.signals.map((m) => m.id), [id, id]);
+    await waitUntil(async () => (await peek(server.url, 'peer_slow')).length === 0, 'the confirmed repeat to leave the queue');
+    closeAll(alice.socket, slow.socket);
+  });
 
   test('an expired signal leaves the queue and its sender gets signal-expired, live or on its next connection', async () => {
     const alice = await device(server.url, 'peer_alice');
@@ -321,18 +393,31 @@ describe('with Redis', () => {
     sleeper.socket.close();
   });
 
-  test('the jobs run on one instance; when it is killed another takes the lease', async () => {
-    const running = servers.filter((s) => s.process.exitCode === null && s.process.signalCode === null);
-    const fresh = [await instance(), await instance()];
-    const all = [...running, ...fresh];
+  test('the jobs run on one instance; when it is killed another takes the lease and runs them', async () => {
+    // A cluster of its own (another key prefix), with a fast sweep and a short device TTL.
+    const jobsEnv = {
+      REDIS_PREFIX: 'leasetest',
+      PRESENCE_CLEANUP_INTERVAL: '100',
+      DEVICE_TTL_MINUTES: '0.01',
+    };
+    const all = [];
+    for (let i = 0; i < 3; i += 1) {
+      const s = await startServer({ extraEnv: { ...env(), ...jobsEnv } });
+      servers.push(s);
+      all.push(s);
+    }
     const holds = (s) => s.logs.some((e) => (e.fields ?? e).message === 'this instance runs the presence jobs');
-    // The earliest instance took the lease when it started and has kept it.
     const holder = await waitUntil(() => all.find(holds), 'a lease holder');
-    assert.deepEqual(all.filter(holds), [holder], 'one holder among the live instances');
+    assert.deepEqual(all.filter(holds), [holder], 'one holder among the instances');
     holder.process.kill('SIGKILL');
     // JOB_LEASE_MS (600) plus a renewal period (200) bound the takeover; the wait allows for a slow machine.
     const others = all.filter((s) => s !== holder);
-    await waitUntil(() => others.find(holds), 'another holder after the kill', 5000);
+    const next = await waitUntil(() => others.find(holds), 'another holder after the kill', 5000);
     assert.equal(others.filter(holds).length, 1, 'one new holder');
+    // The new holder runs the jobs: a device announced now goes offline by its sweep.
+    await announce(next.url, 'leasenet', 'peer_fading');
+    const swept = (e) => (e.fields ?? e).message === 'presence sweep' && (e.fields ?? e).offline >= 1;
+    await next.waitForLog(swept, 5000);
+    assert.ok(!others.find((s) => s !== next).logs.some(swept), 'the other survivor ran no sweep');
   });
 });
