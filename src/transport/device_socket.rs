@@ -68,6 +68,10 @@ pub struct DeviceConn<A: Adapter> {
     wake: Arc<Notify>,
     closed: AtomicBool,
     in_flight: AtomicUsize,
+    /// Whether the device's seat was taken for this connection (at the handshake).
+    registered: AtomicBool,
+    /// The device's older connection, to turn out once this one is connected.
+    replaced: Mutex<Option<Endpoint>>,
     /// The lowest signal and notice ids whose push went unconfirmed in time
     /// (`u64::MAX`: none): delivery pushes from there again.
     rewind: [AtomicU64; 2],
@@ -79,8 +83,15 @@ pub struct DeviceConn<A: Adapter> {
 impl<A: Adapter> Drop for DeviceConn<A> {
     fn drop(&mut self) {
         // A socket whose transport closed during the namespace CONNECT is
-        // removed without its disconnect handler: count it out here.
+        // removed without its disconnect handler: undo its handshake here.
         self.count_out();
+        if self.registered.load(Ordering::Acquire)
+            && !self.closed.load(Ordering::Acquire)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (devices, device, endpoint) = (self.state.devices.clone(), self.device.clone(), self.endpoint.clone());
+            runtime.spawn(async move { devices.unregister(&device, &endpoint).await });
+        }
     }
 }
 
@@ -128,9 +139,23 @@ pub async fn admit<A: Adapter>(
         closed: AtomicBool::new(false),
         in_flight: AtomicUsize::new(0),
         rewind: [AtomicU64::new(u64::MAX), AtomicU64::new(u64::MAX)],
+        registered: AtomicBool::new(false),
+        replaced: Mutex::new(None),
         ip: Mutex::new(ip),
         state,
     });
+    // The seat is taken before the CONNECT ack, so a signal sent as soon as
+    // the client sees the connection already finds it live.
+    match conn.state.devices.register(&conn.device, conn.endpoint.clone()).await {
+        Ok(old) => {
+            conn.registered.store(true, Ordering::Release);
+            *conn.replaced.lock().unwrap_or_else(|p| p.into_inner()) = old.filter(|old| old != &conn.endpoint);
+        }
+        Err(e) => {
+            report(&conn.state, e, "device connect");
+            return Err(ConnectRefused::Unavailable);
+        }
+    }
     let events = conn.clone();
     socket.on_fallback(move |s: SocketRef<A>, Event(name): Event, reply: Reply<A>, TryData(data): TryData<Value>| {
         events.accept(s, name, reply, data.ok())
@@ -152,17 +177,13 @@ pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, io: SocketIo<A>) {
     let state = &conn.state;
     state.mailboxes.open(conn.device.clone(), conn.endpoint.conn.clone(), conn.wake.clone());
     info!(conn_id = %socket.id, device_id = %conn.device, transport = ?socket.transport_type(), "device connected");
-    match state.devices.register(&conn.device, conn.endpoint.clone()).await {
-        Ok(Some(old)) if old != conn.endpoint => turn_out(&io, state, &conn.device, &old).await,
-        Ok(_) => {}
-        Err(e) => report(state, e, "device connect"),
+    let replaced = conn.replaced.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(old) = replaced {
+        turn_out(&io, state, &conn.device, &old).await;
     }
     if conn.closed.load(Ordering::Acquire) {
-        // It closed while this ran, and its clean-up found nothing to undo yet.
+        // It closed while this ran: its clean-up ran before the mailbox was opened.
         state.mailboxes.close(&conn.device, &conn.endpoint.conn);
-        if let Err(e) = state.devices.unregister(&conn.device, &conn.endpoint).await {
-            report(state, e, "device disconnect");
-        }
         return;
     }
     conn.deliver(&socket).await;
