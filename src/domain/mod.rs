@@ -12,4 +12,4 @@ pub mod room;
 pub mod signal;
 
 pub use ids::{ConnId, IdError, MAX_ID_CHARS, RoomId, UserId};
-pub use room::{Joined, Member, Room, RoomError, Route};
+pub use room::{Departure, Joined, Member, Request, Room, RoomError, RoomMeta, Route};

@@ -14,7 +14,7 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
 use super::{JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot, RoomStore, StoreError};
-use crate::domain::{ConnId, Joined, Room, RoomError, RoomId, Route, UserId};
+use crate::domain::{ConnId, Joined, Request, Room, RoomError, RoomId, RoomMeta, Route, UserId};
 
 /// Room state in this process's memory.
 #[derive(Default)]
@@ -72,11 +72,43 @@ impl RoomStore for MemoryStore {
         Ok(outcome)
     }
 
+    async fn create(&self, room: &RoomId, meta: RoomMeta, conn: &ConnId) -> Result<JoinOutcome, StoreError> {
+        let Entry::Vacant(vacant) = self.rooms.entry(room.clone()) else {
+            return Err(RoomError::AlreadyExists.into());
+        };
+        let created = vacant.insert(Room::create(room.clone(), SystemTime::now(), meta, conn));
+        let outcome = JoinOutcome { users: created.users(), peers: created.peers_of(conn), joined: Joined::New };
+        drop(created);
+        self.index_add(conn, room);
+        Ok(outcome)
+    }
+
+    async fn request(&self, room: &RoomId, user: &UserId, deadline_ms: u64) -> Result<Request, StoreError> {
+        let mut entry = self.rooms.get_mut(room).ok_or(RoomError::NoSuchRoom)?;
+        Ok(entry.request(user, deadline_ms)?)
+    }
+
+    async fn decide(&self, room: &RoomId, by: &ConnId, user: &UserId, approve: bool) -> Result<(), StoreError> {
+        let mut entry = self.rooms.get_mut(room).ok_or(RoomError::NoSuchRoom)?;
+        Ok(entry.decide(by, user, approve)?)
+    }
+
+    async fn expire_request(&self, room: &RoomId, user: &UserId, now_ms: u64) -> Result<bool, StoreError> {
+        Ok(self.rooms.get_mut(room).is_some_and(|mut r| r.expire_request(user, now_ms)))
+    }
+
+    async fn name_user(&self, room: &RoomId, user: &UserId, name: &str) -> Result<(), StoreError> {
+        if let Some(mut entry) = self.rooms.get_mut(room) {
+            entry.name_user(user, name);
+        }
+        Ok(())
+    }
+
     async fn leave(&self, room: &RoomId, conn: &ConnId) -> Result<Option<LeaveOutcome>, StoreError> {
         let Entry::Occupied(mut entry) = self.rooms.entry(room.clone()) else {
             return Ok(None);
         };
-        let Some(user) = entry.get_mut().leave(conn) else {
+        let Some(departure) = entry.get_mut().leave(conn) else {
             return Ok(None);
         };
         let peers = entry.get().peers_of(conn);
@@ -87,7 +119,8 @@ impl RoomStore for MemoryStore {
             drop(entry);
         }
         self.index_remove(conn, room);
-        Ok(Some(LeaveOutcome { room: room.clone(), user, peers, room_deleted }))
+        let (user, new_host) = (departure.user, departure.new_host);
+        Ok(Some(LeaveOutcome { room: room.clone(), user, peers, room_deleted, new_host }))
     }
 
     async fn leave_all(&self, conn: &ConnId) -> Result<Vec<LeaveOutcome>, StoreError> {

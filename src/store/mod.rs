@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use crate::domain::{ConnId, Joined, Room, RoomError, RoomId, Route, UserId};
+use crate::domain::{ConnId, Joined, Request, Room, RoomError, RoomId, RoomMeta, Route, UserId};
 
 #[cfg(test)]
 pub mod device_suite;
@@ -55,6 +55,8 @@ pub struct LeaveOutcome {
     pub peers: Vec<ConnId>,
     /// Whether the room was deleted because it became empty.
     pub room_deleted: bool,
+    /// The room's new host, when the one who left hosted it.
+    pub new_host: Option<UserId>,
 }
 
 /// What one instance holds: each live connection and its seats (room, user).
@@ -89,11 +91,17 @@ pub struct RoomSnapshot {
     pub participants: Vec<UserId>,
     /// When the room was created.
     pub created_at: SystemTime,
+    /// Its metadata, if any.
+    pub meta: Option<RoomMeta>,
+    /// The connection holding the host's seat (rooms with metadata).
+    pub host_conn: Option<ConnId>,
 }
 
 impl From<&Room> for RoomSnapshot {
     fn from(room: &Room) -> Self {
-        Self { id: room.id().clone(), participants: room.users(), created_at: room.created_at() }
+        let meta = room.meta().cloned();
+        let host_conn = meta.as_ref().and_then(|m| room.seat_of(&m.host_id)).cloned();
+        Self { id: room.id().clone(), participants: room.users(), created_at: room.created_at(), meta, host_conn }
     }
 }
 
@@ -117,6 +125,22 @@ pub trait RoomStore: Send + Sync + 'static {
         conn: &ConnId,
         max_size: usize,
     ) -> Result<JoinOutcome, StoreError>;
+
+    /// Creates `room` with `meta`, its host seated on `conn`
+    /// ([`RoomError::AlreadyExists`] if the id is taken).
+    async fn create(&self, room: &RoomId, meta: RoomMeta, conn: &ConnId) -> Result<JoinOutcome, StoreError>;
+
+    /// Records `user`'s request to join `room`, waiting until `deadline_ms` (Unix ms).
+    async fn request(&self, room: &RoomId, user: &UserId, deadline_ms: u64) -> Result<Request, StoreError>;
+
+    /// The host's answer to `user`'s waiting request; `by` must hold the host's seat.
+    async fn decide(&self, room: &RoomId, by: &ConnId, user: &UserId, approve: bool) -> Result<(), StoreError>;
+
+    /// Drops `user`'s request if still waiting past its deadline at `now_ms`; whether it did.
+    async fn expire_request(&self, room: &RoomId, user: &UserId, now_ms: u64) -> Result<bool, StoreError>;
+
+    /// Records the display name `user` gave in `room` (rooms with metadata).
+    async fn name_user(&self, room: &RoomId, user: &UserId, name: &str) -> Result<(), StoreError>;
 
     /// Removes `conn` from `room`; `None` if it held no seat there.
     async fn leave(&self, room: &RoomId, conn: &ConnId) -> Result<Option<LeaveOutcome>, StoreError>;

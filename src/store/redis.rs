@@ -29,7 +29,7 @@ use super::route_cache::RouteCache;
 use super::{
     JoinOutcome, LeaveOutcome, LiveSeats, Reconciled, RestoredSeat, RoomPage, RoomSnapshot, RoomStore, StoreError,
 };
-use crate::domain::{ConnId, Joined, Member, Room, RoomError, RoomId, Route, UserId};
+use crate::domain::{ConnId, Joined, Member, Request, Room, RoomError, RoomId, RoomMeta, Route, UserId};
 
 /// Compare-and-set of one room plus set updates, all or nothing.
 /// KEYS: room hash, rooms zset, version counter, then one key per set update.
@@ -329,21 +329,76 @@ pub(super) fn millis(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-fn encode(room: &Room) -> Result<String, StoreError> {
-    let pairs: Vec<(&str, &str)> = room.members().iter().map(|m| (m.user.as_str(), m.conn.as_str())).collect();
-    serde_json::to_string(&pairs).map_err(|e| StoreError::Unavailable(e.to_string()))
+/// A room with metadata as stored; a room without is stored as its member
+/// pairs alone (the format from before rooms had metadata).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RoomJson {
+    members: Vec<(String, String)>,
+    meta: MetaJson,
 }
 
-fn decode(id: &RoomId, created: u64, members: &str) -> Result<Room, StoreError> {
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MetaJson {
+    name: String,
+    description: String,
+    host: String,
+    host_id: String,
+    requires_approval: bool,
+    approved: Vec<String>,
+    names: Vec<(String, String)>,
+    requests: Vec<(String, u64)>,
+}
+
+fn encode(room: &Room) -> Result<String, StoreError> {
+    let members: Vec<(String, String)> =
+        room.members().iter().map(|m| (m.user.as_str().to_owned(), m.conn.as_str().to_owned())).collect();
+    let json = match room.meta() {
+        None => serde_json::to_string(&members),
+        Some(m) => serde_json::to_string(&RoomJson {
+            members,
+            meta: MetaJson {
+                name: m.name.clone(),
+                description: m.description.clone(),
+                host: m.host.clone(),
+                host_id: m.host_id.as_str().to_owned(),
+                requires_approval: m.requires_approval,
+                approved: m.approved.iter().map(|u| u.as_str().to_owned()).collect(),
+                names: m.names.iter().map(|(u, n)| (u.as_str().to_owned(), n.clone())).collect(),
+                requests: m.requests.iter().map(|(u, d)| (u.as_str().to_owned(), *d)).collect(),
+            },
+        }),
+    };
+    json.map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+fn decode(id: &RoomId, created: u64, stored: &str) -> Result<Room, StoreError> {
     let corrupt = |why: String| StoreError::Unavailable(format!("room {id:?} in Redis is corrupt: {why}"));
-    let pairs: Vec<(String, String)> = serde_json::from_str(members).map_err(|e| corrupt(e.to_string()))?;
+    let user = |raw: &str| UserId::parse(raw).map_err(|e| corrupt(e.to_string()));
+    let (pairs, meta): (Vec<(String, String)>, Option<MetaJson>) = if stored.starts_with('[') {
+        (serde_json::from_str(stored).map_err(|e| corrupt(e.to_string()))?, None)
+    } else {
+        let room: RoomJson = serde_json::from_str(stored).map_err(|e| corrupt(e.to_string()))?;
+        (room.members, Some(room.meta))
+    };
     let members = pairs
         .into_iter()
-        .map(|(user, conn)| {
-            Ok(Member { user: UserId::parse(&user).map_err(|e| corrupt(e.to_string()))?, conn: ConnId::new(&conn) })
-        })
+        .map(|(u, conn)| Ok(Member { user: user(&u)?, conn: ConnId::new(&conn) }))
         .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok(Room::restore(id.clone(), UNIX_EPOCH + Duration::from_millis(created), members))
+    let meta = meta
+        .map(|m| {
+            Ok::<_, StoreError>(RoomMeta {
+                name: m.name,
+                description: m.description,
+                host: m.host,
+                host_id: user(&m.host_id)?,
+                requires_approval: m.requires_approval,
+                approved: m.approved.iter().map(|u| user(u)).collect::<Result<_, _>>()?,
+                names: m.names.into_iter().map(|(u, n)| Ok((user(&u)?, n))).collect::<Result<_, StoreError>>()?,
+                requests: m.requests.into_iter().map(|(u, d)| Ok((user(&u)?, d))).collect::<Result<_, StoreError>>()?,
+            })
+        })
+        .transpose()?;
+    Ok(Room::restore(id.clone(), UNIX_EPOCH + Duration::from_millis(created), members, meta))
 }
 
 #[async_trait]
@@ -372,17 +427,76 @@ impl RoomStore for RedisStore {
         .await
     }
 
+    async fn create(&self, room: &RoomId, meta: RoomMeta, conn: &ConnId) -> Result<JoinOutcome, StoreError> {
+        let owner = self.instance_conns(&self.instance);
+        self.update(room, |current| {
+            if current.is_some() {
+                return Err(RoomError::AlreadyExists);
+            }
+            let next = Room::create(room.clone(), SystemTime::now(), meta.clone(), conn);
+            let sets = vec![
+                (self.conn_rooms(conn), '+', room.as_str().to_owned()),
+                (owner.clone(), '+', conn.as_str().to_owned()),
+            ];
+            let outcome = JoinOutcome { users: next.users(), peers: next.peers_of(conn), joined: Joined::New };
+            Ok((Change { room: Some(next), sets }, outcome))
+        })
+        .await
+    }
+
+    async fn request(&self, room: &RoomId, user: &UserId, deadline_ms: u64) -> Result<Request, StoreError> {
+        self.update(room, |current| {
+            let mut next = current.ok_or(RoomError::NoSuchRoom)?;
+            let request = next.request(user, deadline_ms)?;
+            Ok((Change { room: Some(next), sets: vec![] }, request))
+        })
+        .await
+    }
+
+    async fn decide(&self, room: &RoomId, by: &ConnId, user: &UserId, approve: bool) -> Result<(), StoreError> {
+        self.update(room, |current| {
+            let mut next = current.ok_or(RoomError::NoSuchRoom)?;
+            next.decide(by, user, approve)?;
+            Ok((Change { room: Some(next), sets: vec![] }, ()))
+        })
+        .await
+    }
+
+    async fn expire_request(&self, room: &RoomId, user: &UserId, now_ms: u64) -> Result<bool, StoreError> {
+        self.update(room, |current| {
+            let Some(mut next) = current else { return Ok((Change { room: None, sets: vec![] }, false)) };
+            let expired = next.expire_request(user, now_ms);
+            Ok((Change { room: Some(next), sets: vec![] }, expired))
+        })
+        .await
+    }
+
+    async fn name_user(&self, room: &RoomId, user: &UserId, name: &str) -> Result<(), StoreError> {
+        self.update(room, |current| {
+            let Some(mut next) = current else { return Ok((Change { room: None, sets: vec![] }, ())) };
+            next.name_user(user, name);
+            Ok((Change { room: Some(next), sets: vec![] }, ()))
+        })
+        .await
+    }
+
     async fn leave(&self, room: &RoomId, conn: &ConnId) -> Result<Option<LeaveOutcome>, StoreError> {
         self.update(room, |current| {
             let sets = vec![(self.conn_rooms(conn), '-', room.as_str().to_owned())];
             let Some(mut next) = current else {
                 return Ok((Change { room: None, sets }, None));
             };
-            let Some(user) = next.leave(conn) else {
+            let Some(departure) = next.leave(conn) else {
                 return Ok((Change { room: Some(next), sets }, None));
             };
             let room_deleted = next.is_empty();
-            let outcome = LeaveOutcome { room: room.clone(), user, peers: next.peers_of(conn), room_deleted };
+            let outcome = LeaveOutcome {
+                room: room.clone(),
+                user: departure.user,
+                peers: next.peers_of(conn),
+                room_deleted,
+                new_host: departure.new_host,
+            };
             Ok((Change { room: (!room_deleted).then_some(next), sets }, Some(outcome)))
         })
         .await

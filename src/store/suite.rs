@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use super::{RoomStore, StoreError};
-use crate::domain::{ConnId, Joined, RoomError, RoomId, Route, UserId};
+use crate::domain::{ConnId, Joined, Request, RoomError, RoomId, RoomMeta, Route, UserId};
 
 /// Declares the suite's tests for one engine: `store_suite!(async { (MyStore::new(), guard) })`,
 /// where the guard keeps whatever the store needs alive for the test.
@@ -28,7 +28,9 @@ macro_rules! store_suite {
             leave_all_removes_the_connection_from_every_room,
             leave_all_of_a_replaced_connection_keeps_the_new_seat,
             route_requires_both_ends_in_the_room,
-            list_pages_are_ordered_by_creation_then_id);
+            list_pages_are_ordered_by_creation_then_id,
+            a_room_created_with_metadata_seats_its_host_and_its_id_cannot_be_taken,
+            approval_names_and_host_handover_are_kept_by_the_store);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -183,4 +185,48 @@ pub async fn list_pages_are_ordered_by_creation_then_id(s: Arc<impl RoomStore>) 
     let paged: Vec<_> = first.rooms.into_iter().chain(rest.rooms).collect();
     assert_eq!(paged, all.rooms);
     assert!(s.list(5, 10).await.unwrap().rooms.is_empty());
+}
+
+fn meta(host: &str, requires_approval: bool) -> RoomMeta {
+    RoomMeta {
+        name: "Standup".into(),
+        description: "daily".into(),
+        host: "Host".into(),
+        host_id: user(host),
+        requires_approval,
+        approved: vec![],
+        names: vec![],
+        requests: vec![],
+    }
+}
+
+pub async fn a_room_created_with_metadata_seats_its_host_and_its_id_cannot_be_taken(s: Arc<impl RoomStore>) {
+    let created = s.create(&room("m"), meta("h", false), &conn("1")).await.unwrap();
+    assert_eq!((created.users, created.joined), (vec![user("h")], Joined::New));
+    let snapshot = s.room(&room("m")).await.unwrap().unwrap();
+    assert_eq!(snapshot.meta, Some(meta("h", false)));
+    assert_eq!(snapshot.host_conn, Some(conn("1")));
+    assert_eq!(rule(s.create(&room("m"), meta("x", false), &conn("2")).await), RoomError::AlreadyExists);
+    s.join(&room("plain"), &user("a"), &conn("3"), 10).await.unwrap();
+    assert_eq!(rule(s.create(&room("plain"), meta("x", false), &conn("2")).await), RoomError::AlreadyExists);
+    let listed = s.list(0, 10).await.unwrap();
+    assert_eq!(listed.rooms.iter().map(|r| r.meta.is_some()).collect::<Vec<_>>(), vec![true, false]);
+}
+
+pub async fn approval_names_and_host_handover_are_kept_by_the_store(s: Arc<impl RoomStore>) {
+    s.create(&room("m"), meta("h", true), &conn("1")).await.unwrap();
+    assert_eq!(rule(s.join(&room("m"), &user("a"), &conn("2"), 10).await), RoomError::NotApproved);
+    assert_eq!(s.request(&room("m"), &user("a"), 1_000).await.unwrap(), Request::Pending);
+    assert_eq!(rule(s.decide(&room("m"), &conn("2"), &user("a"), true).await), RoomError::NotHost);
+    assert_eq!(rule(s.request(&room("nowhere"), &user("a"), 1_000).await), RoomError::NoSuchRoom);
+    s.request(&room("m"), &user("late"), 1_000).await.unwrap();
+    assert!(s.expire_request(&room("m"), &user("late"), 1_000).await.unwrap());
+    assert_eq!(rule(s.decide(&room("m"), &conn("1"), &user("late"), true).await), RoomError::NoRequest);
+    s.decide(&room("m"), &conn("1"), &user("a"), true).await.unwrap();
+    s.join(&room("m"), &user("a"), &conn("2"), 10).await.unwrap();
+    s.name_user(&room("m"), &user("a"), "Alice").await.unwrap();
+    let left = s.leave(&room("m"), &conn("1")).await.unwrap().unwrap();
+    assert_eq!((left.user, left.new_host), (user("h"), Some(user("a"))));
+    let m = s.room(&room("m")).await.unwrap().unwrap().meta.unwrap();
+    assert_eq!((m.host_id, m.host, m.approved), (user("a"), "Alice".to_owned(), vec![user("a")]));
 }

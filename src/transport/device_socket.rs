@@ -21,7 +21,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -35,11 +35,10 @@ use tracing::{debug, info, warn};
 use super::address;
 use super::auth::{self, AuthError};
 use super::error::{ConnectRefused, SignalError};
-use super::inbox::{Inbox, Push};
+use super::serial::Serial;
 use super::socket::Reply;
 use crate::domain::ConnId;
 use crate::domain::presence::DeviceId;
-use crate::domain::rate::{Limiter, Verdict};
 use crate::domain::signal::{self, MAX_QUEUED_PER_DEVICE, Notice, Outgoing, Queued};
 use crate::metrics::SignalOutcome;
 use crate::state::AppState;
@@ -62,8 +61,7 @@ pub struct DeviceConn<A: Adapter> {
     device: DeviceId,
     endpoint: Endpoint,
     state: AppState,
-    inbox: Inbox<Job<A>>,
-    limiter: Mutex<Limiter>,
+    events: Arc<Serial<A>>,
     /// Woken when the device has mail, a confirmation frees the window, or the connection closes.
     wake: Arc<Notify>,
     closed: AtomicBool,
@@ -94,9 +92,6 @@ impl<A: Adapter> Drop for DeviceConn<A> {
         }
     }
 }
-
-/// An event waiting its turn: its name, payload and ack.
-struct Job<A: Adapter>(String, Option<Value>, Reply<A>);
 
 /// Connect middleware: admits a device (token, device id, ownership, address
 /// limit) and attaches its handlers before the CONNECT ack.
@@ -129,12 +124,10 @@ pub async fn admit<A: Adapter>(
         warn!(%ip, "device connection refused: too many from this address");
         return Err(ConnectRefused::TooManyConnections);
     }
-    let limits = (state.config.events_per_second, state.config.event_burst, state.config.rate_limit_disconnect_after);
     let conn = Arc::new(DeviceConn {
         endpoint: Endpoint { instance: state.instance.clone(), conn: ConnId::new(socket.id.as_str()) },
         device,
-        inbox: Inbox::new(state.config.max_pending_events),
-        limiter: Mutex::new(Limiter::new(f64::from(limits.0), f64::from(limits.1), limits.2, Instant::now())),
+        events: Arc::new(Serial::new(&state)),
         wake: Arc::new(Notify::new()),
         closed: AtomicBool::new(false),
         in_flight: AtomicUsize::new(0),
@@ -158,7 +151,16 @@ pub async fn admit<A: Adapter>(
     }
     let events = conn.clone();
     socket.on_fallback(move |s: SocketRef<A>, Event(name): Event, reply: Reply<A>, TryData(data): TryData<Value>| {
-        events.accept(s, name, reply, data.ok())
+        let conn = events.clone();
+        events.events.accept(s, name, reply, data.ok(), move |name, payload| {
+            let conn = conn.clone();
+            async move {
+                match name.as_str() {
+                    SIGNAL => conn.signal(payload).await,
+                    _ => Err(SignalError::UnknownEvent(name.chars().take(64).collect())),
+                }
+            }
+        })
     });
     let closing = conn.clone();
     socket.on_disconnect(move |reason: DisconnectReason| closing.close(reason));
@@ -264,51 +266,6 @@ enum Mail {
 }
 
 impl<A: Adapter> DeviceConn<A> {
-    /// The synchronous part of every event handler: rate limit, then the inbox
-    /// (which keeps arrival order, so signals are queued in the order sent).
-    fn accept(
-        self: &Arc<Self>,
-        socket: SocketRef<A>,
-        name: String,
-        reply: Reply<A>,
-        payload: Option<Value>,
-    ) -> impl Future<Output = ()> + Send + use<A> {
-        let verdict = self.limiter.lock().unwrap_or_else(|p| p.into_inner()).check(Instant::now());
-        let job = Job(name, payload, reply);
-        let pushed = match verdict {
-            Verdict::Allow => self.inbox.push(job),
-            Verdict::Refuse | Verdict::Disconnect => Push::Full(job),
-        };
-        let drain = match pushed {
-            Push::Drain => true,
-            Push::Queued => false,
-            Push::Full(Job(name, _, reply)) => {
-                reply.refuse(&socket, &name, SignalError::Overloaded);
-                false
-            }
-            Push::Closed(Job(name, _, reply)) => {
-                reply.refuse(&socket, &name, SignalError::Closing);
-                false
-            }
-        };
-        if verdict == Verdict::Disconnect {
-            warn!(conn_id = %socket.id, device_id = %self.device, "disconnected for flooding");
-            let _ = socket.clone().disconnect();
-        }
-        let conn = self.clone();
-        async move {
-            if drain {
-                while let Some(Job(name, payload, reply)) = conn.inbox.next() {
-                    let result = match name.as_str() {
-                        SIGNAL => conn.signal(payload).await,
-                        _ => Err(SignalError::UnknownEvent(name.chars().take(64).collect())),
-                    };
-                    reply.send(&socket, &name, result);
-                }
-            }
-        }
-    }
-
     /// `signal { type, toPeerId, data }`: queue it and wake the receiver.
     async fn signal(&self, payload: Option<Value>) -> Result<SignalAck, SignalError> {
         let req = super::payload::device_signal(payload)?;

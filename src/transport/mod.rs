@@ -20,6 +20,7 @@ pub mod origin;
 pub mod payload;
 pub mod presence_jobs;
 pub mod query;
+pub mod serial;
 pub mod socket;
 pub mod static_files;
 pub mod upkeep;

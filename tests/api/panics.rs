@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde_json::json;
-use switchboard::domain::{ConnId, RoomId, Route, UserId};
+use switchboard::domain::{ConnId, Request, RoomId, RoomMeta, Route, UserId};
 use switchboard::store::memory::MemoryStore;
 use switchboard::store::{JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot, RoomStore, StoreError};
 use tokio::net::TcpListener;
@@ -18,6 +18,21 @@ struct Booby(MemoryStore);
 impl RoomStore for Booby {
     async fn join(&self, r: &RoomId, u: &UserId, c: &ConnId, max: usize) -> Result<JoinOutcome, StoreError> {
         self.0.join(r, u, c, max).await
+    }
+    async fn create(&self, r: &RoomId, meta: RoomMeta, c: &ConnId) -> Result<JoinOutcome, StoreError> {
+        self.0.create(r, meta, c).await
+    }
+    async fn request(&self, r: &RoomId, u: &UserId, deadline_ms: u64) -> Result<Request, StoreError> {
+        self.0.request(r, u, deadline_ms).await
+    }
+    async fn decide(&self, r: &RoomId, by: &ConnId, u: &UserId, approve: bool) -> Result<(), StoreError> {
+        self.0.decide(r, by, u, approve).await
+    }
+    async fn expire_request(&self, r: &RoomId, u: &UserId, now_ms: u64) -> Result<bool, StoreError> {
+        self.0.expire_request(r, u, now_ms).await
+    }
+    async fn name_user(&self, r: &RoomId, u: &UserId, name: &str) -> Result<(), StoreError> {
+        self.0.name_user(r, u, name).await
     }
     async fn leave(&self, r: &RoomId, c: &ConnId) -> Result<Option<LeaveOutcome>, StoreError> {
         self.0.leave(r, c).await

@@ -1,0 +1,91 @@
+//! Events of one connection handled one at a time, in arrival order, within
+//! the connection's rate limit: what the `/devices` and `/dashboard`
+//! namespaces share (see [`super::inbox`] for why the order needs keeping).
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::Value;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::SocketRef;
+use tracing::warn;
+
+use super::error::SignalError;
+use super::inbox::{Inbox, Push};
+use super::socket::Reply;
+use crate::domain::rate::{Limiter, Verdict};
+use crate::state::AppState;
+
+/// An event waiting its turn: its name, payload and ack.
+type Job<A> = (String, Option<Value>, Reply<A>);
+
+/// A connection's event queue and rate limiter.
+pub struct Serial<A: Adapter> {
+    inbox: Inbox<Job<A>>,
+    limiter: Mutex<Limiter>,
+}
+
+impl<A: Adapter> Serial<A> {
+    /// A queue sized and limited by the configuration (`MAX_PENDING_EVENTS`,
+    /// `EVENTS_PER_SECOND`, `EVENT_BURST`, `RATE_LIMIT_DISCONNECT_AFTER`).
+    pub fn new(state: &AppState) -> Self {
+        let c = &state.config;
+        let limiter = Limiter::new(
+            f64::from(c.events_per_second),
+            f64::from(c.event_burst),
+            c.rate_limit_disconnect_after,
+            Instant::now(),
+        );
+        Self { inbox: Inbox::new(c.max_pending_events), limiter: Mutex::new(limiter) }
+    }
+
+    /// The synchronous part of an event handler: the rate limit, then the
+    /// queue. The future it returns handles the queued events one by one with
+    /// `handle` and answers each (ack, or `signaling-error` without one).
+    pub fn accept<T, F, Fut>(
+        self: &Arc<Self>,
+        socket: SocketRef<A>,
+        name: String,
+        reply: Reply<A>,
+        payload: Option<Value>,
+        handle: F,
+    ) -> impl Future<Output = ()> + Send + use<A, T, F, Fut>
+    where
+        T: Serialize,
+        F: Fn(String, Option<Value>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, SignalError>> + Send,
+    {
+        let verdict = self.limiter.lock().unwrap_or_else(|p| p.into_inner()).check(Instant::now());
+        let job = (name, payload, reply);
+        let pushed = match verdict {
+            Verdict::Allow => self.inbox.push(job),
+            Verdict::Refuse | Verdict::Disconnect => Push::Full(job),
+        };
+        let drain = match pushed {
+            Push::Drain => true,
+            Push::Queued => false,
+            Push::Full((name, _, reply)) => {
+                reply.refuse(&socket, &name, SignalError::Overloaded);
+                false
+            }
+            Push::Closed((name, _, reply)) => {
+                reply.refuse(&socket, &name, SignalError::Closing);
+                false
+            }
+        };
+        if verdict == Verdict::Disconnect {
+            warn!(conn_id = %socket.id, ns = socket.ns(), "disconnected for flooding: events kept coming past the rate limit");
+            let _ = socket.clone().disconnect();
+        }
+        let queue = self.clone();
+        async move {
+            if drain {
+                while let Some((name, payload, reply)) = queue.inbox.next() {
+                    let result = handle(name.clone(), payload).await;
+                    reply.send(&socket, &name, result);
+                }
+            }
+        }
+    }
+}
