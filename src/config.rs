@@ -78,6 +78,12 @@ pub struct Config {
     pub ice: IceConfig,
     /// Device presence and store-and-forward signaling (seed 004).
     pub presence: PresenceConfig,
+    /// `ROOM_LIST_INTERVAL_MS`: how often `/dashboard` subscribers get the
+    /// room list while rooms exist, besides on every change (default 5 000).
+    pub room_list_interval: Duration,
+    /// `JOIN_REQUEST_TIMEOUT_MS`: how long a join request waits for the host
+    /// before it counts as rejected (default 60 000).
+    pub join_request_timeout: Duration,
     /// `RUST_LOG`: tracing filter directives (default `info`).
     pub log_filter: String,
     /// `LOG_FORMAT`: `text` (default) or `json`.
@@ -215,6 +221,8 @@ impl Config {
             web_dir: PathBuf::from(env.get("WEB_DIR").unwrap_or_else(|| "web".into())),
             ice: env.ice()?,
             presence: env.presence()?,
+            room_list_interval: env.millis("ROOM_LIST_INTERVAL_MS", 5_000)?,
+            join_request_timeout: env.millis("JOIN_REQUEST_TIMEOUT_MS", 60_000)?,
             log_filter: env.log_filter("RUST_LOG")?,
             log_format: env.log_format("LOG_FORMAT")?,
         };

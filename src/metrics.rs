@@ -35,12 +35,21 @@ impl SignalOutcome {
 /// The core's relay events, by wire name.
 pub const RELAY_EVENTS: [&str; 3] = ["offer", "answer", "ice-candidate"];
 
+/// Connections of this instance over every namespace.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketCount {
+    /// All of them.
+    pub all: usize,
+    /// Those on the websocket transport.
+    pub websocket: usize,
+}
+
 /// This instance's counters.
 #[derive(Default)]
 pub struct Metrics {
     signals: [AtomicU64; 3],
     relays: [AtomicU64; 3],
-    websockets: OnceLock<Box<dyn Fn() -> usize + Send + Sync>>,
+    sockets: OnceLock<Box<dyn Fn() -> SocketCount + Send + Sync>>,
 }
 
 impl Metrics {
@@ -56,14 +65,14 @@ impl Metrics {
         }
     }
 
-    /// Sets how websocket connections are counted (once the socket.io layer exists).
-    pub fn count_websockets_with(&self, count: impl Fn() -> usize + Send + Sync + 'static) {
-        let _ = self.websockets.set(Box::new(count));
+    /// Sets how connections are counted (once the socket.io layer exists).
+    pub fn count_sockets_with(&self, count: impl Fn() -> SocketCount + Send + Sync + 'static) {
+        let _ = self.sockets.set(Box::new(count));
     }
 
-    /// Websocket connections on this instance, over every namespace.
-    pub fn websockets(&self) -> usize {
-        self.websockets.get().map_or(0, |count| count())
+    /// Connections on this instance, over every namespace.
+    pub fn sockets(&self) -> SocketCount {
+        self.sockets.get().map_or_else(SocketCount::default, |count| count())
     }
 
     fn signals(&self) -> [(SignalOutcome, u64); 3] {
@@ -107,7 +116,7 @@ pub fn render(s: &Snapshot<'_>) -> String {
         "switchboard_websocket_connections",
         "gauge",
         "Connections of this instance using the websocket transport, every namespace.",
-        &plain(s.metrics.websockets()),
+        &plain(s.metrics.sockets().websocket),
     );
     metric("switchboard_rooms", "gauge", "Rooms with at least one participant.", &plain(s.rooms));
     let relays: Vec<_> = s.metrics.relays().iter().map(|(e, n)| (format!("{{event=\"{e}\"}}"), *n)).collect();
@@ -138,7 +147,7 @@ mod tests {
         metrics.relayed("offer");
         metrics.relayed("not-a-relay");
         metrics.signal(SignalOutcome::Queued, 3);
-        metrics.count_websockets_with(|| 7);
+        metrics.count_sockets_with(|| SocketCount { all: 9, websocket: 7 });
         let presence = PresenceStats {
             active_devices: 4,
             active_networks: 2,

@@ -33,7 +33,7 @@ use crate::state::AppState;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
 use crate::store::redis_devices::RedisDevices;
-use crate::transport::{device_socket, head, http, origin, presence_jobs, socket, static_files, upkeep};
+use crate::transport::{dashboard, device_socket, head, http, origin, presence_jobs, socket, static_files, upkeep};
 
 /// How long connections get to close after a shutdown signal before the
 /// server stops regardless (the process must exit within 10 s).
@@ -79,6 +79,9 @@ pub async fn run(
     io.ns(device_socket::NAMESPACE, device_socket::on_connect.with(device_socket::admit))
         .await
         .map_err(std::io::Error::other)?;
+    io.ns(dashboard::NAMESPACE, dashboard::on_connect.with(dashboard::attach).with(socket::authenticate))
+        .await
+        .map_err(std::io::Error::other)?;
     crate::redis::keep_subscriptions(redis.subscriber.clone());
     state.store.maintain().await.map_err(std::io::Error::other)?;
     let upkeep = tokio::spawn(upkeep::run(io.clone(), state.clone()));
@@ -98,6 +101,7 @@ pub async fn run_with_store(
     let (layer, io) = configure(SocketIo::builder(), &state).build_layer();
     io.ns("/", socket::on_connect.with(socket::attach).with(socket::authenticate));
     io.ns(device_socket::NAMESPACE, device_socket::on_connect.with(device_socket::admit));
+    io.ns(dashboard::NAMESPACE, dashboard::on_connect.with(dashboard::attach).with(socket::authenticate));
     serve(listener, state, layer, io, shutdown).await
 }
 
@@ -110,11 +114,14 @@ async fn serve<A: Adapter>(
 ) -> std::io::Result<()> {
     let _jobs = AbortOnDrop(tokio::spawn(presence_jobs::run(state.clone())));
     let _wakes = AbortOnDrop(tokio::spawn(device_socket::dispatch_wakes(state.clone())));
+    let _lists = AbortOnDrop(tokio::spawn(dashboard::keep_lists(io.clone(), state.clone())));
     let counting = io.clone();
-    state.metrics.count_websockets_with(move || {
-        let namespaces = ["/", device_socket::NAMESPACE].map(|ns| counting.of(ns).map(|ns| ns.sockets()));
-        let sockets = namespaces.into_iter().flatten().flatten();
-        sockets.filter(|s| s.transport_type() == socketioxide::TransportType::Websocket).count()
+    state.metrics.count_sockets_with(move || {
+        let namespaces =
+            ["/", device_socket::NAMESPACE, dashboard::NAMESPACE].map(|ns| counting.of(ns).map(|ns| ns.sockets()));
+        let sockets: Vec<_> = namespaces.into_iter().flatten().flatten().collect();
+        let websocket = sockets.iter().filter(|s| s.transport_type() == socketioxide::TransportType::Websocket).count();
+        crate::metrics::SocketCount { all: sockets.len(), websocket }
     });
     let origins = Arc::new(state.config.allowed_origins.clone());
     let bundle = Arc::new(static_files::bundle_dir(&state.config.web_dir));
@@ -141,6 +148,7 @@ async fn serve<A: Adapter>(
         // see a transport close (not a server disconnect) and reconnect.
         socket::disconnect_all(&io).await;
         device_socket::disconnect_all(&io).await;
+        dashboard::disconnect_all(&io).await;
         if tokio::time::timeout(SHUTDOWN_GRACE, stats.all_disconnected()).await.is_err() {
             warn!(left = stats.connections(), "some connections were not cleaned up in time");
         }

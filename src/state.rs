@@ -49,6 +49,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// This instance's id in the cluster (`local` without Redis).
     pub instance: Arc<str>,
+    /// Woken when rooms change, so `/dashboard` subscribers get the new list.
+    pub directory: Arc<Notify>,
 }
 
 /// The `/devices` connections of this instance: each device's connection and
@@ -130,6 +132,7 @@ impl AppState {
             mailboxes: Arc::default(),
             metrics: Arc::default(),
             instance: Arc::from("local"),
+            directory: Arc::new(Notify::new()),
             config: Arc::new(config),
             store,
             stats,

@@ -157,6 +157,12 @@ pub trait RoomStore: Send + Sync + 'static {
     /// A page of rooms ordered by `created_at`, then id.
     async fn list(&self, offset: usize, limit: usize) -> Result<RoomPage, StoreError>;
 
+    /// Woken on every room change made by another instance (cluster mode),
+    /// for views kept current such as the `/dashboard` room list.
+    fn changed(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
+
     /// How many rooms exist.
     async fn count(&self) -> Result<usize, StoreError>;
 

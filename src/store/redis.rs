@@ -81,6 +81,8 @@ pub struct RedisStore {
     cas: Script,
     list: Script,
     cache: Arc<RouteCache>,
+    /// Woken by every room change announced (any instance's).
+    changed: Arc<tokio::sync::Notify>,
 }
 
 /// A room change to write: the room after the rule (None deletes it), plus set updates.
@@ -101,6 +103,7 @@ impl RedisStore {
             cas: Script::from_lua(CAS),
             list: Script::from_lua(LIST),
             cache: Arc::default(),
+            changed: Arc::default(),
         }
     }
 
@@ -108,7 +111,7 @@ impl RedisStore {
     /// (the socket.io adapter's, already connected); until then, and whenever
     /// the subscription is down, relays are routed by asking Redis.
     pub fn watch_changes(&self, subscriber: SubscriberClient) {
-        tokio::spawn(watch_changes(self.cache.clone(), subscriber, self.key(&["changed"])));
+        tokio::spawn(watch_changes(self.cache.clone(), self.changed.clone(), subscriber, self.key(&["changed"])));
     }
 
     pub(super) fn key(&self, parts: &[&str]) -> String {
@@ -268,7 +271,12 @@ impl RedisStore {
 
 /// Drops cached rooms as their changes are announced on `channel`, and
 /// follows the subscription's health (see [`RouteCache`]).
-async fn watch_changes(cache: Arc<RouteCache>, subscriber: SubscriberClient, channel: String) {
+async fn watch_changes(
+    cache: Arc<RouteCache>,
+    changed: Arc<tokio::sync::Notify>,
+    subscriber: SubscriberClient,
+    channel: String,
+) {
     let (mut messages, mut errors, mut reconnects) =
         (subscriber.message_rx(), subscriber.error_rx(), subscriber.reconnect_rx());
     let subscribe = || async {
@@ -285,6 +293,7 @@ async fn watch_changes(cache: Arc<RouteCache>, subscriber: SubscriberClient, cha
                     if let Some(id) = m.value.as_str().and_then(|id| RoomId::parse(&id).ok()) {
                         cache.invalidate(&id);
                     }
+                    changed.notify_one();
                 }
                 Ok(_) => {}
                 // Announcements were dropped: any copy may be stale.
@@ -573,6 +582,10 @@ impl RoomStore for RedisStore {
 
     fn kind(&self) -> &'static str {
         "redis"
+    }
+
+    fn changed(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.changed.clone())
     }
 }
 

@@ -30,7 +30,7 @@ pub enum Reach {
     Cluster(Duration),
 }
 
-/// Hands `event` to the connection `conn`.
+/// Hands `event` to the connection `conn` of the default namespace.
 pub async fn deliver<A: Adapter>(
     io: &SocketIo<A>,
     reach: Reach,
@@ -38,8 +38,34 @@ pub async fn deliver<A: Adapter>(
     event: &str,
     data: &(impl Serialize + ?Sized),
 ) -> Result<(), SignalError> {
+    deliver_in(io, &["/"], reach, conn, event, data).await
+}
+
+/// Hands `event` to a connection of either namespace that holds room seats
+/// (`/` or `/dashboard`): a seat's connection id does not say which.
+pub async fn deliver_any<A: Adapter>(
+    io: &SocketIo<A>,
+    reach: Reach,
+    conn: &ConnId,
+    event: &str,
+    data: &(impl Serialize + ?Sized),
+) -> Result<(), SignalError> {
+    deliver_in(io, &["/", super::dashboard::NAMESPACE], reach, conn, event, data).await
+}
+
+/// Hands `event` to `conn`, a connection of one of `namespaces`: at once if
+/// it is on this instance, else published to the cluster in each namespace.
+async fn deliver_in<A: Adapter>(
+    io: &SocketIo<A>,
+    namespaces: &[&str],
+    reach: Reach,
+    conn: &ConnId,
+    event: &str,
+    data: &(impl Serialize + ?Sized),
+) -> Result<(), SignalError> {
     let sid = Sid::from_str(conn.as_str()).map_err(|_| SignalError::TargetGone)?;
-    if let Some(socket) = io.get_socket(sid) {
+    let local = |ns: &str| if ns == "/" { io.get_socket(sid) } else { io.of(ns)?.get_socket(sid) };
+    if let Some(socket) = namespaces.iter().find_map(|ns| local(ns)) {
         return socket.emit(event, data).map_err(|e| match e {
             SendError::Socket(SocketError::InternalChannelFull) => SignalError::TargetBusy,
             _ => SignalError::TargetGone,
@@ -48,14 +74,18 @@ pub async fn deliver<A: Adapter>(
     let Reach::Cluster(timeout) = reach else {
         return Err(SignalError::TargetGone);
     };
-    match tokio::time::timeout(timeout, io.to(sid).emit(event, data)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => {
-            debug!(conn_id = %conn, event, error = %e, "publishing to another instance failed");
-            Err(SignalError::Unavailable)
+    for ns in namespaces {
+        let Some(ops) = io.of(*ns) else { continue };
+        match tokio::time::timeout(timeout, ops.to(sid).emit(event, data)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                debug!(conn_id = %conn, event, error = %e, "publishing to another instance failed");
+                return Err(SignalError::Unavailable);
+            }
+            Err(_) => return Err(SignalError::Unavailable),
         }
-        Err(_) => Err(SignalError::Unavailable),
     }
+    Ok(())
 }
 
 /// Sends `event` to each peer; a peer that cannot take it is logged, not fatal.

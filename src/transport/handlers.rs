@@ -65,6 +65,7 @@ impl<A: Adapter> Ctx<'_, A> {
         let out = joined.map_err(|e| state.reported(e, "join-room"))?;
         if out.joined != Joined::Already {
             self.notify(&out.peers, USER_JOINED, &Presence { room_id: &req.room, user_id: &req.user }).await;
+            state.directory.notify_one();
         }
         if let Err(err) = self.socket.emit(ROOM_USERS, &RoomUsers { room_id: &req.room, users: &out.users }) {
             warn!(conn_id = %self.conn.id, %err, "room-users not delivered");
@@ -116,6 +117,8 @@ impl<A: Adapter> Ctx<'_, A> {
 
     async fn announce_left(&self, out: &LeaveOutcome) {
         self.notify(&out.peers, USER_LEFT, &Presence { room_id: &out.room, user_id: &out.user }).await;
+        super::dashboard::host_changed(self.io, &self.conn.state, out).await;
+        self.conn.state.directory.notify_one();
         info!(conn_id = %self.conn.id, room_id = %out.room, user_id = %out.user,
             room_deleted = out.room_deleted, "left room");
     }

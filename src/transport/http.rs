@@ -37,6 +37,7 @@ pub fn routes(state: AppState) -> Router {
     let token = || axum::middleware::from_fn_with_state(state.clone(), require_token);
     Router::new()
         .route("/health", get(health))
+        .route("/dashboard/health", get(dashboard_health))
         .route("/api/rooms", get(list_rooms).route_layer(token()))
         .route("/api/rooms/{room_id}", get(get_room).route_layer(token()))
         .route("/api/ice-servers", get(ice_servers).route_layer(token()))
@@ -61,6 +62,9 @@ struct Health {
     /// In cluster mode: `up` or `down`.
     #[serde(skip_serializing_if = "Option::is_none")]
     redis: Option<&'static str>,
+    /// Seed 001's name: socket.io connections of this instance, every namespace.
+    #[serde(rename = "connected_clients")]
+    connected_clients: usize,
 }
 
 /// 200 while the server can do its work; 503 while Redis is down (cluster mode).
@@ -76,9 +80,21 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
         version: env!("CARGO_PKG_VERSION"),
         adapter: state.store.kind(),
         redis: redis_up.map(|up| if up { "up" } else { "down" }),
+        connected_clients: state.metrics.sockets().all,
     };
     let status = if down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (status, Json(health))
+}
+
+/// Seed 001's health: `{ status, connected_clients, rooms: { total, list } }`
+/// (under its own path: the contract's `/health` has `rooms` as a number).
+async fn dashboard_health(State(state): State<AppState>) -> Result<Json<serde_json::Value>, HttpError> {
+    let (total, list) = super::dashboard::room_list(&state).await.map_err(|e| state.reported(e, "dashboard health"))?;
+    Ok(Json(serde_json::json!({
+        "status": "ok",
+        "connected_clients": state.metrics.sockets().all,
+        "rooms": { "total": total, "list": list },
+    })))
 }
 
 /// Prometheus text: this instance's counters and the store's figures.
@@ -107,6 +123,20 @@ struct RoomDto {
     participant_count: usize,
     participants: Vec<UserId>,
     created_at: String,
+    /// Metadata, for rooms that have it (made on `/dashboard`).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    meta: Option<RoomMetaDto>,
+}
+
+/// A room's metadata in `Room`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RoomMetaDto {
+    name: String,
+    description: String,
+    host: String,
+    host_id: UserId,
+    requires_approval: bool,
 }
 
 impl From<RoomSnapshot> for RoomDto {
@@ -116,6 +146,13 @@ impl From<RoomSnapshot> for RoomDto {
             participant_count: room.participants.len(),
             participants: room.participants,
             created_at: rfc3339(room.created_at),
+            meta: room.meta.map(|m| RoomMetaDto {
+                name: m.name,
+                description: m.description,
+                host: m.host,
+                host_id: m.host_id,
+                requires_approval: m.requires_approval,
+            }),
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod address;
 pub mod auth;
+pub mod dashboard;
 pub mod deliver;
 pub mod device_socket;
 pub mod devices;

@@ -1,0 +1,496 @@
+//! The `/dashboard` namespace (seed 001): a live room directory pushed to
+//! subscribers, channels whose other events are relayed among their
+//! subscribers, and the host-approval ("knock") flow.
+//!
+//! Seed 001's messages become socket.io events of the same name; a payload
+//! may wrap its fields in `data` as seed 001's messages do, or give them
+//! directly. Rooms are the core's rooms (one registry): a room created here is
+//! listed by `/api/rooms` and joinable from `/`, and a room made by a core
+//! `join-room` appears in the list here. A seat taken here
+//! (`room-created`, `user-joined-room`) is held by this connection and left
+//! when it disconnects.
+//!
+//! Subscriptions are socket.io rooms (`ch:{channel}`), so with the Redis
+//! adapter they work across instances. Each instance sends the room list to
+//! its own subscribers: on every change it hears of (its own, and with Redis
+//! every instance's through the store's change announcements), and every
+//! `ROOM_LIST_INTERVAL_MS` while rooms exist.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{Event, SocketRef, State, TryData};
+use socketioxide::socket::DisconnectReason;
+use tracing::{debug, info, warn};
+
+use super::auth::Authenticated;
+use super::deliver::{Reach, deliver_any};
+use super::error::SignalError;
+use super::payload::PayloadError;
+use super::serial::Serial;
+use super::socket::Reply;
+use crate::domain::room::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS};
+use crate::domain::{ConnId, Request, RoomId, RoomMeta, UserId};
+use crate::state::AppState;
+use crate::store::{LeaveOutcome, RoomSnapshot, StoreError};
+
+/// The namespace's path.
+pub const NAMESPACE: &str = "/dashboard";
+/// The channel whose subscribers get `server-room-list`.
+pub const ROOMS_CHANNEL: &str = "webrtc-dashboard-rooms";
+/// Longest channel name.
+const MAX_CHANNEL_CHARS: usize = 64;
+/// Channels one connection may subscribe to.
+const MAX_CHANNELS: usize = 32;
+/// Rooms in one `server-room-list` at most.
+const MAX_LISTED: usize = 1000;
+
+/// One `/dashboard` connection.
+pub struct DashConn<A: Adapter> {
+    id: ConnId,
+    state: AppState,
+    events: Arc<Serial<A>>,
+    channels: std::sync::Mutex<Vec<String>>,
+}
+
+/// Connect middleware: attaches the handlers before the CONNECT ack.
+pub async fn attach<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<AppState>,
+) -> Result<(), super::error::ConnectRefused> {
+    let conn = Arc::new(DashConn {
+        id: ConnId::new(socket.id.as_str()),
+        events: Arc::new(Serial::new(&state)),
+        channels: Default::default(),
+        state,
+    });
+    if matches!(conn.state.reach(), Reach::Cluster(_)) {
+        // Host requests and handovers reach this connection through a room named after it.
+        socket.join(socket.id);
+    }
+    let events = conn.clone();
+    socket.on_fallback(
+        move |s: SocketRef<A>, io: SocketIo<A>, Event(name): Event, reply: Reply<A>, TryData(data): TryData<Value>| {
+            let conn = events.clone();
+            let socket = s.clone();
+            events.events.accept(s, name, reply, data.ok(), move |name, payload| {
+                let (conn, socket, io) = (conn.clone(), socket.clone(), io.clone());
+                async move { conn.handle(&socket, &io, &name, payload).await }
+            })
+        },
+    );
+    socket.extensions.insert(conn.clone());
+    let closing = conn.clone();
+    socket.on_disconnect(move |s: SocketRef<A>, io: SocketIo<A>, reason: DisconnectReason| async move {
+        closing.disconnect(&s, &io, reason).await;
+    });
+    Ok(())
+}
+
+/// Connect handler: everyone is told the new client count.
+pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, io: SocketIo<A>) {
+    info!(conn_id = %socket.id, "dashboard connected");
+    client_count(&io, None).await;
+}
+
+/// `client_count { count, timestamp }` to every dashboard client, cluster-wide
+/// (`leaving`, a connection being cleaned up, is not counted).
+async fn client_count<A: Adapter>(io: &SocketIo<A>, leaving: Option<socketioxide::socket::Sid>) {
+    let Some(ns) = io.of(NAMESPACE) else { return };
+    let count = match tokio::time::timeout(Duration::from_secs(2), ns.clone().fetch_sockets()).await {
+        Ok(Ok(sockets)) => sockets.iter().filter(|s| Some(s.data().id) != leaving).count(),
+        _ => ns.clone().sockets().iter().filter(|s| Some(s.id) != leaving).count(),
+    };
+    if let Err(e) = ns.emit("client_count", &json!({ "count": count, "timestamp": now_ms() })).await {
+        debug!(error = %e, "client_count not sent");
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn channel_room(channel: &str) -> String {
+    format!("ch:{channel}")
+}
+
+fn request_room(room: &RoomId, user: &UserId) -> String {
+    format!("req:{room}:{user}")
+}
+
+/// A payload's fields: `data`'s when it has one (seed 001's messages), else its own.
+fn fields(payload: Option<Value>) -> Result<Map<String, Value>, PayloadError> {
+    match payload {
+        Some(Value::Object(mut map)) => match map.remove("data") {
+            Some(Value::Object(data)) => Ok(data),
+            Some(other) => {
+                map.insert("data".into(), other);
+                Ok(map)
+            }
+            None => Ok(map),
+        },
+        _ => Err(PayloadError::NotAnObject),
+    }
+}
+
+fn text(map: &Map<String, Value>, field: &'static str, max: usize) -> Result<Option<String>, PayloadError> {
+    match map.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.chars().count() <= max && !s.chars().any(char::is_control) => Ok(Some(s.clone())),
+        Some(Value::String(_)) => {
+            Err(PayloadError::Invalid(field, format!("must be at most {max} characters, without control characters")))
+        }
+        Some(_) => Err(PayloadError::NotAString(field)),
+    }
+}
+
+fn id<T>(
+    map: &Map<String, Value>,
+    field: &'static str,
+    parse: fn(&str) -> Result<T, crate::domain::IdError>,
+) -> Result<T, PayloadError> {
+    match map.get(field) {
+        None => Err(PayloadError::Missing(field)),
+        Some(Value::String(s)) => parse(s).map_err(|e| PayloadError::BadId(field, e)),
+        Some(_) => Err(PayloadError::NotAString(field)),
+    }
+}
+
+fn channel(map: &Map<String, Value>) -> Result<String, PayloadError> {
+    let raw = text(map, "channel", MAX_CHANNEL_CHARS)?.ok_or(PayloadError::Missing("channel"))?;
+    let ok = !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    ok.then_some(raw).ok_or_else(|| {
+        PayloadError::Invalid(
+            "channel",
+            format!("must be 1 to {MAX_CHANNEL_CHARS} letters, digits, '-', '_', '.' or ':'"),
+        )
+    })
+}
+
+/// A room as `server-room-list` and `/dashboard/health` show it.
+pub fn room_json(room: &RoomSnapshot) -> Value {
+    let name_of = |u: &UserId| room.meta.as_ref().map_or_else(|| u.as_str().to_owned(), |m| m.name_of(u));
+    let participants: Vec<Value> = room.participants.iter().map(|u| json!({ "id": u, "name": name_of(u) })).collect();
+    let created = room.created_at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let mut out = json!({
+        "id": room.id,
+        "createdAt": created,
+        "participants": participants,
+        "participantCount": room.participants.len(),
+    });
+    if let Some(m) = &room.meta {
+        out["name"] = json!(m.name);
+        out["description"] = json!(m.description);
+        out["host"] = json!(m.host);
+        out["hostId"] = json!(m.host_id);
+        out["requiresApproval"] = json!(m.requires_approval);
+    }
+    out
+}
+
+/// Every room (up to [`MAX_LISTED`]) as `server-room-list` shows them.
+pub async fn room_list(state: &AppState) -> Result<(usize, Vec<Value>), StoreError> {
+    let page = state.store.list(0, MAX_LISTED).await?;
+    Ok((page.total, page.rooms.iter().map(room_json).collect()))
+}
+
+/// Sends `server-room-list` to this instance's subscribers of the rooms channel.
+async fn push_list<A: Adapter>(io: &SocketIo<A>, state: &AppState) {
+    let Some(ns) = io.of(NAMESPACE) else { return };
+    if ns.clone().local().to(channel_room(ROOMS_CHANNEL)).sockets().is_empty() {
+        return;
+    }
+    let (_, rooms) = match room_list(state).await {
+        Ok(list) => list,
+        // A background push, not a client's request: the upkeep task reports outages.
+        Err(e) => return debug!(error = %e, "server-room-list not sent: the store is unavailable"),
+    };
+    let list = json!({ "channel": ROOMS_CHANNEL, "rooms": rooms, "timestamp": now_ms() });
+    if let Err(e) = ns.local().to(channel_room(ROOMS_CHANNEL)).emit("server-room-list", &list).await {
+        debug!(error = %e, "server-room-list not sent");
+    }
+}
+
+/// Keeps subscribers' room lists current: on every change (coalesced), and
+/// every `ROOM_LIST_INTERVAL_MS` while rooms exist. Runs until aborted.
+pub async fn keep_lists<A: Adapter>(io: SocketIo<A>, state: AppState) {
+    let mut every = tokio::time::interval(state.config.room_list_interval);
+    let store_changed = state.store.changed();
+    loop {
+        tokio::select! {
+            _ = state.directory.notified() => push_list(&io, &state).await,
+            _ = async { store_changed.as_ref()?.notified().await; Some(()) }, if store_changed.is_some() => {
+                push_list(&io, &state).await;
+            }
+            _ = every.tick() => {
+                if state.store.count().await.is_ok_and(|n| n > 0) {
+                    push_list(&io, &state).await;
+                }
+            }
+        }
+        // Changes that came in a burst go out as one list.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Tells a room's participants its host changed, and every subscriber the new list.
+pub async fn host_changed<A: Adapter>(io: &SocketIo<A>, state: &AppState, out: &LeaveOutcome) {
+    let Some(host) = &out.new_host else { return };
+    let name = match state.store.room(&out.room).await {
+        Ok(Some(room)) => room.meta.map_or_else(|| host.as_str().to_owned(), |m| m.host),
+        _ => host.as_str().to_owned(),
+    };
+    let event = json!({ "roomId": out.room, "hostId": host, "host": name });
+    for peer in &out.peers {
+        if let Err(e) = deliver_any(io, state.reach(), peer, "host-changed", &event).await {
+            debug!(conn_id = %peer, code = e.code(), "host-changed not delivered");
+        }
+    }
+    info!(room_id = %out.room, host_id = %host, "room host changed");
+}
+
+#[derive(Serialize)]
+struct Ack {
+    ok: bool,
+    #[serde(flatten)]
+    fields: Value,
+}
+
+fn ok(fields: Value) -> Ack {
+    Ack { ok: true, fields }
+}
+
+impl<A: Adapter> DashConn<A> {
+    async fn handle(
+        &self,
+        socket: &SocketRef<A>,
+        io: &SocketIo<A>,
+        name: &str,
+        payload: Option<Value>,
+    ) -> Result<Ack, SignalError> {
+        match name {
+            "subscribe" => self.subscribe(socket, payload).await,
+            "unsubscribe" => {
+                let channel = channel(&fields(payload)?)?;
+                socket.leave(channel_room(&channel));
+                self.channels.lock().unwrap_or_else(|p| p.into_inner()).retain(|c| c != &channel);
+                Ok(ok(json!({ "channel": channel })))
+            }
+            "ping" => {
+                let pong = json!({ "timestamp": now_ms() });
+                let _ = socket.emit("pong", &pong);
+                Ok(ok(pong))
+            }
+            "room-created" => self.create(socket, payload).await,
+            "user-joined-room" => self.join(socket, payload).await,
+            "user-left-room" => self.leave(io, payload).await,
+            "room-list-request" => {
+                let (total, rooms) =
+                    room_list(&self.state).await.map_err(|e| self.state.reported(e, "room-list-request"))?;
+                let list = json!({ "channel": ROOMS_CHANNEL, "rooms": rooms, "timestamp": now_ms() });
+                let _ = socket.emit("server-room-list", &list);
+                Ok(ok(json!({ "total": total })))
+            }
+            "join-request" => self.request(socket, io, payload).await,
+            "join-approved" => self.decide(io, payload, true).await,
+            "join-rejected" => self.decide(io, payload, false).await,
+            _ => self.relay(socket, name, payload).await,
+        }
+    }
+
+    async fn subscribe(&self, socket: &SocketRef<A>, payload: Option<Value>) -> Result<Ack, SignalError> {
+        let channel = channel(&fields(payload)?)?;
+        {
+            let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+            if !channels.contains(&channel) {
+                if channels.len() >= MAX_CHANNELS {
+                    return Err(SignalError::TooManyRooms(MAX_CHANNELS));
+                }
+                channels.push(channel.clone());
+            }
+        }
+        socket.join(channel_room(&channel));
+        if channel == ROOMS_CHANNEL {
+            // The list at once, not at the next change or tick.
+            let (_, rooms) = room_list(&self.state).await.map_err(|e| self.state.reported(e, "subscribe"))?;
+            let _ =
+                socket.emit("server-room-list", &json!({ "channel": channel, "rooms": rooms, "timestamp": now_ms() }));
+        }
+        Ok(ok(json!({ "channel": channel })))
+    }
+
+    /// With JWT on, `user` must be the token's user.
+    fn check_user(&self, socket: &SocketRef<A>, user: &UserId) -> Result<(), SignalError> {
+        match socket.extensions.get::<Authenticated>() {
+            Some(Authenticated(sub)) if &sub != user => Err(SignalError::Unauthorized(sub)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn create(&self, socket: &SocketRef<A>, payload: Option<Value>) -> Result<Ack, SignalError> {
+        let map = fields(payload)?;
+        let room = id(&map, "id", RoomId::parse)?;
+        let host_id = id(&map, "hostId", UserId::parse)?;
+        self.check_user(socket, &host_id)?;
+        let meta = RoomMeta {
+            name: text(&map, "name", MAX_NAME_CHARS)?.unwrap_or_else(|| room.as_str().to_owned()),
+            description: text(&map, "description", MAX_DESCRIPTION_CHARS)?.unwrap_or_default(),
+            host: text(&map, "host", MAX_NAME_CHARS)?.unwrap_or_else(|| host_id.as_str().to_owned()),
+            requires_approval: match map.get("requiresApproval") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => return Err(PayloadError::Invalid("requiresApproval", "must be true or false".into()).into()),
+            },
+            host_id: host_id.clone(),
+            approved: vec![],
+            names: vec![],
+            requests: vec![],
+        };
+        let state = &self.state;
+        state.store.create(&room, meta, &self.id).await.map_err(|e| state.reported(e, "room-created"))?;
+        state.directory.notify_one();
+        info!(conn_id = %self.id, room_id = %room, host_id = %host_id, "room created");
+        Ok(ok(json!({ "roomId": room })))
+    }
+
+    async fn join(&self, socket: &SocketRef<A>, payload: Option<Value>) -> Result<Ack, SignalError> {
+        let map = fields(payload)?;
+        let room = id(&map, "roomId", RoomId::parse)?;
+        let user = id(&map, "userId", UserId::parse)?;
+        let name = text(&map, "userName", MAX_NAME_CHARS)?;
+        self.check_user(socket, &user)?;
+        let state = &self.state;
+        let out = state
+            .store
+            .join(&room, &user, &self.id, state.config.max_room_size)
+            .await
+            .map_err(|e| state.reported(e, "user-joined-room"))?;
+        if let Some(name) = name {
+            state.store.name_user(&room, &user, &name).await.map_err(|e| state.reported(e, "user-joined-room"))?;
+        }
+        state.directory.notify_one();
+        info!(conn_id = %self.id, room_id = %room, user_id = %user, "dashboard user joined room");
+        Ok(ok(json!({ "roomId": room, "users": out.users })))
+    }
+
+    async fn leave(&self, io: &SocketIo<A>, payload: Option<Value>) -> Result<Ack, SignalError> {
+        let map = fields(payload)?;
+        let room = id(&map, "roomId", RoomId::parse)?;
+        let state = &self.state;
+        let out = state.store.leave(&room, &self.id).await.map_err(|e| state.reported(e, "user-left-room"))?;
+        let out = out.ok_or(crate::domain::RoomError::NotInRoom)?;
+        host_changed(io, state, &out).await;
+        state.directory.notify_one();
+        Ok(ok(json!({ "roomId": room })))
+    }
+
+    async fn request(
+        &self,
+        socket: &SocketRef<A>,
+        io: &SocketIo<A>,
+        payload: Option<Value>,
+    ) -> Result<Ack, SignalError> {
+        let map = fields(payload)?;
+        let room = id(&map, "roomId", RoomId::parse)?;
+        let user = id(&map, "userId", UserId::parse)?;
+        let name = text(&map, "userName", MAX_NAME_CHARS)?.unwrap_or_else(|| user.as_str().to_owned());
+        self.check_user(socket, &user)?;
+        let state = &self.state;
+        let timeout = state.config.join_request_timeout;
+        let request = state.store.request(&room, &user, now_ms() + timeout.as_millis() as u64).await;
+        let decision = json!({ "roomId": room, "userId": user });
+        if request.map_err(|e| state.reported(e, "join-request"))? == Request::Approved {
+            let _ = socket.emit("join-approved", &decision);
+            return Ok(ok(json!({ "status": "approved" })));
+        }
+        // The decision reaches this connection through this room, from any instance.
+        socket.join(request_room(&room, &user));
+        let host = state.store.room(&room).await.map_err(|e| state.reported(e, "join-request"))?;
+        let host = host.and_then(|r| r.host_conn).ok_or(crate::domain::RoomError::NoSuchRoom)?;
+        let ask = json!({ "roomId": room, "userId": user, "userName": name });
+        deliver_any(io, state.reach(), &host, "join-request", &ask).await?;
+        info!(conn_id = %self.id, room_id = %room, user_id = %user, "join request sent to the host");
+        let (io, state) = (io.clone(), state.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            match state.store.expire_request(&room, &user, now_ms()).await {
+                Ok(true) => {
+                    info!(room_id = %room, user_id = %user, "join request expired unanswered: rejected");
+                    let rejected = json!({ "roomId": room, "userId": user, "reason": "timeout" });
+                    decide_to(&io, &room, &user, "join-rejected", &rejected).await;
+                }
+                Ok(false) => {}
+                Err(e) => warn!(error = %e, "could not expire a join request"),
+            }
+        });
+        Ok(ok(json!({ "status": "pending" })))
+    }
+
+    async fn decide(&self, io: &SocketIo<A>, payload: Option<Value>, approve: bool) -> Result<Ack, SignalError> {
+        let map = fields(payload)?;
+        let room = id(&map, "roomId", RoomId::parse)?;
+        let user = id(&map, "userId", UserId::parse)?;
+        let state = &self.state;
+        let event = if approve { "join-approved" } else { "join-rejected" };
+        state.store.decide(&room, &self.id, &user, approve).await.map_err(|e| state.reported(e, event))?;
+        info!(room_id = %room, user_id = %user, approve, "join request decided by the host");
+        decide_to(io, &room, &user, event, &json!({ "roomId": room, "userId": user })).await;
+        Ok(ok(json!({ "roomId": room, "userId": user })))
+    }
+
+    /// Any other event names a channel: it goes to that channel's other subscribers.
+    async fn relay(&self, socket: &SocketRef<A>, name: &str, payload: Option<Value>) -> Result<Ack, SignalError> {
+        let map = match &payload {
+            Some(Value::Object(map)) => map,
+            _ => return Err(SignalError::UnknownEvent(name.chars().take(64).collect())),
+        };
+        let channel = channel(map).map_err(|_| SignalError::UnknownEvent(name.chars().take(64).collect()))?;
+        if !self.channels.lock().unwrap_or_else(|p| p.into_inner()).contains(&channel) {
+            return Err(crate::domain::RoomError::NotInRoom.into());
+        }
+        match tokio::time::timeout(Duration::from_secs(2), socket.to(channel_room(&channel)).emit(name, &payload)).await
+        {
+            Ok(Ok(())) => Ok(ok(json!({ "channel": channel }))),
+            _ => Err(SignalError::Unavailable),
+        }
+    }
+
+    async fn disconnect(&self, socket: &SocketRef<A>, io: &SocketIo<A>, reason: DisconnectReason) {
+        match self.state.store.leave_all(&self.id).await {
+            Ok(left) => {
+                for out in &left {
+                    host_changed(io, &self.state, out).await;
+                }
+                if !left.is_empty() {
+                    self.state.directory.notify_one();
+                }
+            }
+            Err(e) => drop(self.state.reported(e, "dashboard disconnect")),
+        }
+        info!(conn_id = %socket.id, ?reason, "dashboard disconnected");
+        client_count(io, Some(socket.id)).await;
+    }
+}
+
+/// Sends a decision to the connections waiting on `user`'s request, on any instance.
+async fn decide_to<A: Adapter>(io: &SocketIo<A>, room: &RoomId, user: &UserId, event: &str, data: &Value) {
+    let Some(ns) = io.of(NAMESPACE) else { return };
+    let waiting = request_room(room, user);
+    if let Err(e) = ns.clone().to(waiting.clone()).emit(event, data).await {
+        debug!(error = %e, "join decision not sent");
+    }
+    // The request is over: later decisions for it go nowhere.
+    let _ = ns.to(waiting).leave(request_room(room, user)).await;
+}
+
+/// Shutdown: runs every local dashboard connection's clean-up.
+pub async fn disconnect_all<A: Adapter>(io: &SocketIo<A>) {
+    let Some(ns) = io.of(NAMESPACE) else { return };
+    let conns = ns.sockets().into_iter().filter_map(|s| Some((s.extensions.get::<Arc<DashConn<A>>>()?, s)));
+    let cleanups = conns.map(|(c, s)| async move { c.disconnect(&s, io, DisconnectReason::ClosingServer).await });
+    futures_util::future::join_all(cleanups).await;
+}

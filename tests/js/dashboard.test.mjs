@@ -1,0 +1,258 @@
+// The /dashboard namespace (seed 001) with socket.io-client 4.8: channel
+// subscriptions, ping, client counts, the pushed room list (on change and
+// periodically), relays within a channel, host approval with timeout and
+// rejection, host handover, one registry with the core, and the same across
+// two instances with Redis. Every wait has a timeout.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { io } from 'socket.io-client';
+
+import { closeAll, emitWithAck, getJson, recorder, startServer, waitConnected } from './server.mjs';
+import { startRedis, waitUntil } from './processes.mjs';
+
+const ROOMS = 'webrtc-dashboard-rooms';
+const sockets = [];
+
+/** A connected socket on `url` + `ns` whose every event is recorded (handlers on before connecting). */
+async function client(url, ns = '/dashboard') {
+  const socket = io(`${url}${ns}`, { forceNew: true, reconnection: false });
+  sockets.push(socket);
+  const rec = recorder(socket);
+  await waitConnected(socket);
+  return { socket, rec };
+}
+
+async function subscribed(url, channel = ROOMS) {
+  const c = await client(url);
+  const ack = await emitWithAck(c.socket, 'subscribe', { channel });
+  assert.deepEqual(ack, { ok: true, channel });
+  return c;
+}
+
+/** The latest server-room-list `c` got whose rooms satisfy `predicate`. */
+function listWhere(c, predicate, ms) {
+  return c.rec.waitFor('server-room-list', (d) => predicate(d.rooms), ms).then((r) => r.data);
+}
+
+const roomById = (rooms, id) => rooms.find((r) => r.id === id);
+
+after(() => closeAll(...sockets));
+
+describe('one instance', () => {
+  let server;
+  before(async () => {
+    server = await startServer({ extraEnv: { ROOM_LIST_INTERVAL_MS: '200', JOIN_REQUEST_TIMEOUT_MS: '500' } });
+  });
+  after(() => server.stop());
+
+  test('ping gets pong, every client hears the client count, and a subscriber gets the list at once', async () => {
+    const a = await client(server.url);
+    const first = await a.rec.waitFor('client_count');
+    assert.ok(first.data.count >= 1 && typeof first.data.timestamp === 'number');
+    const b = await client(server.url);
+    await a.rec.waitFor('client_count', (d) => d.count === first.data.count + 1);
+    const pong = emitWithAck(a.socket, 'ping', {});
+    const { data } = await a.rec.waitFor('pong');
+    assert.equal((await pong).ok, true);
+    assert.ok(Math.abs(data.timestamp - Date.now()) < 60_000);
+    const s = await subscribed(server.url);
+    const list = await s.rec.waitFor('server-room-list');
+    assert.deepEqual({ channel: list.data.channel, rooms: Array.isArray(list.data.rooms) }, { channel: ROOMS, rooms: true });
+    const counts = () => a.rec.received.filter((r) => r.event === 'client_count').map((r) => r.data.count);
+    await waitUntil(() => counts().at(-1) === first.data.count + 2, 'the count with s');
+    b.socket.close();
+    await waitUntil(() => counts().at(-1) === first.data.count + 1, 'the count after b left');
+    closeAll(a.socket, s.socket);
+  });
+
+  test('a room created here is pushed to subscribers only, listed by /api/rooms with its metadata, and joinable from /', async () => {
+    const watcher = await subscribed(server.url);
+    const outsider = await client(server.url);
+    const host = await client(server.url);
+    const created = await emitWithAck(host.socket, 'room-created', {
+      data: { id: 'standup', name: 'Daily standup', description: 'ten minutes', host: 'Hank', hostId: 'hank' },
+    });
+    assert.deepEqual(created, { ok: true, roomId: 'standup' });
+    const list = await listWhere(watcher, (rooms) => roomById(rooms, 'standup'));
+    const room = roomById(list.rooms, 'standup');
+    assert.deepEqual(
+      { name: room.name, description: room.description, host: room.host, hostId: room.hostId, requiresApproval: room.requiresApproval },
+      { name: 'Daily standup', description: 'ten minutes', host: 'Hank', hostId: 'hank', requiresApproval: false },
+    );
+    assert.deepEqual(room.participants, [{ id: 'hank', name: 'hank' }]);
+    // The outsider is not subscribed: a round trip later it still has no list.
+    await emitWithAck(outsider.socket, 'ping', {});
+    assert.equal(outsider.rec.received.filter((r) => r.event === 'server-room-list').length, 0);
+
+    const { body } = await getJson(server.url, '/api/rooms/standup');
+    assert.deepEqual(
+      { name: body.name, hostId: body.hostId, host: body.host, requiresApproval: body.requiresApproval, participants: body.participants },
+      { name: 'Daily standup', hostId: 'hank', host: 'Hank', requiresApproval: false, participants: ['hank'] },
+    );
+    // A core client joins it from /, and the list follows.
+    const core = await client(server.url, '/');
+    const joined = await emitWithAck(core.socket, 'join-room', { roomId: 'standup', userId: 'zoe' });
+    assert.deepEqual(joined.users, ['hank', 'zoe']);
+    await listWhere(watcher, (rooms) => roomById(rooms, 'standup')?.participantCount === 2);
+    // A dashboard user joins with a display name, then leaves.
+    const dora = await client(server.url);
+    const ack = await emitWithAck(dora.socket, 'user-joined-room', { data: { roomId: 'standup', userId: 'dora', userName: 'Dora' } });
+    assert.deepEqual(ack.users, ['hank', 'zoe', 'dora']);
+    const withDora = await listWhere(watcher, (rooms) => roomById(rooms, 'standup')?.participantCount === 3);
+    assert.deepEqual(roomById(withDora.rooms, 'standup').participants.at(-1), { id: 'dora', name: 'Dora' });
+    assert.equal((await emitWithAck(dora.socket, 'user-left-room', { data: { roomId: 'standup', userId: 'dora' } })).ok, true);
+    await listWhere(watcher, (rooms) => roomById(rooms, 'standup')?.participantCount === 2);
+    // A core room shows in the directory too (the other way round).
+    await emitWithAck(core.socket, 'join-room', { roomId: 'core-made', userId: 'zoe' });
+    await listWhere(watcher, (rooms) => roomById(rooms, 'core-made'));
+    // A taken id is refused.
+    const again = await emitWithAck(dora.socket, 'room-created', { data: { id: 'standup', hostId: 'dora' } });
+    assert.equal(again.error.code, 'room-exists');
+    closeAll(watcher.socket, outsider.socket, host.socket, core.socket, dora.socket);
+  });
+
+  test('while rooms exist the list comes again every ROOM_LIST_INTERVAL_MS without changes', async () => {
+    const host = await client(server.url);
+    await emitWithAck(host.socket, 'room-created', { data: { id: 'ticking', hostId: 'tick' } });
+    const watcher = await subscribed(server.url);
+    await listWhere(watcher, (rooms) => roomById(rooms, 'ticking'));
+    const count = () => watcher.rec.received.filter((r) => r.event === 'server-room-list').length;
+    const seen = count();
+    await waitUntil(() => count() >= seen + 3, 'three periodic lists', 5000);
+    closeAll(host.socket, watcher.socket);
+  });
+
+  test('other events on a channel reach its other subscribers only', async () => {
+    const a = await subscribed(server.url, 'webrtc-signaling');
+    const b = await subscribed(server.url, 'webrtc-signaling');
+    const c = await subscribed(server.url, 'webrtc-dashboard-chat');
+    const sent = await emitWithAck(a.socket, 'webrtc-offer', { channel: 'webrtc-signaling', sdp: 'v=0' });
+    assert.equal(sent.ok, true);
+    const got = await b.rec.waitFor('webrtc-offer');
+    assert.deepEqual(got.data, { channel: 'webrtc-signaling', sdp: 'v=0' });
+    await emitWithAck(c.socket, 'ping', {});
+    assert.ok(!a.rec.received.some((r) => r.event === 'webrtc-offer'), 'not back to the sender');
+    assert.ok(!c.rec.received.some((r) => r.event === 'webrtc-offer'), 'not to another channel');
+    const notMine = await emitWithAck(c.socket, 'webrtc-offer', { channel: 'webrtc-signaling', sdp: 'x' });
+    assert.equal(notMine.error.code, 'not-in-room');
+    assert.equal((await emitWithAck(a.socket, 'mystery', { sdp: 'x' })).error.code, 'invalid-payload');
+    assert.equal((await emitWithAck(a.socket, 'subscribe', { channel: 'bad channel!' })).error.code, 'invalid-payload');
+    assert.equal((await emitWithAck(a.socket, 'unsubscribe', { channel: 'webrtc-signaling' })).ok, true);
+    await emitWithAck(b.socket, 'webrtc-answer', { channel: 'webrtc-signaling', sdp: 'y' });
+    await emitWithAck(a.socket, 'ping', {});
+    assert.ok(!a.rec.received.some((r) => r.event === 'webrtc-answer'), 'unsubscribed');
+    closeAll(a.socket, b.socket, c.socket);
+  });
+
+  test('host approval: approved joins, rejected and timed-out requests do not, only the host decides', async () => {
+    const host = await client(server.url);
+    await emitWithAck(host.socket, 'room-created', { data: { id: 'vip', hostId: 'boss', host: 'Boss', requiresApproval: true } });
+    const core = await client(server.url, '/');
+    const refused = await emitWithAck(core.socket, 'join-room', { roomId: 'vip', userId: 'jo' });
+    assert.equal(refused.error.code, 'not-approved');
+
+    const jo = await client(server.url);
+    assert.deepEqual(await emitWithAck(jo.socket, 'join-request', { roomId: 'vip', userId: 'jo', userName: 'Jo' }), { ok: true, status: 'pending' });
+    const asked = await host.rec.waitFor('join-request');
+    assert.deepEqual(asked.data, { roomId: 'vip', userId: 'jo', userName: 'Jo' });
+    const notHost = await emitWithAck(jo.socket, 'join-approved', { roomId: 'vip', userId: 'jo' });
+    assert.equal(notHost.error.code, 'not-host');
+    assert.equal((await emitWithAck(host.socket, 'join-approved', { roomId: 'vip', userId: 'jo' })).ok, true);
+    assert.deepEqual((await jo.rec.waitFor('join-approved')).data, { roomId: 'vip', userId: 'jo' });
+    assert.deepEqual((await emitWithAck(core.socket, 'join-room', { roomId: 'vip', userId: 'jo' })).users, ['boss', 'jo']);
+
+    const kim = await client(server.url);
+    await emitWithAck(kim.socket, 'join-request', { data: { roomId: 'vip', userId: 'kim' } });
+    await host.rec.waitFor('join-request', (d) => d.userId === 'kim');
+    await emitWithAck(host.socket, 'join-rejected', { roomId: 'vip', userId: 'kim' });
+    assert.deepEqual((await kim.rec.waitFor('join-rejected')).data, { roomId: 'vip', userId: 'kim' });
+    const kimCore = await client(server.url, '/');
+    assert.equal((await emitWithAck(kimCore.socket, 'join-room', { roomId: 'vip', userId: 'kim' })).error.code, 'not-approved');
+
+    const lou = await client(server.url);
+    await emitWithAck(lou.socket, 'join-request', { roomId: 'vip', userId: 'lou' });
+    const timedOut = await lou.rec.waitFor('join-rejected', () => true, 5000);
+    assert.deepEqual(timedOut.data, { roomId: 'vip', userId: 'lou', reason: 'timeout' });
+    const late = await emitWithAck(host.socket, 'join-approved', { roomId: 'vip', userId: 'lou' });
+    assert.equal(late.error.code, 'no-request');
+    closeAll(host.socket, core.socket, jo.socket, kim.socket, kimCore.socket, lou.socket);
+  });
+
+  test('when the host leaves, the next participant in join order hosts and everyone is told', async () => {
+    const host = await client(server.url);
+    await emitWithAck(host.socket, 'room-created', { data: { id: 'relay-race', hostId: 'first', host: 'First' } });
+    const second = await client(server.url, '/');
+    const third = await client(server.url, '/');
+    await emitWithAck(second.socket, 'join-room', { roomId: 'relay-race', userId: 'second' });
+    await emitWithAck(third.socket, 'join-room', { roomId: 'relay-race', userId: 'third' });
+    const watcher = await subscribed(server.url);
+    host.socket.close();
+    for (const c of [second, third]) {
+      const { data } = await c.rec.waitFor('host-changed');
+      assert.deepEqual(data, { roomId: 'relay-race', hostId: 'second', host: 'second' });
+    }
+    await listWhere(watcher, (rooms) => roomById(rooms, 'relay-race')?.hostId === 'second');
+    const { body } = await getJson(server.url, '/api/rooms/relay-race');
+    assert.deepEqual({ hostId: body.hostId, participants: body.participants }, { hostId: 'second', participants: ['second', 'third'] });
+    closeAll(second.socket, third.socket, watcher.socket);
+  });
+
+  test('/health counts connected clients and /dashboard/health lists rooms as seed 001 does', async () => {
+    const host = await client(server.url);
+    await emitWithAck(host.socket, 'room-created', { data: { id: 'healthy', hostId: 'doc', name: 'Clinic' } });
+    const { body: health } = await getJson(server.url, '/health');
+    assert.ok(health.connected_clients >= 1, JSON.stringify(health));
+    assert.equal(typeof health.rooms, 'number', 'the contract keeps rooms a number');
+    const { status, body } = await getJson(server.url, '/dashboard/health');
+    assert.equal(status, 200);
+    assert.equal(body.status, 'ok');
+    assert.equal(body.rooms.total, body.rooms.list.length);
+    assert.equal(roomById(body.rooms.list, 'healthy').name, 'Clinic');
+    host.socket.close();
+  });
+});
+
+describe('two instances with Redis', () => {
+  let redis;
+  const servers = [];
+  before(async () => {
+    redis = await startRedis();
+    for (let i = 0; i < 2; i += 1) {
+      servers.push(
+        await startServer({
+          extraEnv: { REDIS_URL: `redis://127.0.0.1:${redis.port}`, ROOM_LIST_INTERVAL_MS: '200', JOIN_REQUEST_TIMEOUT_MS: '5000' },
+        }),
+      );
+    }
+  });
+  after(async () => {
+    for (const s of servers) await s.stop();
+    await redis.stop();
+  });
+
+  test('lists, channel relays and approvals cross instances', async () => {
+    const [a, b] = servers;
+    const watcherB = await subscribed(b.url);
+    const host = await client(a.url);
+    await emitWithAck(host.socket, 'room-created', { data: { id: 'across', hostId: 'ann', requiresApproval: true } });
+    await listWhere(watcherB, (rooms) => roomById(rooms, 'across')?.hostId === 'ann');
+
+    const relayA = await subscribed(a.url, 'webrtc-signaling');
+    const relayB = await subscribed(b.url, 'webrtc-signaling');
+    await emitWithAck(relayA.socket, 'webrtc-ice', { channel: 'webrtc-signaling', candidate: 'c1' });
+    assert.deepEqual((await relayB.rec.waitFor('webrtc-ice')).data, { channel: 'webrtc-signaling', candidate: 'c1' });
+
+    const joiner = await client(b.url);
+    assert.equal((await emitWithAck(joiner.socket, 'join-request', { roomId: 'across', userId: 'ben' })).status, 'pending');
+    await host.rec.waitFor('join-request', (d) => d.userId === 'ben');
+    await emitWithAck(host.socket, 'join-approved', { roomId: 'across', userId: 'ben' });
+    await joiner.rec.waitFor('join-approved');
+    const core = await client(b.url, '/');
+    assert.deepEqual((await emitWithAck(core.socket, 'join-room', { roomId: 'across', userId: 'ben' })).users, ['ann', 'ben']);
+    // The host's instance hears of a change made on the other.
+    const watcherA = await subscribed(a.url);
+    await listWhere(watcherA, (rooms) => roomById(rooms, 'across')?.participantCount === 2);
+    closeAll(watcherA.socket, watcherB.socket, host.socket, relayA.socket, relayB.socket, joiner.socket, core.socket);
+  });
+});
