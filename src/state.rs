@@ -217,7 +217,32 @@ impl<K: Eq + Hash + Clone> KeyedLimits<K> {
     }
 }
 
+/// A connection counted against its address's limit until dropped.
+pub struct AddressSlot {
+    limits: Arc<AddressLimits>,
+    ip: Option<IpAddr>,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        if let Some(ip) = self.ip {
+            self.limits.disconnected(ip);
+        }
+    }
+}
+
 impl AddressLimits {
+    /// Counts a connection from `ip` (if known) in until the slot is dropped;
+    /// `None` if `ip` already has `max`.
+    pub fn slot(self: &Arc<Self>, ip: Option<IpAddr>, max: usize) -> Option<AddressSlot> {
+        if let Some(ip) = ip
+            && !self.try_connect(ip, max)
+        {
+            return None;
+        }
+        Some(AddressSlot { limits: self.clone(), ip })
+    }
+
     /// Counts a connection from `ip` in, unless `ip` already has `max`.
     pub fn try_connect(&self, ip: IpAddr, max: usize) -> bool {
         let mut count = self.connections.entry(ip).or_default();

@@ -55,6 +55,8 @@ pub struct DashConn<A: Adapter> {
     state: AppState,
     events: Arc<Serial<A>>,
     channels: std::sync::Mutex<Vec<String>>,
+    /// Counted against `MAX_CONNECTIONS_PER_IP` while the connection lives.
+    _slot: crate::state::AddressSlot,
 }
 
 /// Connect middleware: attaches the handlers before the CONNECT ack.
@@ -62,10 +64,17 @@ pub async fn attach<A: Adapter>(
     socket: SocketRef<A>,
     State(state): State<AppState>,
 ) -> Result<(), super::error::ConnectRefused> {
+    let parts = socket.req_parts();
+    let ip = super::address::of(&parts.extensions, &parts.headers, &state.config.trusted_proxies);
+    let Some(slot) = state.limits.slot(ip, state.config.max_connections_per_ip) else {
+        warn!(?ip, "dashboard connection refused: too many from this address");
+        return Err(super::error::ConnectRefused::TooManyConnections);
+    };
     let conn = Arc::new(DashConn {
         id: ConnId::new(socket.id.as_str()),
         events: Arc::new(Serial::new(&state)),
         channels: Default::default(),
+        _slot: slot,
         state,
     });
     if matches!(conn.state.reach(), Reach::Cluster(_)) {

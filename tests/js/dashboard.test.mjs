@@ -7,6 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
+import { createHmac } from 'node:crypto';
 
 import { closeAll, emitWithAck, getJson, recorder, startServer, waitConnected } from './server.mjs';
 import { startRedis, waitUntil } from './processes.mjs';
@@ -213,6 +214,51 @@ describe('one instance', () => {
   });
 });
 
+describe('with JWT and MAX_CONNECTIONS_PER_IP=3', () => {
+  const SECRET = 'dashboard-test-secret';
+  let server;
+  function token(sub) {
+    const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+    const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, exp: Math.floor(Date.now() / 1000) + 60 })}`;
+    return `${body}.${createHmac('sha256', SECRET).update(body).digest('base64url')}`;
+  }
+  async function attempt(auth) {
+    const socket = io(`${server.url}/dashboard`, { forceNew: true, reconnection: false, auth });
+    sockets.push(socket);
+    try {
+      await waitConnected(socket);
+      return socket;
+    } catch (err) {
+      socket.close();
+      return err.message;
+    }
+  }
+  before(async () => {
+    server = await startServer({ extraEnv: { JWT_SECRET: SECRET, MAX_CONNECTIONS_PER_IP: '3' } });
+  });
+  after(() => server.stop());
+
+  test('a token is needed, hosts and joiners act only as its user, and the address limit holds', async () => {
+    assert.match(await attempt({}), /token/i);
+    const ann = await attempt({ token: token('ann') });
+    assert.equal(typeof ann, 'object');
+    const other = await emitWithAck(ann, 'room-created', { data: { id: 'mine', hostId: 'bob' } });
+    assert.equal(other.error.code, 'unauthorized');
+    assert.equal((await emitWithAck(ann, 'room-created', { data: { id: 'mine', hostId: 'ann' } })).ok, true);
+    const bob = await attempt({ token: token('bob') });
+    assert.equal((await emitWithAck(bob, 'user-joined-room', { roomId: 'mine', userId: 'ann' })).error.code, 'unauthorized');
+    assert.equal((await emitWithAck(bob, 'join-request', { roomId: 'mine', userId: 'ann' })).error.code, 'unauthorized');
+    assert.equal((await emitWithAck(bob, 'user-joined-room', { roomId: 'mine', userId: 'bob' })).ok, true);
+    // Three connections from this address: the fourth is refused until one closes.
+    const third = await attempt({ token: token('cy') });
+    assert.equal(typeof third, 'object');
+    assert.match(await attempt({ token: token('dee') }), /too many connections/);
+    third.close();
+    await waitUntil(async () => typeof (await attempt({ token: token('dee') })) === 'object', 'a slot freed by the close');
+    closeAll(ann, bob);
+  });
+});
+
 describe('two instances with Redis', () => {
   let redis;
   const servers = [];
@@ -253,6 +299,10 @@ describe('two instances with Redis', () => {
     // The host's instance hears of a change made on the other.
     const watcherA = await subscribed(a.url);
     await listWhere(watcherA, (rooms) => roomById(rooms, 'across')?.participantCount === 2);
-    closeAll(watcherA.socket, watcherB.socket, host.socket, relayA.socket, relayB.socket, joiner.socket, core.socket);
+    // The host leaves on instance a: ben, on instance b, hosts now and is told.
+    host.socket.close();
+    assert.deepEqual((await core.rec.waitFor('host-changed')).data, { roomId: 'across', hostId: 'ben', host: 'ben' });
+    await listWhere(watcherB, (rooms) => roomById(rooms, 'across')?.hostId === 'ben');
+    closeAll(watcherA.socket, watcherB.socket, relayA.socket, relayB.socket, joiner.socket, core.socket);
   });
 });
