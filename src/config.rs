@@ -78,6 +78,8 @@ pub struct Config {
     pub ice: IceConfig,
     /// Device presence and store-and-forward signaling (seed 004).
     pub presence: PresenceConfig,
+    /// Organization mesh coordination (seed 000).
+    pub mesh: MeshConfig,
     /// `ROOM_LIST_INTERVAL_MS`: how often `/dashboard` subscribers get the
     /// room list while rooms exist, besides on every change (default 5 000).
     pub room_list_interval: Duration,
@@ -117,6 +119,18 @@ pub struct PresenceConfig {
     /// `JOB_LEASE_MS`: in a cluster, the jobs run on the instance holding this
     /// lease; it passes to another within this long of its holder dying (default 30 000).
     pub job_lease: Duration,
+}
+
+/// Mesh coordination, with seed 000's variable names (milliseconds).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeshConfig {
+    /// `HEARTBEAT_INTERVAL`: between `server-heartbeat`s and `admin-heartbeat`s (default 10 000).
+    pub heartbeat_interval: Duration,
+    /// `CLIENT_TIMEOUT`: a client silent this long is dropped (default 30 000).
+    pub client_timeout: Duration,
+    /// `ELECTION_DELAY`: an election runs this long after the admin seat
+    /// empties; also the admin lease (default 2 000).
+    pub election_delay: Duration,
 }
 
 /// A secret that never prints.
@@ -221,6 +235,11 @@ impl Config {
             web_dir: PathBuf::from(env.get("WEB_DIR").unwrap_or_else(|| "web".into())),
             ice: env.ice()?,
             presence: env.presence()?,
+            mesh: MeshConfig {
+                heartbeat_interval: env.millis("HEARTBEAT_INTERVAL", 10_000)?,
+                client_timeout: env.millis("CLIENT_TIMEOUT", 30_000)?,
+                election_delay: env.millis("ELECTION_DELAY", 2_000)?,
+            },
             room_list_interval: env.millis("ROOM_LIST_INTERVAL_MS", 5_000)?,
             join_request_timeout: env.millis("JOIN_REQUEST_TIMEOUT_MS", 60_000)?,
             log_filter: env.log_filter("RUST_LOG")?,

@@ -31,9 +31,12 @@ use tracing::{info, warn};
 use crate::config::{AllowedOrigins, Config};
 use crate::state::AppState;
 use crate::store::memory::MemoryStore;
+use crate::store::mesh::RedisMesh;
 use crate::store::redis::RedisStore;
 use crate::store::redis_devices::RedisDevices;
-use crate::transport::{dashboard, device_socket, head, http, origin, presence_jobs, socket, static_files, upkeep};
+use crate::transport::{
+    dashboard, device_socket, head, http, mesh, origin, presence_jobs, socket, static_files, upkeep,
+};
 
 /// How long connections get to close after a shutdown signal before the
 /// server stops regardless (the process must exit within 10 s).
@@ -70,7 +73,8 @@ pub async fn run(
     store.watch_changes(redis.subscriber.clone());
     let devices = RedisDevices::new(redis.data.clone(), &config.redis_prefix, &instance);
     devices.watch_wakes(redis.subscriber.clone());
-    let state = AppState::new(config, Arc::new(store)).with_devices(Arc::new(devices), &instance);
+    let mesh = RedisMesh::new(redis.data.clone(), &config.redis_prefix, &instance);
+    let state = AppState::new(config, Arc::new(store)).with_stores(Arc::new(devices), Arc::new(mesh), &instance);
     let builder = SocketIo::builder().with_adapter::<FredAdapter<_>>(adapter);
     let (layer, io) = configure(builder, &state).build_layer();
     io.ns("/", socket::on_connect.with(socket::attach).with(socket::authenticate))
@@ -80,6 +84,9 @@ pub async fn run(
         .await
         .map_err(std::io::Error::other)?;
     io.ns(dashboard::NAMESPACE, dashboard::on_connect.with(dashboard::attach).with(socket::authenticate))
+        .await
+        .map_err(std::io::Error::other)?;
+    io.ns(mesh::NAMESPACE, mesh::on_connect.with(mesh::admit).with(socket::authenticate))
         .await
         .map_err(std::io::Error::other)?;
     crate::redis::keep_subscriptions(redis.subscriber.clone());
@@ -102,6 +109,7 @@ pub async fn run_with_store(
     io.ns("/", socket::on_connect.with(socket::attach).with(socket::authenticate));
     io.ns(device_socket::NAMESPACE, device_socket::on_connect.with(device_socket::admit));
     io.ns(dashboard::NAMESPACE, dashboard::on_connect.with(dashboard::attach).with(socket::authenticate));
+    io.ns(mesh::NAMESPACE, mesh::on_connect.with(mesh::admit).with(socket::authenticate));
     serve(listener, state, layer, io, shutdown).await
 }
 
@@ -115,10 +123,11 @@ async fn serve<A: Adapter>(
     let _jobs = AbortOnDrop(tokio::spawn(presence_jobs::run(state.clone())));
     let _wakes = AbortOnDrop(tokio::spawn(device_socket::dispatch_wakes(state.clone())));
     let _lists = AbortOnDrop(tokio::spawn(dashboard::keep_lists(io.clone(), state.clone())));
+    let _mesh = AbortOnDrop(tokio::spawn(mesh::run(io.clone(), state.clone())));
     let counting = io.clone();
     state.metrics.count_sockets_with(move || {
-        let namespaces =
-            ["/", device_socket::NAMESPACE, dashboard::NAMESPACE].map(|ns| counting.of(ns).map(|ns| ns.sockets()));
+        let namespaces = ["/", device_socket::NAMESPACE, dashboard::NAMESPACE, mesh::NAMESPACE]
+            .map(|ns| counting.of(ns).map(|ns| ns.sockets()));
         let sockets: Vec<_> = namespaces.into_iter().flatten().flatten().collect();
         let websocket = sockets.iter().filter(|s| s.transport_type() == socketioxide::TransportType::Websocket).count();
         crate::metrics::SocketCount { all: sockets.len(), websocket }
@@ -149,6 +158,7 @@ async fn serve<A: Adapter>(
         socket::disconnect_all(&io).await;
         device_socket::disconnect_all(&io).await;
         dashboard::disconnect_all(&io).await;
+        mesh::disconnect_all(&io).await;
         if tokio::time::timeout(SHUTDOWN_GRACE, stats.all_disconnected()).await.is_err() {
             warn!(left = stats.connections(), "some connections were not cleaned up in time");
         }

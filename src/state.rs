@@ -21,6 +21,7 @@ use crate::domain::rate::TokenBucket;
 use crate::domain::{ConnId, UserId};
 use crate::metrics::Metrics;
 use crate::store::devices::{DeviceStore, MemoryDevices};
+use crate::store::mesh::{MemoryMesh, MeshStore};
 use crate::store::{RoomStore, StoreError};
 use crate::transport::error::report_store_failure;
 
@@ -51,6 +52,8 @@ pub struct AppState {
     pub instance: Arc<str>,
     /// Woken when rooms change, so `/dashboard` subscribers get the new list.
     pub directory: Arc<Notify>,
+    /// Mesh clients and admin seats (seed 000).
+    pub mesh: Arc<dyn MeshStore>,
 }
 
 /// The `/devices` connections of this instance: each device's connection and
@@ -97,9 +100,10 @@ impl AppState {
         e
     }
 
-    /// The same state over another device store, for instance `instance`.
-    pub fn with_devices(mut self, devices: Arc<dyn DeviceStore>, instance: &str) -> Self {
+    /// The same state over other device and mesh stores, for instance `instance`.
+    pub fn with_stores(mut self, devices: Arc<dyn DeviceStore>, mesh: Arc<dyn MeshStore>, instance: &str) -> Self {
         self.devices = devices;
+        self.mesh = mesh;
         self.instance = Arc::from(instance);
         self
     }
@@ -133,6 +137,7 @@ impl AppState {
             metrics: Arc::default(),
             instance: Arc::from("local"),
             directory: Arc::new(Notify::new()),
+            mesh: Arc::new(MemoryMesh::new()),
             config: Arc::new(config),
             store,
             stats,

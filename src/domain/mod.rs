@@ -5,6 +5,7 @@
 
 pub mod ice;
 pub mod ids;
+pub mod mesh;
 pub mod net;
 pub mod presence;
 pub mod rate;

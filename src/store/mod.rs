@@ -16,6 +16,7 @@ use crate::domain::{ConnId, Joined, Request, Room, RoomError, RoomId, RoomMeta, 
 pub mod device_suite;
 pub mod devices;
 pub mod memory;
+pub mod mesh;
 pub mod redis;
 pub mod redis_devices;
 pub mod route_cache;

@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{Event, SocketRef, State, TryData};
+use socketioxide::extract::{SocketRef, State};
 use socketioxide::socket::DisconnectReason;
 use tracing::{debug, info, warn};
 
@@ -32,7 +32,6 @@ use super::deliver::{Reach, deliver_any};
 use super::error::SignalError;
 use super::payload::PayloadError;
 use super::serial::Serial;
-use super::socket::Reply;
 use crate::domain::room::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS};
 use crate::domain::{ConnId, Request, RoomId, RoomMeta, UserId};
 use crate::state::AppState;
@@ -81,22 +80,7 @@ pub async fn attach<A: Adapter>(
         // Host requests and handovers reach this connection through a room named after it.
         socket.join(socket.id);
     }
-    let events = conn.clone();
-    socket.on_fallback(
-        move |s: SocketRef<A>, io: SocketIo<A>, Event(name): Event, reply: Reply<A>, TryData(data): TryData<Value>| {
-            let conn = events.clone();
-            let socket = s.clone();
-            events.events.accept(s, name, reply, data.ok(), move |name, payload| {
-                let (conn, socket, io) = (conn.clone(), socket.clone(), io.clone());
-                async move { conn.handle(&socket, &io, &name, payload).await }
-            })
-        },
-    );
-    socket.extensions.insert(conn.clone());
-    let closing = conn.clone();
-    socket.on_disconnect(move |s: SocketRef<A>, io: SocketIo<A>, reason: DisconnectReason| async move {
-        closing.disconnect(&s, &io, reason).await;
-    });
+    super::serial::attach(&socket, conn.clone());
     Ok(())
 }
 
@@ -262,8 +246,9 @@ pub async fn host_changed<A: Adapter>(io: &SocketIo<A>, state: &AppState, out: &
     info!(room_id = %out.room, host_id = %host, "room host changed");
 }
 
+/// An event's ack: `{ ok: true, ...fields }`.
 #[derive(Serialize)]
-struct Ack {
+pub struct Ack {
     ok: bool,
     #[serde(flatten)]
     fields: Value,
@@ -273,8 +258,30 @@ fn ok(fields: Value) -> Ack {
     Ack { ok: true, fields }
 }
 
-impl<A: Adapter> DashConn<A> {
+impl<A: Adapter> super::serial::Handler<A> for DashConn<A> {
+    type Answer = Ack;
+
+    fn serial(&self) -> &Arc<Serial<A>> {
+        &self.events
+    }
+
     async fn handle(
+        self: Arc<Self>,
+        socket: SocketRef<A>,
+        io: SocketIo<A>,
+        name: String,
+        payload: Option<Value>,
+    ) -> Result<Ack, SignalError> {
+        self.on_event(&socket, &io, &name, payload).await
+    }
+
+    async fn disconnect(self: Arc<Self>, socket: SocketRef<A>, io: SocketIo<A>, reason: DisconnectReason) {
+        self.clean_up(&socket, &io, reason).await;
+    }
+}
+
+impl<A: Adapter> DashConn<A> {
+    async fn on_event(
         &self,
         socket: &SocketRef<A>,
         io: &SocketIo<A>,
@@ -468,7 +475,7 @@ impl<A: Adapter> DashConn<A> {
         }
     }
 
-    async fn disconnect(&self, socket: &SocketRef<A>, io: &SocketIo<A>, reason: DisconnectReason) {
+    async fn clean_up(&self, socket: &SocketRef<A>, io: &SocketIo<A>, reason: DisconnectReason) {
         match self.state.store.leave_all(&self.id).await {
             Ok(left) => {
                 for out in &left {
@@ -500,6 +507,6 @@ async fn decide_to<A: Adapter>(io: &SocketIo<A>, room: &RoomId, user: &UserId, e
 pub async fn disconnect_all<A: Adapter>(io: &SocketIo<A>) {
     let Some(ns) = io.of(NAMESPACE) else { return };
     let conns = ns.sockets().into_iter().filter_map(|s| Some((s.extensions.get::<Arc<DashConn<A>>>()?, s)));
-    let cleanups = conns.map(|(c, s)| async move { c.disconnect(&s, io, DisconnectReason::ClosingServer).await });
+    let cleanups = conns.map(|(c, s)| async move { c.clean_up(&s, io, DisconnectReason::ClosingServer).await });
     futures_util::future::join_all(cleanups).await;
 }

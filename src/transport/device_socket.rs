@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use serde_json::Value;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{Event, SocketRef, State, TryData};
+use socketioxide::extract::{SocketRef, State, TryData};
 use socketioxide::socket::{DisconnectReason, Sid};
 use socketioxide::{AckError, SocketIo};
 use tokio::sync::Notify;
@@ -36,7 +36,6 @@ use super::address;
 use super::auth::{self, AuthError};
 use super::error::{ConnectRefused, SignalError};
 use super::serial::Serial;
-use super::socket::Reply;
 use crate::domain::ConnId;
 use crate::domain::presence::DeviceId;
 use crate::domain::signal::{self, MAX_QUEUED_PER_DEVICE, Notice, Outgoing, Queued};
@@ -102,8 +101,7 @@ pub async fn admit<A: Adapter>(
 ) -> Result<(), ConnectRefused> {
     let auth = auth.ok();
     let parts = socket.req_parts();
-    let raw = auth.as_ref().and_then(|a| a.get("deviceId")).and_then(Value::as_str).map(str::to_owned);
-    let raw = raw.or_else(|| super::query::param(parts.uri.query(), "deviceId").map(str::to_owned));
+    let raw = super::query::handshake(auth.as_ref(), parts.uri.query(), "deviceId");
     let device = DeviceId::parse(raw.as_deref().unwrap_or("")).map_err(ConnectRefused::BadDevice)?;
     if let Some(jwt) = &state.config.jwt {
         let token = auth::token_from(auth.as_ref(), &parts.headers, parts.uri.query()).ok_or(AuthError::Missing)?;
@@ -149,26 +147,11 @@ pub async fn admit<A: Adapter>(
             return Err(ConnectRefused::Unavailable);
         }
     }
-    let events = conn.clone();
-    socket.on_fallback(move |s: SocketRef<A>, Event(name): Event, reply: Reply<A>, TryData(data): TryData<Value>| {
-        let conn = events.clone();
-        events.events.accept(s, name, reply, data.ok(), move |name, payload| {
-            let conn = conn.clone();
-            async move {
-                match name.as_str() {
-                    SIGNAL => conn.signal(payload).await,
-                    _ => Err(SignalError::UnknownEvent(name.chars().take(64).collect())),
-                }
-            }
-        })
-    });
-    let closing = conn.clone();
-    socket.on_disconnect(move |reason: DisconnectReason| closing.close(reason));
     if matches!(conn.state.reach(), super::deliver::Reach::Cluster(_)) {
         // Another instance turns this connection out through a room named after it.
         socket.join(socket.id);
     }
-    socket.extensions.insert(conn);
+    super::serial::attach(&socket, conn);
     Ok(())
 }
 
@@ -249,7 +232,7 @@ struct ExpiredOut<'a> {
 
 /// The sender's ack: `{ ok: true, status: "delivered" | "queued", id }`.
 #[derive(Serialize)]
-struct SignalAck {
+pub struct SignalAck {
     ok: bool,
     status: &'static str,
     id: u64,
@@ -263,6 +246,31 @@ fn unix_millis(t: SystemTime) -> u64 {
 enum Mail {
     Signal(Queued),
     Notice(Notice),
+}
+
+impl<A: Adapter> super::serial::Handler<A> for DeviceConn<A> {
+    type Answer = SignalAck;
+
+    fn serial(&self) -> &Arc<Serial<A>> {
+        &self.events
+    }
+
+    async fn handle(
+        self: Arc<Self>,
+        _socket: SocketRef<A>,
+        _io: SocketIo<A>,
+        name: String,
+        payload: Option<Value>,
+    ) -> Result<SignalAck, SignalError> {
+        match name.as_str() {
+            SIGNAL => self.signal(payload).await,
+            _ => Err(SignalError::UnknownEvent(name.chars().take(64).collect())),
+        }
+    }
+
+    async fn disconnect(self: Arc<Self>, _socket: SocketRef<A>, _io: SocketIo<A>, reason: DisconnectReason) {
+        self.close(reason).await;
+    }
 }
 
 impl<A: Adapter> DeviceConn<A> {

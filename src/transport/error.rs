@@ -142,6 +142,9 @@ pub enum ConnectRefused {
     /// `/devices` with JWT on: the device was not announced by the token's user.
     #[error("this device was not announced by this token's user: announce it first")]
     NotYourDevice,
+    /// `/mesh`: the handshake lacks or breaks an identity field (the reason says which).
+    #[error("{0}")]
+    Mesh(String),
     /// The store cannot be asked whether the connection may be admitted.
     #[error("the server's state store is unavailable; retry later")]
     Unavailable,

@@ -17,6 +17,7 @@ mod handlers;
 pub mod head;
 pub mod http;
 pub mod inbox;
+pub mod mesh;
 pub mod origin;
 pub mod payload;
 pub mod presence_jobs;

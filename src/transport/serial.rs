@@ -7,8 +7,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::Value;
+use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::SocketRef;
+use socketioxide::extract::{Event, SocketRef, TryData};
+use socketioxide::socket::DisconnectReason;
 use tracing::warn;
 
 use super::error::SignalError;
@@ -88,4 +90,49 @@ impl<A: Adapter> Serial<A> {
             }
         }
     }
+}
+
+/// A connection of a namespace whose events all go through its [`Serial`] queue.
+pub trait Handler<A: Adapter>: Send + Sync + Sized + 'static {
+    /// What a successful event answers in its ack.
+    type Answer: Serialize + Send;
+
+    /// The connection's queue.
+    fn serial(&self) -> &Arc<Serial<A>>;
+
+    /// Handles one event, in arrival order.
+    fn handle(
+        self: Arc<Self>,
+        socket: SocketRef<A>,
+        io: SocketIo<A>,
+        name: String,
+        payload: Option<Value>,
+    ) -> impl Future<Output = Result<Self::Answer, SignalError>> + Send;
+
+    /// The connection's clean-up.
+    fn disconnect(
+        self: Arc<Self>,
+        socket: SocketRef<A>,
+        io: SocketIo<A>,
+        reason: DisconnectReason,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// Attaches `conn`'s handlers to `socket` (in a connect middleware, before
+/// the CONNECT ack) and keeps `conn` in the socket's extensions.
+pub fn attach<A: Adapter, H: Handler<A>>(socket: &SocketRef<A>, conn: Arc<H>) {
+    let events = conn.clone();
+    socket.on_fallback(
+        move |s: SocketRef<A>, io: SocketIo<A>, Event(name): Event, reply: Reply<A>, TryData(data): TryData<Value>| {
+            let conn = events.clone();
+            let socket = s.clone();
+            events.serial().accept(s, name, reply, data.ok(), move |name, payload| {
+                conn.clone().handle(socket.clone(), io.clone(), name, payload)
+            })
+        },
+    );
+    socket.extensions.insert(conn.clone());
+    socket.on_disconnect(move |s: SocketRef<A>, io: SocketIo<A>, reason: DisconnectReason| async move {
+        conn.disconnect(s, io, reason).await;
+    });
 }
