@@ -80,6 +80,8 @@ pub struct Config {
     pub presence: PresenceConfig,
     /// Organization mesh coordination (seed 000).
     pub mesh: MeshConfig,
+    /// Worker routing (seed 002).
+    pub workers: WorkerConfig,
     /// `ROOM_LIST_INTERVAL_MS`: how often `/dashboard` subscribers get the
     /// room list while rooms exist, besides on every change (default 5 000).
     pub room_list_interval: Duration,
@@ -119,6 +121,17 @@ pub struct PresenceConfig {
     /// `JOB_LEASE_MS`: in a cluster, the jobs run on the instance holding this
     /// lease; it passes to another within this long of its holder dying (default 30 000).
     pub job_lease: Duration,
+}
+
+/// Worker routing, with seed 002's variable names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkerConfig {
+    /// `WORKER_KEY`: the key workers present; unset, no worker is admitted.
+    pub key: Option<Secret>,
+    /// `WORKER_HEALTH_TIMEOUT`: a worker silent this long (ms) leaves the ring (default 1 000).
+    pub health_timeout: Duration,
+    /// `CONSISTENT_HASH_REPLICAS`: virtual nodes per worker (default 150, 1 to 1 000).
+    pub replicas: usize,
 }
 
 /// Mesh coordination, with seed 000's variable names (milliseconds).
@@ -235,6 +248,11 @@ impl Config {
             web_dir: PathBuf::from(env.get("WEB_DIR").unwrap_or_else(|| "web".into())),
             ice: env.ice()?,
             presence: env.presence()?,
+            workers: WorkerConfig {
+                key: env.get("WORKER_KEY").map(Secret),
+                health_timeout: env.millis("WORKER_HEALTH_TIMEOUT", 1_000)?,
+                replicas: env.ranged("CONSISTENT_HASH_REPLICAS", 150, 1..=1000)?,
+            },
             mesh: MeshConfig {
                 heartbeat_interval: env.millis("HEARTBEAT_INTERVAL", 10_000)?,
                 client_timeout: env.millis("CLIENT_TIMEOUT", 30_000)?,

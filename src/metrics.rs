@@ -99,6 +99,12 @@ pub struct Snapshot<'a> {
     pub rooms: usize,
     /// Presence figures from the device store.
     pub presence: &'a crate::store::devices::PresenceStats,
+    /// Whether this instance leads the cluster.
+    pub leader: bool,
+    /// Workers registered, healthy, and virtual nodes on the ring.
+    pub workers: (usize, usize, usize),
+    /// `POST /bootstrap` answers given by this instance.
+    pub bootstraps: u64,
 }
 
 /// The snapshot in the Prometheus text exposition format (version 0.0.4).
@@ -131,6 +137,20 @@ pub fn render(s: &Snapshot<'_>) -> String {
     let signals: Vec<_> =
         s.metrics.signals().iter().map(|(o, n)| (format!("{{outcome=\"{}\"}}", o.label()), *n)).collect();
     metric("switchboard_signals_total", "counter", "Device signals by outcome, on this instance.", &signals);
+    metric("switchboard_leader", "gauge", "1 if this instance is the cluster's leader.", &plain(usize::from(s.leader)));
+    let (registered, healthy, vnodes) = s.workers;
+    let workers = vec![
+        ("{health=\"healthy\"}".to_owned(), healthy as u64),
+        ("{health=\"unhealthy\"}".to_owned(), (registered - healthy.min(registered)) as u64),
+    ];
+    metric("switchboard_workers", "gauge", "Registered workers by health.", &workers);
+    metric("switchboard_ring_virtual_nodes", "gauge", "Virtual nodes on the worker ring.", &plain(vnodes));
+    metric(
+        "switchboard_bootstraps_total",
+        "counter",
+        "Bootstrap answers given by this instance.",
+        &[(String::new(), s.bootstraps)],
+    );
     out
 }
 
@@ -154,7 +174,15 @@ mod tests {
             coordinators: vec![(NetworkId::parse("home").unwrap(), 2)],
             queued_signals: 3,
         };
-        let text = render(&Snapshot { metrics: &metrics, connections: 5, rooms: 1, presence: &presence });
+        let text = render(&Snapshot {
+            metrics: &metrics,
+            connections: 5,
+            rooms: 1,
+            presence: &presence,
+            leader: true,
+            workers: (3, 2, 300),
+            bootstraps: 4,
+        });
         for line in [
             "switchboard_relays_total{event=\"offer\"} 2",
             "switchboard_relays_total{event=\"answer\"} 0",
@@ -162,11 +190,15 @@ mod tests {
             "switchboard_coordinators{network=\"home\"} 2",
             "switchboard_websocket_connections 7",
             "switchboard_connections 5",
+            "switchboard_leader 1",
+            "switchboard_workers{health=\"unhealthy\"} 1",
+            "switchboard_ring_virtual_nodes 300",
+            "switchboard_bootstraps_total 4",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
         }
         let families = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
         assert_eq!(families, text.lines().filter(|l| l.starts_with("# HELP ")).count());
-        assert_eq!(families, 9);
+        assert_eq!(families, 13);
     }
 }

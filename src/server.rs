@@ -34,8 +34,9 @@ use crate::store::memory::MemoryStore;
 use crate::store::mesh::RedisMesh;
 use crate::store::redis::RedisStore;
 use crate::store::redis_devices::RedisDevices;
+use crate::store::workers::RedisWorkers;
 use crate::transport::{
-    dashboard, device_socket, head, http, mesh, origin, presence_jobs, socket, static_files, upkeep,
+    dashboard, device_socket, head, http, mesh, origin, presence_jobs, socket, static_files, upkeep, workers,
 };
 
 /// How long connections get to close after a shutdown signal before the
@@ -74,7 +75,13 @@ pub async fn run(
     let devices = RedisDevices::new(redis.data.clone(), &config.redis_prefix, &instance);
     devices.watch_wakes(redis.subscriber.clone());
     let mesh = RedisMesh::new(redis.data.clone(), &config.redis_prefix, &instance);
-    let state = AppState::new(config, Arc::new(store)).with_stores(Arc::new(devices), Arc::new(mesh), &instance);
+    let workers = RedisWorkers::new(redis.data.clone(), &config.redis_prefix);
+    let state = AppState::new(config, Arc::new(store)).with_stores(
+        Arc::new(devices),
+        Arc::new(mesh),
+        Arc::new(workers),
+        &instance,
+    );
     let builder = SocketIo::builder().with_adapter::<FredAdapter<_>>(adapter);
     let (layer, io) = configure(builder, &state).build_layer();
     io.ns("/", socket::on_connect.with(socket::attach).with(socket::authenticate))
@@ -89,6 +96,10 @@ pub async fn run(
     io.ns(mesh::NAMESPACE, mesh::on_connect.with(mesh::admit).with(socket::authenticate))
         .await
         .map_err(std::io::Error::other)?;
+    io.ns(workers::WORKERS, workers::worker_connected.with(workers::admit_worker))
+        .await
+        .map_err(std::io::Error::other)?;
+    io.ns(workers::EDGE, workers::welcome_client.with(workers::admit_client)).await.map_err(std::io::Error::other)?;
     crate::redis::keep_subscriptions(redis.subscriber.clone());
     state.store.maintain().await.map_err(std::io::Error::other)?;
     let upkeep = tokio::spawn(upkeep::run(io.clone(), state.clone()));
@@ -110,6 +121,8 @@ pub async fn run_with_store(
     io.ns(device_socket::NAMESPACE, device_socket::on_connect.with(device_socket::admit));
     io.ns(dashboard::NAMESPACE, dashboard::on_connect.with(dashboard::attach).with(socket::authenticate));
     io.ns(mesh::NAMESPACE, mesh::on_connect.with(mesh::admit).with(socket::authenticate));
+    io.ns(workers::WORKERS, workers::worker_connected.with(workers::admit_worker));
+    io.ns(workers::EDGE, workers::welcome_client.with(workers::admit_client));
     serve(listener, state, layer, io, shutdown).await
 }
 
@@ -126,8 +139,9 @@ async fn serve<A: Adapter>(
     let _mesh = AbortOnDrop(tokio::spawn(mesh::run(io.clone(), state.clone())));
     let counting = io.clone();
     state.metrics.count_sockets_with(move || {
-        let namespaces = ["/", device_socket::NAMESPACE, dashboard::NAMESPACE, mesh::NAMESPACE]
-            .map(|ns| counting.of(ns).map(|ns| ns.sockets()));
+        let namespaces =
+            ["/", device_socket::NAMESPACE, dashboard::NAMESPACE, mesh::NAMESPACE, workers::WORKERS, workers::EDGE]
+                .map(|ns| counting.of(ns).map(|ns| ns.sockets()));
         let sockets: Vec<_> = namespaces.into_iter().flatten().flatten().collect();
         let websocket = sockets.iter().filter(|s| s.transport_type() == socketioxide::TransportType::Websocket).count();
         crate::metrics::SocketCount { all: sockets.len(), websocket }

@@ -22,6 +22,7 @@ use crate::domain::{ConnId, UserId};
 use crate::metrics::Metrics;
 use crate::store::devices::{DeviceStore, MemoryDevices};
 use crate::store::mesh::{MemoryMesh, MeshStore};
+use crate::store::workers::{MemoryWorkers, WorkerStore};
 use crate::store::{RoomStore, StoreError};
 use crate::transport::error::report_store_failure;
 
@@ -54,6 +55,12 @@ pub struct AppState {
     pub directory: Arc<Notify>,
     /// Mesh clients and admin seats (seed 000).
     pub mesh: Arc<dyn MeshStore>,
+    /// The worker pool (seed 002).
+    pub workers: Arc<dyn WorkerStore>,
+    /// The ring over the healthy workers, and bootstrap counts.
+    pub ring: Arc<crate::transport::workers::RingCache>,
+    /// Whether this instance is the cluster's leader (it runs the cluster-wide jobs).
+    pub leader: Arc<AtomicBool>,
 }
 
 /// The `/devices` connections of this instance: each device's connection and
@@ -100,10 +107,17 @@ impl AppState {
         e
     }
 
-    /// The same state over other device and mesh stores, for instance `instance`.
-    pub fn with_stores(mut self, devices: Arc<dyn DeviceStore>, mesh: Arc<dyn MeshStore>, instance: &str) -> Self {
+    /// The same state over other device, mesh and worker stores, for instance `instance`.
+    pub fn with_stores(
+        mut self,
+        devices: Arc<dyn DeviceStore>,
+        mesh: Arc<dyn MeshStore>,
+        workers: Arc<dyn WorkerStore>,
+        instance: &str,
+    ) -> Self {
         self.devices = devices;
         self.mesh = mesh;
+        self.workers = workers;
         self.instance = Arc::from(instance);
         self
     }
@@ -138,6 +152,9 @@ impl AppState {
             instance: Arc::from("local"),
             directory: Arc::new(Notify::new()),
             mesh: Arc::new(MemoryMesh::new()),
+            workers: Arc::new(MemoryWorkers::default()),
+            ring: Arc::default(),
+            leader: Arc::default(),
             config: Arc::new(config),
             store,
             stats,

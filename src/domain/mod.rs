@@ -9,6 +9,7 @@ pub mod mesh;
 pub mod net;
 pub mod presence;
 pub mod rate;
+pub mod ring;
 pub mod room;
 pub mod signal;
 

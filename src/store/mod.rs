@@ -22,6 +22,7 @@ pub mod redis_devices;
 pub mod route_cache;
 #[cfg(test)]
 pub mod suite;
+pub mod workers;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -145,6 +145,9 @@ pub enum ConnectRefused {
     /// `/mesh`: the handshake lacks or breaks an identity field (the reason says which).
     #[error("{0}")]
     Mesh(String),
+    /// `/workers`: the key or the worker's description is refused (the reason says which).
+    #[error("{0}")]
+    Worker(String),
     /// The store cannot be asked whether the connection may be admitted.
     #[error("the server's state store is unavailable; retry later")]
     Unavailable,
@@ -220,6 +223,9 @@ pub enum HttpError {
     /// A device announced more often than `RATE_LIMIT_MAX_REQUESTS` per window.
     #[error("too many presence announcements from this device; retry later")]
     TooManyAnnouncements(std::time::Duration),
+    /// `POST /bootstrap` with no healthy worker.
+    #[error("no worker is available; retry later")]
+    NoWorkers,
 }
 
 /// One field of a request that breaks its rule.
@@ -247,6 +253,7 @@ impl HttpError {
             HttpError::InvalidFields(_) => (StatusCode::BAD_REQUEST, "invalid-payload"),
             HttpError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             HttpError::TooManyAnnouncements(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
+            HttpError::NoWorkers => (StatusCode::SERVICE_UNAVAILABLE, "no-workers"),
         }
     }
 }

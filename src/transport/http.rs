@@ -42,6 +42,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/rooms/{room_id}", get(get_room).route_layer(token()))
         .route("/api/ice-servers", get(ice_servers).route_layer(token()))
         .route("/metrics", get(metrics).route_layer(token()))
+        .route("/bootstrap", axum::routing::post(super::workers::bootstrap))
+        .route("/workers", get(super::workers::list).route_layer(token()))
         .merge(super::devices::routes(&state))
         .fallback_service(ServeDir::new(&state.config.web_dir).fallback(no_route.into_service()))
         .method_not_allowed_fallback(method_not_allowed)
@@ -65,6 +67,10 @@ struct Health {
     /// Seed 001's name: socket.io connections of this instance, every namespace.
     #[serde(rename = "connected_clients")]
     connected_clients: usize,
+    /// Whether this instance is the cluster's leader (always, alone).
+    leader: bool,
+    /// The worker ring: healthy workers and virtual nodes (`null` while the store cannot be asked).
+    ring: Option<serde_json::Value>,
 }
 
 /// 200 while the server can do its work; 503 while Redis is down (cluster mode).
@@ -81,6 +87,8 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
         adapter: state.store.kind(),
         redis: redis_up.map(|up| if up { "up" } else { "down" }),
         connected_clients: state.metrics.sockets().all,
+        leader: state.leader.load(std::sync::atomic::Ordering::Relaxed),
+        ring: if down { None } else { super::workers::ring_figures(&state).await.ok() },
     };
     let status = if down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (status, Json(health))
@@ -105,11 +113,16 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, HttpError> {
         DeviceStoreError::Store(e) => HttpError::from(state.reported(e, "metrics")),
         _ => HttpError::Unavailable,
     })?;
+    let ring = super::workers::ring_figures(&state).await?;
+    let figure = |name: &str| ring[name].as_u64().unwrap_or(0) as usize;
     let snapshot = crate::metrics::Snapshot {
         metrics: &state.metrics,
         connections: state.stats.connections(),
         rooms,
         presence: &presence,
+        leader: state.leader.load(std::sync::atomic::Ordering::Relaxed),
+        workers: (figure("workers"), figure("healthy"), figure("virtualNodes")),
+        bootstraps: state.ring.bootstraps.load(std::sync::atomic::Ordering::Relaxed),
     };
     let content_type = [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")];
     Ok((content_type, crate::metrics::render(&snapshot)).into_response())

@@ -26,3 +26,4 @@ pub mod serial;
 pub mod socket;
 pub mod static_files;
 pub mod upkeep;
+pub mod workers;

@@ -8,8 +8,8 @@
 //! `signal-expired`).
 //!
 //! The rules are in [`crate::domain`]; this runs them on time and logs what
-//! changed. In a cluster they run on one instance at a time: the holder of
-//! the `presence-jobs` lease, renewed every third of `JOB_LEASE_MS`; when its
+//! changed. In a cluster they run on one instance at a time: the leader, the
+//! holder of the `leader` lease (seed 002's leader election), renewed every third of `JOB_LEASE_MS`; when its
 //! holder dies another instance takes it within `JOB_LEASE_MS` plus a third.
 
 use std::sync::Arc;
@@ -23,13 +23,13 @@ use tracing::{info, warn};
 use crate::metrics::SignalOutcome;
 use crate::state::AppState;
 
-/// The lease's name in the device store.
-pub const LEASE: &str = "presence-jobs";
+/// The lease's name in the device store: its holder is the cluster's leader.
+pub const LEASE: &str = "leader";
 
 /// Runs the jobs, when this instance holds the lease, until the task is aborted.
 pub async fn run(state: AppState) {
     let config = state.config.presence.clone();
-    let holder = Arc::new(AtomicBool::new(false));
+    let holder = state.leader.clone();
     // Renewed on its own task, so a long job cannot let the lease lapse; the
     // set aborts it when this task ends.
     let mut renewal = JoinSet::new();
@@ -82,9 +82,9 @@ async fn keep_lease(state: AppState, holder: Arc<AtomicBool>) {
         };
         if held != holder.swap(held, Ordering::AcqRel) {
             if held {
-                info!(instance = %state.instance, "this instance runs the presence jobs");
+                info!(instance = %state.instance, "this instance is the leader: it runs the cluster-wide jobs");
             } else {
-                info!(instance = %state.instance, "this instance no longer runs the presence jobs");
+                info!(instance = %state.instance, "this instance is no longer the leader");
             }
         }
     }

@@ -406,7 +406,7 @@ describe('with Redis', () => {
       servers.push(s);
       all.push(s);
     }
-    const holds = (s) => s.logs.some((e) => (e.fields ?? e).message === 'this instance runs the presence jobs');
+    const holds = (s) => s.logs.some((e) => (e.fields ?? e).message === 'this instance is the leader: it runs the cluster-wide jobs');
     const holder = await waitUntil(() => all.find(holds), 'a lease holder');
     assert.deepEqual(all.filter(holds), [holder], 'one holder among the instances');
     holder.process.kill('SIGKILL');

@@ -1,0 +1,171 @@
+//! The worker pool behind one trait (seed 002): every front server reads the
+//! same worker set, so every one computes the same ring. Engines:
+//! [`MemoryWorkers`] (one instance) and [`RedisWorkers`] (`p:w:workers` hash,
+//! worker id to its JSON record). Health is decided by the reader from
+//! `last_seen` (Unix ms, passed in), so no clock of Redis's is involved.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use fred::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use super::redis::{key, unavailable};
+
+/// A registered worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerRecord {
+    /// Its id (also its name on the ring).
+    pub worker_id: String,
+    /// Where it runs.
+    pub region: String,
+    /// How many clients it takes, as it declared.
+    pub capacity: u32,
+    /// Its last heartbeat (Unix ms).
+    pub last_seen: u64,
+    /// The front server holding its connection.
+    pub instance: String,
+    /// Its socket.io connection id there.
+    pub conn: String,
+}
+
+impl WorkerRecord {
+    /// Whether it heartbeat within `timeout_ms` of `now`.
+    pub fn healthy(&self, now: u64, timeout_ms: u64) -> bool {
+        self.last_seen.saturating_add(timeout_ms) > now
+    }
+}
+
+/// The worker pool: the operations `/workers`, `/bootstrap` and `/edge` need.
+#[async_trait]
+pub trait WorkerStore: Send + Sync + 'static {
+    /// Records or refreshes a worker.
+    async fn put(&self, worker: WorkerRecord) -> Result<(), StoreError>;
+
+    /// Removes the worker if `conn` still holds it; whether it did.
+    async fn remove(&self, worker_id: &str, conn: &str) -> Result<bool, StoreError>;
+
+    /// Every registered worker, by id.
+    async fn all(&self) -> Result<Vec<WorkerRecord>, StoreError>;
+}
+
+/// The pool in this process's memory.
+#[derive(Default)]
+pub struct MemoryWorkers(Mutex<HashMap<String, WorkerRecord>>);
+
+#[async_trait]
+impl WorkerStore for MemoryWorkers {
+    async fn put(&self, worker: WorkerRecord) -> Result<(), StoreError> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(worker.worker_id.clone(), worker);
+        Ok(())
+    }
+
+    async fn remove(&self, worker_id: &str, conn: &str) -> Result<bool, StoreError> {
+        let mut workers = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if workers.get(worker_id).is_some_and(|w| w.conn == conn) {
+            workers.remove(worker_id);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn all(&self) -> Result<Vec<WorkerRecord>, StoreError> {
+        let mut all: Vec<_> = self.0.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        all.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
+        Ok(all)
+    }
+}
+
+/// The pool in Redis, shared by every front server.
+pub struct RedisWorkers {
+    client: Client,
+    key: String,
+}
+
+impl RedisWorkers {
+    /// A store over `client` (connected), keys under `prefix`.
+    pub fn new(client: Client, prefix: &str) -> Self {
+        Self { client, key: key(prefix, &["w", "workers"]) }
+    }
+}
+
+fn corrupt(e: serde_json::Error) -> StoreError {
+    StoreError::Unavailable(format!("a worker record in Redis is corrupt: {e}"))
+}
+
+#[async_trait]
+impl WorkerStore for RedisWorkers {
+    async fn put(&self, worker: WorkerRecord) -> Result<(), StoreError> {
+        let json = serde_json::to_string(&worker).map_err(corrupt)?;
+        self.client.hset(&self.key, (worker.worker_id.as_str(), json)).await.map_err(unavailable)
+    }
+
+    async fn remove(&self, worker_id: &str, conn: &str) -> Result<bool, StoreError> {
+        let raw: Option<String> = self.client.hget(&self.key, worker_id).await.map_err(unavailable)?;
+        match raw.map(|r| serde_json::from_str::<WorkerRecord>(&r)).transpose().map_err(corrupt)? {
+            Some(w) if w.conn == conn => {
+                let _: () = self.client.hdel(&self.key, worker_id).await.map_err(unavailable)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn all(&self) -> Result<Vec<WorkerRecord>, StoreError> {
+        let raws: HashMap<String, String> = self.client.hgetall(&self.key).await.map_err(unavailable)?;
+        let mut all = raws
+            .values()
+            .map(|r| serde_json::from_str(r).map_err(corrupt))
+            .collect::<Result<Vec<WorkerRecord>, _>>()?;
+        all.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
+        Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::RedisProcess;
+
+    fn worker(id: &str, conn: &str, last_seen: u64) -> WorkerRecord {
+        WorkerRecord {
+            worker_id: id.into(),
+            region: "us-west".into(),
+            capacity: 100,
+            last_seen,
+            instance: "a".into(),
+            conn: conn.into(),
+        }
+    }
+
+    async fn pool(s: &dyn WorkerStore) {
+        s.put(worker("w2", "c2", 10)).await.unwrap();
+        s.put(worker("w1", "c1", 10)).await.unwrap();
+        s.put(worker("w1", "c3", 20)).await.unwrap();
+        assert!(!s.remove("w1", "c1").await.unwrap(), "an older connection removes nothing");
+        let all = s.all().await.unwrap();
+        assert_eq!(
+            all.iter().map(|w| (w.worker_id.as_str(), w.last_seen)).collect::<Vec<_>>(),
+            [("w1", 20), ("w2", 10)]
+        );
+        assert!(all[0].healthy(1019, 1000) && !all[0].healthy(1020, 1000));
+        assert!(s.remove("w1", "c3").await.unwrap());
+        assert_eq!(s.all().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn memory_keeps_the_pool() {
+        pool(&MemoryWorkers::default()).await;
+    }
+
+    #[tokio::test]
+    async fn redis_keeps_the_pool() {
+        let redis = tokio::task::spawn_blocking(RedisProcess::start).await.unwrap();
+        let client = Builder::from_config(Config::from_url(&redis.url()).unwrap()).build().unwrap();
+        client.init().await.unwrap();
+        pool(&RedisWorkers::new(client, "test")).await;
+    }
+}

@@ -1,0 +1,173 @@
+// Worker routing (seed 002): workers register on /workers with WORKER_KEY and
+// heartbeat; POST /bootstrap maps a client's address to a worker on the
+// consistent-hash ring of healthy workers; a silent worker leaves the ring;
+// clients and workers signal each other through /edge and /workers; two front
+// servers sharing Redis give identical assignments. Every wait has a timeout.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { io } from 'socket.io-client';
+
+import { closeAll, emitWithAck, getJson, recorder, startServer, waitConnected } from './server.mjs';
+import { startRedis, waitUntil } from './processes.mjs';
+
+const KEY = 'worker-test-key';
+const sockets = [];
+const timers = [];
+
+/** A worker: connects with `auth`, heartbeats every 100 ms unless `silent`. */
+async function worker(url, workerId, { key = KEY, silent = false, region = 'us-west', capacity = 100 } = {}) {
+  const socket = io(`${url}/workers`, { forceNew: true, reconnection: false, auth: { key, workerId, region, capacity } });
+  sockets.push(socket);
+  const rec = recorder(socket);
+  await waitConnected(socket);
+  if (!silent) {
+    const timer = setInterval(() => socket.connected && socket.emit('heartbeat'), 100);
+    timers.push(timer);
+    socket.on('disconnect', () => clearInterval(timer));
+  }
+  return { socket, rec, workerId };
+}
+
+async function bootstrap(url, ip) {
+  const res = await fetch(new URL('/bootstrap', url), {
+    method: 'POST',
+    headers: { 'x-forwarded-for': ip },
+    signal: AbortSignal.timeout(5000),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+const ips = Array.from({ length: 200 }, (_, i) => `10.1.${i >> 8}.${i & 255}`);
+
+after(() => {
+  for (const t of timers) clearInterval(t);
+  closeAll(...sockets);
+});
+
+describe('one front server', () => {
+  let server;
+  before(async () => {
+    server = await startServer({ extraEnv: { WORKER_KEY: KEY, WORKER_HEALTH_TIMEOUT: '500', TRUSTED_PROXIES: '127.0.0.1' } });
+  });
+  after(() => server.stop());
+
+  test('a wrong or missing worker key is refused; no worker means 503 no-workers', async () => {
+    for (const auth of [{ workerId: 'w' }, { key: 'nope', workerId: 'w' }]) {
+      const socket = io(`${server.url}/workers`, { forceNew: true, reconnection: false, auth });
+      sockets.push(socket);
+      await assert.rejects(waitConnected(socket), /wrong or missing worker key/);
+      socket.close();
+    }
+    const none = await bootstrap(server.url, '10.0.0.1');
+    assert.deepEqual({ status: none.status, code: none.body.error.code }, { status: 503, code: 'no-workers' });
+  });
+
+  test('bootstrap follows the ring of healthy workers, and a silent worker leaves it', async () => {
+    const ws = [];
+    for (const id of ['w-a', 'w-b', 'w-c']) ws.push(await worker(server.url, id));
+    const quiet = await worker(server.url, 'w-quiet', { silent: true });
+    const { body: pool } = await getJson(server.url, '/workers');
+    assert.equal(pool.workers.length, 4);
+    assert.equal(pool.ring.replicas, 150);
+    // The silent worker turns unhealthy after WORKER_HEALTH_TIMEOUT and leaves the ring.
+    await waitUntil(async () => {
+      const { body } = await getJson(server.url, '/workers');
+      return body.workers.find((w) => w.workerId === 'w-quiet')?.healthy === false && body.ring.healthy === 3;
+    }, 'the silent worker unhealthy');
+    const first = new Map();
+    for (const ip of ips) {
+      const { status, body } = await bootstrap(server.url, ip);
+      assert.equal(status, 200);
+      assert.equal(body.clientIp, ip, 'X-Forwarded-For from a trusted proxy');
+      assert.notEqual(body.workerId, 'w-quiet');
+      first.set(ip, body.workerId);
+    }
+    assert.equal(new Set(first.values()).size, 3, 'all three healthy workers get clients');
+    // One leaves: only its clients move.
+    ws[1].socket.close();
+    await waitUntil(async () => (await getJson(server.url, '/workers')).body.ring.healthy === 2, 'w-b gone');
+    for (const ip of ips) {
+      const { body } = await bootstrap(server.url, ip);
+      if (first.get(ip) !== 'w-b') assert.equal(body.workerId, first.get(ip), `${ip} kept its worker`);
+      else assert.notEqual(body.workerId, 'w-b');
+    }
+    closeAll(ws[0].socket, ws[2].socket, quiet.socket);
+  });
+
+  test('a client and its worker exchange offer, answer and candidates through the server', async () => {
+    const w = await worker(server.url, 'w-sig');
+    const { body: assigned } = await bootstrap(server.url, '10.9.9.9');
+    assert.equal(assigned.workerId, 'w-sig');
+    const client = io(`${server.url}/edge`, { forceNew: true, reconnection: false });
+    sockets.push(client);
+    const crec = recorder(client);
+    await waitConnected(client);
+    const { data: hello } = await crec.waitFor('welcome');
+    assert.equal((await emitWithAck(client, 'signal', { to: 'w-sig', type: 'offer', data: { sdp: 'o' } })).ok, true);
+    const offer = await w.rec.waitFor('signal');
+    assert.deepEqual(offer.data, { from: hello.clientId, type: 'offer', data: { sdp: 'o' } });
+    await emitWithAck(w.socket, 'signal', { to: hello.clientId, type: 'answer', data: { sdp: 'a' } });
+    await emitWithAck(w.socket, 'signal', { to: hello.clientId, type: 'ice-candidate', data: { candidate: 'c' } });
+    await emitWithAck(client, 'signal', { to: 'w-sig', type: 'ice-candidate', data: { candidate: 'd' } });
+    const answer = await crec.waitFor('signal', (d) => d.type === 'answer');
+    assert.deepEqual(answer.data, { from: 'w-sig', type: 'answer', data: { sdp: 'a' } });
+    await crec.waitFor('signal', (d) => d.type === 'ice-candidate');
+    await w.rec.waitFor('signal', (d) => d.type === 'ice-candidate');
+    assert.equal((await emitWithAck(client, 'signal', { to: 'w-none', type: 'offer', data: {} })).error.code, 'target-not-found');
+    assert.equal((await emitWithAck(client, 'signal', { to: 'w-sig', type: 'hello', data: {} })).error.code, 'invalid-payload');
+    closeAll(client, w.socket);
+  });
+});
+
+describe('two front servers with Redis', () => {
+  let redis;
+  const servers = [];
+  before(async () => {
+    redis = await startRedis();
+    for (let i = 0; i < 2; i += 1) {
+      servers.push(
+        await startServer({
+          extraEnv: {
+            WORKER_KEY: KEY,
+            REDIS_URL: `redis://127.0.0.1:${redis.port}`,
+            TRUSTED_PROXIES: '127.0.0.1',
+            JOB_LEASE_MS: '600',
+          },
+        }),
+      );
+    }
+  });
+  after(async () => {
+    for (const s of servers) await s.stop();
+    await redis.stop();
+  });
+
+  test('both give identical assignments, signaling crosses servers, and leadership fails over', async () => {
+    const [a, b] = servers;
+    const ws = [await worker(a.url, 'x-1'), await worker(a.url, 'x-2'), await worker(b.url, 'x-3'), await worker(b.url, 'x-4')];
+    await waitUntil(async () => (await getJson(b.url, '/workers')).body.ring.healthy === 4, 'four healthy workers');
+    for (const ip of ips.slice(0, 100)) {
+      const [fromA, fromB] = [await bootstrap(a.url, ip), await bootstrap(b.url, ip)];
+      assert.equal(fromA.body.workerId, fromB.body.workerId, ip);
+    }
+    // A client on b signals a worker on a, and back.
+    const client = io(`${b.url}/edge`, { forceNew: true, reconnection: false });
+    sockets.push(client);
+    const crec = recorder(client);
+    await waitConnected(client);
+    const { data: hello } = await crec.waitFor('welcome');
+    await emitWithAck(client, 'signal', { to: 'x-1', type: 'offer', data: { sdp: 'o' } });
+    await ws[0].rec.waitFor('signal', (d) => d.from === hello.clientId);
+    await emitWithAck(ws[0].socket, 'signal', { to: hello.clientId, type: 'answer', data: { sdp: 'a' } });
+    await crec.waitFor('signal', (d) => d.from === 'x-1');
+    // One leader; kill it and the other takes over.
+    const leads = async (s) => (await getJson(s.url, '/health')).body.leader;
+    await waitUntil(async () => (await leads(a)) !== (await leads(b)), 'exactly one leader');
+    const leader = (await leads(a)) ? a : b;
+    const follower = leader === a ? b : a;
+    leader.process.kill('SIGKILL');
+    await waitUntil(() => leads(follower), 'the follower leads', 5000);
+    closeAll(client, ...ws.map((w) => w.socket));
+  });
+});
