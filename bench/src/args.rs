@@ -4,10 +4,12 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 /// Shown on a usage error.
-pub const USAGE: &str = "usage: loadgen <connections|relay|churn> --addr HOST:PORT [--server-pid PID] [--label NAME]
+pub const USAGE: &str =
+    "usage: loadgen <connections|relay|churn|bootstrap> --addr HOST:PORT [--server-pid PID] [--label NAME]
   connections: --peers N (1000) --concurrency C (256) --hold-secs S (5)
   relay:       --pairs P (50) --rates R1,R2,.. per sender per second (100) --secs S (5) --drain-secs D (10)
-  churn:       --clients C (200) --secs S (10) --room-size K (4)";
+  churn:       --clients C (200) --secs S (10) --room-size K (4)
+  bootstrap:   --workers W (10) --requests N (20000) --key KEY (bench-key)";
 
 /// Parsed arguments.
 pub struct Args {

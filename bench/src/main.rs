@@ -6,6 +6,7 @@
 //! loadgen connections --addr 127.0.0.1:4000 --server-pid PID --peers 19500
 //! loadgen relay       --addr 127.0.0.1:4000 --server-pid PID --pairs 50 --rates 100,200,400
 //! loadgen churn       --addr 127.0.0.1:4000 --server-pid PID --clients 200 --secs 10
+//! loadgen bootstrap   --addr 127.0.0.1:4000 --workers 10 --requests 20000 --key KEY
 //! ```
 //!
 //! It runs on one thread (a current-thread runtime): `bench/compare` pins it to
@@ -13,6 +14,7 @@
 //! of websocket clients can do; the JSON says when it fell behind.
 
 mod args;
+mod bootstrap;
 mod churn;
 mod connections;
 mod http;
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
             "connections" => connections::run(&args).await,
             "relay" => relay::run(&args).await,
             "churn" => churn::run(&args).await,
+            "bootstrap" => bootstrap::run(&args).await,
             other => Err(format!("unknown scenario {other:?}").into()),
         }
     });

@@ -40,6 +40,11 @@ pub struct Client {
 impl Client {
     /// Connects to `addr` (`host:port`) over websocket and joins namespace `/`.
     pub async fn connect(addr: &str) -> Result<Self, Error> {
+        Self::connect_to(addr, "/", None).await
+    }
+
+    /// Connects and joins namespace `ns`, with handshake `auth` (a JSON object) if given.
+    pub async fn connect_to(addr: &str, ns: &str, auth: Option<&str>) -> Result<Self, Error> {
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
         let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
@@ -51,13 +56,14 @@ impl Client {
         if !open.starts_with('0') {
             return Err(format!("expected the engine.io open packet, got {open:.60}").into());
         }
-        client.ws.send(Message::text("40")).await?;
+        let prefix = if ns == "/" { String::new() } else { format!("{ns},") };
+        client.ws.send(Message::text(format!("40{prefix}{}", auth.unwrap_or("")))).await?;
         loop {
             let text = client.next_text().await?;
-            if text.starts_with("40") {
+            if text.starts_with(&format!("40{prefix}")) {
                 return Ok(client);
             }
-            if text.starts_with("44") {
+            if text.starts_with(&format!("44{prefix}")) {
                 return Err(format!("namespace refused: {text:.200}").into());
             }
         }
