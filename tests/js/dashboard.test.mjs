@@ -7,21 +7,18 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
-import { createHmac } from 'node:crypto';
 
-import { closeAll, emitWithAck, getJson, recorder, startServer, waitConnected } from './server.mjs';
+import { closeAll, emitWithAck, getJson, hs256Token, recordedClient, startServer, waitConnected } from './server.mjs';
 import { startRedis, waitUntil } from './processes.mjs';
 
 const ROOMS = 'webrtc-dashboard-rooms';
 const sockets = [];
 
-/** A connected socket on `url` + `ns` whose every event is recorded (handlers on before connecting). */
+/** A connected socket on `url` + `ns` whose every event is recorded. */
 async function client(url, ns = '/dashboard') {
-  const socket = io(`${url}${ns}`, { forceNew: true, reconnection: false });
-  sockets.push(socket);
-  const rec = recorder(socket);
-  await waitConnected(socket);
-  return { socket, rec };
+  const c = await recordedClient(`${url}${ns}`);
+  sockets.push(c.socket);
+  return c;
 }
 
 async function subscribed(url, channel = ROOMS) {
@@ -217,11 +214,7 @@ describe('one instance', () => {
 describe('with JWT and MAX_CONNECTIONS_PER_IP=3', () => {
   const SECRET = 'dashboard-test-secret';
   let server;
-  function token(sub) {
-    const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
-    const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, exp: Math.floor(Date.now() / 1000) + 60 })}`;
-    return `${body}.${createHmac('sha256', SECRET).update(body).digest('base64url')}`;
-  }
+  const token = (sub) => hs256Token(SECRET, sub);
   async function attempt(auth) {
     const socket = io(`${server.url}/dashboard`, { forceNew: true, reconnection: false, auth });
     sockets.push(socket);

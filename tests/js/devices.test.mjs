@@ -11,13 +11,13 @@ import {
   closeAll,
   emitWithAck,
   getJson,
+  hs256Token,
   once,
   recorder,
   startServer,
   waitConnected,
 } from './server.mjs';
 import { io } from 'socket.io-client';
-import { createHmac } from 'node:crypto';
 import { startRedis, waitUntil } from './processes.mjs';
 
 const sockets = [];
@@ -297,11 +297,7 @@ describe('with JWT', () => {
   const SECRET = 'devices-test-secret';
   let server;
   /** An HS256 token for `sub`, valid for a minute. */
-  function token(sub) {
-    const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
-    const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, exp: Math.floor(Date.now() / 1000) + 60 })}`;
-    return `${body}.${createHmac('sha256', SECRET).update(body).digest('base64url')}`;
-  }
+  const token = (sub) => hs256Token(SECRET, sub);
   before(async () => {
     server = await startServer({ extraEnv: { JWT_SECRET: SECRET } });
     const res = await fetch(new URL('/network/home/announce', server.url), {

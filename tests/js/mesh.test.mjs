@@ -9,32 +9,18 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
 
-import { closeAll, emitWithAck, recorder, startServer, waitConnected } from './server.mjs';
+import { closeAll, emitWithAck, recordedClient, startServer, waitConnected } from './server.mjs';
 import { startRedis, waitUntil } from './processes.mjs';
 
 const sockets = [];
-const timers = [];
 const MESH_ENV = { HEARTBEAT_INTERVAL: '200', CLIENT_TIMEOUT: '1000', ELECTION_DELAY: '300' };
 
-/**
- * A mesh client of `org` (query parameters, as seed 000), recording every
- * event; it heartbeats every 200 ms unless `silent`.
- */
+/** A mesh client of `org` (query parameters, as seed 000); it heartbeats every 200 ms unless `silent`. */
 async function member(url, org, id, capabilities = '', { silent = false, name = id } = {}) {
-  const socket = io(`${url}/mesh`, {
-    forceNew: true,
-    reconnection: false,
-    query: { organizationId: org, clientId: id, clientName: name, capabilities },
-  });
-  sockets.push(socket);
-  const rec = recorder(socket);
-  await waitConnected(socket);
-  if (!silent) {
-    const timer = setInterval(() => socket.connected && socket.emit('heartbeat'), 200);
-    timers.push(timer);
-    socket.on('disconnect', () => clearInterval(timer));
-  }
-  return { socket, rec, id };
+  const query = { organizationId: org, clientId: id, clientName: name, capabilities };
+  const m = await recordedClient(`${url}/mesh`, { query }, { heartbeatMs: silent ? undefined : 200 });
+  sockets.push(m.socket);
+  return { ...m, id };
 }
 
 /** The admin ids announced to `m` so far, in order. */
@@ -44,10 +30,7 @@ function electedNext(m, adminId, ms = 5000) {
   return m.rec.waitFor('admin-elected', (d) => d.adminId === adminId && elected(m).lastIndexOf(adminId) === elected(m).length - 1, ms);
 }
 
-after(() => {
-  for (const t of timers) clearInterval(t);
-  closeAll(...sockets);
-});
+after(() => closeAll(...sockets));
 
 describe('one instance', () => {
   let server;

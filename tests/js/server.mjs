@@ -3,6 +3,7 @@
 // sleeps to wait for something to happen.
 
 import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -355,4 +356,35 @@ export async function closeV2(socket, ms = TIMEOUT_MS) {
   });
   socket.close();
   await withTimeout(closed, ms, 'the 2.x client did not finish closing');
+}
+
+/** An HS256 JSON Web Token for `sub`, signed with `secret`, valid for a minute. */
+export function hs256Token(secret, sub) {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, exp: Math.floor(Date.now() / 1000) + 60 })}`;
+  return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
+}
+
+/**
+ * A socket.io-client 4.8 socket to `url` whose every event is recorded from
+ * the start (handlers go on before connecting). With `heartbeatMs` it emits
+ * `heartbeat` that often while connected. Resolves { socket, rec } once connected.
+ */
+export async function recordedClient(url, opts = {}, { heartbeatMs } = {}) {
+  const socket = io(url, { forceNew: true, reconnection: false, timeout: TIMEOUT_MS, ...opts });
+  const rec = recorder(socket);
+  let timer;
+  if (heartbeatMs) {
+    timer = setInterval(() => socket.connected && socket.emit('heartbeat'), heartbeatMs);
+    timer.unref();
+    socket.on('disconnect', () => clearInterval(timer));
+  }
+  try {
+    await waitConnected(socket);
+  } catch (err) {
+    clearInterval(timer);
+    socket.close();
+    throw err;
+  }
+  return { socket, rec };
 }

@@ -8,25 +8,18 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
 
-import { closeAll, emitWithAck, getJson, recorder, startServer, waitConnected } from './server.mjs';
+import { closeAll, emitWithAck, getJson, recordedClient, recorder, startServer, waitConnected } from './server.mjs';
 import { startRedis, waitUntil } from './processes.mjs';
 
 const KEY = 'worker-test-key';
 const sockets = [];
-const timers = [];
 
 /** A worker: connects with `auth`, heartbeats every 100 ms unless `silent`. */
 async function worker(url, workerId, { key = KEY, silent = false, region = 'us-west', capacity = 100 } = {}) {
-  const socket = io(`${url}/workers`, { forceNew: true, reconnection: false, auth: { key, workerId, region, capacity } });
-  sockets.push(socket);
-  const rec = recorder(socket);
-  await waitConnected(socket);
-  if (!silent) {
-    const timer = setInterval(() => socket.connected && socket.emit('heartbeat'), 100);
-    timers.push(timer);
-    socket.on('disconnect', () => clearInterval(timer));
-  }
-  return { socket, rec, workerId };
+  const auth = { key, workerId, region, capacity };
+  const w = await recordedClient(`${url}/workers`, { auth }, { heartbeatMs: silent ? undefined : 100 });
+  sockets.push(w.socket);
+  return { ...w, workerId };
 }
 
 async function bootstrap(url, ip) {
@@ -40,10 +33,7 @@ async function bootstrap(url, ip) {
 
 const ips = Array.from({ length: 200 }, (_, i) => `10.1.${i >> 8}.${i & 255}`);
 
-after(() => {
-  for (const t of timers) clearInterval(t);
-  closeAll(...sockets);
-});
+after(() => closeAll(...sockets));
 
 describe('one front server', () => {
   let server;
@@ -75,6 +65,13 @@ describe('one front server', () => {
       const { body } = await getJson(server.url, '/workers');
       return body.workers.find((w) => w.workerId === 'w-quiet')?.healthy === false && body.ring.healthy === 3;
     }, 'the silent worker unhealthy');
+    const { body: health } = await getJson(server.url, '/health');
+    assert.deepEqual(health.ring, { workers: 4, healthy: 3, virtualNodes: 450 });
+    assert.equal(health.leader, true, 'alone, this instance leads');
+    const metrics = await (await fetch(new URL('/metrics', server.url))).text();
+    for (const line of ['switchboard_workers{health="healthy"} 3', 'switchboard_workers{health="unhealthy"} 1', 'switchboard_ring_virtual_nodes 450', 'switchboard_leader 1']) {
+      assert.ok(metrics.split('\n').includes(line), `${line} in /metrics`);
+    }
     const first = new Map();
     for (const ip of ips) {
       const { status, body } = await bootstrap(server.url, ip);
@@ -92,6 +89,8 @@ describe('one front server', () => {
       if (first.get(ip) !== 'w-b') assert.equal(body.workerId, first.get(ip), `${ip} kept its worker`);
       else assert.notEqual(body.workerId, 'w-b');
     }
+    const counted = await (await fetch(new URL('/metrics', server.url))).text();
+    assert.ok(counted.split('\n').includes(`switchboard_bootstraps_total ${ips.length * 2}`), 'every bootstrap counted');
     closeAll(ws[0].socket, ws[2].socket, quiet.socket);
   });
 
