@@ -99,7 +99,9 @@ pub async fn run(
     io.ns(workers::WORKERS, workers::worker_connected.with(workers::admit_worker))
         .await
         .map_err(std::io::Error::other)?;
-    io.ns(workers::EDGE, workers::welcome_client.with(workers::admit_client)).await.map_err(std::io::Error::other)?;
+    io.ns(workers::EDGE, workers::welcome_client.with(workers::admit_client).with(socket::authenticate))
+        .await
+        .map_err(std::io::Error::other)?;
     crate::redis::keep_subscriptions(redis.subscriber.clone());
     state.store.maintain().await.map_err(std::io::Error::other)?;
     let upkeep = tokio::spawn(upkeep::run(io.clone(), state.clone()));
@@ -122,7 +124,7 @@ pub async fn run_with_store(
     io.ns(dashboard::NAMESPACE, dashboard::on_connect.with(dashboard::attach).with(socket::authenticate));
     io.ns(mesh::NAMESPACE, mesh::on_connect.with(mesh::admit).with(socket::authenticate));
     io.ns(workers::WORKERS, workers::worker_connected.with(workers::admit_worker));
-    io.ns(workers::EDGE, workers::welcome_client.with(workers::admit_client));
+    io.ns(workers::EDGE, workers::welcome_client.with(workers::admit_client).with(socket::authenticate));
     serve(listener, state, layer, io, shutdown).await
 }
 
@@ -173,6 +175,7 @@ async fn serve<A: Adapter>(
         device_socket::disconnect_all(&io).await;
         dashboard::disconnect_all(&io).await;
         mesh::disconnect_all(&io).await;
+        workers::disconnect_all(&io).await;
         if tokio::time::timeout(SHUTDOWN_GRACE, stats.all_disconnected()).await.is_err() {
             warn!(left = stats.connections(), "some connections were not cleaned up in time");
         }

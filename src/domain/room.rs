@@ -169,13 +169,14 @@ impl Room {
         self.meta.as_ref()
     }
 
-    /// Records `user`'s request to join, waiting until `deadline_ms`.
-    pub fn request(&mut self, user: &UserId, deadline_ms: u64) -> Result<Request, RoomError> {
+    /// Records `user`'s request to join at `now_ms`, waiting until `deadline_ms`.
+    pub fn request(&mut self, user: &UserId, now_ms: u64, deadline_ms: u64) -> Result<Request, RoomError> {
         let meta = self.meta.as_mut().ok_or(RoomError::NoSuchRoom)?;
         if !meta.requires_approval || &meta.host_id == user || meta.approved.contains(user) {
             return Ok(Request::Approved);
         }
-        meta.requests.retain(|(u, _)| u != user);
+        // Requests past their deadline are dropped here too, whoever expires them.
+        meta.requests.retain(|(u, deadline)| u != user && *deadline > now_ms);
         if meta.requests.len() >= MAX_PENDING_REQUESTS {
             return Err(RoomError::TooManyRequests);
         }
@@ -416,32 +417,32 @@ mod tests {
         assert_eq!(r.users(), vec![user("h")]);
         assert_eq!(r.join(&user("a"), &conn("2"), 10), Err(RoomError::NotApproved));
         assert_eq!(r.decide(&conn("1"), &user("a"), true), Err(RoomError::NoRequest), "nothing asked yet");
-        assert_eq!(r.request(&user("a"), 1_000), Ok(Request::Pending));
+        assert_eq!(r.request(&user("a"), 0, 1_000), Ok(Request::Pending));
         assert_eq!(r.decide(&conn("2"), &user("a"), true), Err(RoomError::NotHost), "only the host's connection");
         r.decide(&conn("1"), &user("a"), true).unwrap();
-        assert_eq!(r.request(&user("a"), 1_000), Ok(Request::Approved), "approved once, approved for good");
+        assert_eq!(r.request(&user("a"), 0, 1_000), Ok(Request::Approved), "approved once, approved for good");
         assert_eq!(r.join(&user("a"), &conn("2"), 10), Ok(Joined::New));
         assert_eq!(r.join(&user("a"), &conn("3"), 10), Ok(Joined::Rejoined { replaced: conn("2") }));
         let mut open = Room::create(RoomId::parse("o").unwrap(), SystemTime::UNIX_EPOCH, meta("h", false), &conn("1"));
         assert_eq!(open.join(&user("b"), &conn("4"), 10), Ok(Joined::New));
         assert_eq!(room().decide(&conn("1"), &user("a"), true), Err(RoomError::NotHost), "no metadata, no host");
-        assert_eq!(open.request(&user("c"), 1_000), Ok(Request::Approved), "no approval needed");
+        assert_eq!(open.request(&user("c"), 0, 1_000), Ok(Request::Approved), "no approval needed");
     }
 
     #[test]
     fn a_request_is_rejected_by_the_host_or_expires_and_then_cannot_be_decided() {
         let mut r = Room::create(RoomId::parse("r").unwrap(), SystemTime::UNIX_EPOCH, meta("h", true), &conn("1"));
-        r.request(&user("a"), 1_000).unwrap();
+        r.request(&user("a"), 0, 1_000).unwrap();
         r.decide(&conn("1"), &user("a"), false).unwrap();
         assert_eq!(r.join(&user("a"), &conn("2"), 10), Err(RoomError::NotApproved));
-        r.request(&user("b"), 1_000).unwrap();
+        r.request(&user("b"), 0, 1_000).unwrap();
         assert!(!r.expire_request(&user("b"), 999), "not yet");
         assert!(r.expire_request(&user("b"), 1_000));
         assert_eq!(r.decide(&conn("1"), &user("b"), true), Err(RoomError::NoRequest), "too late");
         for i in 0..MAX_PENDING_REQUESTS {
-            r.request(&user(&format!("u{i}")), 1_000).unwrap();
+            r.request(&user(&format!("u{i}")), 0, 1_000).unwrap();
         }
-        assert_eq!(r.request(&user("one-more"), 1_000), Err(RoomError::TooManyRequests));
+        assert_eq!(r.request(&user("one-more"), 0, 1_000), Err(RoomError::TooManyRequests));
     }
 
     #[test]

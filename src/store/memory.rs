@@ -83,9 +83,15 @@ impl RoomStore for MemoryStore {
         Ok(outcome)
     }
 
-    async fn request(&self, room: &RoomId, user: &UserId, deadline_ms: u64) -> Result<Request, StoreError> {
+    async fn request(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        now_ms: u64,
+        deadline_ms: u64,
+    ) -> Result<Request, StoreError> {
         let mut entry = self.rooms.get_mut(room).ok_or(RoomError::NoSuchRoom)?;
-        Ok(entry.request(user, deadline_ms)?)
+        Ok(entry.request(user, now_ms, deadline_ms)?)
     }
 
     async fn decide(&self, room: &RoomId, by: &ConnId, user: &UserId, approve: bool) -> Result<(), StoreError> {

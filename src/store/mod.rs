@@ -132,8 +132,9 @@ pub trait RoomStore: Send + Sync + 'static {
     /// ([`RoomError::AlreadyExists`] if the id is taken).
     async fn create(&self, room: &RoomId, meta: RoomMeta, conn: &ConnId) -> Result<JoinOutcome, StoreError>;
 
-    /// Records `user`'s request to join `room`, waiting until `deadline_ms` (Unix ms).
-    async fn request(&self, room: &RoomId, user: &UserId, deadline_ms: u64) -> Result<Request, StoreError>;
+    /// Records `user`'s request to join `room` at `now_ms`, waiting until `deadline_ms` (Unix ms).
+    async fn request(&self, room: &RoomId, user: &UserId, now_ms: u64, deadline_ms: u64)
+    -> Result<Request, StoreError>;
 
     /// The host's answer to `user`'s waiting request; `by` must hold the host's seat.
     async fn decide(&self, room: &RoomId, by: &ConnId, user: &UserId, approve: bool) -> Result<(), StoreError>;

@@ -453,10 +453,16 @@ impl RoomStore for RedisStore {
         .await
     }
 
-    async fn request(&self, room: &RoomId, user: &UserId, deadline_ms: u64) -> Result<Request, StoreError> {
+    async fn request(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        now_ms: u64,
+        deadline_ms: u64,
+    ) -> Result<Request, StoreError> {
         self.update(room, |current| {
             let mut next = current.ok_or(RoomError::NoSuchRoom)?;
-            let request = next.request(user, deadline_ms)?;
+            let request = next.request(user, now_ms, deadline_ms)?;
             Ok((Change { room: Some(next), sets: vec![] }, request))
         })
         .await

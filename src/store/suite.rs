@@ -216,10 +216,10 @@ pub async fn a_room_created_with_metadata_seats_its_host_and_its_id_cannot_be_ta
 pub async fn approval_names_and_host_handover_are_kept_by_the_store(s: Arc<impl RoomStore>) {
     s.create(&room("m"), meta("h", true), &conn("1")).await.unwrap();
     assert_eq!(rule(s.join(&room("m"), &user("a"), &conn("2"), 10).await), RoomError::NotApproved);
-    assert_eq!(s.request(&room("m"), &user("a"), 1_000).await.unwrap(), Request::Pending);
+    assert_eq!(s.request(&room("m"), &user("a"), 0, 1_000).await.unwrap(), Request::Pending);
     assert_eq!(rule(s.decide(&room("m"), &conn("2"), &user("a"), true).await), RoomError::NotHost);
-    assert_eq!(rule(s.request(&room("nowhere"), &user("a"), 1_000).await), RoomError::NoSuchRoom);
-    s.request(&room("m"), &user("late"), 1_000).await.unwrap();
+    assert_eq!(rule(s.request(&room("nowhere"), &user("a"), 0, 1_000).await), RoomError::NoSuchRoom);
+    s.request(&room("m"), &user("late"), 0, 1_000).await.unwrap();
     assert!(s.expire_request(&room("m"), &user("late"), 1_000).await.unwrap());
     assert_eq!(rule(s.decide(&room("m"), &conn("1"), &user("late"), true).await), RoomError::NoRequest);
     s.decide(&room("m"), &conn("1"), &user("a"), true).await.unwrap();

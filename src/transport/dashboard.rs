@@ -45,6 +45,21 @@ pub const ROOMS_CHANNEL: &str = "webrtc-dashboard-rooms";
 const MAX_CHANNEL_CHARS: usize = 64;
 /// Channels one connection may subscribe to.
 const MAX_CHANNELS: usize = 32;
+/// Event names only the server sends: a relay may not forge them.
+const RESERVED: [&str; 12] = [
+    "server-room-list",
+    "client_count",
+    "pong",
+    "join-request",
+    "join-approved",
+    "join-rejected",
+    "host-changed",
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "signaling-error",
+];
 /// Rooms in one `server-room-list` at most.
 const MAX_LISTED: usize = 1000;
 
@@ -54,6 +69,9 @@ pub struct DashConn<A: Adapter> {
     state: AppState,
     events: Arc<Serial<A>>,
     channels: std::sync::Mutex<Vec<String>>,
+    /// The seats this connection holds (room, user), for reconciling the
+    /// store after an outage and for `MAX_ROOMS_PER_CONNECTION`.
+    seats: std::sync::Mutex<Vec<(RoomId, UserId)>>,
     /// Counted against `MAX_CONNECTIONS_PER_IP` while the connection lives.
     _slot: crate::state::AddressSlot,
 }
@@ -73,6 +91,7 @@ pub async fn attach<A: Adapter>(
         id: ConnId::new(socket.id.as_str()),
         events: Arc::new(Serial::new(&state)),
         channels: Default::default(),
+        seats: Default::default(),
         _slot: slot,
         state,
     });
@@ -339,6 +358,22 @@ impl<A: Adapter> DashConn<A> {
         Ok(ok(json!({ "channel": channel })))
     }
 
+    /// `MAX_ROOMS_PER_CONNECTION`, as on `/`.
+    fn room_limit(&self, room: &RoomId) -> Result<(), SignalError> {
+        let seats = self.seats.lock().unwrap_or_else(|p| p.into_inner());
+        let max = self.state.config.max_rooms_per_connection;
+        if !seats.iter().any(|(r, _)| r == room) && seats.len() >= max {
+            return Err(SignalError::TooManyRooms(max));
+        }
+        Ok(())
+    }
+
+    fn remember(&self, room: &RoomId, user: &UserId) {
+        let mut seats = self.seats.lock().unwrap_or_else(|p| p.into_inner());
+        seats.retain(|(r, _)| r != room);
+        seats.push((room.clone(), user.clone()));
+    }
+
     /// With JWT on, `user` must be the token's user.
     fn check_user(&self, socket: &SocketRef<A>, user: &UserId) -> Result<(), SignalError> {
         match socket.extensions.get::<Authenticated>() {
@@ -367,7 +402,9 @@ impl<A: Adapter> DashConn<A> {
             requests: vec![],
         };
         let state = &self.state;
+        self.room_limit(&room)?;
         state.store.create(&room, meta, &self.id).await.map_err(|e| state.reported(e, "room-created"))?;
+        self.remember(&room, &host_id);
         state.directory.notify_one();
         info!(conn_id = %self.id, room_id = %room, host_id = %host_id, "room created");
         Ok(ok(json!({ "roomId": room })))
@@ -380,11 +417,13 @@ impl<A: Adapter> DashConn<A> {
         let name = text(&map, "userName", MAX_NAME_CHARS)?;
         self.check_user(socket, &user)?;
         let state = &self.state;
+        self.room_limit(&room)?;
         let out = state
             .store
             .join(&room, &user, &self.id, state.config.max_room_size)
             .await
             .map_err(|e| state.reported(e, "user-joined-room"))?;
+        self.remember(&room, &user);
         if let Some(name) = name {
             state.store.name_user(&room, &user, &name).await.map_err(|e| state.reported(e, "user-joined-room"))?;
         }
@@ -398,6 +437,7 @@ impl<A: Adapter> DashConn<A> {
         let room = id(&map, "roomId", RoomId::parse)?;
         let state = &self.state;
         let out = state.store.leave(&room, &self.id).await.map_err(|e| state.reported(e, "user-left-room"))?;
+        self.seats.lock().unwrap_or_else(|p| p.into_inner()).retain(|(r, _)| r != &room);
         let out = out.ok_or(crate::domain::RoomError::NotInRoom)?;
         host_changed(io, state, &out).await;
         state.directory.notify_one();
@@ -417,7 +457,8 @@ impl<A: Adapter> DashConn<A> {
         self.check_user(socket, &user)?;
         let state = &self.state;
         let timeout = state.config.join_request_timeout;
-        let request = state.store.request(&room, &user, now_ms() + timeout.as_millis() as u64).await;
+        let now = now_ms();
+        let request = state.store.request(&room, &user, now, now + timeout.as_millis() as u64).await;
         let decision = json!({ "roomId": room, "userId": user });
         if request.map_err(|e| state.reported(e, "join-request"))? == Request::Approved {
             let _ = socket.emit("join-approved", &decision);
@@ -425,37 +466,22 @@ impl<A: Adapter> DashConn<A> {
         }
         // The decision reaches this connection through this room, from any instance.
         socket.join(request_room(&room, &user));
+        // Armed before anything can fail, so a request never waits for good.
+        let (timer_io, timer_state, timer_room, timer_user) = (io.clone(), state.clone(), room.clone(), user.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            expire(&timer_io, &timer_state, &timer_room, &timer_user).await;
+        });
         let host = state.store.room(&room).await.map_err(|e| state.reported(e, "join-request"))?;
         let host = host.and_then(|r| r.host_conn).ok_or(crate::domain::RoomError::NoSuchRoom)?;
         let ask = json!({ "roomId": room, "userId": user, "userName": name });
         deliver_any(io, state.reach(), &host, "join-request", &ask).await?;
         info!(conn_id = %self.id, room_id = %room, user_id = %user, "join request sent to the host");
-        let (io, state) = (io.clone(), state.clone());
-        tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            match state.store.expire_request(&room, &user, now_ms()).await {
-                Ok(true) => {
-                    info!(room_id = %room, user_id = %user, "join request expired unanswered: rejected");
-                    let rejected = json!({ "roomId": room, "userId": user, "reason": "timeout" });
-                    decide_to(&io, &room, &user, "join-rejected", &rejected).await;
-                }
-                Ok(false) => {}
-                Err(e) => warn!(error = %e, "could not expire a join request"),
-            }
-        });
         Ok(ok(json!({ "status": "pending" })))
     }
 
     async fn decide(&self, io: &SocketIo<A>, payload: Option<Value>, approve: bool) -> Result<Ack, SignalError> {
-        let map = fields(payload)?;
-        let room = id(&map, "roomId", RoomId::parse)?;
-        let user = id(&map, "userId", UserId::parse)?;
-        let state = &self.state;
-        let event = if approve { "join-approved" } else { "join-rejected" };
-        state.store.decide(&room, &self.id, &user, approve).await.map_err(|e| state.reported(e, event))?;
-        info!(room_id = %room, user_id = %user, approve, "join request decided by the host");
-        decide_to(io, &room, &user, event, &json!({ "roomId": room, "userId": user })).await;
-        Ok(ok(json!({ "roomId": room, "userId": user })))
+        decide(io, &self.state, &self.id, payload, approve).await
     }
 
     /// Any other event names a channel: it goes to that channel's other subscribers.
@@ -464,6 +490,9 @@ impl<A: Adapter> DashConn<A> {
             Some(Value::Object(map)) => map,
             _ => return Err(SignalError::UnknownEvent(name.chars().take(64).collect())),
         };
+        if RESERVED.contains(&name) {
+            return Err(PayloadError::Invalid("event", format!("{name:?} is sent by the server only")).into());
+        }
         let channel = channel(map).map_err(|_| SignalError::UnknownEvent(name.chars().take(64).collect()))?;
         if !self.channels.lock().unwrap_or_else(|p| p.into_inner()).contains(&channel) {
             return Err(crate::domain::RoomError::NotInRoom.into());
@@ -492,6 +521,40 @@ impl<A: Adapter> DashConn<A> {
     }
 }
 
+/// `join-approved` / `join-rejected { roomId, userId }` from the connection
+/// `by`, which must hold the room's host seat (on `/dashboard` or `/`): the
+/// joiner gets the same event, from any instance.
+pub async fn decide<A: Adapter>(
+    io: &SocketIo<A>,
+    state: &AppState,
+    by: &ConnId,
+    payload: Option<Value>,
+    approve: bool,
+) -> Result<Ack, SignalError> {
+    let map = fields(payload)?;
+    let room = id(&map, "roomId", RoomId::parse)?;
+    let user = id(&map, "userId", UserId::parse)?;
+    let event = if approve { "join-approved" } else { "join-rejected" };
+    state.store.decide(&room, by, &user, approve).await.map_err(|e| state.reported(e, event))?;
+    info!(room_id = %room, user_id = %user, approve, "join request decided by the host");
+    decide_to(io, &room, &user, event, &json!({ "roomId": room, "userId": user })).await;
+    Ok(ok(json!({ "roomId": room, "userId": user })))
+}
+
+/// A request's deadline passed: rejected if still waiting (`timeout`), or
+/// if its room is gone meanwhile (`room-closed`).
+async fn expire<A: Adapter>(io: &SocketIo<A>, state: &AppState, room: &RoomId, user: &UserId) {
+    let reason = match state.store.expire_request(room, user, now_ms()).await {
+        Ok(true) => "timeout",
+        Ok(false) if matches!(state.store.room(room).await, Ok(None)) => "room-closed",
+        Ok(false) => return,
+        Err(e) => return warn!(error = %e, "could not expire a join request"),
+    };
+    info!(room_id = %room, user_id = %user, reason, "join request expired unanswered: rejected");
+    let rejected = json!({ "roomId": room, "userId": user, "reason": reason });
+    decide_to(io, room, user, "join-rejected", &rejected).await;
+}
+
 /// Sends a decision to the connections waiting on `user`'s request, on any instance.
 async fn decide_to<A: Adapter>(io: &SocketIo<A>, room: &RoomId, user: &UserId, event: &str, data: &Value) {
     let Some(ns) = io.of(NAMESPACE) else { return };
@@ -501,6 +564,13 @@ async fn decide_to<A: Adapter>(io: &SocketIo<A>, room: &RoomId, user: &UserId, e
     }
     // The request is over: later decisions for it go nowhere.
     let _ = ns.to(waiting).leave(request_room(room, user)).await;
+}
+
+/// Every local dashboard connection holding seats, and its seats.
+pub fn live_seats<A: Adapter>(io: &SocketIo<A>) -> Vec<(ConnId, Vec<(RoomId, UserId)>)> {
+    let Some(ns) = io.of(NAMESPACE) else { return Vec::new() };
+    let conns = ns.sockets().into_iter().filter_map(|s| s.extensions.get::<Arc<DashConn<A>>>());
+    conns.map(|c| (c.id.clone(), c.seats.lock().unwrap_or_else(|p| p.into_inner()).clone())).collect()
 }
 
 /// Shutdown: runs every local dashboard connection's clean-up.

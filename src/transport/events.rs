@@ -72,16 +72,21 @@ pub enum ClientEvent {
     LeaveRoom,
     /// `offer`, `answer` or `ice-candidate`
     Relay(RelayKind),
+    /// `join-approved` / `join-rejected` (a host's answer to a `/dashboard`
+    /// join request; true for approved). Beyond contract v1: for a host on `/`.
+    Decide(bool),
 }
 
 impl ClientEvent {
     /// Every client event, for registering handlers.
-    pub const ALL: [ClientEvent; 5] = [
+    pub const ALL: [ClientEvent; 7] = [
         ClientEvent::JoinRoom,
         ClientEvent::LeaveRoom,
         ClientEvent::Relay(RelayKind::Offer),
         ClientEvent::Relay(RelayKind::Answer),
         ClientEvent::Relay(RelayKind::IceCandidate),
+        ClientEvent::Decide(true),
+        ClientEvent::Decide(false),
     ];
 
     /// The event of a wire name, if the contract lists it.
@@ -95,6 +100,8 @@ impl ClientEvent {
             ClientEvent::JoinRoom => JOIN_ROOM,
             ClientEvent::LeaveRoom => LEAVE_ROOM,
             ClientEvent::Relay(kind) => kind.event(),
+            ClientEvent::Decide(true) => "join-approved",
+            ClientEvent::Decide(false) => "join-rejected",
         }
     }
 }

@@ -39,6 +39,12 @@ impl<A: Adapter> Ctx<'_, A> {
                     ClientEvent::JoinRoom => self.join(payload).await,
                     ClientEvent::LeaveRoom => self.leave(payload).await,
                     ClientEvent::Relay(kind) => self.relay(kind, payload).await,
+                    ClientEvent::Decide(approve) => {
+                        let state = &self.conn.state;
+                        super::dashboard::decide(self.io, state, &self.conn.id, payload, approve)
+                            .await
+                            .map(|_| AckOk::ok())
+                    }
                 };
                 reply.send(self.socket, event.name(), result);
             }

@@ -37,7 +37,7 @@ pub fn routes(state: AppState) -> Router {
     let token = || axum::middleware::from_fn_with_state(state.clone(), require_token);
     Router::new()
         .route("/health", get(health))
-        .route("/dashboard/health", get(dashboard_health))
+        .route("/dashboard/health", get(dashboard_health).route_layer(token()))
         .route("/api/rooms", get(list_rooms).route_layer(token()))
         .route("/api/rooms/{room_id}", get(get_room).route_layer(token()))
         .route("/api/ice-servers", get(ice_servers).route_layer(token()))

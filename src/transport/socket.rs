@@ -152,13 +152,13 @@ pub async fn disconnect_all<A: Adapter>(io: &SocketIo<A>) {
     futures_util::future::join_all(drains).await;
 }
 
-/// Every local connection and the seats it holds, for reconciling the store.
+/// Every local connection holding seats (on `/` and `/dashboard`) and its
+/// seats, for reconciling the store.
 pub fn live_seats<A: Adapter>(io: &SocketIo<A>) -> Vec<(ConnId, Vec<(RoomId, UserId)>)> {
-    io.sockets()
-        .into_iter()
-        .filter_map(|socket| socket.extensions.get::<Arc<Connection<A>>>())
-        .map(|conn| (conn.id.clone(), conn.seats()))
-        .collect()
+    let core = io.sockets().into_iter().filter_map(|socket| socket.extensions.get::<Arc<Connection<A>>>());
+    let mut live: Vec<_> = core.map(|conn| (conn.id.clone(), conn.seats())).collect();
+    live.extend(super::dashboard::live_seats(io));
+    live
 }
 
 /// The contract event a message names, or the unknown name. Read in place from

@@ -67,9 +67,13 @@ async fn reconcile<A: Adapter>(io: &SocketIo<A>, state: &AppState) -> Result<(),
 }
 
 async fn announce_left<A: Adapter>(io: &SocketIo<A>, state: &AppState, left: Vec<LeaveOutcome>, why: &str) {
+    if !left.is_empty() {
+        state.directory.notify_one();
+    }
     for out in left {
         let presence = Presence { room_id: &out.room, user_id: &out.user };
         notify(io, state.reach(), &out.peers, USER_LEFT, &presence).await;
+        super::dashboard::host_changed(io, state, &out).await;
         info!(room_id = %out.room, user_id = %out.user, room_deleted = out.room_deleted, why, "left room");
     }
 }

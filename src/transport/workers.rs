@@ -138,6 +138,20 @@ pub struct WorkerConn<A: Adapter> {
     record: Mutex<WorkerRecord>,
     state: AppState,
     events: Arc<Serial<A>>,
+    _slot: crate::state::AddressSlot,
+}
+
+/// A slot of `MAX_CONNECTIONS_PER_IP` for `socket`'s address, or the refusal.
+fn address_slot<A: Adapter>(
+    socket: &SocketRef<A>,
+    state: &AppState,
+) -> Result<crate::state::AddressSlot, ConnectRefused> {
+    let parts = socket.req_parts();
+    let ip = super::address::of(&parts.extensions, &parts.headers, &state.config.trusted_proxies);
+    state.limits.slot(ip, state.config.max_connections_per_ip).ok_or_else(|| {
+        warn!(?ip, ns = socket.ns(), "connection refused: too many from this address");
+        ConnectRefused::TooManyConnections
+    })
 }
 
 /// Connect middleware of `/workers`: the key, then the worker's description.
@@ -148,6 +162,7 @@ pub async fn admit_worker<A: Adapter>(
 ) -> Result<(), ConnectRefused> {
     let auth = auth.ok();
     let text = |name: &str| auth.as_ref().and_then(|a| a.get(name)).and_then(Value::as_str);
+    let slot = address_slot(&socket, &state)?;
     let Some(expected) = &state.config.workers.key else {
         return Err(ConnectRefused::Worker("WORKER_KEY is not set on this server: no worker is admitted".into()));
     };
@@ -182,7 +197,8 @@ pub async fn admit_worker<A: Adapter>(
     })?;
     socket.join(format!("worker:{worker_id}"));
     info!(conn_id = %socket.id, worker_id, region, capacity, "worker registered");
-    let conn = Arc::new(WorkerConn { record: Mutex::new(record), events: Arc::new(Serial::new(&state)), state });
+    let conn =
+        Arc::new(WorkerConn { record: Mutex::new(record), events: Arc::new(Serial::new(&state)), _slot: slot, state });
     super::serial::attach(&socket, conn);
     Ok(())
 }
@@ -271,6 +287,7 @@ impl<A: Adapter> Handler<A> for WorkerConn<A> {
 pub struct EdgeConn<A: Adapter> {
     events: Arc<Serial<A>>,
     state: AppState,
+    _slot: crate::state::AddressSlot,
 }
 
 /// Connect middleware of `/edge`: the client's id is its connection id.
@@ -278,8 +295,9 @@ pub async fn admit_client<A: Adapter>(
     socket: SocketRef<A>,
     State(state): State<AppState>,
 ) -> Result<(), ConnectRefused> {
+    let slot = address_slot(&socket, &state)?;
     socket.join(format!("edge:{}", socket.id));
-    super::serial::attach(&socket, Arc::new(EdgeConn { events: Arc::new(Serial::new(&state)), state }));
+    super::serial::attach(&socket, Arc::new(EdgeConn { events: Arc::new(Serial::new(&state)), _slot: slot, state }));
     Ok(())
 }
 
@@ -317,4 +335,15 @@ impl<A: Adapter> Handler<A> for EdgeConn<A> {
     }
 
     async fn disconnect(self: Arc<Self>, _socket: SocketRef<A>, _io: SocketIo<A>, _reason: DisconnectReason) {}
+}
+
+/// Shutdown: every local worker leaves the pool now (`SocketIo::close` runs
+/// no disconnect handler), so other front servers stop assigning it.
+pub async fn disconnect_all<A: Adapter>(io: &SocketIo<A>) {
+    let Some(ns) = io.of(WORKERS) else { return };
+    for socket in ns.sockets() {
+        if let Some(conn) = socket.extensions.get::<Arc<WorkerConn<A>>>() {
+            conn.disconnect(socket, io.clone(), DisconnectReason::ClosingServer).await;
+        }
+    }
 }

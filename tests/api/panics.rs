@@ -22,8 +22,8 @@ impl RoomStore for Booby {
     async fn create(&self, r: &RoomId, meta: RoomMeta, c: &ConnId) -> Result<JoinOutcome, StoreError> {
         self.0.create(r, meta, c).await
     }
-    async fn request(&self, r: &RoomId, u: &UserId, deadline_ms: u64) -> Result<Request, StoreError> {
-        self.0.request(r, u, deadline_ms).await
+    async fn request(&self, r: &RoomId, u: &UserId, now_ms: u64, deadline_ms: u64) -> Result<Request, StoreError> {
+        self.0.request(r, u, now_ms, deadline_ms).await
     }
     async fn decide(&self, r: &RoomId, by: &ConnId, u: &UserId, approve: bool) -> Result<(), StoreError> {
         self.0.decide(r, by, u, approve).await

@@ -196,6 +196,43 @@ describe('one instance', () => {
     closeAll(second.socket, third.socket, watcher.socket);
   });
 
+  test('a host on / after a handover answers join requests there; a closed room rejects a waiting request', async () => {
+    const host = await client(server.url);
+    await emitWithAck(host.socket, 'room-created', { data: { id: 'vip2', hostId: 'h2', requiresApproval: true } });
+    const asker = await client(server.url);
+    await emitWithAck(asker.socket, 'join-request', { roomId: 'vip2', userId: 'p2' });
+    await host.rec.waitFor('join-request', (d) => d.userId === 'p2');
+    await emitWithAck(host.socket, 'join-approved', { roomId: 'vip2', userId: 'p2' });
+    const p2 = await client(server.url, '/');
+    await emitWithAck(p2.socket, 'join-room', { roomId: 'vip2', userId: 'p2' });
+    host.socket.close();
+    await p2.rec.waitFor('host-changed', (d) => d.hostId === 'p2');
+    const joiner = await client(server.url);
+    await emitWithAck(joiner.socket, 'join-request', { roomId: 'vip2', userId: 'q3', userName: 'Q' });
+    await p2.rec.waitFor('join-request', (d) => d.userId === 'q3');
+    assert.equal((await emitWithAck(p2.socket, 'join-approved', { roomId: 'vip2', userId: 'q3' })).ok, true);
+    await joiner.rec.waitFor('join-approved', (d) => d.userId === 'q3');
+    // A request waiting when its room goes away is rejected as room-closed.
+    const late = await client(server.url);
+    await emitWithAck(late.socket, 'join-request', { roomId: 'vip2', userId: 'r4' });
+    p2.socket.close();
+    const closed = await late.rec.waitFor('join-rejected', () => true, 5000);
+    assert.deepEqual(closed.data, { roomId: 'vip2', userId: 'r4', reason: 'room-closed' });
+    closeAll(asker.socket, joiner.socket, late.socket);
+  });
+
+  test('room-list-request answers the list; a relay may not forge a server event', async () => {
+    const a = await subscribed(server.url, 'webrtc-signaling');
+    const ack = await emitWithAck(a.socket, 'room-list-request', {});
+    assert.equal(ack.ok, true);
+    const { data } = await a.rec.waitFor('server-room-list');
+    assert.equal(data.channel, ROOMS);
+    assert.equal(typeof data.timestamp, 'number');
+    const forged = await emitWithAck(a.socket, 'server-room-list', { channel: 'webrtc-signaling', rooms: [] });
+    assert.equal(forged.error.code, 'invalid-payload');
+    a.socket.close();
+  });
+
   test('/health counts connected clients and /dashboard/health lists rooms as seed 001 does', async () => {
     const host = await client(server.url);
     await emitWithAck(host.socket, 'room-created', { data: { id: 'healthy', hostId: 'doc', name: 'Clinic' } });
@@ -233,6 +270,7 @@ describe('with JWT and MAX_CONNECTIONS_PER_IP=3', () => {
 
   test('a token is needed, hosts and joiners act only as its user, and the address limit holds', async () => {
     assert.match(await attempt({}), /token/i);
+    assert.equal((await getJson(server.url, '/dashboard/health')).status, 401, 'the room list needs a token');
     const ann = await attempt({ token: token('ann') });
     assert.equal(typeof ann, 'object');
     const other = await emitWithAck(ann, 'room-created', { data: { id: 'mine', hostId: 'bob' } });
