@@ -20,7 +20,7 @@ use fred::types::scripts::Script;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
-use super::redis::{alive_key, key, unavailable};
+use super::redis::{HASH_CAS, alive_key, key, unavailable};
 use crate::domain::mesh::{Candidate, ClientId, OrgId};
 
 /// A connected mesh client.
@@ -216,6 +216,7 @@ pub struct RedisMesh {
     instance: String,
     claim: Script,
     if_held: Script,
+    cas: Script,
 }
 
 impl RedisMesh {
@@ -227,6 +228,7 @@ impl RedisMesh {
             instance: instance.to_owned(),
             claim: Script::from_lua(CLAIM),
             if_held: Script::from_lua(IF_HELD),
+            cas: Script::from_lua(HASH_CAS),
         }
     }
 
@@ -238,9 +240,18 @@ impl RedisMesh {
         key(&self.prefix, &["m", "admin", org.as_str()])
     }
 
-    async fn read(&self, org: &OrgId, client: &ClientId) -> Result<Option<MeshClient>, StoreError> {
+    /// `client`'s record as stored and decoded.
+    async fn read(&self, org: &OrgId, client: &ClientId) -> Result<Option<(String, MeshClient)>, StoreError> {
         let raw: Option<String> = self.client.hget(self.org_key(org), client.as_str()).await.map_err(unavailable)?;
-        raw.map(|raw| decode(&raw)).transpose()
+        raw.map(|raw| decode(&raw).map(|c| (raw, c))).transpose()
+    }
+
+    /// Replaces `client`'s record `read` by `next` ('' deletes) unless it changed meanwhile.
+    async fn swap(&self, org: &OrgId, client: &ClientId, read: String, next: String) -> Result<bool, StoreError> {
+        let args = vec![client.as_str().to_owned(), read, next];
+        let done: i64 =
+            self.cas.evalsha_with_reload(&self.client, vec![self.org_key(org)], args).await.map_err(unavailable)?;
+        Ok(done == 1)
     }
 
     /// Whether `instance` is alive (this one always is).
@@ -263,7 +274,7 @@ fn decode<T: for<'de> Deserialize<'de>>(raw: &str) -> Result<T, StoreError> {
 #[async_trait]
 impl MeshStore for RedisMesh {
     async fn join(&self, org: &OrgId, client: MeshClient) -> Result<Option<MeshClient>, StoreError> {
-        let old = self.read(org, &client.id).await?;
+        let old = self.read(org, &client.id).await?.map(|(_, c)| c);
         let _: () =
             self.client.hset(self.org_key(org), (client.id.as_str(), encode(&client)?)).await.map_err(unavailable)?;
         let _: () = self.client.sadd(key(&self.prefix, &["m", "orgs"]), org.as_str()).await.map_err(unavailable)?;
@@ -271,21 +282,17 @@ impl MeshStore for RedisMesh {
     }
 
     async fn touch(&self, org: &OrgId, client: &ClientId, conn: &str, now: u64) -> Result<(), StoreError> {
-        // Only the instance holding the connection writes its record: no race to guard.
-        if let Some(mut c) = self.read(org, client).await?.filter(|c| c.conn == conn) {
+        if let Some((raw, mut c)) = self.read(org, client).await?.filter(|(_, c)| c.conn == conn) {
             c.last_seen = c.last_seen.max(now);
-            let _: () =
-                self.client.hset(self.org_key(org), (client.as_str(), encode(&c)?)).await.map_err(unavailable)?;
+            // A newer connection of the client may have replaced it meanwhile: then nothing.
+            self.swap(org, client, raw, encode(&c)?).await?;
         }
         Ok(())
     }
 
     async fn leave(&self, org: &OrgId, client: &ClientId, conn: &str) -> Result<bool, StoreError> {
         match self.read(org, client).await? {
-            Some(c) if c.conn == conn => {
-                let _: () = self.client.hdel(self.org_key(org), client.as_str()).await.map_err(unavailable)?;
-                Ok(true)
-            }
+            Some((raw, c)) if c.conn == conn => self.swap(org, client, raw, String::new()).await,
             _ => Ok(false),
         }
     }
@@ -390,6 +397,7 @@ mod tests {
         let replaced = s.join(&org(), client("ann", "c3", 3)).await.unwrap().unwrap();
         assert_eq!(replaced.conn, "c1", "the older connection is handed back");
         assert!(!s.leave(&org(), &ClientId::parse("ann").unwrap(), "c1").await.unwrap(), "not by the old one");
+        s.touch(&org(), &ClientId::parse("ann").unwrap(), "c1", 500).await.unwrap();
         s.touch(&org(), &ClientId::parse("bob").unwrap(), "c2", 99).await.unwrap();
         let ids: Vec<_> = s.clients(&org()).await.unwrap().into_iter().map(|c| (c.id, c.last_seen)).collect();
         assert_eq!(ids, vec![(ClientId::parse("bob").unwrap(), 99), (ClientId::parse("ann").unwrap(), 3)]);

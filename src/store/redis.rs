@@ -69,6 +69,14 @@ end
 return out
 "#;
 
+/// Compare-and-set of one hash field: KEYS[1] the hash; ARGV: the field, the
+/// value expected (as read), the new value ('' deletes). 1 if it matched.
+pub(super) const HASH_CAS: &str = r#"
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+return 1
+"#;
+
 /// How often a change retries after losing a race on the same room (or device record).
 pub(super) const MAX_ATTEMPTS: usize = 64;
 

@@ -12,7 +12,7 @@ use fred::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
-use super::redis::{key, unavailable};
+use super::redis::{HASH_CAS, key, unavailable};
 
 /// A registered worker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -42,8 +42,13 @@ impl WorkerRecord {
 /// The worker pool: the operations `/workers`, `/bootstrap` and `/edge` need.
 #[async_trait]
 pub trait WorkerStore: Send + Sync + 'static {
-    /// Records or refreshes a worker.
-    async fn put(&self, worker: WorkerRecord) -> Result<(), StoreError>;
+    /// Records a worker (a new connection takes the id over); returns the
+    /// record it replaced.
+    async fn put(&self, worker: WorkerRecord) -> Result<Option<WorkerRecord>, StoreError>;
+
+    /// Refreshes the worker's record if its connection still holds the id;
+    /// whether it does.
+    async fn refresh(&self, worker: &WorkerRecord) -> Result<bool, StoreError>;
 
     /// Removes the worker if `conn` still holds it; whether it did.
     async fn remove(&self, worker_id: &str, conn: &str) -> Result<bool, StoreError>;
@@ -58,9 +63,19 @@ pub struct MemoryWorkers(Mutex<HashMap<String, WorkerRecord>>);
 
 #[async_trait]
 impl WorkerStore for MemoryWorkers {
-    async fn put(&self, worker: WorkerRecord) -> Result<(), StoreError> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(worker.worker_id.clone(), worker);
-        Ok(())
+    async fn put(&self, worker: WorkerRecord) -> Result<Option<WorkerRecord>, StoreError> {
+        Ok(self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(worker.worker_id.clone(), worker))
+    }
+
+    async fn refresh(&self, worker: &WorkerRecord) -> Result<bool, StoreError> {
+        let mut workers = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match workers.get_mut(&worker.worker_id) {
+            Some(held) if held.conn == worker.conn => {
+                *held = worker.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn remove(&self, worker_id: &str, conn: &str) -> Result<bool, StoreError> {
@@ -83,12 +98,27 @@ impl WorkerStore for MemoryWorkers {
 pub struct RedisWorkers {
     client: Client,
     key: String,
+    cas: fred::types::scripts::Script,
 }
 
 impl RedisWorkers {
     /// A store over `client` (connected), keys under `prefix`.
     pub fn new(client: Client, prefix: &str) -> Self {
-        Self { client, key: key(prefix, &["w", "workers"]) }
+        Self { client, key: key(prefix, &["w", "workers"]), cas: fred::types::scripts::Script::from_lua(HASH_CAS) }
+    }
+
+    /// The worker's record as stored and decoded.
+    async fn read(&self, worker_id: &str) -> Result<Option<(String, WorkerRecord)>, StoreError> {
+        let raw: Option<String> = self.client.hget(&self.key, worker_id).await.map_err(unavailable)?;
+        raw.map(|r| serde_json::from_str(&r).map(|w| (r, w)).map_err(corrupt)).transpose()
+    }
+
+    /// Replaces the record `read` by `next` ('' deletes) unless it changed meanwhile.
+    async fn swap(&self, worker_id: &str, read: String, next: String) -> Result<bool, StoreError> {
+        let args = vec![worker_id.to_owned(), read, next];
+        let done: i64 =
+            self.cas.evalsha_with_reload(&self.client, vec![self.key.clone()], args).await.map_err(unavailable)?;
+        Ok(done == 1)
     }
 }
 
@@ -98,18 +128,25 @@ fn corrupt(e: serde_json::Error) -> StoreError {
 
 #[async_trait]
 impl WorkerStore for RedisWorkers {
-    async fn put(&self, worker: WorkerRecord) -> Result<(), StoreError> {
+    async fn put(&self, worker: WorkerRecord) -> Result<Option<WorkerRecord>, StoreError> {
+        let old = self.read(&worker.worker_id).await?.map(|(_, w)| w);
         let json = serde_json::to_string(&worker).map_err(corrupt)?;
-        self.client.hset(&self.key, (worker.worker_id.as_str(), json)).await.map_err(unavailable)
+        let _: () = self.client.hset(&self.key, (worker.worker_id.as_str(), json)).await.map_err(unavailable)?;
+        Ok(old)
+    }
+
+    async fn refresh(&self, worker: &WorkerRecord) -> Result<bool, StoreError> {
+        match self.read(&worker.worker_id).await? {
+            Some((raw, held)) if held.conn == worker.conn => {
+                self.swap(&worker.worker_id, raw, serde_json::to_string(worker).map_err(corrupt)?).await
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn remove(&self, worker_id: &str, conn: &str) -> Result<bool, StoreError> {
-        let raw: Option<String> = self.client.hget(&self.key, worker_id).await.map_err(unavailable)?;
-        match raw.map(|r| serde_json::from_str::<WorkerRecord>(&r)).transpose().map_err(corrupt)? {
-            Some(w) if w.conn == conn => {
-                let _: () = self.client.hdel(&self.key, worker_id).await.map_err(unavailable)?;
-                Ok(true)
-            }
+        match self.read(worker_id).await? {
+            Some((raw, held)) if held.conn == conn => self.swap(worker_id, raw, String::new()).await,
             _ => Ok(false),
         }
     }
@@ -143,9 +180,11 @@ mod tests {
 
     async fn pool(s: &dyn WorkerStore) {
         s.put(worker("w2", "c2", 10)).await.unwrap();
-        s.put(worker("w1", "c1", 10)).await.unwrap();
-        s.put(worker("w1", "c3", 20)).await.unwrap();
+        assert_eq!(s.put(worker("w1", "c1", 10)).await.unwrap(), None);
+        assert_eq!(s.put(worker("w1", "c3", 20)).await.unwrap().map(|w| w.conn), Some("c1".into()), "taken over");
+        assert!(!s.refresh(&worker("w1", "c1", 30)).await.unwrap(), "the older connection refreshes nothing");
         assert!(!s.remove("w1", "c1").await.unwrap(), "an older connection removes nothing");
+        assert!(s.refresh(&worker("w1", "c3", 20)).await.unwrap());
         let all = s.all().await.unwrap();
         assert_eq!(
             all.iter().map(|w| (w.worker_id.as_str(), w.last_seen)).collect::<Vec<_>>(),

@@ -191,10 +191,14 @@ pub async fn admit_worker<A: Adapter>(
         instance: state.instance.to_string(),
         conn: socket.id.to_string(),
     };
-    state.workers.put(record.clone()).await.map_err(|e| {
+    let old = state.workers.put(record.clone()).await.map_err(|e| {
         drop(state.reported(e, "worker connect"));
         ConnectRefused::Unavailable
     })?;
+    if let Some(old) = old.filter(|old| old.conn != record.conn) {
+        // The same worker on a new connection: the older one goes, wherever it is.
+        socket.extensions.insert(Replaced(old));
+    }
     socket.join(format!("worker:{worker_id}"));
     info!(conn_id = %socket.id, worker_id, region, capacity, "worker registered");
     let conn =
@@ -203,9 +207,19 @@ pub async fn admit_worker<A: Adapter>(
     Ok(())
 }
 
-/// Connect handler of `/workers` (the work is done in [`admit_worker`]).
-pub async fn worker_connected<A: Adapter>(socket: SocketRef<A>) {
-    tracing::debug!(conn_id = %socket.id, "worker connected");
+/// A worker's older connection, to turn out once the new one is connected.
+#[derive(Clone)]
+struct Replaced(WorkerRecord);
+
+/// Connect handler of `/workers`: turns out the worker's older connection.
+pub async fn worker_connected<A: Adapter>(socket: SocketRef<A>, io: SocketIo<A>) {
+    let Some(Replaced(old)) = socket.extensions.get::<Replaced>() else { return };
+    let (Some(ns), Ok(sid)) = (io.of(WORKERS), old.conn.parse()) else { return };
+    info!(worker_id = %old.worker_id, old_conn_id = %old.conn, "worker connected again: the older connection is closed");
+    match ns.get_socket(sid) {
+        Some(old) => drop(old.disconnect()),
+        None => drop(tokio::time::timeout(std::time::Duration::from_secs(2), ns.to(sid).disconnect()).await),
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -262,7 +276,11 @@ impl<A: Adapter> Handler<A> for WorkerConn<A> {
                     record.last_seen = now_ms();
                     record.clone()
                 };
-                self.state.workers.put(record).await.map_err(|e| self.state.reported(e, "worker heartbeat"))?;
+                let held = self.state.workers.refresh(&record).await;
+                if !held.map_err(|e| self.state.reported(e, "worker heartbeat"))? {
+                    // Another connection took this worker id over.
+                    return Err(crate::domain::RoomError::NotInRoom.into());
+                }
                 Ok(json!({ "ok": true }))
             }
             "signal" => {

@@ -114,8 +114,14 @@ describe('one front server', () => {
     await crec.waitFor('signal', (d) => d.type === 'ice-candidate');
     await w.rec.waitFor('signal', (d) => d.type === 'ice-candidate');
     assert.equal((await emitWithAck(client, 'signal', { to: 'w-none', type: 'offer', data: {} })).error.code, 'target-not-found');
+    // The same worker id connecting again turns the older connection out.
+    const turnedOut = new Promise((resolve) => w.socket.once('disconnect', resolve));
+    const again = await worker(server.url, 'w-sig');
+    assert.equal(await turnedOut, 'io server disconnect');
+    await emitWithAck(client, 'signal', { to: 'w-sig', type: 'offer', data: { sdp: 'o2' } });
+    assert.deepEqual((await again.rec.waitFor('signal')).data.data, { sdp: 'o2' });
     assert.equal((await emitWithAck(client, 'signal', { to: 'w-sig', type: 'hello', data: {} })).error.code, 'invalid-payload');
-    closeAll(client, w.socket);
+    closeAll(client, again.socket);
   });
 });
 
