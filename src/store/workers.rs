@@ -53,6 +53,9 @@ pub trait WorkerStore: Send + Sync + 'static {
     /// Removes the worker if `conn` still holds it; whether it did.
     async fn remove(&self, worker_id: &str, conn: &str) -> Result<bool, StoreError>;
 
+    /// One worker's record.
+    async fn get(&self, worker_id: &str) -> Result<Option<WorkerRecord>, StoreError>;
+
     /// Every registered worker, by id.
     async fn all(&self) -> Result<Vec<WorkerRecord>, StoreError>;
 }
@@ -85,6 +88,10 @@ impl WorkerStore for MemoryWorkers {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    async fn get(&self, worker_id: &str) -> Result<Option<WorkerRecord>, StoreError> {
+        Ok(self.0.lock().unwrap_or_else(|p| p.into_inner()).get(worker_id).cloned())
     }
 
     async fn all(&self) -> Result<Vec<WorkerRecord>, StoreError> {
@@ -151,6 +158,10 @@ impl WorkerStore for RedisWorkers {
         }
     }
 
+    async fn get(&self, worker_id: &str) -> Result<Option<WorkerRecord>, StoreError> {
+        Ok(self.read(worker_id).await?.map(|(_, w)| w))
+    }
+
     async fn all(&self) -> Result<Vec<WorkerRecord>, StoreError> {
         let raws: HashMap<String, String> = self.client.hgetall(&self.key).await.map_err(unavailable)?;
         let mut all = raws
@@ -185,6 +196,8 @@ mod tests {
         assert!(!s.refresh(&worker("w1", "c1", 30)).await.unwrap(), "the older connection refreshes nothing");
         assert!(!s.remove("w1", "c1").await.unwrap(), "an older connection removes nothing");
         assert!(s.refresh(&worker("w1", "c3", 20)).await.unwrap());
+        assert_eq!(s.get("w1").await.unwrap().map(|w| w.conn), Some("c3".into()));
+        assert_eq!(s.get("w9").await.unwrap(), None);
         let all = s.all().await.unwrap();
         assert_eq!(
             all.iter().map(|w| (w.worker_id.as_str(), w.last_seen)).collect::<Vec<_>>(),

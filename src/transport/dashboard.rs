@@ -28,7 +28,7 @@ use socketioxide::socket::DisconnectReason;
 use tracing::{debug, info, warn};
 
 use super::auth::Authenticated;
-use super::deliver::{Reach, deliver_any};
+use super::deliver::deliver_any;
 use super::error::SignalError;
 use super::payload::PayloadError;
 use super::serial::Serial;
@@ -95,11 +95,7 @@ pub async fn attach<A: Adapter>(
         _slot: slot,
         state,
     });
-    if matches!(conn.state.reach(), Reach::Cluster(_)) {
-        // Host requests and handovers reach this connection through a room named after it.
-        socket.join(socket.id);
-    }
-    super::serial::attach(&socket, conn.clone());
+    super::serial::attach(&socket, conn.clone(), conn.state.reach());
     Ok(())
 }
 

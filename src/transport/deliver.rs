@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use socketioxide::adapter::Adapter;
+use socketioxide::extract::SocketRef;
 use socketioxide::socket::Sid;
 use socketioxide::{SendError, SocketError, SocketIo};
 use tracing::{debug, warn};
@@ -38,7 +39,7 @@ pub async fn deliver<A: Adapter>(
     event: &str,
     data: &(impl Serialize + ?Sized),
 ) -> Result<(), SignalError> {
-    deliver_in(io, &["/"], reach, conn, event, data).await
+    deliver_to(io, &["/"], reach, conn, event, data).await
 }
 
 /// Hands `event` to a connection of either namespace that holds room seats
@@ -50,12 +51,13 @@ pub async fn deliver_any<A: Adapter>(
     event: &str,
     data: &(impl Serialize + ?Sized),
 ) -> Result<(), SignalError> {
-    deliver_in(io, &["/", super::dashboard::NAMESPACE], reach, conn, event, data).await
+    deliver_to(io, &["/", super::dashboard::NAMESPACE], reach, conn, event, data).await
 }
 
 /// Hands `event` to `conn`, a connection of one of `namespaces`: at once if
-/// it is on this instance, else published to the cluster in each namespace.
-async fn deliver_in<A: Adapter>(
+/// it is on this instance, else published to the cluster in each namespace
+/// (every connection is in a room named after it there: [`reachable`]).
+pub async fn deliver_to<A: Adapter>(
     io: &SocketIo<A>,
     namespaces: &[&str],
     reach: Reach,
@@ -86,6 +88,30 @@ async fn deliver_in<A: Adapter>(
         }
     }
     Ok(())
+}
+
+/// In a cluster, puts `socket` in a room named after its id, through which
+/// other instances reach it ([`deliver_to`], [`turn_out`]).
+pub fn reachable<A: Adapter>(socket: &SocketRef<A>, reach: Reach) {
+    if matches!(reach, Reach::Cluster(_)) {
+        socket.join(socket.id);
+    }
+}
+
+/// Disconnects `conn`, a connection of namespace `ns`, here or on another
+/// instance: a client that connected again turns its older connection out.
+pub async fn turn_out<A: Adapter>(io: &SocketIo<A>, ns: &str, reach: Reach, conn: &str) {
+    let (Some(ops), Ok(sid)) = (io.of(ns), Sid::from_str(conn)) else { return };
+    if let Some(socket) = ops.get_socket(sid) {
+        let _ = socket.disconnect();
+        return;
+    }
+    if let Reach::Cluster(timeout) = reach
+        && !matches!(tokio::time::timeout(timeout, ops.to(sid).disconnect()).await, Ok(Ok(())))
+    {
+        // Whoever holds it now decides alone; the old one finds out on its own.
+        debug!(ns, conn_id = conn, "could not reach an older connection to close it");
+    }
 }
 
 /// Sends `event` to each peer; a peer that cannot take it is logged, not fatal.

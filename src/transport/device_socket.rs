@@ -18,7 +18,6 @@
 //! sender the same way.
 
 use std::net::IpAddr;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -27,7 +26,7 @@ use serde::Serialize;
 use serde_json::Value;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State, TryData};
-use socketioxide::socket::{DisconnectReason, Sid};
+use socketioxide::socket::DisconnectReason;
 use socketioxide::{AckError, SocketIo};
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
@@ -147,11 +146,8 @@ pub async fn admit<A: Adapter>(
             return Err(ConnectRefused::Unavailable);
         }
     }
-    if matches!(conn.state.reach(), super::deliver::Reach::Cluster(_)) {
-        // Another instance turns this connection out through a room named after it.
-        socket.join(socket.id);
-    }
-    super::serial::attach(&socket, conn);
+    let reach = conn.state.reach();
+    super::serial::attach(&socket, conn, reach);
     Ok(())
 }
 
@@ -164,7 +160,9 @@ pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, io: SocketIo<A>) {
     info!(conn_id = %socket.id, device_id = %conn.device, transport = ?socket.transport_type(), "device connected");
     let replaced = conn.replaced.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(old) = replaced {
-        turn_out(&io, state, &conn.device, &old).await;
+        info!(device_id = %conn.device, old_conn_id = %old.conn, "device connected again: the older connection is closed");
+        // Its delivery stops anyway once it sees it no longer holds the seat.
+        super::deliver::turn_out(&io, NAMESPACE, state.reach(), old.conn.as_str()).await;
     }
     if conn.closed.load(Ordering::Acquire) {
         // It closed while this ran: its clean-up ran before the mailbox was opened.
@@ -177,24 +175,6 @@ pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, io: SocketIo<A>) {
         // one would never receive anything again, so the client is told to go.
         info!(conn_id = %socket.id, device_id = %conn.device, "device connection closed: it no longer holds the device");
         let _ = socket.disconnect();
-    }
-}
-
-/// Disconnects the device's previous connection, here or on another instance.
-async fn turn_out<A: Adapter>(io: &SocketIo<A>, state: &AppState, device: &DeviceId, old: &Endpoint) {
-    let Ok(sid) = Sid::from_str(old.conn.as_str()) else { return };
-    let Some(ns) = io.of(NAMESPACE) else { return };
-    info!(device_id = %device, old_conn_id = %old.conn, "device connected again: the older connection is closed");
-    if let Some(socket) = ns.get_socket(sid) {
-        let _ = socket.disconnect();
-        return;
-    }
-    if let super::deliver::Reach::Cluster(timeout) = state.reach() {
-        match tokio::time::timeout(timeout, ns.to(sid).disconnect()).await {
-            Ok(Ok(())) => {}
-            // Its delivery stops anyway: it no longer holds the seat.
-            _ => debug!(device_id = %device, old_conn_id = %old.conn, "could not reach the older connection"),
-        }
     }
 }
 

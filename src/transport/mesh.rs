@@ -129,7 +129,7 @@ pub async fn admit<A: Adapter>(
     if conn.client.capabilities.iter().any(|c| c == VIEW_LOCATION) {
         socket.join(viewers_room(&org));
     }
-    super::serial::attach(&socket, conn.clone());
+    super::serial::attach(&socket, conn.clone(), conn.state.reach());
     if let Some(old) = old.filter(|old| old.conn != conn.client.conn) {
         // The same client on a new connection: the older one goes, wherever it is.
         socket.extensions.insert(Replaced(old));
@@ -154,14 +154,8 @@ pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, io: SocketIo<A>) {
         "timestamp": now_ms(),
     });
     let _ = socket.emit("welcome", &welcome);
-    if let Some(Replaced(old)) = socket.extensions.get::<Replaced>()
-        && let Some(ns) = io.of(NAMESPACE)
-        && let Ok(sid) = old.conn.parse()
-    {
-        match ns.get_socket(sid) {
-            Some(old) => drop(old.disconnect()),
-            None => drop(tokio::time::timeout(Duration::from_secs(2), ns.to(sid).disconnect()).await),
-        }
+    if let Some(Replaced(old)) = socket.extensions.get::<Replaced>() {
+        super::deliver::turn_out(&io, NAMESPACE, state.reach(), &old.conn).await;
     }
     client_list(&io, state, org, None).await;
     if let Ok(Some(seat)) = state.mesh.admin(org).await {

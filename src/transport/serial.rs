@@ -119,8 +119,10 @@ pub trait Handler<A: Adapter>: Send + Sync + Sized + 'static {
 }
 
 /// Attaches `conn`'s handlers to `socket` (in a connect middleware, before
-/// the CONNECT ack) and keeps `conn` in the socket's extensions.
-pub fn attach<A: Adapter, H: Handler<A>>(socket: &SocketRef<A>, conn: Arc<H>) {
+/// the CONNECT ack), keeps `conn` in the socket's extensions, and makes the
+/// socket reachable from other instances.
+pub fn attach<A: Adapter, H: Handler<A>>(socket: &SocketRef<A>, conn: Arc<H>, reach: super::deliver::Reach) {
+    super::deliver::reachable(socket, reach);
     let events = conn.clone();
     socket.on_fallback(
         move |s: SocketRef<A>, io: SocketIo<A>, Event(name): Event, reply: Reply<A>, TryData(data): TryData<Value>| {

@@ -25,7 +25,6 @@ use tracing::{debug, error, info, warn};
 
 use super::address;
 use super::auth::{self, AuthError, Authenticated};
-use super::deliver::Reach;
 use super::error::{AckError, ConnectRefused, SignalError, SignalingErrorEvent};
 use super::events::{AckOk, ClientEvent, ICE_SERVERS, SIGNALING_ERROR};
 use super::inbox::{Inbox, Push};
@@ -127,10 +126,7 @@ pub async fn attach<A: Adapter>(socket: SocketRef<A>, State(state): State<AppSta
         },
     );
     conn.state.stats.connected();
-    if matches!(conn.state.reach(), Reach::Cluster(_)) {
-        // Other instances reach this connection through a room named after it.
-        socket.join(socket.id);
-    }
+    super::deliver::reachable(&socket, conn.state.reach());
     socket.extensions.insert(conn.clone());
     socket.on_disconnect(move |s: SocketRef<A>, io: SocketIo<A>, reason: DisconnectReason| {
         let pushed = conn.inbox.push_last(Job::Disconnect(reason));

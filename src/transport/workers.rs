@@ -15,9 +15,9 @@
 //!
 //! A worker silent for `WORKER_HEALTH_TIMEOUT` is unhealthy and off the ring
 //! until it heartbeats again. The pool is in the worker store (Redis with
-//! `REDIS_URL`), so every front server computes the same ring, and the
-//! socket.io rooms `worker:{id}` and `edge:{id}` reach connections on any
-//! instance.
+//! `REDIS_URL`), so every front server computes the same ring, and a signal
+//! goes to the worker's connection as its record names it, or to the client's
+//! connection (its id), on whichever instance holds it.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,9 +33,11 @@ use socketioxide::extract::{SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 use tracing::{info, warn};
 
+use super::deliver::deliver_to;
 use super::error::{ConnectRefused, HttpError, SignalError};
 use super::payload::PayloadError;
 use super::serial::{Handler, Serial};
+use crate::domain::ConnId;
 use crate::domain::ring::Ring;
 use crate::domain::signal::SignalKind;
 use crate::state::AppState;
@@ -199,11 +201,11 @@ pub async fn admit_worker<A: Adapter>(
         // The same worker on a new connection: the older one goes, wherever it is.
         socket.extensions.insert(Replaced(old));
     }
-    socket.join(format!("worker:{worker_id}"));
     info!(conn_id = %socket.id, worker_id, region, capacity, "worker registered");
+    let reach = state.reach();
     let conn =
         Arc::new(WorkerConn { record: Mutex::new(record), events: Arc::new(Serial::new(&state)), _slot: slot, state });
-    super::serial::attach(&socket, conn);
+    super::serial::attach(&socket, conn, reach);
     Ok(())
 }
 
@@ -212,14 +214,10 @@ pub async fn admit_worker<A: Adapter>(
 struct Replaced(WorkerRecord);
 
 /// Connect handler of `/workers`: turns out the worker's older connection.
-pub async fn worker_connected<A: Adapter>(socket: SocketRef<A>, io: SocketIo<A>) {
+pub async fn worker_connected<A: Adapter>(socket: SocketRef<A>, io: SocketIo<A>, State(state): State<AppState>) {
     let Some(Replaced(old)) = socket.extensions.get::<Replaced>() else { return };
-    let (Some(ns), Ok(sid)) = (io.of(WORKERS), old.conn.parse()) else { return };
     info!(worker_id = %old.worker_id, old_conn_id = %old.conn, "worker connected again: the older connection is closed");
-    match ns.get_socket(sid) {
-        Some(old) => drop(old.disconnect()),
-        None => drop(tokio::time::timeout(std::time::Duration::from_secs(2), ns.to(sid).disconnect()).await),
-    }
+    super::deliver::turn_out(&io, WORKERS, state.reach(), &old.conn).await;
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -241,17 +239,6 @@ fn signal(payload: Option<Value>, from: &str) -> Result<(String, Value), SignalE
         .ok_or_else(|| PayloadError::Invalid("type", "must be offer, answer or ice-candidate".into()))?;
     let data = map.remove("data").filter(|d| !d.is_null()).ok_or(PayloadError::Missing("data"))?;
     Ok((to, json!({ "from": from, "type": kind, "data": data })))
-}
-
-/// Emits `event` to the `room` of namespace `ns`, wherever its sockets are.
-async fn emit_to<A: Adapter>(io: &SocketIo<A>, ns: &str, room: String, out: &Value) -> Result<(), SignalError> {
-    let ops = io.of(ns).ok_or(SignalError::Unavailable)?;
-    if ops.clone().to(room.clone()).sockets().is_empty()
-        && ops.clone().to(room.clone()).fetch_sockets().await.map_or(true, |s| s.is_empty())
-    {
-        return Err(SignalError::TargetGone);
-    }
-    ops.to(room).emit("signal", out).await.map_err(|_| SignalError::Unavailable)
 }
 
 impl<A: Adapter> Handler<A> for WorkerConn<A> {
@@ -284,8 +271,9 @@ impl<A: Adapter> Handler<A> for WorkerConn<A> {
                 Ok(json!({ "ok": true }))
             }
             "signal" => {
+                // A client's id is its `/edge` connection id.
                 let (to, out) = signal(payload, &worker_id)?;
-                emit_to(&io, EDGE, format!("edge:{to}"), &out).await?;
+                deliver_to(&io, &[EDGE], self.state.reach(), &ConnId::new(&to), "signal", &out).await?;
                 Ok(json!({ "ok": true }))
             }
             _ => Err(SignalError::UnknownEvent(name.chars().take(64).collect())),
@@ -314,8 +302,12 @@ pub async fn admit_client<A: Adapter>(
     State(state): State<AppState>,
 ) -> Result<(), ConnectRefused> {
     let slot = address_slot(&socket, &state)?;
-    socket.join(format!("edge:{}", socket.id));
-    super::serial::attach(&socket, Arc::new(EdgeConn { events: Arc::new(Serial::new(&state)), _slot: slot, state }));
+    let reach = state.reach();
+    super::serial::attach(
+        &socket,
+        Arc::new(EdgeConn { events: Arc::new(Serial::new(&state)), _slot: slot, state }),
+        reach,
+    );
     Ok(())
 }
 
@@ -341,11 +333,11 @@ impl<A: Adapter> Handler<A> for EdgeConn<A> {
         match name.as_str() {
             "signal" => {
                 let (to, out) = signal(payload, socket.id.as_str())?;
-                let (_, healthy) = pool(&self.state).await.map_err(|_| SignalError::Unavailable)?;
-                if !healthy.contains(&to) {
-                    return Err(SignalError::TargetGone);
-                }
-                emit_to(&io, WORKERS, format!("worker:{to}"), &out).await?;
+                let state = &self.state;
+                let worker = state.workers.get(&to).await.map_err(|e| state.reported(e, "signal"))?;
+                let timeout = state.config.workers.health_timeout.as_millis() as u64;
+                let worker = worker.filter(|w| w.healthy(now_ms(), timeout)).ok_or(SignalError::TargetGone)?;
+                deliver_to(&io, &[WORKERS], state.reach(), &ConnId::new(&worker.conn), "signal", &out).await?;
                 Ok(json!({ "ok": true }))
             }
             _ => Err(SignalError::UnknownEvent(name.chars().take(64).collect())),
