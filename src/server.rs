@@ -36,7 +36,7 @@ use crate::store::redis::RedisStore;
 use crate::store::redis_devices::RedisDevices;
 use crate::store::workers::RedisWorkers;
 use crate::transport::{
-    dashboard, device_socket, head, http, mesh, origin, presence_jobs, socket, static_files, upkeep, workers,
+    dashboard, device_socket, head, http, mesh, origin, presence_jobs, serial, socket, static_files, upkeep, workers,
 };
 
 /// How long connections get to close after a shutdown signal before the
@@ -172,10 +172,10 @@ async fn serve<A: Adapter>(
         // Clear rooms and tell peers first, then close the transports: clients
         // see a transport close (not a server disconnect) and reconnect.
         socket::disconnect_all(&io).await;
-        device_socket::disconnect_all(&io).await;
-        dashboard::disconnect_all(&io).await;
-        mesh::disconnect_all(&io).await;
-        workers::disconnect_all(&io).await;
+        serial::disconnect_all::<_, device_socket::DeviceConn<_>>(&io, device_socket::NAMESPACE).await;
+        serial::disconnect_all::<_, dashboard::DashConn<_>>(&io, dashboard::NAMESPACE).await;
+        serial::disconnect_all::<_, mesh::MeshConn<_>>(&io, mesh::NAMESPACE).await;
+        serial::disconnect_all::<_, workers::WorkerConn<_>>(&io, workers::WORKERS).await;
         if tokio::time::timeout(SHUTDOWN_GRACE, stats.all_disconnected()).await.is_err() {
             warn!(left = stats.connections(), "some connections were not cleaned up in time");
         }

@@ -68,7 +68,6 @@ pub struct DashConn<A: Adapter> {
     id: ConnId,
     state: AppState,
     events: Arc<Serial<A>>,
-    channels: std::sync::Mutex<Vec<String>>,
     /// The seats this connection holds (room, user), for reconciling the
     /// store after an outage and for `MAX_ROOMS_PER_CONNECTION`.
     seats: std::sync::Mutex<Vec<(RoomId, UserId)>>,
@@ -90,7 +89,6 @@ pub async fn attach<A: Adapter>(
     let conn = Arc::new(DashConn {
         id: ConnId::new(socket.id.as_str()),
         events: Arc::new(Serial::new(&state)),
-        channels: Default::default(),
         seats: Default::default(),
         _slot: slot,
         state,
@@ -281,22 +279,6 @@ impl<A: Adapter> super::serial::Handler<A> for DashConn<A> {
     }
 
     async fn handle(
-        self: Arc<Self>,
-        socket: SocketRef<A>,
-        io: SocketIo<A>,
-        name: String,
-        payload: Option<Value>,
-    ) -> Result<Ack, SignalError> {
-        self.on_event(&socket, &io, &name, payload).await
-    }
-
-    async fn disconnect(self: Arc<Self>, socket: SocketRef<A>, io: SocketIo<A>, reason: DisconnectReason) {
-        self.clean_up(&socket, &io, reason).await;
-    }
-}
-
-impl<A: Adapter> DashConn<A> {
-    async fn on_event(
         &self,
         socket: &SocketRef<A>,
         io: &SocketIo<A>,
@@ -308,7 +290,6 @@ impl<A: Adapter> DashConn<A> {
             "unsubscribe" => {
                 let channel = channel(&fields(payload)?)?;
                 socket.leave(channel_room(&channel));
-                self.channels.lock().unwrap_or_else(|p| p.into_inner()).retain(|c| c != &channel);
                 Ok(ok(json!({ "channel": channel })))
             }
             "ping" => {
@@ -333,16 +314,31 @@ impl<A: Adapter> DashConn<A> {
         }
     }
 
+    async fn disconnect(&self, socket: &SocketRef<A>, io: &SocketIo<A>, reason: DisconnectReason) {
+        match self.state.store.leave_all(&self.id).await {
+            Ok(left) => {
+                for out in &left {
+                    host_changed(io, &self.state, out).await;
+                }
+                if !left.is_empty() {
+                    self.state.directory.notify_one();
+                }
+            }
+            Err(e) => drop(self.state.reported(e, "dashboard disconnect")),
+        }
+        info!(conn_id = %socket.id, ?reason, "dashboard disconnected");
+        client_count(io, Some(socket.id)).await;
+    }
+}
+
+impl<A: Adapter> DashConn<A> {
     async fn subscribe(&self, socket: &SocketRef<A>, payload: Option<Value>) -> Result<Ack, SignalError> {
         let channel = channel(&fields(payload)?)?;
-        {
-            let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-            if !channels.contains(&channel) {
-                if channels.len() >= MAX_CHANNELS {
-                    return Err(SignalError::TooManyRooms(MAX_CHANNELS));
-                }
-                channels.push(channel.clone());
-            }
+        // The socket's own rooms say what it is subscribed to.
+        let rooms = socket.rooms();
+        let subscribed = rooms.iter().filter(|r| r.starts_with("ch:")).count();
+        if !rooms.iter().any(|r| **r == channel_room(&channel)) && subscribed >= MAX_CHANNELS {
+            return Err(SignalError::TooManyRooms(MAX_CHANNELS));
         }
         socket.join(channel_room(&channel));
         if channel == ROOMS_CHANNEL {
@@ -490,7 +486,7 @@ impl<A: Adapter> DashConn<A> {
             return Err(PayloadError::Invalid("event", format!("{name:?} is sent by the server only")).into());
         }
         let channel = channel(map).map_err(|_| SignalError::UnknownEvent(name.chars().take(64).collect()))?;
-        if !self.channels.lock().unwrap_or_else(|p| p.into_inner()).contains(&channel) {
+        if !socket.rooms().iter().any(|r| **r == channel_room(&channel)) {
             return Err(crate::domain::RoomError::NotInRoom.into());
         }
         match tokio::time::timeout(Duration::from_secs(2), socket.to(channel_room(&channel)).emit(name, &payload)).await
@@ -498,22 +494,6 @@ impl<A: Adapter> DashConn<A> {
             Ok(Ok(())) => Ok(ok(json!({ "channel": channel }))),
             _ => Err(SignalError::Unavailable),
         }
-    }
-
-    async fn clean_up(&self, socket: &SocketRef<A>, io: &SocketIo<A>, reason: DisconnectReason) {
-        match self.state.store.leave_all(&self.id).await {
-            Ok(left) => {
-                for out in &left {
-                    host_changed(io, &self.state, out).await;
-                }
-                if !left.is_empty() {
-                    self.state.directory.notify_one();
-                }
-            }
-            Err(e) => drop(self.state.reported(e, "dashboard disconnect")),
-        }
-        info!(conn_id = %socket.id, ?reason, "dashboard disconnected");
-        client_count(io, Some(socket.id)).await;
     }
 }
 
@@ -567,12 +547,4 @@ pub fn live_seats<A: Adapter>(io: &SocketIo<A>) -> Vec<(ConnId, Vec<(RoomId, Use
     let Some(ns) = io.of(NAMESPACE) else { return Vec::new() };
     let conns = ns.sockets().into_iter().filter_map(|s| s.extensions.get::<Arc<DashConn<A>>>());
     conns.map(|c| (c.id.clone(), c.seats.lock().unwrap_or_else(|p| p.into_inner()).clone())).collect()
-}
-
-/// Shutdown: runs every local dashboard connection's clean-up.
-pub async fn disconnect_all<A: Adapter>(io: &SocketIo<A>) {
-    let Some(ns) = io.of(NAMESPACE) else { return };
-    let conns = ns.sockets().into_iter().filter_map(|s| Some((s.extensions.get::<Arc<DashConn<A>>>()?, s)));
-    let cleanups = conns.map(|(c, s)| async move { c.clean_up(&s, io, DisconnectReason::ClosingServer).await });
-    futures_util::future::join_all(cleanups).await;
 }

@@ -236,19 +236,19 @@ impl<A: Adapter> super::serial::Handler<A> for DeviceConn<A> {
     }
 
     async fn handle(
-        self: Arc<Self>,
-        _socket: SocketRef<A>,
-        _io: SocketIo<A>,
-        name: String,
+        &self,
+        _socket: &SocketRef<A>,
+        _io: &SocketIo<A>,
+        name: &str,
         payload: Option<Value>,
     ) -> Result<SignalAck, SignalError> {
-        match name.as_str() {
+        match name {
             SIGNAL => self.signal(payload).await,
             _ => Err(SignalError::UnknownEvent(name.chars().take(64).collect())),
         }
     }
 
-    async fn disconnect(self: Arc<Self>, _socket: SocketRef<A>, _io: SocketIo<A>, reason: DisconnectReason) {
+    async fn disconnect(&self, _socket: &SocketRef<A>, _io: &SocketIo<A>, reason: DisconnectReason) {
         self.close(reason).await;
     }
 }
@@ -391,7 +391,7 @@ impl<A: Adapter> DeviceConn<A> {
 
     /// Disconnect: stop delivering, give up the seat, count the connection
     /// out. Runs once, whether shutdown or socketioxide calls it first.
-    async fn close(self: Arc<Self>, reason: DisconnectReason) {
+    async fn close(&self, reason: DisconnectReason) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -419,14 +419,6 @@ fn signal_out(q: &Queued) -> SignalOut<'_> {
 
 fn expired_out(n: &Notice) -> ExpiredOut<'_> {
     ExpiredOut { to_peer_id: &n.expired.to, kind: n.expired.kind, queued_at: unix_millis(n.expired.queued_at) }
-}
-
-/// Shutdown: gives up every local device's seat now (`SocketIo::close` runs
-/// no disconnect handler), so other instances see these devices offline at once.
-pub async fn disconnect_all<A: Adapter>(io: &SocketIo<A>) {
-    let Some(ns) = io.of(NAMESPACE) else { return };
-    let conns = ns.sockets().into_iter().filter_map(|s| s.extensions.get::<Arc<DeviceConn<A>>>());
-    futures_util::future::join_all(conns.map(|c| c.close(DisconnectReason::ClosingServer))).await;
 }
 
 /// Forwards wake-ups from every instance to this instance's connections.

@@ -223,22 +223,6 @@ impl<A: Adapter> super::serial::Handler<A> for MeshConn<A> {
     }
 
     async fn handle(
-        self: Arc<Self>,
-        socket: SocketRef<A>,
-        io: SocketIo<A>,
-        name: String,
-        payload: Option<Value>,
-    ) -> Result<Value, SignalError> {
-        self.on_event(&socket, &io, &name, payload).await
-    }
-
-    async fn disconnect(self: Arc<Self>, socket: SocketRef<A>, io: SocketIo<A>, reason: DisconnectReason) {
-        self.clean_up(&socket, &io, reason).await;
-    }
-}
-
-impl<A: Adapter> MeshConn<A> {
-    async fn on_event(
         &self,
         socket: &SocketRef<A>,
         io: &SocketIo<A>,
@@ -310,7 +294,7 @@ impl<A: Adapter> MeshConn<A> {
         }
     }
 
-    async fn clean_up(&self, socket: &SocketRef<A>, io: &SocketIo<A>, reason: DisconnectReason) {
+    async fn disconnect(&self, socket: &SocketRef<A>, io: &SocketIo<A>, reason: DisconnectReason) {
         let state = &self.state;
         match state.mesh.leave(&self.org, &self.client.id, &self.client.conn).await {
             Ok(true) => {
@@ -325,6 +309,8 @@ impl<A: Adapter> MeshConn<A> {
         info!(conn_id = %socket.id, org_id = %self.org, client_id = %self.client.id, ?reason, "mesh client disconnected");
     }
 }
+
+impl<A: Adapter> MeshConn<A> {}
 
 fn fields(payload: Option<Value>) -> Result<Map<String, Value>, PayloadError> {
     match payload {
@@ -425,12 +411,4 @@ async fn heartbeats<A: Adapter>(io: &SocketIo<A>, state: &AppState, org: &OrgId)
             debug!(error = %e, "admin-heartbeat not sent");
         }
     }
-}
-
-/// Shutdown: every local mesh client leaves (and gives up a seat it holds).
-pub async fn disconnect_all<A: Adapter>(io: &SocketIo<A>) {
-    let Some(ns) = io.of(NAMESPACE) else { return };
-    let conns = ns.sockets().into_iter().filter_map(|s| Some((s.extensions.get::<Arc<MeshConn<A>>>()?, s)));
-    let cleanups = conns.map(|(c, s)| async move { c.clean_up(&s, io, DisconnectReason::ClosingServer).await });
-    futures_util::future::join_all(cleanups).await;
 }

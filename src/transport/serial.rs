@@ -102,18 +102,18 @@ pub trait Handler<A: Adapter>: Send + Sync + Sized + 'static {
 
     /// Handles one event, in arrival order.
     fn handle(
-        self: Arc<Self>,
-        socket: SocketRef<A>,
-        io: SocketIo<A>,
-        name: String,
+        &self,
+        socket: &SocketRef<A>,
+        io: &SocketIo<A>,
+        name: &str,
         payload: Option<Value>,
     ) -> impl Future<Output = Result<Self::Answer, SignalError>> + Send;
 
     /// The connection's clean-up.
     fn disconnect(
-        self: Arc<Self>,
-        socket: SocketRef<A>,
-        io: SocketIo<A>,
+        &self,
+        socket: &SocketRef<A>,
+        io: &SocketIo<A>,
         reason: DisconnectReason,
     ) -> impl Future<Output = ()> + Send;
 }
@@ -129,12 +129,24 @@ pub fn attach<A: Adapter, H: Handler<A>>(socket: &SocketRef<A>, conn: Arc<H>, re
             let conn = events.clone();
             let socket = s.clone();
             events.serial().accept(s, name, reply, data.ok(), move |name, payload| {
-                conn.clone().handle(socket.clone(), io.clone(), name, payload)
+                let (conn, socket, io) = (conn.clone(), socket.clone(), io.clone());
+                async move { conn.handle(&socket, &io, &name, payload).await }
             })
         },
     );
     socket.extensions.insert(conn.clone());
     socket.on_disconnect(move |s: SocketRef<A>, io: SocketIo<A>, reason: DisconnectReason| async move {
-        conn.disconnect(s, io, reason).await;
+        conn.disconnect(&s, &io, reason).await;
     });
+}
+
+/// Shutdown: runs the clean-up of every local connection of namespace `ns`
+/// now (`SocketIo::close` runs no disconnect handler): seats given up, lists
+/// updated, so other instances see these connections gone at once. A
+/// clean-up that socketioxide runs as well finds nothing left to do.
+pub async fn disconnect_all<A: Adapter, H: Handler<A>>(io: &SocketIo<A>, ns: &str) {
+    let Some(ops) = io.of(ns) else { return };
+    let conns = ops.sockets().into_iter().filter_map(|s| Some((s.extensions.get::<Arc<H>>()?, s)));
+    let cleanups = conns.map(|(c, s)| async move { c.disconnect(&s, io, DisconnectReason::ClosingServer).await });
+    futures_util::future::join_all(cleanups).await;
 }

@@ -249,14 +249,14 @@ impl<A: Adapter> Handler<A> for WorkerConn<A> {
     }
 
     async fn handle(
-        self: Arc<Self>,
-        _socket: SocketRef<A>,
-        io: SocketIo<A>,
-        name: String,
+        &self,
+        _socket: &SocketRef<A>,
+        io: &SocketIo<A>,
+        name: &str,
         payload: Option<Value>,
     ) -> Result<Value, SignalError> {
         let worker_id = self.record.lock().unwrap_or_else(|p| p.into_inner()).worker_id.clone();
-        match name.as_str() {
+        match name {
             "heartbeat" => {
                 let record = {
                     let mut record = self.record.lock().unwrap_or_else(|p| p.into_inner());
@@ -273,14 +273,14 @@ impl<A: Adapter> Handler<A> for WorkerConn<A> {
             "signal" => {
                 // A client's id is its `/edge` connection id.
                 let (to, out) = signal(payload, &worker_id)?;
-                deliver_to(&io, &[EDGE], self.state.reach(), &ConnId::new(&to), "signal", &out).await?;
+                deliver_to(io, &[EDGE], self.state.reach(), &ConnId::new(&to), "signal", &out).await?;
                 Ok(json!({ "ok": true }))
             }
             _ => Err(SignalError::UnknownEvent(name.chars().take(64).collect())),
         }
     }
 
-    async fn disconnect(self: Arc<Self>, socket: SocketRef<A>, _io: SocketIo<A>, reason: DisconnectReason) {
+    async fn disconnect(&self, socket: &SocketRef<A>, _io: &SocketIo<A>, reason: DisconnectReason) {
         let id = self.record.lock().unwrap_or_else(|p| p.into_inner()).worker_id.clone();
         if let Err(e) = self.state.workers.remove(&id, socket.id.as_str()).await {
             drop(self.state.reported(e, "worker disconnect"));
@@ -324,36 +324,25 @@ impl<A: Adapter> Handler<A> for EdgeConn<A> {
     }
 
     async fn handle(
-        self: Arc<Self>,
-        socket: SocketRef<A>,
-        io: SocketIo<A>,
-        name: String,
+        &self,
+        socket: &SocketRef<A>,
+        io: &SocketIo<A>,
+        name: &str,
         payload: Option<Value>,
     ) -> Result<Value, SignalError> {
-        match name.as_str() {
+        match name {
             "signal" => {
                 let (to, out) = signal(payload, socket.id.as_str())?;
                 let state = &self.state;
                 let worker = state.workers.get(&to).await.map_err(|e| state.reported(e, "signal"))?;
                 let timeout = state.config.workers.health_timeout.as_millis() as u64;
                 let worker = worker.filter(|w| w.healthy(now_ms(), timeout)).ok_or(SignalError::TargetGone)?;
-                deliver_to(&io, &[WORKERS], state.reach(), &ConnId::new(&worker.conn), "signal", &out).await?;
+                deliver_to(io, &[WORKERS], state.reach(), &ConnId::new(&worker.conn), "signal", &out).await?;
                 Ok(json!({ "ok": true }))
             }
             _ => Err(SignalError::UnknownEvent(name.chars().take(64).collect())),
         }
     }
 
-    async fn disconnect(self: Arc<Self>, _socket: SocketRef<A>, _io: SocketIo<A>, _reason: DisconnectReason) {}
-}
-
-/// Shutdown: every local worker leaves the pool now (`SocketIo::close` runs
-/// no disconnect handler), so other front servers stop assigning it.
-pub async fn disconnect_all<A: Adapter>(io: &SocketIo<A>) {
-    let Some(ns) = io.of(WORKERS) else { return };
-    for socket in ns.sockets() {
-        if let Some(conn) = socket.extensions.get::<Arc<WorkerConn<A>>>() {
-            conn.disconnect(socket, io.clone(), DisconnectReason::ClosingServer).await;
-        }
-    }
+    async fn disconnect(&self, _socket: &SocketRef<A>, _io: &SocketIo<A>, _reason: DisconnectReason) {}
 }
