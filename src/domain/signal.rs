@@ -124,6 +124,14 @@ pub struct Notice {
     pub expired: Expired,
 }
 
+impl Notice {
+    /// Whether it waited [`NOTICE_RETENTION`] past its signal's expiry (after
+    /// `ttl`) at `now`, and is dropped unread.
+    pub fn is_past_retention(&self, now: SystemTime, ttl: Duration) -> bool {
+        self.expired.queued_at + ttl + NOTICE_RETENTION <= now
+    }
+}
+
 /// Most signals waiting for one device; past it a sender gets `queue-full`.
 pub const MAX_QUEUED_PER_DEVICE: usize = 1000;
 

@@ -15,7 +15,7 @@ use super::StoreError;
 use crate::domain::ConnId;
 use crate::domain::UserId;
 use crate::domain::presence::{self, AnnounceError, Announcement, Device, DeviceId, NetworkId};
-use crate::domain::signal::{Expired, NOTICE_RETENTION, Notice, Outgoing, Queued};
+use crate::domain::signal::{Expired, Notice, Outgoing, Queued};
 
 /// Why a device store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -243,6 +243,19 @@ impl MemoryDevices {
     }
 }
 
+/// Removes the entry of `owner`'s list matching `is`, dropping the list once
+/// empty; whether there was one.
+fn remove_entry<T>(lists: &mut HashMap<DeviceId, VecDeque<T>>, owner: &DeviceId, is: impl Fn(&T) -> bool) -> bool {
+    let Some(list) = lists.get_mut(owner) else { return false };
+    let before = list.len();
+    list.retain(|entry| !is(entry));
+    let removed = before != list.len();
+    if list.is_empty() {
+        lists.remove(owner);
+    }
+    removed
+}
+
 /// Orders devices by first announcement, then id.
 pub(super) fn earliest_first(devices: &mut [Device]) {
     devices.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
@@ -357,15 +370,7 @@ impl DeviceStore for MemoryDevices {
     }
 
     async fn remove(&self, to: &DeviceId, id: u64) -> Result<bool, DeviceStoreError> {
-        let mut state = self.lock();
-        let Some(queue) = state.queues.get_mut(to) else { return Ok(false) };
-        let before = queue.len();
-        queue.retain(|q| q.id != id);
-        let removed = before != queue.len();
-        if queue.is_empty() {
-            state.queues.remove(to);
-        }
-        Ok(removed)
+        Ok(remove_entry(&mut self.lock().queues, to, |q| q.id == id))
     }
 
     async fn expire(&self, now: SystemTime, ttl: Duration) -> Result<Vec<Expired>, DeviceStoreError> {
@@ -379,7 +384,7 @@ impl DeviceStore for MemoryDevices {
         }
         state.queues.retain(|_, q| !q.is_empty());
         for notices in state.notices.values_mut() {
-            notices.retain(|n| n.expired.queued_at + ttl + NOTICE_RETENTION > now);
+            notices.retain(|n| !n.is_past_retention(now, ttl));
         }
         for e in &expired {
             let next = state.next_notice.entry(e.sender.clone()).or_insert(0);
@@ -396,15 +401,7 @@ impl DeviceStore for MemoryDevices {
     }
 
     async fn remove_notice(&self, sender: &DeviceId, id: u64) -> Result<bool, DeviceStoreError> {
-        let mut state = self.lock();
-        let Some(notices) = state.notices.get_mut(sender) else { return Ok(false) };
-        let before = notices.len();
-        notices.retain(|n| n.id != id);
-        let removed = before != notices.len();
-        if notices.is_empty() {
-            state.notices.remove(sender);
-        }
-        Ok(removed)
+        Ok(remove_entry(&mut self.lock().notices, sender, |n| n.id == id))
     }
 
     async fn register(&self, device: &DeviceId, at: Endpoint) -> Result<Option<Endpoint>, DeviceStoreError> {

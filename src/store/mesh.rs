@@ -254,6 +254,14 @@ impl RedisMesh {
         Ok(done == 1)
     }
 
+    /// Renews `seat` for `ttl_ms` (0: empties it) if it still holds the seat; whether it did.
+    async fn if_held(&self, org: &OrgId, seat: &AdminSeat, ttl_ms: u64) -> Result<bool, StoreError> {
+        let args = vec![encode(seat)?, ttl_ms.to_string()];
+        let keys = vec![self.admin_key(org)];
+        let held: i64 = self.if_held.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)?;
+        Ok(held == 1)
+    }
+
     /// Whether `instance` is alive (this one always is).
     async fn alive(&self, instance: &str) -> Result<bool, StoreError> {
         if instance == self.instance {
@@ -323,24 +331,12 @@ impl MeshStore for RedisMesh {
     }
 
     async fn renew_admin(&self, org: &OrgId, seat: &AdminSeat, ttl: Duration) -> Result<bool, StoreError> {
-        let args = vec![encode(seat)?, ttl.as_millis().max(1).to_string()];
-        let held: i64 = self
-            .if_held
-            .evalsha_with_reload(&self.client, vec![self.admin_key(org)], args)
-            .await
-            .map_err(unavailable)?;
-        Ok(held == 1)
+        self.if_held(org, seat, ttl.as_millis().max(1) as u64).await
     }
 
     async fn release_admin(&self, org: &OrgId, client: &ClientId) -> Result<bool, StoreError> {
         let Some(seat) = self.admin(org).await?.filter(|s| &s.client == client) else { return Ok(false) };
-        let args = vec![encode(&seat)?, "0".to_owned()];
-        let held: i64 = self
-            .if_held
-            .evalsha_with_reload(&self.client, vec![self.admin_key(org)], args)
-            .await
-            .map_err(unavailable)?;
-        Ok(held == 1)
+        self.if_held(org, &seat, 0).await
     }
 }
 

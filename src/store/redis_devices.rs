@@ -48,7 +48,7 @@ use super::devices::{
 };
 use super::redis::{MAX_ATTEMPTS, alive_key, key, millis, unavailable};
 use crate::domain::presence::{self, Announcement, Capability, Device, DeviceId, NetworkId, SignalAddress};
-use crate::domain::signal::{Expired, NOTICE_RETENTION, Notice, Outgoing, Queued, SignalKind};
+use crate::domain::signal::{Expired, Notice, Outgoing, Queued, SignalKind};
 use crate::domain::{ConnId, UserId};
 
 /// Compare-and-set of one device record, with its set memberships.
@@ -653,7 +653,7 @@ impl DeviceStore for RedisDevices {
         let senders: Vec<String> = self.client.smembers(self.key(&["noticed"])).await.map_err(unavailable)?;
         for sender in senders {
             for (_, n) in self.entries(&self.notices_key(&sender), (0, -1), NoticeJson::into_notice).await? {
-                if n.expired.queued_at + ttl + NOTICE_RETENTION <= now {
+                if n.is_past_retention(now, ttl) {
                     let id = n.id.to_string();
                     self.drop_ids(self.notices_key(&sender), "noticed", &sender, &id, &id).await?;
                 }
