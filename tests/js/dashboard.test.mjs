@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
 
 import { closeAll, emitWithAck, getJson, hs256Token, recordedClient, startServer, waitConnected } from './server.mjs';
-import { startRedis, waitUntil } from './processes.mjs';
+import { startCluster, waitUntil } from './processes.mjs';
 
 const ROOMS = 'webrtc-dashboard-rooms';
 const sockets = [];
@@ -110,16 +110,6 @@ describe('one instance', () => {
     closeAll(watcher.socket, outsider.socket, host.socket, core.socket, dora.socket);
   });
 
-  test('while rooms exist the list comes again every ROOM_LIST_INTERVAL_MS without changes', async () => {
-    const host = await client(server.url);
-    await emitWithAck(host.socket, 'room-created', { data: { id: 'ticking', hostId: 'tick' } });
-    const watcher = await subscribed(server.url);
-    await listWhere(watcher, (rooms) => roomById(rooms, 'ticking'));
-    const count = () => watcher.rec.received.filter((r) => r.event === 'server-room-list').length;
-    const seen = count();
-    await waitUntil(() => count() >= seen + 3, 'three periodic lists', 5000);
-    closeAll(host.socket, watcher.socket);
-  });
 
   test('other events on a channel reach its other subscribers only', async () => {
     const a = await subscribed(server.url, 'webrtc-signaling');
@@ -248,6 +238,28 @@ describe('one instance', () => {
   });
 });
 
+describe('a server of its own, ROOM_LIST_INTERVAL_MS=200', () => {
+  let server;
+  before(async () => {
+    server = await startServer({ extraEnv: { ROOM_LIST_INTERVAL_MS: '200' } });
+  });
+  after(() => server.stop());
+
+  // Nothing else happens on this server, so every list after the first can
+  // only be the periodic one.
+  test('while rooms exist the list comes again every ROOM_LIST_INTERVAL_MS without changes', async () => {
+    const host = await client(server.url);
+    await emitWithAck(host.socket, 'room-created', { data: { id: 'ticking', hostId: 'tick' } });
+    const watcher = await subscribed(server.url);
+    await listWhere(watcher, (rooms) => roomById(rooms, 'ticking'));
+    const lists = () => watcher.rec.received.filter((r) => r.event === 'server-room-list');
+    const seen = lists().length;
+    await waitUntil(() => lists().length >= seen + 3, 'three periodic lists', 5000);
+    assert.ok(lists().every((l) => roomById(l.data.rooms, 'ticking')), 'the same room every time');
+    closeAll(host.socket, watcher.socket);
+  });
+});
+
 describe('with JWT and MAX_CONNECTIONS_PER_IP=3', () => {
   const SECRET = 'dashboard-test-secret';
   let server;
@@ -291,25 +303,20 @@ describe('with JWT and MAX_CONNECTIONS_PER_IP=3', () => {
 });
 
 describe('two instances with Redis', () => {
-  let redis;
-  const servers = [];
+  let cluster;
   before(async () => {
-    redis = await startRedis();
-    for (let i = 0; i < 2; i += 1) {
-      servers.push(
-        await startServer({
-          extraEnv: { REDIS_URL: `redis://127.0.0.1:${redis.port}`, ROOM_LIST_INTERVAL_MS: '200', JOIN_REQUEST_TIMEOUT_MS: '5000' },
-        }),
-      );
-    }
+    cluster = await startCluster(2, { ROOM_LIST_INTERVAL_MS: '200', JOIN_REQUEST_TIMEOUT_MS: '5000' });
   });
-  after(async () => {
-    for (const s of servers) await s.stop();
-    await redis.stop();
-  });
+  after(() => cluster.stop());
 
   test('lists, channel relays and approvals cross instances', async () => {
-    const [a, b] = servers;
+    const [a, b] = cluster.servers;
+    // client_count is cluster-wide: a client on a hears the one that joined on b.
+    const onA = await client(a.url);
+    await onA.rec.waitFor('client_count', (d) => d.count === 1);
+    const onB = await client(b.url);
+    await onA.rec.waitFor('client_count', (d) => d.count === 2);
+    closeAll(onA.socket, onB.socket);
     const watcherB = await subscribed(b.url);
     const host = await client(a.url);
     await emitWithAck(host.socket, 'room-created', { data: { id: 'across', hostId: 'ann', requiresApproval: true } });

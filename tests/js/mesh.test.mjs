@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
 
 import { closeAll, emitWithAck, recordedClient, startServer, waitConnected } from './server.mjs';
-import { startRedis, waitUntil } from './processes.mjs';
+import { startCluster, waitUntil } from './processes.mjs';
 
 const sockets = [];
 const MESH_ENV = { HEARTBEAT_INTERVAL: '200', CLIENT_TIMEOUT: '1000', ELECTION_DELAY: '300' };
@@ -99,7 +99,7 @@ describe('one instance', () => {
     const first = await electedNext(viewer, 'manager');
     assert.deepEqual({ priority: first.data.priority, temporary: first.data.temporary }, { priority: 11, temporary: true });
     await viewer.rec.waitFor('admin-heartbeat', (d) => d.deviceId === 'manager');
-    // The admin leaves: twin (same priority, later join) beats temp.
+    // The admin leaves: twin (11, as manager, who joined earlier) beats temp (10).
     manager.socket.close();
     await electedNext(viewer, 'twin');
     twin.socket.close();
@@ -132,21 +132,14 @@ describe('one instance', () => {
 });
 
 describe('two instances with Redis', () => {
-  let redis;
-  const servers = [];
+  let cluster;
   before(async () => {
-    redis = await startRedis();
-    for (let i = 0; i < 2; i += 1) {
-      servers.push(await startServer({ extraEnv: { ...MESH_ENV, REDIS_URL: `redis://127.0.0.1:${redis.port}`, INSTANCE_TTL_MS: '1000' } }));
-    }
+    cluster = await startCluster(2, { ...MESH_ENV, INSTANCE_TTL_MS: '1000' });
   });
-  after(async () => {
-    for (const s of servers) await s.stop();
-    await redis.stop();
-  });
+  after(() => cluster.stop());
 
   test('one admin per organization across instances, and a new one when the admin’s instance is killed', async () => {
-    const [a, b] = servers;
+    const [a, b] = cluster.servers;
     const onA = await member(a.url, 'wide', 'alpha', 'admin.manage,location.view'); // 2 + 15 = 17
     const onB = await member(b.url, 'wide', 'beta', 'server.temporary'); // 4
     const watcher = await member(b.url, 'wide', 'watch', '');

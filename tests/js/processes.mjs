@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
-import { TIMEOUT_MS } from './server.mjs';
+import { TIMEOUT_MS, startServer } from './server.mjs';
 
 /** An executable: `envVar` if set, else the first `name` on PATH or in the sbin dirs. */
 export function findExecutable(name, envVar) {
@@ -125,4 +125,26 @@ export async function startRedis() {
     () => exit && new Error(`redis-server exited: ${JSON.stringify(exit)}; output: ${proc.output()}`),
   );
   return proc;
+}
+
+/**
+ * A private redis-server and `n` switchboard instances sharing it, each with
+ * `extraEnv` added; resolves { redis, servers, stop }, `stop()` ending them all.
+ */
+export async function startCluster(n, extraEnv = {}) {
+  const redis = await startRedis();
+  const servers = [];
+  const stop = async () => {
+    for (const s of servers) await s.stop();
+    await redis.stop();
+  };
+  try {
+    for (let i = 0; i < n; i += 1) {
+      servers.push(await startServer({ extraEnv: { REDIS_URL: `redis://127.0.0.1:${redis.port}`, ...extraEnv } }));
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { redis, servers, stop };
 }

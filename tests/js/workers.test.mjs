@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
 
 import { closeAll, emitWithAck, getJson, recordedClient, recorder, startServer, waitConnected } from './server.mjs';
-import { startRedis, waitUntil } from './processes.mjs';
+import { startCluster, waitUntil } from './processes.mjs';
 
 const KEY = 'worker-test-key';
 const sockets = [];
@@ -126,30 +126,14 @@ describe('one front server', () => {
 });
 
 describe('two front servers with Redis', () => {
-  let redis;
-  const servers = [];
+  let cluster;
   before(async () => {
-    redis = await startRedis();
-    for (let i = 0; i < 2; i += 1) {
-      servers.push(
-        await startServer({
-          extraEnv: {
-            WORKER_KEY: KEY,
-            REDIS_URL: `redis://127.0.0.1:${redis.port}`,
-            TRUSTED_PROXIES: '127.0.0.1',
-            JOB_LEASE_MS: '600',
-          },
-        }),
-      );
-    }
+    cluster = await startCluster(2, { WORKER_KEY: KEY, TRUSTED_PROXIES: '127.0.0.1', JOB_LEASE_MS: '600' });
   });
-  after(async () => {
-    for (const s of servers) await s.stop();
-    await redis.stop();
-  });
+  after(() => cluster.stop());
 
   test('both give identical assignments, signaling crosses servers, and leadership fails over', async () => {
-    const [a, b] = servers;
+    const [a, b] = cluster.servers;
     const ws = [await worker(a.url, 'x-1'), await worker(a.url, 'x-2'), await worker(b.url, 'x-3'), await worker(b.url, 'x-4')];
     await waitUntil(async () => (await getJson(b.url, '/workers')).body.ring.healthy === 4, 'four healthy workers');
     for (const ip of ips.slice(0, 100)) {
