@@ -13,5 +13,15 @@ pub mod ring;
 pub mod room;
 pub mod signal;
 
+/// `t` in Unix milliseconds (0 before 1970): the wire's and the stores' time.
+pub fn unix_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> u64 {
+    unix_ms(std::time::SystemTime::now())
+}
+
 pub use ids::{ConnId, IdError, MAX_ID_CHARS, RoomId, UserId};
 pub use room::{Departure, Joined, Member, Request, Room, RoomError, RoomMeta, Route};

@@ -342,9 +342,7 @@ pub(super) fn unavailable(e: fred::error::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-pub(super) fn millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
+pub(super) use crate::domain::unix_ms as millis;
 
 /// A room with metadata as stored; a room without is stored as its member
 /// pairs alone (the format from before rooms had metadata).

@@ -17,7 +17,7 @@
 //! `ROOM_LIST_INTERVAL_MS` while rooms exist.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -30,8 +30,9 @@ use tracing::{debug, info, warn};
 use super::auth::Authenticated;
 use super::deliver::deliver_any;
 use super::error::SignalError;
-use super::payload::PayloadError;
+use super::payload::{PayloadError, fields, id, text};
 use super::serial::Serial;
+use crate::domain::now_ms;
 use crate::domain::room::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS};
 use crate::domain::{ConnId, Request, RoomId, RoomMeta, UserId};
 use crate::state::AppState;
@@ -116,54 +117,12 @@ async fn client_count<A: Adapter>(io: &SocketIo<A>, leaving: Option<socketioxide
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 fn channel_room(channel: &str) -> String {
     format!("ch:{channel}")
 }
 
 fn request_room(room: &RoomId, user: &UserId) -> String {
     format!("req:{room}:{user}")
-}
-
-/// A payload's fields: `data`'s when it has one (seed 001's messages), else its own.
-fn fields(payload: Option<Value>) -> Result<Map<String, Value>, PayloadError> {
-    match payload {
-        Some(Value::Object(mut map)) => match map.remove("data") {
-            Some(Value::Object(data)) => Ok(data),
-            Some(other) => {
-                map.insert("data".into(), other);
-                Ok(map)
-            }
-            None => Ok(map),
-        },
-        _ => Err(PayloadError::NotAnObject),
-    }
-}
-
-fn text(map: &Map<String, Value>, field: &'static str, max: usize) -> Result<Option<String>, PayloadError> {
-    match map.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.chars().count() <= max && !s.chars().any(char::is_control) => Ok(Some(s.clone())),
-        Some(Value::String(_)) => {
-            Err(PayloadError::Invalid(field, format!("must be at most {max} characters, without control characters")))
-        }
-        Some(_) => Err(PayloadError::NotAString(field)),
-    }
-}
-
-fn id<T>(
-    map: &Map<String, Value>,
-    field: &'static str,
-    parse: fn(&str) -> Result<T, crate::domain::IdError>,
-) -> Result<T, PayloadError> {
-    match map.get(field) {
-        None => Err(PayloadError::Missing(field)),
-        Some(Value::String(s)) => parse(s).map_err(|e| PayloadError::BadId(field, e)),
-        Some(_) => Err(PayloadError::NotAString(field)),
-    }
 }
 
 fn channel(map: &Map<String, Value>) -> Result<String, PayloadError> {
@@ -181,7 +140,7 @@ fn channel(map: &Map<String, Value>) -> Result<String, PayloadError> {
 pub fn room_json(room: &RoomSnapshot) -> Value {
     let name_of = |u: &UserId| room.meta.as_ref().map_or_else(|| u.as_str().to_owned(), |m| m.name_of(u));
     let participants: Vec<Value> = room.participants.iter().map(|u| json!({ "id": u, "name": name_of(u) })).collect();
-    let created = room.created_at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let created = crate::domain::unix_ms(room.created_at);
     let mut out = json!({
         "id": room.id,
         "createdAt": created,

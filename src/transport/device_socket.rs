@@ -218,10 +218,6 @@ pub struct SignalAck {
     id: u64,
 }
 
-fn unix_millis(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 /// What is next to push to a connection.
 enum Mail {
     Signal(Queued),
@@ -413,12 +409,16 @@ fn signal_out(q: &Queued) -> SignalOut<'_> {
         from_peer_id: &q.signal.from,
         to_peer_id: &q.signal.to,
         data: &q.signal.data,
-        timestamp: unix_millis(q.queued_at),
+        timestamp: crate::domain::unix_ms(q.queued_at),
     }
 }
 
 fn expired_out(n: &Notice) -> ExpiredOut<'_> {
-    ExpiredOut { to_peer_id: &n.expired.to, kind: n.expired.kind, queued_at: unix_millis(n.expired.queued_at) }
+    ExpiredOut {
+        to_peer_id: &n.expired.to,
+        kind: n.expired.kind,
+        queued_at: crate::domain::unix_ms(n.expired.queued_at),
+    }
 }
 
 /// Forwards wake-ups from every instance to this instance's connections.

@@ -20,9 +20,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State, TryData};
@@ -31,9 +31,10 @@ use tracing::{debug, info, warn};
 
 use super::auth::Authenticated;
 use super::error::{ConnectRefused, SignalError};
-use super::payload::PayloadError;
+use super::payload::{PayloadError, fields};
 use super::serial::Serial;
 use crate::domain::mesh::{self, ClientId, Location, OrgId};
+use crate::domain::now_ms;
 use crate::state::AppState;
 use crate::store::mesh::{AdminSeat, MeshClient};
 
@@ -50,10 +51,6 @@ pub struct MeshConn<A: Adapter> {
     /// Last heartbeat or event (Unix ms), for the stale-client check.
     last_seen: AtomicU64,
     _slot: crate::state::AddressSlot,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 fn org_room(org: &OrgId) -> String {
@@ -307,19 +304,6 @@ impl<A: Adapter> super::serial::Handler<A> for MeshConn<A> {
             Err(e) => drop(state.reported(e, "mesh disconnect")),
         }
         info!(conn_id = %socket.id, org_id = %self.org, client_id = %self.client.id, ?reason, "mesh client disconnected");
-    }
-}
-
-impl<A: Adapter> MeshConn<A> {}
-
-fn fields(payload: Option<Value>) -> Result<Map<String, Value>, PayloadError> {
-    match payload {
-        Some(Value::Object(mut map)) => match map.remove("data") {
-            Some(Value::Object(data)) => Ok(data),
-            _ => Ok(map),
-        },
-        None => Ok(Map::new()),
-        _ => Err(PayloadError::NotAnObject),
     }
 }
 

@@ -61,14 +61,14 @@ pub struct RelayRequest {
     pub body: Value,
 }
 
-fn object(payload: Option<Value>) -> Result<Map<String, Value>, PayloadError> {
+pub(super) fn object(payload: Option<Value>) -> Result<Map<String, Value>, PayloadError> {
     match payload {
         Some(Value::Object(map)) => Ok(map),
         _ => Err(PayloadError::NotAnObject),
     }
 }
 
-fn id<T>(
+pub(super) fn id<T>(
     map: &Map<String, Value>,
     field: &'static str,
     parse: fn(&str) -> Result<T, IdError>,
@@ -76,6 +76,32 @@ fn id<T>(
     match map.get(field) {
         None => Err(PayloadError::Missing(field)),
         Some(Value::String(s)) => parse(s).map_err(|e| PayloadError::BadId(field, e)),
+        Some(_) => Err(PayloadError::NotAString(field)),
+    }
+}
+
+/// A payload's fields: `data`'s when it has one (seed 000's and 001's
+/// messages wrap their fields so), else its own.
+pub(super) fn fields(payload: Option<Value>) -> Result<Map<String, Value>, PayloadError> {
+    let mut map = object(payload)?;
+    match map.remove("data") {
+        Some(Value::Object(data)) => Ok(data),
+        Some(other) => {
+            map.insert("data".into(), other);
+            Ok(map)
+        }
+        None => Ok(map),
+    }
+}
+
+/// An optional text field of at most `max` characters, without control characters.
+pub(super) fn text(map: &Map<String, Value>, field: &'static str, max: usize) -> Result<Option<String>, PayloadError> {
+    match map.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.chars().count() <= max && !s.chars().any(char::is_control) => Ok(Some(s.clone())),
+        Some(Value::String(_)) => {
+            Err(PayloadError::Invalid(field, format!("must be at most {max} characters, without control characters")))
+        }
         Some(_) => Err(PayloadError::NotAString(field)),
     }
 }

@@ -22,7 +22,6 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use axum::Json;
 use axum::extract::{Request, State as HttpState};
@@ -38,6 +37,7 @@ use super::error::{ConnectRefused, HttpError, SignalError};
 use super::payload::PayloadError;
 use super::serial::{Handler, Serial};
 use crate::domain::ConnId;
+use crate::domain::now_ms;
 use crate::domain::ring::Ring;
 use crate::domain::signal::SignalKind;
 use crate::state::AppState;
@@ -48,10 +48,6 @@ pub const WORKERS: &str = "/workers";
 /// Where clients connect to signal their worker.
 pub const EDGE: &str = "/edge";
 const MAX_ID: usize = 128;
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
 
 fn id_ok(raw: &str) -> bool {
     (1..=MAX_ID).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
