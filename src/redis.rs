@@ -2,26 +2,45 @@
 //!
 //! Two fred clients: one for commands (the room store, liveness) and one
 //! subscriber for the socket.io adapter's pub/sub. Both reconnect forever with
-//! exponential backoff, and commands fail after `REDIS_TIMEOUT_MS` instead of
-//! queueing without bound. The subscriber re-subscribes after every reconnect:
-//! without that, instances stop hearing each other once Redis has come back.
+//! exponential backoff (the subscriber at most a second apart, since nothing
+//! reaches this instance from the others until it is back), and commands fail
+//! after `REDIS_TIMEOUT_MS` instead of queueing without bound. The subscriber
+//! re-subscribes after every reconnect: without that, instances stop hearing
+//! each other once Redis has come back. [`Subscriptions`] says whether that
+//! has happened, and the upkeep task keeps the instance "down" until it has.
 //! fred's own `manage_subscriptions` cannot be used: it sends `SUBSCRIBE` with
 //! an empty channel list (the adapter uses only sharded channels), gets an
 //! error, and gives up before re-subscribing the sharded ones. Sharded pub/sub
 //! needs Redis 7 or later.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
 use fred::types::RespVersion;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::Receiver;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::config::Config;
 
 /// Capacity of fred's pub/sub fan-out channel; a slower reader beyond it
 /// would lose messages, so it is sized for bursts of relays between instances.
 const PUBSUB_CAPACITY: usize = 16_384;
+
+/// Longest wait between two reconnection attempts of the command client.
+const DATA_MAX_BACKOFF_MS: u32 = 5_000;
+
+/// Longest wait between two reconnection attempts of the subscriber: while it
+/// is away, what other instances publish to this one's connections is lost.
+const SUBSCRIBER_MAX_BACKOFF_MS: u32 = 1_000;
+
+/// How often a subscriber that lost its connection is checked for being back.
+const RESUBSCRIBE_RETRY: Duration = Duration::from_millis(100);
+
+/// Failed re-subscriptions on a connected subscriber before one warning.
+const PERSISTENT_FAILURES: u32 = 10;
 
 /// The connected clients.
 pub struct RedisClients {
@@ -35,21 +54,21 @@ pub struct RedisClients {
 /// `REDIS_TIMEOUT_MS` x 5 for Redis.
 pub async fn connect(url: &str, config: &Config) -> Result<RedisClients, Error> {
     let mut redis_config = fred::prelude::Config::from_url(url)?;
-    let data = builder(redis_config.clone(), config).build()?;
+    let data = builder(redis_config.clone(), config, DATA_MAX_BACKOFF_MS).build()?;
     // The adapter's driver expects RESP3 pub/sub; fred ignores the URL's protocol parameter.
     redis_config.version = RespVersion::RESP3;
-    let subscriber = builder(redis_config, config).build_subscriber_client()?;
+    let subscriber = builder(redis_config, config, SUBSCRIBER_MAX_BACKOFF_MS).build_subscriber_client()?;
     // Only the data client is initialised here: the adapter's fred driver calls
     // `init` on the subscriber itself, and a second `init` races the first.
     init_within(&data, config.redis_timeout * 5).await?;
     Ok(RedisClients { data, subscriber })
 }
 
-fn builder(redis_config: fred::prelude::Config, config: &Config) -> Builder {
+fn builder(redis_config: fred::prelude::Config, config: &Config, max_backoff_ms: u32) -> Builder {
     let mut builder = Builder::from_config(redis_config);
     let timeout = config.redis_timeout;
     builder
-        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, max_backoff_ms, 2))
         .with_connection_config(|c| {
             c.connection_timeout = timeout;
             c.internal_command_timeout = timeout;
@@ -61,22 +80,76 @@ fn builder(redis_config: fred::prelude::Config, config: &Config) -> Builder {
     builder
 }
 
-/// Re-subscribes to every tracked channel after each reconnect. Start it once
-/// the adapter has subscribed, so the two never race on the same channels.
-pub fn keep_subscriptions(subscriber: SubscriberClient) {
-    tokio::spawn(async move {
-        let mut reconnects = subscriber.reconnect_rx();
-        loop {
-            match reconnects.recv().await {
-                Ok(_) | Err(RecvError::Lagged(_)) => {
-                    if let Err(e) = resubscribe(&subscriber).await {
-                        tracing::error!(error = %e, "could not re-subscribe after a Redis reconnect");
-                    }
-                }
-                Err(RecvError::Closed) => return,
-            }
+/// Whether the subscriber is connected and subscribed to every channel it
+/// tracks. False from a connection error or reconnect until it has
+/// re-subscribed: in between, nothing other instances publish reaches this one.
+#[derive(Clone, Debug)]
+pub struct Subscriptions(Arc<AtomicBool>);
+
+impl Subscriptions {
+    /// True once every tracked channel is subscribed again.
+    pub fn ready(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Re-subscribes to every tracked channel after each connection error or
+/// reconnect, retrying until it succeeds. Start it once the adapter has
+/// subscribed, so the two never race on the same channels.
+pub fn keep_subscriptions(subscriber: SubscriberClient) -> Subscriptions {
+    let ready = Arc::new(AtomicBool::new(true));
+    tokio::spawn(keep(subscriber, ready.clone()));
+    Subscriptions(ready)
+}
+
+async fn keep(subscriber: SubscriberClient, ready: Arc<AtomicBool>) {
+    let (mut errors, mut reconnects) = (subscriber.error_rx(), subscriber.reconnect_rx());
+    loop {
+        // Trouble: an error on the connection, or a new connection without subscriptions.
+        let trouble = tokio::select! {
+            error = errors.recv() => error.map(drop),
+            reconnect = reconnects.recv() => reconnect.map(drop),
+        };
+        if matches!(trouble, Err(RecvError::Closed)) {
+            return;
         }
-    });
+        ready.store(false, Ordering::Release);
+        // Until connected and re-subscribed with no new trouble meanwhile; a
+        // SUBSCRIBE to a channel already subscribed changes nothing.
+        let mut failures = 0;
+        loop {
+            if !drain(&mut errors) || !drain(&mut reconnects) {
+                return;
+            }
+            if subscriber.is_connected() {
+                match resubscribe(&subscriber).await {
+                    Ok(()) if errors.is_empty() && reconnects.is_empty() => break,
+                    Ok(()) => continue,
+                    // The first tries may fall in the moment before fred sees the
+                    // connection is gone; a refusal that lasts is worth a warning.
+                    Err(e) if failures == PERSISTENT_FAILURES => {
+                        tracing::warn!(error = %e, "Redis refuses to re-subscribe; retrying");
+                    }
+                    Err(e) => tracing::debug!(error = %e, "re-subscribing failed; retrying"),
+                }
+                failures += 1;
+            }
+            tokio::time::sleep(RESUBSCRIBE_RETRY).await;
+        }
+        ready.store(true, Ordering::Release);
+        tracing::debug!("Redis subscriptions restored");
+    }
+}
+
+/// Empties `rx` of pending notices; false once it is closed.
+fn drain<T: Clone>(rx: &mut Receiver<T>) -> bool {
+    loop {
+        match rx.try_recv() {
+            Ok(_) | Err(TryRecvError::Lagged(_)) => {}
+            Err(TryRecvError::Empty) => return true,
+            Err(TryRecvError::Closed) => return false,
+        }
+    }
 }
 
 fn keys<T: Into<Key>>(set: impl IntoIterator<Item = T>) -> Vec<Key> {

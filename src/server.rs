@@ -102,9 +102,9 @@ pub async fn run(
     io.ns(workers::EDGE, workers::welcome_client.with(workers::admit_client).with(socket::authenticate))
         .await
         .map_err(std::io::Error::other)?;
-    crate::redis::keep_subscriptions(redis.subscriber.clone());
+    let subscriptions = crate::redis::keep_subscriptions(redis.subscriber.clone());
     state.store.maintain().await.map_err(std::io::Error::other)?;
-    let upkeep = tokio::spawn(upkeep::run(io.clone(), state.clone()));
+    let upkeep = tokio::spawn(upkeep::run(io.clone(), state.clone(), subscriptions));
     let served = serve(listener, state, layer, io, shutdown).await;
     upkeep.abort();
     served

@@ -42,6 +42,19 @@ impl RedisProcess {
         }
     }
 
+    /// Runs one command with `redis-cli` (installed with redis-server) and
+    /// returns what it printed; panics if it fails.
+    pub fn command(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli is installed with redis-server");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "redis-cli {args:?} failed: {text}");
+        text
+    }
+
     /// Starts the server again on the same port (empty).
     pub fn restart(&mut self) {
         assert!(self.try_start(), "redis-server did not start again on port {}", self.port);

@@ -4,8 +4,10 @@
 //! instance's heartbeat and removes the participants of instances whose
 //! heartbeat expired, telling their peers `user-left`. It is also the Redis
 //! health monitor: a failed round marks Redis down (`/health` 503, one warning
-//! per outage), the next good one marks it up (one info line) and reconciles
-//! this instance's rooms with Redis, which may have lost them. An instance killed outright (`kill -9`) is
+//! per outage), and so does a subscriber that has not re-subscribed yet (this
+//! instance would not hear the others); the first round with both marks it up
+//! (one info line) and reconciles this instance's rooms with Redis, which may
+//! have lost them. An instance killed outright (`kill -9`) is
 //! therefore out of every room within `INSTANCE_TTL_MS x 1.25` (12.5 s by
 //! default), plus the time to reach its peers.
 
@@ -18,32 +20,41 @@ use tracing::{info, warn};
 use super::deliver::notify;
 use super::events::{Presence, USER_JOINED, USER_LEFT};
 use super::socket;
+use crate::redis::Subscriptions;
 use crate::state::AppState;
 use crate::store::{LeaveOutcome, StoreError};
 
 /// Runs until aborted.
-pub async fn run<A: Adapter>(io: SocketIo<A>, state: AppState) {
+pub async fn run<A: Adapter>(io: SocketIo<A>, state: AppState, subscriptions: Subscriptions) {
     let period = (state.config.instance_ttl / 4).min(Duration::from_secs(1));
     let mut tick = tokio::time::interval(period);
     let mut reconcile_due = false;
     loop {
         tick.tick().await;
+        // The heartbeat is refreshed even while the subscriber is away: this
+        // instance is alive, and its seats must not be taken for a dead one's.
         let left = match state.store.maintain().await {
             Ok(left) => left,
             Err(e) => {
-                if state.redis_up() != Some(false) {
+                if went_down(&state) {
                     warn!(error = %e, "Redis unreachable: events that need it fail with `unavailable` until it returns");
-                    state.set_redis_up(false);
                 }
                 reconcile_due = true;
                 continue;
             }
         };
+        announce_left(&io, &state, left, "left room (its instance died)").await;
+        if !subscriptions.ready() {
+            if went_down(&state) {
+                warn!("Redis unreachable for pub/sub: nothing other instances send reaches this one until it returns");
+            }
+            reconcile_due = true;
+            continue;
+        }
         if state.redis_up() == Some(false) {
             info!("Redis reachable again; reconciling this instance's rooms");
             state.set_redis_up(true);
         }
-        announce_left(&io, &state, left, "left room (its instance died)").await;
         if reconcile_due {
             match reconcile(&io, &state).await {
                 Ok(()) => reconcile_due = false,
@@ -51,6 +62,13 @@ pub async fn run<A: Adapter>(io: SocketIo<A>, state: AppState) {
             }
         }
     }
+}
+
+/// Marks Redis down; true if it was up, so an outage is logged once.
+fn went_down(state: &AppState) -> bool {
+    let was_up = state.redis_up() != Some(false);
+    state.set_redis_up(false);
+    was_up
 }
 
 /// Puts this instance's live seats back and removes its ghosts, telling peers.

@@ -189,6 +189,34 @@ async fn a_redis_outage_degrades_health_fails_events_with_unavailable_and_recove
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_is_down_until_its_subscriber_has_subscribed_again() {
+    let redis = tokio::task::block_in_place(RedisProcess::start);
+    let apps = cluster(&redis, 2, |c| c.instance_ttl = std::time::Duration::from_millis(1000)).await;
+    let mut alice = Peer::joined(&apps[0], Transport::Websocket, "pubsub", "alice").await;
+    let mut bob = Peer::joined(&apps[1], Transport::Websocket, "pubsub", "bob").await;
+    alice.expect("user-joined").await;
+    assert!(health_is(&apps[0], 200, "up").await && health_is(&apps[1], 200, "up").await);
+
+    // Redis closes every subscriber's connection and refuses their SSUBSCRIBE;
+    // commands (heartbeats, room reads) keep working.
+    let acl = |rule: &str| tokio::task::block_in_place(|| redis.command(&["ACL", "SETUSER", "default", rule]));
+    assert_eq!(acl("resetchannels").trim(), "OK");
+    for app in &apps {
+        eventually("/health says 503 while the subscriber cannot subscribe", || health_is(app, 503, "down")).await;
+    }
+    assert_eq!(acl("allchannels").trim(), "OK");
+    for app in &apps {
+        eventually("/health says 200 once it has subscribed again", || health_is(app, 200, "up")).await;
+    }
+    // Both instances hear each other again.
+    let offer = json!({"roomId": "pubsub", "targetId": "bob", "offer": {"after": "resubscribing"}});
+    assert_eq!(alice.ack("offer", offer).await["ok"], true);
+    assert_eq!(bob.expect_skipping("offer", &["user-joined"]).await["offer"], json!({"after": "resubscribing"}));
+    bob.emit("answer", json!({"roomId": "pubsub", "targetId": "alice", "answer": {"n": 1}})).await;
+    assert_eq!(alice.expect_skipping("answer", &["user-joined"]).await["senderId"], "bob");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_is_logged_once_when_it_starts_and_once_when_it_ends() {
     let mut redis = tokio::task::block_in_place(RedisProcess::start);
     let url = redis.url();
