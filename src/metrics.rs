@@ -49,6 +49,8 @@ pub struct SocketCount {
 pub struct Metrics {
     signals: [AtomicU64; 3],
     relays: [AtomicU64; 3],
+    /// `ROOM_LIST_INTERVAL_MS` ticks: a list sent, skipped (no room).
+    room_list_ticks: [AtomicU64; 2],
     sockets: OnceLock<Box<dyn Fn() -> SocketCount + Send + Sync>>,
 }
 
@@ -65,6 +67,11 @@ impl Metrics {
         }
     }
 
+    /// Counts a tick of the periodic room list: whether a list went out.
+    pub fn room_list_tick(&self, sent: bool) {
+        self.room_list_ticks[usize::from(!sent)].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Sets how connections are counted (once the socket.io layer exists).
     pub fn count_sockets_with(&self, count: impl Fn() -> SocketCount + Send + Sync + 'static) {
         let _ = self.sockets.set(Box::new(count));
@@ -77,6 +84,11 @@ impl Metrics {
 
     fn signals(&self) -> [(SignalOutcome, u64); 3] {
         SignalOutcome::ALL.map(|o| (o, self.signals[o as usize].load(Ordering::Relaxed)))
+    }
+
+    fn room_list_ticks(&self) -> [(&'static str, u64); 2] {
+        let n = |i: usize| self.room_list_ticks[i].load(Ordering::Relaxed);
+        [("sent", n(0)), ("skipped", n(1))]
     }
 
     fn relays(&self) -> [(&'static str, u64); 3] {
@@ -151,6 +163,13 @@ pub fn render(s: &Snapshot<'_>) -> String {
         "Bootstrap answers given by this instance.",
         &[(String::new(), s.bootstraps)],
     );
+    let ticks: Vec<_> = s.metrics.room_list_ticks().iter().map(|(o, n)| (format!("{{outcome=\"{o}\"}}"), *n)).collect();
+    metric(
+        "switchboard_room_list_ticks_total",
+        "counter",
+        "Periodic /dashboard room list ticks of this instance: the list sent, or skipped because no room exists.",
+        &ticks,
+    );
     out
 }
 
@@ -168,6 +187,9 @@ mod tests {
         metrics.relayed("not-a-relay");
         metrics.signal(SignalOutcome::Queued, 3);
         metrics.count_sockets_with(|| SocketCount { all: 9, websocket: 7 });
+        metrics.room_list_tick(true);
+        metrics.room_list_tick(false);
+        metrics.room_list_tick(false);
         let presence = PresenceStats {
             active_devices: 4,
             active_networks: 2,
@@ -194,11 +216,13 @@ mod tests {
             "switchboard_workers{health=\"unhealthy\"} 1",
             "switchboard_ring_virtual_nodes 300",
             "switchboard_bootstraps_total 4",
+            "switchboard_room_list_ticks_total{outcome=\"sent\"} 1",
+            "switchboard_room_list_ticks_total{outcome=\"skipped\"} 2",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
         }
         let families = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
         assert_eq!(families, text.lines().filter(|l| l.starts_with("# HELP ")).count());
-        assert_eq!(families, 13);
+        assert_eq!(families, 14);
     }
 }

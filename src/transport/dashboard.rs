@@ -192,9 +192,11 @@ pub async fn keep_lists<A: Adapter>(io: SocketIo<A>, state: AppState) {
                 push_list(&io, &state).await;
             }
             _ = every.tick() => {
-                if state.store.count().await.is_ok_and(|n| n > 0) {
+                let rooms_exist = state.store.count().await.is_ok_and(|n| n > 0);
+                if rooms_exist {
                     push_list(&io, &state).await;
                 }
+                state.metrics.room_list_tick(rooms_exist);
             }
         }
         // Changes that came in a burst go out as one list.

@@ -247,7 +247,7 @@ describe('a server of its own, ROOM_LIST_INTERVAL_MS=200', () => {
 
   // Nothing else happens on this server, so every list after the first can
   // only be the periodic one.
-  test('while rooms exist the list comes again every ROOM_LIST_INTERVAL_MS without changes', async () => {
+  test('while rooms exist the list comes again every ROOM_LIST_INTERVAL_MS without changes, and stops with the last room', async () => {
     const host = await client(server.url);
     await emitWithAck(host.socket, 'room-created', { data: { id: 'ticking', hostId: 'tick' } });
     const watcher = await subscribed(server.url);
@@ -256,6 +256,21 @@ describe('a server of its own, ROOM_LIST_INTERVAL_MS=200', () => {
     const seen = lists().length;
     await waitUntil(() => lists().length >= seen + 3, 'three periodic lists', 5000);
     assert.ok(lists().every((l) => roomById(l.data.rooms, 'ticking')), 'the same room every time');
+    // The last room closes: one list says so, and then no list comes while
+    // the server's own ticks (counted on /metrics) pass without a room.
+    const left = await emitWithAck(host.socket, 'user-left-room', { data: { roomId: 'ticking', userId: 'tick' } });
+    assert.equal(left.ok, true);
+    await listWhere(watcher, (rooms) => rooms.length === 0);
+    const closedAt = lists().length;
+    const skipped = async () => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith('switchboard_room_list_ticks_total{outcome="skipped"}'));
+      return Number(line.split(' ')[1]);
+    };
+    const before = await skipped();
+    await waitUntil(async () => (await skipped()) >= before + 3, 'three ticks without a room', 5000);
+    await emitWithAck(watcher.socket, 'ping', {});
+    assert.equal(lists().length, closedAt, 'no list while no room exists');
     closeAll(host.socket, watcher.socket);
   });
 });
