@@ -4,7 +4,6 @@
 //! reached through socketioxide by id, so nothing here can keep a closed
 //! socket alive.
 
-use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -16,9 +15,9 @@ use dashmap::mapref::entry::Entry;
 use tokio::sync::Notify;
 
 use crate::config::Config;
+use crate::domain::ConnId;
 use crate::domain::presence::DeviceId;
-use crate::domain::rate::TokenBucket;
-use crate::domain::{ConnId, UserId};
+use crate::domain::rate::KeyedLimits;
 use crate::metrics::Metrics;
 use crate::store::devices::{DeviceStore, MemoryDevices};
 use crate::store::mesh::{MemoryMesh, MeshStore};
@@ -41,10 +40,6 @@ pub struct AppState {
     pub limits: Arc<AddressLimits>,
     /// Device presence and queued signals (seed 004).
     pub devices: Arc<dyn DeviceStore>,
-    /// Announcements per user and device (`RATE_LIMIT_MAX_REQUESTS` per
-    /// `RATE_LIMIT_WINDOW_MS`); keyed by both, so another user's refused
-    /// attempts on a device id cannot use up its owner's allowance.
-    pub announcements: Arc<KeyedLimits<(UserId, DeviceId)>>,
     /// The `/devices` connections of this instance, by device.
     pub mailboxes: Arc<Mailboxes>,
     /// Counters for `/metrics`.
@@ -146,7 +141,6 @@ impl AppState {
             redis_up,
             limits: Arc::new(AddressLimits::default()),
             devices: Arc::new(MemoryDevices::new()),
-            announcements: Arc::default(),
             mailboxes: Arc::default(),
             metrics: Arc::default(),
             instance: Arc::from("local"),
@@ -212,31 +206,6 @@ impl Stats {
 pub struct AddressLimits {
     connections: DashMap<IpAddr, usize>,
     rest: KeyedLimits<IpAddr>,
-}
-
-/// Buckets kept before idle ones are dropped.
-const MAX_BUCKETS: usize = 10_000;
-
-/// One token bucket per key (an address, a device), idle ones forgotten.
-pub struct KeyedLimits<K: Eq + Hash>(DashMap<K, TokenBucket>);
-
-impl<K: Eq + Hash> Default for KeyedLimits<K> {
-    fn default() -> Self {
-        Self(DashMap::new())
-    }
-}
-
-impl<K: Eq + Hash + Clone> KeyedLimits<K> {
-    /// One request for `key` at `now`, `rate` a second after a burst of `burst`:
-    /// `Err(wait)` when over the limit.
-    pub fn take(&self, key: &K, now: Instant, rate: f64, burst: f64) -> Result<(), Duration> {
-        if self.0.len() > MAX_BUCKETS {
-            // Idle keys have full buckets again; forgetting them changes nothing.
-            self.0.retain(|_, bucket| !bucket.is_full(now));
-        }
-        let mut bucket = self.0.entry(key.clone()).or_insert_with(|| TokenBucket::new(rate, burst, now));
-        if bucket.try_take(now) { Ok(()) } else { Err(bucket.wait_time(now)) }
-    }
 }
 
 /// A connection counted against its address's limit until dropped.

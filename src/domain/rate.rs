@@ -6,7 +6,10 @@
 //! being refused (`abuse_threshold` refusals within [`ABUSE_WINDOW`]) is
 //! flooding on purpose, and is told so by being disconnected.
 
+use std::hash::Hash;
 use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
 
 /// The window in which refusals are counted towards disconnection.
 pub const ABUSE_WINDOW: Duration = Duration::from_secs(10);
@@ -91,6 +94,31 @@ impl Limiter {
         }
         self.refused += 1;
         if self.refused >= self.abuse_threshold { Verdict::Disconnect } else { Verdict::Refuse }
+    }
+}
+
+/// Buckets kept before idle ones are dropped.
+const MAX_BUCKETS: usize = 10_000;
+
+/// One token bucket per key (an address, a device), idle ones forgotten.
+pub struct KeyedLimits<K: Eq + Hash>(DashMap<K, TokenBucket>);
+
+impl<K: Eq + Hash> Default for KeyedLimits<K> {
+    fn default() -> Self {
+        Self(DashMap::new())
+    }
+}
+
+impl<K: Eq + Hash + Clone> KeyedLimits<K> {
+    /// One request for `key` at `now`, `rate` a second after a burst of `burst`:
+    /// `Err(wait)` when over the limit.
+    pub fn take(&self, key: &K, now: Instant, rate: f64, burst: f64) -> Result<(), Duration> {
+        if self.0.len() > MAX_BUCKETS {
+            // Idle keys have full buckets again; forgetting them changes nothing.
+            self.0.retain(|_, bucket| !bucket.is_full(now));
+        }
+        let mut bucket = self.0.entry(key.clone()).or_insert_with(|| TokenBucket::new(rate, burst, now));
+        if bucket.try_take(now) { Ok(()) } else { Err(bucket.wait_time(now)) }
     }
 }
 

@@ -39,7 +39,9 @@ macro_rules! device_store_suite {
             expired_signals_leave_the_queue_and_name_their_senders,
             expiry_notices_are_numbered_per_sender_removed_one_by_one_and_dropped_after_retention,
             register_returns_the_replaced_endpoint_and_unregister_forgets_only_the_current_one,
-            a_wake_reaches_every_wakes_receiver);
+            a_wake_reaches_every_wakes_receiver,
+            announcements_come_in_a_burst_of_max_then_one_per_interval_per_user_and_device,
+            concurrent_announcements_never_exceed_the_burst);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -336,4 +338,42 @@ pub async fn a_wake_reaches_every_wakes_receiver(s: Arc<dyn DeviceStore>) {
             assert_eq!(woken.unwrap(), Wake::Device(id(expected)));
         }
     }
+}
+
+pub async fn announcements_come_in_a_burst_of_max_then_one_per_interval_per_user_and_device(s: Arc<dyn DeviceStore>) {
+    let (alice, bob) = (UserId::parse("alice").unwrap(), UserId::parse("bob").unwrap());
+    let minute = (3, Duration::from_secs(60));
+    for n in 0..3 {
+        assert_eq!(s.take_announcement(&alice, &id("peer_a"), minute).await.unwrap(), None, "announcement {n}");
+    }
+    let wait = s.take_announcement(&alice, &id("peer_a"), minute).await.unwrap().expect("the fourth is refused");
+    assert!(wait > Duration::ZERO && wait <= Duration::from_secs(20), "one interval at most: {wait:?}");
+    let again = s.take_announcement(&alice, &id("peer_a"), minute).await.unwrap().expect("a refusal counts nothing");
+    assert!(again <= wait, "{again:?} after {wait:?}");
+    assert_eq!(s.take_announcement(&alice, &id("peer_b"), minute).await.unwrap(), None, "another device");
+    assert_eq!(s.take_announcement(&bob, &id("peer_a"), minute).await.unwrap(), None, "another user");
+
+    // A short window refills: the next one is let in once the wait is over.
+    let fast = (1, Duration::from_millis(100));
+    assert_eq!(s.take_announcement(&alice, &id("peer_c"), fast).await.unwrap(), None);
+    let wait = s.take_announcement(&alice, &id("peer_c"), fast).await.unwrap().expect("refused within the window");
+    assert!(wait <= Duration::from_millis(100), "{wait:?}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while s.take_announcement(&alice, &id("peer_c"), fast).await.unwrap().is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "the bucket never refilled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub async fn concurrent_announcements_never_exceed_the_burst(s: Arc<dyn DeviceStore>) {
+    let alice = UserId::parse("alice").unwrap();
+    let tries = (0..40).map(|_| {
+        let (s, alice) = (s.clone(), alice.clone());
+        tokio::spawn(async move { s.take_announcement(&alice, &id("peer_a"), (12, Duration::from_secs(60))).await })
+    });
+    let mut granted = 0;
+    for t in tries {
+        granted += usize::from(t.await.unwrap().unwrap().is_none());
+    }
+    assert_eq!(granted, 12);
 }

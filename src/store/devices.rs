@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
@@ -15,6 +15,7 @@ use super::StoreError;
 use crate::domain::ConnId;
 use crate::domain::UserId;
 use crate::domain::presence::{self, AnnounceError, Announcement, Device, DeviceId, NetworkId};
+use crate::domain::rate::KeyedLimits;
 use crate::domain::signal::{Expired, Notice, Outgoing, Queued};
 
 /// Why a device store operation failed.
@@ -188,6 +189,16 @@ pub trait DeviceStore: Send + Sync + 'static {
     /// `holder` holds it now. One holder at a time, cluster-wide.
     async fn lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, DeviceStoreError>;
 
+    /// Counts one announcement of `device` by `user` against `limit`
+    /// (`max` per `window`: a burst of `max`, then one every `window / max`),
+    /// cluster-wide; `Some(wait)` when refused, counting nothing.
+    async fn take_announcement(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        limit: (u32, Duration),
+    ) -> Result<Option<Duration>, DeviceStoreError>;
+
     /// Tells whichever instance holds `device`'s connection that it has mail.
     async fn wake(&self, device: &DeviceId) -> Result<(), DeviceStoreError>;
 
@@ -213,6 +224,7 @@ pub const WAKE_CAPACITY: usize = 4096;
 pub struct MemoryDevices {
     state: Mutex<State>,
     wakes: broadcast::Sender<Wake>,
+    announcements: KeyedLimits<(UserId, DeviceId)>,
 }
 
 #[derive(Default)]
@@ -227,7 +239,11 @@ struct State {
 
 impl Default for MemoryDevices {
     fn default() -> Self {
-        Self { state: Mutex::default(), wakes: broadcast::channel(WAKE_CAPACITY).0 }
+        Self {
+            state: Mutex::default(),
+            wakes: broadcast::channel(WAKE_CAPACITY).0,
+            announcements: KeyedLimits::default(),
+        }
     }
 }
 
@@ -424,6 +440,17 @@ impl DeviceStore for MemoryDevices {
     async fn lease(&self, _name: &str, _holder: &str, _ttl: Duration) -> Result<bool, DeviceStoreError> {
         // One process: it always holds its own jobs.
         Ok(true)
+    }
+
+    async fn take_announcement(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        (max, window): (u32, Duration),
+    ) -> Result<Option<Duration>, DeviceStoreError> {
+        let rate = f64::from(max) / window.as_secs_f64();
+        let key = (user.clone(), device.clone());
+        Ok(self.announcements.take(&key, Instant::now(), rate, f64::from(max)).err())
     }
 
     async fn wake(&self, device: &DeviceId) -> Result<(), DeviceStoreError> {

@@ -10,6 +10,8 @@
 //!   `p:d:n:{device}:seq`: the last id given; `p:d:noticed` set: devices with notices
 //! - `p:d:at:{device}` string: the device's live connection, JSON `{instance, conn}`
 //! - `p:d:lease:{name}` string: the lease's holder, expiring with the lease
+//! - `p:d:announce:{user}:{device}` string: the announcement limit's bucket (its
+//!   theoretical arrival time, unix ms), expiring once the bucket is full again
 //! - `p:d:wake` channel: ids of devices that have mail
 //! - `p:inst:{instance}:alive`: the room store's heartbeat (see [`super::redis`]), which
 //!   tells whether an endpoint's instance is alive
@@ -24,8 +26,9 @@
 //! meanwhile makes it plan again, so two instances promoting at once fill each
 //! missing seat once.
 //!
-//! Times are the callers' `now`, never Redis's clock: nothing but a lease has a
-//! Redis TTL; the sweep and expiry delete records and signals. The id counters
+//! Times are the callers' `now`, never Redis's clock: nothing but a lease and
+//! an announcement bucket has a Redis TTL; the sweep and expiry delete records
+//! and signals. The id counters
 //! stay, so an id is not given again once its queue or notice list empties.
 
 use std::collections::BTreeSet;
@@ -127,6 +130,24 @@ end
 return 0
 "#;
 
+/// One announcement against a token bucket kept as its theoretical arrival
+/// time (GCRA): a burst of `max`, then one every `window / max`. Returns 0
+/// when counted, else the milliseconds to wait (nothing counted).
+/// KEYS: the bucket. ARGV: now (ms), interval (ms, `window / max`), window (ms).
+const ANNOUNCE: &str = r#"
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local window = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local next = tat + interval
+if next - now > window then
+  return math.max(1, math.ceil(next - now - window))
+end
+redis.call('SET', KEYS[1], tostring(next), 'PX', math.max(1, math.ceil(next - now)))
+return 0
+"#;
+
 /// Most device records read with one `MGET`.
 const MGET_CHUNK: usize = 500;
 
@@ -148,6 +169,7 @@ pub struct RedisDevices {
     drop: Script,
     unregister: Script,
     lease: Script,
+    announce: Script,
     wakes: broadcast::Sender<Wake>,
 }
 
@@ -167,6 +189,7 @@ impl RedisDevices {
             drop: Script::from_lua(DROP),
             unregister: Script::from_lua(UNREGISTER),
             lease: Script::from_lua(LEASE),
+            announce: Script::from_lua(ANNOUNCE),
             wakes: broadcast::channel(WAKE_CAPACITY).0,
         }
     }
@@ -732,6 +755,21 @@ impl DeviceStore for RedisDevices {
         let args = vec![holder.to_owned(), ttl.as_millis().max(1).to_string()];
         let held: i64 = self.lease.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)?;
         Ok(held == 1)
+    }
+
+    async fn take_announcement(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        (max, window): (u32, Duration),
+    ) -> Result<Option<Duration>, DeviceStoreError> {
+        // Device ids hold no ':', so the key names one user and device.
+        let keys = vec![self.key(&["announce", user.as_str(), device.as_str()])];
+        let window_ms = window.as_secs_f64() * 1000.0;
+        let interval = window_ms / f64::from(max.max(1));
+        let args = vec![millis(SystemTime::now()).to_string(), interval.to_string(), window_ms.to_string()];
+        let wait: i64 = self.announce.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)?;
+        Ok((wait > 0).then(|| Duration::from_millis(wait.unsigned_abs())))
     }
 
     async fn wake(&self, device: &DeviceId) -> Result<(), DeviceStoreError> {

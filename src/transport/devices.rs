@@ -13,7 +13,7 @@
 //! Without it the server is open and an announcement may name its `userId`
 //! (else the device is its own user).
 
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
@@ -76,12 +76,13 @@ async fn announce(
     let body = body.map_err(|e| invalid("body", e.body_text()))?.0;
     let sub = authenticated.map(|Extension(Authenticated(sub))| sub);
     let a = announcement(&network, &body, sub)?;
-    let (max, window) = state.config.presence.announce_limit;
-    let rate = f64::from(max) / window.as_secs_f64();
-    state
-        .announcements
-        .take(&(a.user.clone(), a.device.clone()), Instant::now(), rate, f64::from(max))
-        .map_err(HttpError::TooManyAnnouncements)?;
+    // Counted per user and device, so another user's refused attempts on a
+    // device id cannot use up its owner's allowance.
+    let limit = state.config.presence.announce_limit;
+    let refused = state.devices.take_announcement(&a.user, &a.device, limit).await;
+    if let Some(wait) = refused.map_err(|e| failed(&state, e, "announce"))? {
+        return Err(HttpError::TooManyAnnouncements(wait));
+    }
     let now = SystemTime::now();
     let device = state.devices.announce(a, now).await.map_err(|e| failed(&state, e, "announce"))?;
     let expires = device.last_seen + state.config.presence.device_ttl;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard::config::{JwtConfig, Secret};
+use switchboard::testing::RedisProcess;
 
 use crate::helpers::{TestApp, eventually, jwt, spawn_app, spawn_app_with, unix_now};
 
@@ -96,6 +97,23 @@ async fn announcing_faster_than_the_limit_gets_429_with_retry_after_per_device()
     assert!(retry.is_some_and(|s| s.parse::<u64>().unwrap() >= 1));
     let other = app.request("POST", "/network/home/announce", Some(announcement("peer_b", json!([]))), None).await;
     assert_eq!(other.0, 200, "the limit is per device");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_announcement_limit_holds_across_instances() {
+    let redis = tokio::task::block_in_place(RedisProcess::start);
+    let apps = crate::cluster::cluster(&redis, 2, |c| c.presence.announce_limit = (3, Duration::from_secs(60))).await;
+    async fn announce(app: &TestApp) -> (u16, Option<String>, Value) {
+        app.request("POST", "/network/home/announce", Some(announcement("peer_a", json!([]))), None).await
+    }
+    for app in [&apps[0], &apps[1], &apps[0]] {
+        assert_eq!(announce(app).await.0, 200);
+    }
+    for app in &apps {
+        let (status, retry, body) = announce(app).await;
+        assert_eq!((status, body["error"]["code"].clone()), (429, json!("rate-limited")), "{body}");
+        assert!(retry.is_some_and(|s| s.parse::<u64>().unwrap() >= 1));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
