@@ -35,13 +35,68 @@ pub enum AuthError {
     Invalid(String),
 }
 
+/// Optional claims that narrow what a token's user may say of itself on
+/// `/mesh`: without them, the user may join any organization with any
+/// capabilities, as in seed 000.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct Scope {
+    /// `organizationId`: the organization (a string) or organizations (a list)
+    /// the user may join.
+    #[serde(default, rename = "organizationId", deserialize_with = "one_or_list")]
+    pub organizations: Option<Vec<String>>,
+    /// `capabilities`: those the user may declare (a comma list or a list).
+    #[serde(default, deserialize_with = "comma_or_list")]
+    pub capabilities: Option<Vec<String>>,
+}
+
+impl Scope {
+    /// Whether the user may join `org`.
+    pub fn allows_organization(&self, org: &str) -> bool {
+        self.organizations.as_ref().is_none_or(|orgs| orgs.iter().any(|o| o == org))
+    }
+
+    /// The first of `declared` the user may not declare, if any.
+    pub fn forbidden_capability<'a>(&self, declared: &'a [String]) -> Option<&'a str> {
+        let allowed = self.capabilities.as_ref()?;
+        declared.iter().find(|c| !allowed.contains(c)).map(String::as_str)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrList {
+    One(String),
+    List(Vec<String>),
+}
+
+fn one_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    Ok(Option::<OneOrList>::deserialize(d)?.map(|v| match v {
+        OneOrList::One(one) => vec![one],
+        OneOrList::List(list) => list,
+    }))
+}
+
+fn comma_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    Ok(Option::<OneOrList>::deserialize(d)?.map(|v| match v {
+        OneOrList::One(list) => list.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect(),
+        OneOrList::List(list) => list,
+    }))
+}
+
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    #[serde(flatten)]
+    scope: Scope,
 }
 
 /// Verifies `token`, returning the user it names.
 pub fn verify(token: &str, jwt: &JwtConfig) -> Result<UserId, AuthError> {
+    verify_scoped(token, jwt).map(|(user, _)| user)
+}
+
+/// Verifies `token`, returning the user it names and its [`Scope`].
+pub fn verify_scoped(token: &str, jwt: &JwtConfig) -> Result<(UserId, Scope), AuthError> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = LEEWAY_SECONDS;
     // jsonwebtoken checks `aud` and `iss` only when the token has them, unless
@@ -61,7 +116,8 @@ pub fn verify(token: &str, jwt: &JwtConfig) -> Result<UserId, AuthError> {
     validation.set_required_spec_claims(&required);
     let key = DecodingKey::from_secret(jwt.secret.0.as_bytes());
     let claims = decode::<Claims>(token, &key, &validation).map_err(|e| AuthError::Invalid(describe(&e)))?.claims;
-    UserId::parse(&claims.sub).map_err(|e| AuthError::Invalid(format!("sub {e}")))
+    let user = UserId::parse(&claims.sub).map_err(|e| AuthError::Invalid(format!("sub {e}")))?;
+    Ok((user, claims.scope))
 }
 
 fn describe(e: &jsonwebtoken::errors::Error) -> String {
@@ -197,5 +253,32 @@ mod tests {
         assert_eq!(token_from(None, &headers, Some("token=q")).as_deref(), Some("from-header"));
         assert_eq!(token_from(None, &HeaderMap::new(), Some("EIO=4&token=q")).as_deref(), Some("q"));
         assert_eq!(token_from(None, &HeaderMap::new(), None), None);
+    }
+
+    #[test]
+    fn organization_and_capability_claims_narrow_the_scope_and_their_absence_does_not() {
+        let scoped = |extra: Value| {
+            let mut claims = serde_json::json!({"sub": "a", "exp": now() + 60, "aud": "sb"});
+            claims.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            verify_scoped(&token(claims, "k"), &jwt()).map(|(_, scope)| scope)
+        };
+        let open = scoped(serde_json::json!({})).unwrap();
+        assert_eq!(open, Scope::default());
+        assert!(open.allows_organization("any") && open.forbidden_capability(&["admin.main".into()]).is_none());
+
+        let one = scoped(serde_json::json!({"organizationId": "acme", "capabilities": "location.view, admin.manage"}));
+        let one = one.unwrap();
+        assert!(one.allows_organization("acme") && !one.allows_organization("other"));
+        let declared = ["admin.manage".to_owned(), "admin.main".to_owned()];
+        assert_eq!(one.forbidden_capability(&declared), Some("admin.main"));
+        assert_eq!(one.forbidden_capability(&declared[..1]), None);
+
+        let lists = scoped(serde_json::json!({"organizationId": ["acme", "beta"], "capabilities": []})).unwrap();
+        assert!(lists.allows_organization("beta"));
+        assert_eq!(lists.forbidden_capability(&["location.view".into()]), Some("location.view"));
+        assert_eq!(lists.forbidden_capability(&[]), None);
+
+        let malformed = scoped(serde_json::json!({"organizationId": 7}));
+        assert!(matches!(malformed, Err(AuthError::Invalid(m)) if m.contains("malformed")));
     }
 }

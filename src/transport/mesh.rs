@@ -29,7 +29,7 @@ use socketioxide::extract::{SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 use tracing::{debug, info, warn};
 
-use super::auth::Authenticated;
+use super::auth::{Authenticated, Scope};
 use super::error::{ConnectRefused, SignalError};
 use super::payload::{PayloadError, fields};
 use super::serial::Serial;
@@ -93,6 +93,14 @@ pub async fn admit<A: Adapter>(
         && sub.as_str() != id.as_str()
     {
         return Err(refuse(format!("this token may only connect as clientId {:?}", sub.as_str())));
+    }
+    if let Some(scope) = socket.extensions.get::<Scope>() {
+        if !scope.allows_organization(org.as_str()) {
+            return Err(refuse(format!("this token may not join organizationId {:?}", org.as_str())));
+        }
+        if let Some(cap) = scope.forbidden_capability(&capabilities) {
+            return Err(refuse(format!("this token may not declare the capability {cap:?}")));
+        }
     }
     let ip = super::address::of(&parts.extensions, &parts.headers, &state.config.trusted_proxies);
     let Some(slot) = state.limits.slot(ip, state.config.max_connections_per_ip) else {

@@ -71,9 +71,10 @@ pub async fn authenticate<A: Adapter>(
     let Some(jwt) = &state.config.jwt else { return Ok(()) };
     let parts = socket.req_parts();
     let token = auth::token_from(auth.ok().as_ref(), &parts.headers, parts.uri.query()).ok_or(AuthError::Missing);
-    match token.and_then(|token| auth::verify(&token, jwt)) {
-        Ok(user) => {
+    match token.and_then(|token| auth::verify_scoped(&token, jwt)) {
+        Ok((user, scope)) => {
             socket.extensions.insert(Authenticated(user));
+            socket.extensions.insert(scope);
             Ok(())
         }
         Err(e) => {

@@ -11,6 +11,7 @@ import {
   closeAll,
   emitWithAck,
   getJson,
+  handshakeOutcome,
   hs256Token,
   once,
   recorder,
@@ -310,18 +311,7 @@ describe('with JWT', () => {
   after(() => server.stop());
 
   test('only the user who announced a device connects as it, with a valid token', async () => {
-    const attempt = async (auth) => {
-      const socket = io(`${server.url}/devices`, { forceNew: true, reconnection: false, auth });
-      sockets.push(socket);
-      try {
-        await waitConnected(socket);
-        return 'connected';
-      } catch (err) {
-        return err.message;
-      } finally {
-        socket.close();
-      }
-    };
+    const attempt = (auth) => handshakeOutcome(`${server.url}/devices`, { auth });
     assert.equal(await attempt({ deviceId: 'peer_alice', token: token('alice') }), 'connected');
     assert.match(await attempt({ deviceId: 'peer_alice', token: token('mallory') }), /not announced by this token's user/);
     assert.match(await attempt({ deviceId: 'peer_alice' }), /token/i);

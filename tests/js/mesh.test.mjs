@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
 
-import { closeAll, emitWithAck, recordedClient, startServer, waitConnected } from './server.mjs';
+import { closeAll, emitWithAck, handshakeOutcome, hs256Token, recordedClient, startServer, waitConnected } from './server.mjs';
 import { startCluster, waitUntil } from './processes.mjs';
 
 const sockets = [];
@@ -156,5 +156,32 @@ describe('two instances with Redis', () => {
     await electedNext(watcher, 'beta', 8000);
     assert.deepEqual(elected(watcher), ['alpha', 'beta']);
     closeAll(onB.socket, watcher.socket);
+  });
+});
+
+describe('with JWT', () => {
+  const SECRET = 'mesh-test-secret';
+  let server;
+  before(async () => {
+    server = await startServer({ extraEnv: { ...MESH_ENV, JWT_SECRET: SECRET } });
+  });
+  after(() => server.stop());
+
+  const attempt = (query, auth) => handshakeOutcome(`${server.url}/mesh`, { query, auth });
+
+  test('the token names the clientId, and its organizationId and capabilities claims bound what it may claim', async () => {
+    const query = (org, id, capabilities = '') => ({ organizationId: org, clientId: id, capabilities });
+    const plain = { token: hs256Token(SECRET, 'alice') };
+    assert.match(await attempt(query('acme', 'alice'), {}), /token/i);
+    assert.match(await attempt(query('acme', 'bob'), plain), /may only connect as clientId "alice"/);
+    // Without scope claims the user joins any organization with any capabilities, as seed 000.
+    assert.equal(await attempt(query('anywhere', 'alice', 'admin.main'), plain), 'connected');
+
+    const scoped = { token: hs256Token(SECRET, 'alice', { organizationId: 'acme', capabilities: 'location.view,admin.manage' }) };
+    assert.match(await attempt(query('other', 'alice'), scoped), /may not join organizationId "other"/);
+    assert.match(await attempt(query('acme', 'alice', 'admin.manage,admin.main'), scoped), /may not declare the capability "admin.main"/);
+    assert.equal(await attempt(query('acme', 'alice', 'admin.manage'), scoped), 'connected');
+    const listed = { token: hs256Token(SECRET, 'alice', { organizationId: ['acme', 'beta'] }) };
+    assert.equal(await attempt(query('beta', 'alice', 'admin.main'), listed), 'connected');
   });
 });

@@ -358,10 +358,23 @@ export async function closeV2(socket, ms = TIMEOUT_MS) {
   await withTimeout(closed, ms, 'the 2.x client did not finish closing');
 }
 
-/** An HS256 JSON Web Token for `sub`, signed with `secret`, valid for a minute. */
-export function hs256Token(secret, sub) {
+/** Connects to `url` with socket.io-client `opts` and closes again: 'connected', or the refusal's message. */
+export async function handshakeOutcome(url, opts = {}) {
+  const socket = io(url, { forceNew: true, reconnection: false, ...opts });
+  try {
+    await waitConnected(socket);
+    return 'connected';
+  } catch (err) {
+    return err.message;
+  } finally {
+    socket.close();
+  }
+}
+
+/** An HS256 JSON Web Token for `sub` with `extra` claims, signed with `secret`, valid for a minute. */
+export function hs256Token(secret, sub, extra = {}) {
   const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
-  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, exp: Math.floor(Date.now() / 1000) + 60 })}`;
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, exp: Math.floor(Date.now() / 1000) + 60, ...extra })}`;
   return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
 }
 
