@@ -130,6 +130,11 @@ pub struct WorkerConfig {
     pub key: Option<Secret>,
     /// `WORKER_HEALTH_TIMEOUT`: a worker silent this long (ms) leaves the ring (default 1 000).
     pub health_timeout: Duration,
+    /// `WORKER_RETENTION_MS`: a worker silent this long (ms) is forgotten by
+    /// the leader, no longer listed by `GET /workers`, as the records left by
+    /// a front server that died (default 600 000, at least
+    /// `WORKER_HEALTH_TIMEOUT`).
+    pub retention: Duration,
     /// `CONSISTENT_HASH_REPLICAS`: virtual nodes per worker (default 150, 1 to 1 000).
     pub replicas: usize,
 }
@@ -248,11 +253,7 @@ impl Config {
             web_dir: PathBuf::from(env.get("WEB_DIR").unwrap_or_else(|| "web".into())),
             ice: env.ice()?,
             presence: env.presence()?,
-            workers: WorkerConfig {
-                key: env.get("WORKER_KEY").map(Secret),
-                health_timeout: env.millis("WORKER_HEALTH_TIMEOUT", 1_000)?,
-                replicas: env.ranged("CONSISTENT_HASH_REPLICAS", 150, 1..=1000)?,
-            },
+            workers: env.workers()?,
             mesh: MeshConfig {
                 heartbeat_interval: env.millis("HEARTBEAT_INTERVAL", 10_000)?,
                 client_timeout: env.millis("CLIENT_TIMEOUT", 30_000)?,
@@ -318,6 +319,21 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             return Err(invalid(var, &value.to_string(), format!("expected {want}")));
         }
         Ok(unit.mul_f64(value))
+    }
+
+    fn workers(&self) -> Result<WorkerConfig, ConfigError> {
+        let health_timeout = self.millis("WORKER_HEALTH_TIMEOUT", 1_000)?;
+        let retention = Duration::from_millis(self.ranged("WORKER_RETENTION_MS", 600_000, 100..=86_400_000)? as u64);
+        if retention < health_timeout {
+            let value = retention.as_millis().to_string();
+            return Err(invalid("WORKER_RETENTION_MS", &value, "expected at least WORKER_HEALTH_TIMEOUT".into()));
+        }
+        Ok(WorkerConfig {
+            key: self.get("WORKER_KEY").map(Secret),
+            health_timeout,
+            retention,
+            replicas: self.ranged("CONSISTENT_HASH_REPLICAS", 150, 1..=1000)?,
+        })
     }
 
     fn presence(&self) -> Result<PresenceConfig, ConfigError> {
@@ -490,6 +506,20 @@ mod tests {
         assert_eq!((p.cleanup_interval, p.coordinator_interval), (Duration::from_secs(300), Duration::from_secs(600)));
         assert_eq!((p.signal_ttl, p.expiry_interval), (Duration::from_secs(3600), Duration::from_secs(60)));
         assert_eq!((p.job_lease, p.ack_timeout), (Duration::from_secs(30), Duration::from_secs(10)));
+        let w = &c.workers;
+        assert_eq!(
+            (w.health_timeout, w.retention, w.replicas),
+            (Duration::from_secs(1), Duration::from_secs(600), 150)
+        );
+    }
+
+    #[test]
+    fn worker_retention_is_at_least_the_health_timeout() {
+        let c = with(&[("WORKER_RETENTION_MS", "3600000")]).unwrap();
+        assert_eq!(c.workers.retention, Duration::from_secs(3600));
+        let err = with(&[("WORKER_HEALTH_TIMEOUT", "2000"), ("WORKER_RETENTION_MS", "1000")]).unwrap_err();
+        assert_eq!(err.var, "WORKER_RETENTION_MS");
+        assert!(err.to_string().contains("at least WORKER_HEALTH_TIMEOUT"), "{err}");
     }
 
     #[test]

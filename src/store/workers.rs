@@ -46,8 +46,9 @@ pub trait WorkerStore: Send + Sync + 'static {
     /// record it replaced.
     async fn put(&self, worker: WorkerRecord) -> Result<Option<WorkerRecord>, StoreError>;
 
-    /// Refreshes the worker's record if its connection still holds the id;
-    /// whether it does.
+    /// Refreshes the worker's record if its connection still holds the id,
+    /// or puts it back if it was forgotten meanwhile; false if another
+    /// connection holds the id.
     async fn refresh(&self, worker: &WorkerRecord) -> Result<bool, StoreError>;
 
     /// Removes the worker if `conn` still holds it; whether it did.
@@ -58,6 +59,10 @@ pub trait WorkerStore: Send + Sync + 'static {
 
     /// Every registered worker, by id.
     async fn all(&self) -> Result<Vec<WorkerRecord>, StoreError>;
+
+    /// Forgets the workers silent since `silent_since` (Unix ms) or earlier,
+    /// unless refreshed meanwhile; returns their ids.
+    async fn forget_silent(&self, silent_since: u64) -> Result<Vec<String>, StoreError>;
 }
 
 /// The pool in this process's memory.
@@ -77,7 +82,11 @@ impl WorkerStore for MemoryWorkers {
                 *held = worker.clone();
                 Ok(true)
             }
-            _ => Ok(false),
+            Some(_) => Ok(false),
+            None => {
+                workers.insert(worker.worker_id.clone(), worker.clone());
+                Ok(true)
+            }
         }
     }
 
@@ -98,6 +107,19 @@ impl WorkerStore for MemoryWorkers {
         let mut all: Vec<_> = self.0.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
         all.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
         Ok(all)
+    }
+
+    async fn forget_silent(&self, silent_since: u64) -> Result<Vec<String>, StoreError> {
+        let mut forgotten = Vec::new();
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).retain(|id, w| {
+            let keep = w.last_seen > silent_since;
+            if !keep {
+                forgotten.push(id.clone());
+            }
+            keep
+        });
+        forgotten.sort();
+        Ok(forgotten)
     }
 }
 
@@ -143,11 +165,11 @@ impl WorkerStore for RedisWorkers {
     }
 
     async fn refresh(&self, worker: &WorkerRecord) -> Result<bool, StoreError> {
+        let json = serde_json::to_string(worker).map_err(corrupt)?;
         match self.read(&worker.worker_id).await? {
-            Some((raw, held)) if held.conn == worker.conn => {
-                self.swap(&worker.worker_id, raw, serde_json::to_string(worker).map_err(corrupt)?).await
-            }
-            _ => Ok(false),
+            Some((raw, held)) if held.conn == worker.conn => self.swap(&worker.worker_id, raw, json).await,
+            Some(_) => Ok(false),
+            None => Ok(self.client.hsetnx(&self.key, worker.worker_id.as_str(), json).await.map_err(unavailable)?),
         }
     }
 
@@ -170,6 +192,20 @@ impl WorkerStore for RedisWorkers {
             .collect::<Result<Vec<WorkerRecord>, _>>()?;
         all.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
         Ok(all)
+    }
+
+    async fn forget_silent(&self, silent_since: u64) -> Result<Vec<String>, StoreError> {
+        let raws: HashMap<String, String> = self.client.hgetall(&self.key).await.map_err(unavailable)?;
+        let mut forgotten = Vec::new();
+        for (id, raw) in raws {
+            let worker: WorkerRecord = serde_json::from_str(&raw).map_err(corrupt)?;
+            // The swap fails if the worker heartbeat (or reconnected) since the read.
+            if worker.last_seen <= silent_since && self.swap(&id, raw, String::new()).await? {
+                forgotten.push(id);
+            }
+        }
+        forgotten.sort();
+        Ok(forgotten)
     }
 }
 
@@ -206,6 +242,16 @@ mod tests {
         assert!(all[0].healthy(1019, 1000) && !all[0].healthy(1020, 1000));
         assert!(s.remove("w1", "c3").await.unwrap());
         assert_eq!(s.all().await.unwrap().len(), 1);
+
+        // Silent workers are forgotten; one heard from since stays.
+        s.put(worker("w3", "c4", 50)).await.unwrap();
+        s.put(worker("w4", "c5", 51)).await.unwrap();
+        assert_eq!(s.forget_silent(50).await.unwrap(), ["w2", "w3"]);
+        assert_eq!(s.all().await.unwrap().iter().map(|w| w.worker_id.as_str()).collect::<Vec<_>>(), ["w4"]);
+        assert!(s.forget_silent(50).await.unwrap().is_empty());
+        // A forgotten worker that heartbeats again is back.
+        assert!(s.refresh(&worker("w3", "c4", 60)).await.unwrap());
+        assert_eq!(s.get("w3").await.unwrap().map(|w| w.last_seen), Some(60));
     }
 
     #[tokio::test]

@@ -5,7 +5,9 @@
 //! `MIN_COORDINATORS_PER_NETWORK` online coordinators, promoting exactly the
 //! number missing) and signal expiry (every `SIGNAL_EXPIRY_INTERVAL`: signals
 //! older than `SIGNALING_TTL_HOURS` leave their queue and their senders get
-//! `signal-expired`).
+//! `signal-expired`); and, for seed 002's workers, forgetting those silent
+//! for `WORKER_RETENTION_MS` (every quarter of it), such as the workers of a
+//! front server that died.
 //!
 //! The rules are in [`crate::domain`]; this runs them on time and logs what
 //! changed. In a cluster they run on one instance at a time: the leader, the
@@ -14,7 +16,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::task::JoinSet;
 
@@ -37,6 +39,8 @@ pub async fn run(state: AppState) {
     let mut sweep = tokio::time::interval(config.cleanup_interval);
     let mut promote = tokio::time::interval(config.coordinator_interval);
     let mut expire = tokio::time::interval(config.expiry_interval);
+    let retention = state.config.workers.retention;
+    let mut forget = tokio::time::interval((retention / 4).max(Duration::from_millis(100)));
     let holds = || holder.load(Ordering::Acquire);
     loop {
         tokio::select! {
@@ -61,6 +65,14 @@ pub async fn run(state: AppState) {
             },
             _ = expire.tick() => if holds() {
                 expire_signals(&state).await;
+            },
+            _ = forget.tick() => if holds() {
+                let silent_since = crate::domain::now_ms().saturating_sub(retention.as_millis() as u64);
+                match state.workers.forget_silent(silent_since).await {
+                    Ok(gone) if !gone.is_empty() => info!(workers = ?gone, "silent workers forgotten"),
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, "forgetting silent workers failed"),
+                }
             },
         }
     }

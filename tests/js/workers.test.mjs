@@ -128,7 +128,7 @@ describe('one front server', () => {
 describe('two front servers with Redis', () => {
   let cluster;
   before(async () => {
-    cluster = await startCluster(2, { WORKER_KEY: KEY, TRUSTED_PROXIES: '127.0.0.1', JOB_LEASE_MS: '600' });
+    cluster = await startCluster(2, { WORKER_KEY: KEY, TRUSTED_PROXIES: '127.0.0.1', JOB_LEASE_MS: '600', WORKER_RETENTION_MS: '3000' });
   });
   after(() => cluster.stop());
 
@@ -157,6 +157,15 @@ describe('two front servers with Redis', () => {
     const follower = leader === a ? b : a;
     leader.process.kill('SIGKILL');
     await waitUntil(() => leads(follower), 'the follower leads', 5000);
+    // The dead server's workers go silent: out of the ring, then forgotten
+    // after WORKER_RETENTION_MS; the follower's own stay.
+    const theirs = leader === a ? ['x-1', 'x-2'] : ['x-3', 'x-4'];
+    const ours = leader === a ? ['x-3', 'x-4'] : ['x-1', 'x-2'];
+    const listed = async () => (await getJson(follower.url, '/workers')).body.workers;
+    const unhealthy = (list) => list.length === 4 && list.every((w) => w.healthy === ours.includes(w.workerId));
+    await waitUntil(async () => unhealthy(await listed()), 'the dead server’s workers listed unhealthy', 5000);
+    await waitUntil(async () => (await listed()).map((w) => w.workerId).join() === ours.join(), `only ${ours} listed, not ${theirs}`, 5000);
+    assert.equal((await getJson(follower.url, '/workers')).body.ring.healthy, 2);
     closeAll(client, ...ws.map((w) => w.socket));
   });
 });
