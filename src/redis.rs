@@ -1,20 +1,21 @@
 //! Redis connections for cluster mode (`REDIS_URL` set).
 //!
 //! Two fred clients: one for commands (the room store, liveness) and one
-//! subscriber for the socket.io adapter's pub/sub. Both reconnect forever with
+//! subscriber for the socket.io adapter's pub/sub and this process's own
+//! channels (room changes for the route cache, device wake-ups). Both reconnect forever with
 //! exponential backoff (the subscriber at most a second apart, since nothing
 //! reaches this instance from the others until it is back), and commands fail
 //! after `REDIS_TIMEOUT_MS` instead of queueing without bound. The subscriber
 //! re-subscribes after every reconnect: without that, instances stop hearing
 //! each other once Redis has come back. [`Subscriptions`] says whether that
-//! has happened, and the upkeep task keeps the instance "down" until it has.
+//! has happened: the upkeep task keeps the instance "down" until it has, the
+//! route cache stays off, and device wake-ups missed meanwhile are made up.
 //! fred's own `manage_subscriptions` cannot be used: it sends `SUBSCRIBE` with
 //! an empty channel list (the adapter uses only sharded channels), gets an
 //! error, and gives up before re-subscribing the sharded ones. Sharded pub/sub
 //! needs Redis 7 or later.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use fred::clients::SubscriberClient;
@@ -22,6 +23,7 @@ use fred::prelude::*;
 use fred::types::RespVersion;
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::watch;
 
 use crate::config::Config;
 
@@ -81,30 +83,81 @@ fn builder(redis_config: fred::prelude::Config, config: &Config, max_backoff_ms:
 }
 
 /// Whether the subscriber is connected and subscribed to every channel it
-/// tracks. False from a connection error or reconnect until it has
+/// tracks and to this process's own channels. False until the first
+/// subscription, and from a connection error or reconnect until it has
 /// re-subscribed: in between, nothing other instances publish reaches this one.
 #[derive(Clone, Debug)]
-pub struct Subscriptions(Arc<AtomicBool>);
+pub struct Subscriptions(watch::Receiver<bool>);
 
 impl Subscriptions {
-    /// True once every tracked channel is subscribed again.
+    /// True while every channel is subscribed.
     pub fn ready(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        *self.0.borrow()
+    }
+
+    /// Follows readiness: each change, and the value now.
+    pub fn watch(&self) -> watch::Receiver<bool> {
+        self.0.clone()
+    }
+
+    /// Resolves once ready (at once if ready now).
+    pub async fn until_ready(&self) {
+        // An Err means the task keeping them ended: they will never be.
+        if self.0.clone().wait_for(|ready| *ready).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 
-/// Re-subscribes to every tracked channel after each connection error or
-/// reconnect, retrying until it succeeds. Start it once the adapter has
-/// subscribed, so the two never race on the same channels.
-pub fn keep_subscriptions(subscriber: SubscriberClient) -> Subscriptions {
-    let ready = Arc::new(AtomicBool::new(true));
-    tokio::spawn(keep(subscriber, ready.clone()));
-    Subscriptions(ready)
+/// Subscribes `subscriber` to `own` (this process's channels: room changes,
+/// device wake-ups), and after each connection error or reconnect re-subscribes
+/// to those and every channel it tracks (the adapter's), retrying until it
+/// succeeds. Start it once the adapter has connected the subscriber.
+pub fn keep_subscriptions(subscriber: SubscriberClient, own: Vec<String>) -> Subscriptions {
+    let (ready, watch) = watch::channel(false);
+    tokio::spawn(keep(subscriber, own, ready));
+    Subscriptions(watch)
 }
 
-async fn keep(subscriber: SubscriberClient, ready: Arc<AtomicBool>) {
+async fn keep(subscriber: SubscriberClient, own: Vec<String>, ready: watch::Sender<bool>) {
     let (mut errors, mut reconnects) = (subscriber.error_rx(), subscriber.reconnect_rx());
+    // The first round subscribes only `own`, leaving the adapter's channels to the adapter.
+    let channels = |first: bool| {
+        let mut all: BTreeSet<String> = own.iter().cloned().collect();
+        if !first {
+            all.extend(subscriber.tracked_channels().iter().map(|c| c.to_string()));
+        }
+        all
+    };
+    let mut first = true;
     loop {
+        // Until connected and (re-)subscribed with no new trouble meanwhile; a
+        // SUBSCRIBE to a channel already subscribed changes nothing.
+        let mut failures = 0;
+        loop {
+            if !drain(&mut errors) || !drain(&mut reconnects) {
+                return;
+            }
+            if subscriber.is_connected() {
+                match subscribe_all(&subscriber, channels(first), first).await {
+                    Ok(()) if errors.is_empty() && reconnects.is_empty() => break,
+                    Ok(()) => continue,
+                    // The first tries may fall in the moment before fred sees the
+                    // connection is gone; a refusal that lasts is worth a warning.
+                    Err(e) if failures == PERSISTENT_FAILURES => {
+                        tracing::warn!(error = %e, "Redis refuses to subscribe; retrying");
+                    }
+                    Err(e) => tracing::debug!(error = %e, "subscribing failed; retrying"),
+                }
+                failures += 1;
+            }
+            tokio::time::sleep(RESUBSCRIBE_RETRY).await;
+        }
+        ready.send_replace(true);
+        if !first {
+            tracing::debug!("Redis subscriptions restored");
+        }
+        first = false;
         // Trouble: an error on the connection, or a new connection without subscriptions.
         let trouble = tokio::select! {
             error = errors.recv() => error.map(drop),
@@ -113,31 +166,7 @@ async fn keep(subscriber: SubscriberClient, ready: Arc<AtomicBool>) {
         if matches!(trouble, Err(RecvError::Closed)) {
             return;
         }
-        ready.store(false, Ordering::Release);
-        // Until connected and re-subscribed with no new trouble meanwhile; a
-        // SUBSCRIBE to a channel already subscribed changes nothing.
-        let mut failures = 0;
-        loop {
-            if !drain(&mut errors) || !drain(&mut reconnects) {
-                return;
-            }
-            if subscriber.is_connected() {
-                match resubscribe(&subscriber).await {
-                    Ok(()) if errors.is_empty() && reconnects.is_empty() => break,
-                    Ok(()) => continue,
-                    // The first tries may fall in the moment before fred sees the
-                    // connection is gone; a refusal that lasts is worth a warning.
-                    Err(e) if failures == PERSISTENT_FAILURES => {
-                        tracing::warn!(error = %e, "Redis refuses to re-subscribe; retrying");
-                    }
-                    Err(e) => tracing::debug!(error = %e, "re-subscribing failed; retrying"),
-                }
-                failures += 1;
-            }
-            tokio::time::sleep(RESUBSCRIBE_RETRY).await;
-        }
-        ready.store(true, Ordering::Release);
-        tracing::debug!("Redis subscriptions restored");
+        ready.send_replace(false);
     }
 }
 
@@ -156,10 +185,18 @@ fn keys<T: Into<Key>>(set: impl IntoIterator<Item = T>) -> Vec<Key> {
     set.into_iter().map(Into::into).collect()
 }
 
-async fn resubscribe(subscriber: &SubscriberClient) -> Result<(), Error> {
-    let channels = keys(subscriber.tracked_channels());
+/// Subscribes to `channels`, and unless `only_channels`, to every tracked
+/// pattern and sharded channel (the adapter uses sharded ones).
+async fn subscribe_all(
+    subscriber: &SubscriberClient,
+    channels: BTreeSet<String>,
+    only_channels: bool,
+) -> Result<(), Error> {
     if !channels.is_empty() {
-        subscriber.subscribe(channels).await?;
+        subscriber.subscribe(keys(channels)).await?;
+    }
+    if only_channels {
+        return Ok(());
     }
     let patterns = keys(subscriber.tracked_patterns());
     if !patterns.is_empty() {

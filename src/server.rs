@@ -70,10 +70,13 @@ pub async fn run(
         .await
         .map_err(|_| std::io::Error::other("no answer from Redis for the socket.io adapter"))?
         .map_err(std::io::Error::other)?;
-    // The adapter has connected the subscriber; room changes come in on it too.
-    store.watch_changes(redis.subscriber.clone());
+    // The adapter has connected the subscriber; room changes and device
+    // wake-ups come in on it too, and it is kept subscribed through outages.
     let devices = RedisDevices::new(redis.data.clone(), &config.redis_prefix, &instance);
-    devices.watch_wakes(redis.subscriber.clone());
+    let own = vec![store.changes_channel(), devices.wake_channel()];
+    let subscriptions = crate::redis::keep_subscriptions(redis.subscriber.clone(), own);
+    store.watch_changes(redis.subscriber.clone(), subscriptions.watch());
+    devices.watch_wakes(redis.subscriber.clone(), subscriptions.watch());
     let mesh = RedisMesh::new(redis.data.clone(), &config.redis_prefix, &instance);
     let workers = RedisWorkers::new(redis.data.clone(), &config.redis_prefix);
     let state = AppState::new(config, Arc::new(store)).with_stores(
@@ -102,7 +105,9 @@ pub async fn run(
     io.ns(workers::EDGE, workers::welcome_client.with(workers::admit_client).with(socket::authenticate))
         .await
         .map_err(std::io::Error::other)?;
-    let subscriptions = crate::redis::keep_subscriptions(redis.subscriber.clone());
+    tokio::time::timeout(state_wait(&state.config), subscriptions.until_ready())
+        .await
+        .map_err(|_| std::io::Error::other("Redis did not accept this instance's subscriptions"))?;
     state.store.maintain().await.map_err(std::io::Error::other)?;
     let upkeep = tokio::spawn(upkeep::run(io.clone(), state.clone(), subscriptions));
     let served = serve(listener, state, layer, io, shutdown).await;

@@ -24,6 +24,7 @@ use fred::clients::SubscriberClient;
 use fred::prelude::*;
 use fred::types::scripts::Script;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 
 use super::route_cache::RouteCache;
 use super::{
@@ -115,11 +116,23 @@ impl RedisStore {
         }
     }
 
+    /// The channel room changes are announced on: give it to
+    /// [`keep_subscriptions`](crate::redis::keep_subscriptions).
+    pub fn changes_channel(&self) -> String {
+        self.key(&["changed"])
+    }
+
     /// Starts receiving the announcements of room changes on `subscriber`
-    /// (the socket.io adapter's, already connected); until then, and whenever
-    /// the subscription is down, relays are routed by asking Redis.
-    pub fn watch_changes(&self, subscriber: SubscriberClient) {
-        tokio::spawn(watch_changes(self.cache.clone(), self.changed.clone(), subscriber, self.key(&["changed"])));
+    /// (the socket.io adapter's); until `ready` says [`Self::changes_channel`]
+    /// is subscribed, and whenever it is not, relays are routed by asking Redis.
+    pub fn watch_changes(&self, subscriber: SubscriberClient, ready: watch::Receiver<bool>) {
+        tokio::spawn(watch_changes(
+            self.cache.clone(),
+            self.changed.clone(),
+            subscriber,
+            self.changes_channel(),
+            ready,
+        ));
     }
 
     pub(super) fn key(&self, parts: &[&str]) -> String {
@@ -284,16 +297,10 @@ async fn watch_changes(
     changed: Arc<tokio::sync::Notify>,
     subscriber: SubscriberClient,
     channel: String,
+    mut ready: watch::Receiver<bool>,
 ) {
-    let (mut messages, mut errors, mut reconnects) =
-        (subscriber.message_rx(), subscriber.error_rx(), subscriber.reconnect_rx());
-    let subscribe = || async {
-        match subscriber.subscribe(channel.as_str()).await {
-            Ok(()) => cache.set_subscribed(true),
-            Err(e) => tracing::warn!(error = %e, "no route cache: cannot subscribe to room changes"),
-        }
-    };
-    subscribe().await;
+    let mut messages = subscriber.message_rx();
+    cache.set_subscribed(*ready.borrow_and_update());
     loop {
         tokio::select! {
             message = messages.recv() => match message {
@@ -308,16 +315,11 @@ async fn watch_changes(
                 Err(RecvError::Lagged(_)) => cache.clear(),
                 Err(RecvError::Closed) => return,
             },
-            error = errors.recv() => match error {
-                Ok(_) | Err(RecvError::Lagged(_)) => cache.set_subscribed(false),
-                Err(RecvError::Closed) => return,
-            },
-            reconnect = reconnects.recv() => match reconnect {
-                Ok(_) | Err(RecvError::Lagged(_)) => {
-                    cache.set_subscribed(false);
-                    subscribe().await;
-                }
-                Err(RecvError::Closed) => return,
+            // Down: announcements may be missed; up again: some may have been.
+            // Either way the cache is emptied.
+            change = ready.changed() => match change {
+                Ok(()) => cache.set_subscribed(*ready.borrow_and_update()),
+                Err(_) => return cache.set_subscribed(false),
             },
         }
     }
@@ -689,7 +691,8 @@ mod tests {
         let subscriber = builder.build_subscriber_client().unwrap();
         subscriber.init().await.unwrap();
         let store = RedisStore::new(client, "test", instance, Duration::from_secs(10));
-        store.watch_changes(subscriber);
+        let subscriptions = crate::redis::keep_subscriptions(subscriber.clone(), vec![store.changes_channel()]);
+        store.watch_changes(subscriber, subscriptions.watch());
         store.maintain().await.unwrap();
         wait_until("the route cache is usable", || store.cache.usable()).await;
         store

@@ -43,6 +43,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 
 use super::StoreError;
 use super::devices::{
@@ -197,8 +198,14 @@ impl RedisDevices {
     /// Starts hearing wake-ups from every instance on `subscriber` (connected),
     /// re-subscribing after each reconnect; until then [`DeviceStore::wakes`]
     /// hears nothing.
-    pub fn watch_wakes(&self, subscriber: SubscriberClient) {
-        tokio::spawn(watch_wakes(self.wakes.clone(), subscriber, self.key(&["wake"])));
+    pub fn watch_wakes(&self, subscriber: SubscriberClient, ready: watch::Receiver<bool>) {
+        tokio::spawn(watch_wakes(self.wakes.clone(), subscriber, self.wake_channel(), ready));
+    }
+
+    /// The channel wake-ups go on: give it to
+    /// [`keep_subscriptions`](crate::redis::keep_subscriptions).
+    pub fn wake_channel(&self) -> String {
+        self.key(&["wake"])
     }
 
     fn key(&self, parts: &[&str]) -> String {
@@ -359,14 +366,13 @@ impl RedisDevices {
 
 /// Forwards the device ids published on `channel` to `wakes`.
 /// Wake-ups missed (a lagging or reconnecting subscriber) become [`Wake::All`].
-async fn watch_wakes(wakes: broadcast::Sender<Wake>, subscriber: SubscriberClient, channel: String) {
-    let (mut messages, mut reconnects) = (subscriber.message_rx(), subscriber.reconnect_rx());
-    let subscribe = || async {
-        if let Err(e) = subscriber.subscribe(channel.as_str()).await {
-            tracing::warn!(error = %e, "cannot subscribe to device wake-ups: mail waits for a later wake-up");
-        }
-    };
-    subscribe().await;
+async fn watch_wakes(
+    wakes: broadcast::Sender<Wake>,
+    subscriber: SubscriberClient,
+    channel: String,
+    mut ready: watch::Receiver<bool>,
+) {
+    let mut messages = subscriber.message_rx();
     loop {
         tokio::select! {
             message = messages.recv() => match message {
@@ -383,13 +389,12 @@ async fn watch_wakes(wakes: broadcast::Sender<Wake>, subscriber: SubscriberClien
                 }
                 Err(RecvError::Closed) => return,
             },
-            reconnect = reconnects.recv() => match reconnect {
-                Ok(_) | Err(RecvError::Lagged(_)) => {
-                    subscribe().await;
-                    // Wake-ups published while this instance was away are lost.
-                    let _ = wakes.send(Wake::All);
-                }
-                Err(RecvError::Closed) => return,
+            change = ready.changed() => match change {
+                // Subscribed again: wake-ups published while this instance was
+                // away are lost, so every local device reads its mail.
+                Ok(()) if *ready.borrow_and_update() => drop(wakes.send(Wake::All)),
+                Ok(()) => {}
+                Err(_) => return,
             },
         }
     }
@@ -800,12 +805,10 @@ mod tests {
         let subscriber = Builder::from_config(config).build_subscriber_client().unwrap();
         subscriber.init().await.unwrap();
         let store = RedisDevices::new(client, "test", instance);
-        store.watch_wakes(subscriber.clone());
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while !subscriber.tracked_channels().iter().any(|c| &**c == "test:d:wake") {
-            assert!(tokio::time::Instant::now() < deadline, "never subscribed to wake-ups");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let subscriptions = crate::redis::keep_subscriptions(subscriber.clone(), vec![store.wake_channel()]);
+        store.watch_wakes(subscriber, subscriptions.watch());
+        let subscribed = tokio::time::timeout(Duration::from_secs(5), subscriptions.until_ready()).await;
+        subscribed.expect("never subscribed to wake-ups");
         store
     }
 

@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 use switchboard::config::Config;
 use switchboard::testing::RedisProcess;
 
-use crate::helpers::{Peer, Receiver, Running, TRANSPORTS, TestApp, Transport, eventually, spawn_app_with};
+use crate::helpers::{
+    Device, Peer, Receiver, Running, TRANSPORTS, TestApp, Transport, WAIT, eventually, spawn_app_with,
+};
 
 /// `n` instances on one Redis; `tweak` adjusts each one's configuration.
 pub async fn cluster(redis: &RedisProcess, n: usize, tweak: impl Fn(&mut Config)) -> Vec<TestApp> {
@@ -214,6 +216,40 @@ async fn an_instance_is_down_until_its_subscriber_has_subscribed_again() {
     assert_eq!(bob.expect_skipping("offer", &["user-joined"]).await["offer"], json!({"after": "resubscribing"}));
     bob.emit("answer", json!({"roomId": "pubsub", "targetId": "alice", "answer": {"n": 1}})).await;
     assert_eq!(alice.expect_skipping("answer", &["user-joined"]).await["senderId"], "bob");
+}
+
+/// A device signalled while its instance could not subscribe has not heard the
+/// wake-up; once the instance has subscribed again its devices read their
+/// mail, long before the 30 s re-check would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_sent_while_an_instance_cannot_subscribe_reaches_its_device_once_it_can() {
+    let redis = tokio::task::block_in_place(RedisProcess::start);
+    let apps = cluster(&redis, 2, |c| {
+        c.instance_ttl = std::time::Duration::from_millis(1000);
+        // Nothing is pushed again within the test for want of a confirmation.
+        c.presence.ack_timeout = std::time::Duration::from_secs(60);
+    })
+    .await;
+    for peer in ["peer_a", "peer_b"] {
+        let body = json!({ "peerId": peer, "signalAddress": "wss://s.example/x" });
+        assert_eq!(apps[0].request("POST", "/network/home/announce", Some(body), None).await.0, 200);
+    }
+    let sender = Device::connect(&apps[0].url("/"), "peer_a").await;
+    let mut receiver = Device::connect(&apps[1].url("/"), "peer_b").await;
+    assert_eq!(sender.signal("peer_b", json!({ "n": 1 })).await, "delivered");
+    assert_eq!(receiver.next_signal(WAIT).await["data"], json!({ "n": 1 }));
+
+    let acl = |rule: &str| tokio::task::block_in_place(|| redis.command(&["ACL", "SETUSER", "default", rule]));
+    assert_eq!(acl("resetchannels").trim(), "OK");
+    for app in &apps {
+        eventually("/health says 503 while the subscriber cannot subscribe", || health_is(app, 503, "down")).await;
+    }
+    // Queued (the wake-up cannot even be published), and the receiver's instance is still its home.
+    assert_eq!(sender.signal("peer_b", json!({ "n": 2 })).await, "delivered");
+    assert_eq!(acl("allchannels").trim(), "OK");
+    assert_eq!(receiver.next_signal(WAIT).await["data"], json!({ "n": 2 }));
+    sender.disconnect().await;
+    receiver.disconnect().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

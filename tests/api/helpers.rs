@@ -515,3 +515,65 @@ pub async fn connect_outcome(url: &str, auth: Option<Value>, headers: &[(&str, &
     std::mem::forget(client); // keep the connection open for the rest of the test
     outcome
 }
+
+/// A `/devices` client over websocket, and the `signal`s pushed to it
+/// (rust_socketio cannot ack them, so each comes again after `SIGNAL_ACK_TIMEOUT_MS`).
+pub struct Device {
+    pub client: Client,
+    signals: mpsc::UnboundedReceiver<Value>,
+}
+
+impl Device {
+    /// Connects as `device` (announced already) to the server at `url`.
+    pub async fn connect(url: &str, device: &str) -> Self {
+        let (open_tx, mut open) = mpsc::unbounded_channel();
+        let (signal_tx, signals) = mpsc::unbounded_channel();
+        let client = ClientBuilder::new(url)
+            .namespace("/devices")
+            .transport_type(TransportType::Websocket)
+            .reconnect(false)
+            .auth(json!({ "deviceId": device }))
+            .on("open", move |_, _| {
+                let _ = open_tx.send(());
+                async {}.boxed()
+            })
+            .on("signal", move |p, _| {
+                if let Payload::Text(mut args) = p {
+                    let _ = signal_tx.send(args.swap_remove(0));
+                }
+                async {}.boxed()
+            })
+            .connect()
+            .await
+            .expect("device connects");
+        tokio::time::timeout(WAIT, open.recv()).await.expect("open in time");
+        Self { client, signals }
+    }
+
+    /// Sends an offer to `to` and returns the ack's status.
+    pub async fn signal(&self, to: &str, data: Value) -> Value {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let payload = json!({ "type": "offer", "toPeerId": to, "data": data });
+        self.client
+            .emit_with_ack("signal", payload, WAIT, move |p, _| {
+                if let Payload::Text(mut args) = p {
+                    let _ = tx.send(args.swap_remove(0));
+                }
+                async {}.boxed()
+            })
+            .await
+            .unwrap();
+        let ack = tokio::time::timeout(WAIT, rx.recv()).await.expect("ack in time").unwrap();
+        // rust_socketio hands an ack's arguments over as one array.
+        ack.get(0).cloned().unwrap_or(ack)["status"].clone()
+    }
+
+    /// The next `signal` pushed to this device, within `limit`.
+    pub async fn next_signal(&mut self, limit: Duration) -> Value {
+        tokio::time::timeout(limit, self.signals.recv()).await.expect("a signal in time").unwrap()
+    }
+
+    pub async fn disconnect(self) {
+        self.client.disconnect().await.unwrap();
+    }
+}

@@ -3,15 +3,11 @@
 
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use prometheus_parse::{Sample, Scrape, Value as PromValue};
-use rust_socketio::asynchronous::{Client, ClientBuilder};
-use rust_socketio::{Payload, TransportType};
-use serde_json::{Value, json};
+use serde_json::json;
 use switchboard::config::{JwtConfig, Secret};
-use tokio::sync::mpsc;
 
-use crate::helpers::{Peer, TestApp, Transport, WAIT, eventually, jwt, spawn_app_with, unix_now};
+use crate::helpers::{Device, Peer, TestApp, Transport, eventually, jwt, spawn_app_with, unix_now};
 
 /// The scrape, parsed; fails the test if it is not Prometheus text.
 async fn scrape(app: &TestApp, token: Option<&str>) -> Scrape {
@@ -45,43 +41,6 @@ fn value(scrape: &Scrape, name: &str, label: Option<(&str, &str)>) -> f64 {
     }
 }
 
-/// A `/devices` client for `device` over websocket; sends only (rust_socketio cannot ack).
-async fn device(app: &TestApp, device: &str) -> Client {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let client = ClientBuilder::new(app.url("/"))
-        .namespace("/devices")
-        .transport_type(TransportType::Websocket)
-        .reconnect(false)
-        .auth(json!({ "deviceId": device }))
-        .on("open", move |_, _| {
-            let _ = tx.send(());
-            async {}.boxed()
-        })
-        .connect()
-        .await
-        .expect("device connects");
-    tokio::time::timeout(WAIT, rx.recv()).await.expect("open in time");
-    client
-}
-
-/// Sends a signal and returns the ack's status.
-async fn signal(client: &Client, to: &str) -> Value {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let payload = json!({ "type": "offer", "toPeerId": to, "data": { "sdp": "v=0" } });
-    client
-        .emit_with_ack("signal", payload, WAIT, move |p, _| {
-            if let Payload::Text(mut args) = p {
-                let _ = tx.send(args.swap_remove(0));
-            }
-            async {}.boxed()
-        })
-        .await
-        .unwrap();
-    let ack = tokio::time::timeout(WAIT, rx.recv()).await.expect("ack in time").unwrap();
-    // rust_socketio hands an ack's arguments over as one array.
-    ack.get(0).cloned().unwrap_or(ack)["status"].clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_as_prometheus_text_and_move_with_relays_devices_and_signals() {
     let app = spawn_app_with(|c| {
@@ -111,10 +70,10 @@ async fn metrics_parse_as_prometheus_text_and_move_with_relays_devices_and_signa
         let body = json!({ "peerId": peer, "signalAddress": "wss://s.example/x", "capabilities": ["relay"] });
         assert_eq!(app.request("POST", "/network/home/announce", Some(body), None).await.0, 200);
     }
-    let one = device(&app, "peer_one").await;
-    assert_eq!(signal(&one, "peer_two").await, "queued");
-    let two = device(&app, "peer_two").await;
-    assert_eq!(signal(&one, "peer_two").await, "delivered");
+    let one = Device::connect(&app.url("/"), "peer_one").await;
+    assert_eq!(one.signal("peer_two", json!({ "sdp": "v=0" })).await, "queued");
+    let two = Device::connect(&app.url("/"), "peer_two").await;
+    assert_eq!(one.signal("peer_two", json!({ "sdp": "v=0" })).await, "delivered");
     let live = scrape(&app, None).await;
     assert_eq!(value(&live, "switchboard_signals_total", Some(("outcome", "queued"))), 1.0);
     assert_eq!(value(&live, "switchboard_signals_total", Some(("outcome", "delivered"))), 1.0);
@@ -133,7 +92,7 @@ async fn metrics_parse_as_prometheus_text_and_move_with_relays_devices_and_signa
     })
     .await;
     for client in [one, two] {
-        client.disconnect().await.unwrap();
+        client.disconnect().await;
     }
 }
 
