@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
 
-import { closeAll, emitWithAck, getJson, hs256Token, recordedClient, startServer, waitConnected } from './server.mjs';
+import { closeAll, emitWithAck, getJson, hs256Token, once, recordedClient, startServer, waitConnected } from './server.mjs';
 import { startCluster, waitUntil } from './processes.mjs';
 
 const ROOMS = 'webrtc-dashboard-rooms';
@@ -272,6 +272,37 @@ describe('a server of its own, ROOM_LIST_INTERVAL_MS=200', () => {
     await emitWithAck(watcher.socket, 'ping', {});
     assert.equal(lists().length, closedAt, 'no list while no room exists');
     closeAll(host.socket, watcher.socket);
+  });
+});
+
+describe('with EVENT_BURST=4, EVENTS_PER_SECOND=1 and MAX_PAYLOAD_BYTES=1024', () => {
+  let server;
+  before(async () => {
+    server = await startServer({ extraEnv: { EVENT_BURST: '4', EVENTS_PER_SECOND: '1', MAX_PAYLOAD_BYTES: '1024' } });
+  });
+  after(() => server.stop());
+
+  test('channel relays are held to the event rate limit and the payload limit like every other event', async () => {
+    const a = await subscribed(server.url, 'team'); // its subscribe took one event of four
+    const b = await subscribed(server.url, 'team');
+    for (const n of [1, 2, 3]) {
+      assert.equal((await emitWithAck(a.socket, 'note', { channel: 'team', n })).ok, true);
+    }
+    const refused = await emitWithAck(a.socket, 'note', { channel: 'team', n: 4 });
+    assert.equal(refused.error.code, 'rate-limited');
+    // b's pong comes after anything relayed to it before: the refused note was not.
+    await emitWithAck(b.socket, 'ping', {});
+    assert.deepEqual(b.rec.received.filter((r) => r.event === 'note').map((r) => r.data.n), [1, 2, 3]);
+
+    // An oversized event closes its own connection only.
+    const big = await subscribed(server.url, 'team');
+    const closed = once(big.socket, 'disconnect');
+    big.socket.emit('note', { channel: 'team', blob: 'x'.repeat(2048) });
+    await closed;
+    assert.equal((await emitWithAck(b.socket, 'note', { channel: 'team', n: 5 })).ok, true);
+    await emitWithAck(b.socket, 'ping', {});
+    assert.ok(!b.rec.received.some((r) => r.data?.blob), 'the oversized event reached no one');
+    closeAll(a.socket, b.socket, big.socket);
   });
 });
 
