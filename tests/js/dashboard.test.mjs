@@ -35,6 +35,16 @@ function listWhere(c, predicate, ms) {
 
 const roomById = (rooms, id) => rooms.find((r) => r.id === id);
 
+/** The value of one sample (name and labels) on the server's /metrics. */
+async function metric(url, sample) {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  return Number(line?.split(' ')[1]);
+}
+
+const TICKS_SENT = 'switchboard_room_list_ticks_total{outcome="sent"}';
+const TICKS_SKIPPED = 'switchboard_room_list_ticks_total{outcome="skipped"}';
+
 after(() => closeAll(...sockets));
 
 describe('one instance', () => {
@@ -262,11 +272,7 @@ describe('a server of its own, ROOM_LIST_INTERVAL_MS=200', () => {
     assert.equal(left.ok, true);
     await listWhere(watcher, (rooms) => rooms.length === 0);
     const closedAt = lists().length;
-    const skipped = async () => {
-      const text = await (await fetch(`${server.url}/metrics`)).text();
-      const line = text.split('\n').find((l) => l.startsWith('switchboard_room_list_ticks_total{outcome="skipped"}'));
-      return Number(line.split(' ')[1]);
-    };
+    const skipped = () => metric(server.url, TICKS_SKIPPED);
     const before = await skipped();
     await waitUntil(async () => (await skipped()) >= before + 3, 'three ticks without a room', 5000);
     await emitWithAck(watcher.socket, 'ping', {});
@@ -367,6 +373,11 @@ describe('two instances with Redis', () => {
     const host = await client(a.url);
     await emitWithAck(host.socket, 'room-created', { data: { id: 'across', hostId: 'ann', requiresApproval: true } });
     await listWhere(watcherB, (rooms) => roomById(rooms, 'across')?.hostId === 'ann');
+    // b repeats the list of a room made on a every ROOM_LIST_INTERVAL_MS, as a does.
+    const listsOnB = () => watcherB.rec.received.filter((r) => r.event === 'server-room-list' && roomById(r.data.rooms, 'across'));
+    const seen = listsOnB().length;
+    await waitUntil(() => listsOnB().length >= seen + 3, 'three periodic lists on b', 5000);
+    assert.ok((await metric(b.url, TICKS_SENT)) >= 3, 'b ticked with the room');
 
     const relayA = await subscribed(a.url, 'webrtc-signaling');
     const relayB = await subscribed(b.url, 'webrtc-signaling');
