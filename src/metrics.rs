@@ -49,7 +49,7 @@ pub struct SocketCount {
 pub struct Metrics {
     signals: [AtomicU64; 3],
     relays: [AtomicU64; 3],
-    /// `ROOM_LIST_INTERVAL_MS` ticks: a list sent, skipped (no room).
+    /// `ROOM_LIST_INTERVAL_MS` ticks: a list sent, skipped (no room, no subscriber, no list).
     room_list_ticks: [AtomicU64; 2],
     sockets: OnceLock<Box<dyn Fn() -> SocketCount + Send + Sync>>,
 }
@@ -67,7 +67,7 @@ impl Metrics {
         }
     }
 
-    /// Counts a tick of the periodic room list: whether a list went out.
+    /// Counts a tick of the periodic room list: whether a list went out to this instance's subscribers.
     pub fn room_list_tick(&self, sent: bool) {
         self.room_list_ticks[usize::from(!sent)].fetch_add(1, Ordering::Relaxed);
     }
@@ -167,7 +167,7 @@ pub fn render(s: &Snapshot<'_>) -> String {
     metric(
         "switchboard_room_list_ticks_total",
         "counter",
-        "Periodic /dashboard room list ticks of this instance: the list sent, or skipped because no room exists.",
+        "Periodic /dashboard room list ticks of this instance: a list sent to its subscribers, or skipped (no room, no subscriber here, or the store unavailable).",
         &ticks,
     );
     out

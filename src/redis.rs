@@ -115,18 +115,23 @@ impl Subscriptions {
 /// succeeds. Start it once the adapter has connected the subscriber.
 pub fn keep_subscriptions(subscriber: SubscriberClient, own: Vec<String>) -> Subscriptions {
     let (ready, watch) = watch::channel(false);
-    tokio::spawn(keep(subscriber, own, ready));
+    // Listening from now, so no trouble goes unseen before the task runs.
+    let troubles = (subscriber.error_rx(), subscriber.reconnect_rx());
+    tokio::spawn(keep(subscriber, own, ready, troubles));
     Subscriptions(watch)
 }
 
-async fn keep(subscriber: SubscriberClient, own: Vec<String>, ready: watch::Sender<bool>) {
-    let (mut errors, mut reconnects) = (subscriber.error_rx(), subscriber.reconnect_rx());
-    // The first round subscribes only `own`, leaving the adapter's channels to the adapter.
-    let channels = |first: bool| {
+async fn keep(
+    subscriber: SubscriberClient,
+    own: Vec<String>,
+    ready: watch::Sender<bool>,
+    (mut errors, mut reconnects): (Receiver<(Error, Option<Server>)>, Receiver<Server>),
+) {
+    // Tracked channels are those subscribed so far (the adapter's and `own`
+    // once subscribed); a SUBSCRIBE to one already subscribed changes nothing.
+    let channels = || {
         let mut all: BTreeSet<String> = own.iter().cloned().collect();
-        if !first {
-            all.extend(subscriber.tracked_channels().iter().map(|c| c.to_string()));
-        }
+        all.extend(subscriber.tracked_channels().iter().map(|c| c.to_string()));
         all
     };
     let mut first = true;
@@ -139,7 +144,7 @@ async fn keep(subscriber: SubscriberClient, own: Vec<String>, ready: watch::Send
                 return;
             }
             if subscriber.is_connected() {
-                match subscribe_all(&subscriber, channels(first), first).await {
+                match subscribe_all(&subscriber, channels()).await {
                     Ok(()) if errors.is_empty() && reconnects.is_empty() => break,
                     Ok(()) => continue,
                     // The first tries may fall in the moment before fred sees the
@@ -185,18 +190,11 @@ fn keys<T: Into<Key>>(set: impl IntoIterator<Item = T>) -> Vec<Key> {
     set.into_iter().map(Into::into).collect()
 }
 
-/// Subscribes to `channels`, and unless `only_channels`, to every tracked
-/// pattern and sharded channel (the adapter uses sharded ones).
-async fn subscribe_all(
-    subscriber: &SubscriberClient,
-    channels: BTreeSet<String>,
-    only_channels: bool,
-) -> Result<(), Error> {
+/// Subscribes to `channels` and to every tracked pattern and sharded channel
+/// (the adapter uses sharded ones).
+async fn subscribe_all(subscriber: &SubscriberClient, channels: BTreeSet<String>) -> Result<(), Error> {
     if !channels.is_empty() {
         subscriber.subscribe(keys(channels)).await?;
-    }
-    if only_channels {
-        return Ok(());
     }
     let patterns = keys(subscriber.tracked_patterns());
     if !patterns.is_empty() {

@@ -351,6 +351,12 @@ pub async fn announcements_come_in_a_burst_of_max_then_one_per_interval_per_user
     let again = s.take_announcement(&alice, &id("peer_a"), minute).await.unwrap().expect("a refusal counts nothing");
     assert!(again <= wait, "{again:?} after {wait:?}");
     assert_eq!(s.take_announcement(&alice, &id("peer_b"), minute).await.unwrap(), None, "another device");
+    // A window that max does not divide (6 666.67 ms apart) still lets exactly max through.
+    let nine = (9, Duration::from_secs(60));
+    for n in 0..9 {
+        assert_eq!(s.take_announcement(&alice, &id("peer_d"), nine).await.unwrap(), None, "announcement {n} of 9");
+    }
+    assert!(s.take_announcement(&alice, &id("peer_d"), nine).await.unwrap().is_some(), "the tenth is refused");
     assert_eq!(s.take_announcement(&bob, &id("peer_a"), minute).await.unwrap(), None, "another user");
 
     // A short window refills: the next one is let in once the wait is over.

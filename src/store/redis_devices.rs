@@ -10,8 +10,8 @@
 //!   `p:d:n:{device}:seq`: the last id given; `p:d:noticed` set: devices with notices
 //! - `p:d:at:{device}` string: the device's live connection, JSON `{instance, conn}`
 //! - `p:d:lease:{name}` string: the lease's holder, expiring with the lease
-//! - `p:d:announce:{user}:{device}` string: the announcement limit's bucket (its
-//!   theoretical arrival time, unix ms), expiring once the bucket is full again
+//! - `p:d:announce:{user}:{device}` string: the announcement limit's bucket
+//!   (see `ANNOUNCE`), expiring once the bucket is full again
 //! - `p:d:wake` channel: ids of devices that have mail
 //! - `p:inst:{instance}:alive`: the room store's heartbeat (see [`super::redis`]), which
 //!   tells whether an endpoint's instance is alive
@@ -26,9 +26,10 @@
 //! meanwhile makes it plan again, so two instances promoting at once fill each
 //! missing seat once.
 //!
-//! Times are the callers' `now`, never Redis's clock: nothing but a lease and
-//! an announcement bucket has a Redis TTL; the sweep and expiry delete records
-//! and signals. The id counters
+//! Times are the callers' `now`, never Redis's clock, except in the
+//! announcement limit, which every instance must count alike: nothing but a
+//! lease and an announcement bucket has a Redis TTL; the sweep and expiry
+//! delete records and signals. The id counters
 //! stay, so an id is not given again once its queue or notice list empties.
 
 use std::collections::BTreeSet;
@@ -131,21 +132,32 @@ end
 return 0
 "#;
 
-/// One announcement against a token bucket kept as its theoretical arrival
-/// time (GCRA): a burst of `max`, then one every `window / max`. Returns 0
-/// when counted, else the milliseconds to wait (nothing counted).
-/// KEYS: the bucket. ARGV: now (ms), interval (ms, `window / max`), window (ms).
+/// One announcement against a token bucket of `max` per `window` (GCRA: a
+/// burst of `max`, then one every `window / max`), on Redis's clock so that
+/// every instance counts alike. The key holds "base ahead": `base` the time
+/// (ms) of the last count, `ahead` how far past it the bucket's theoretical
+/// arrival time was, in 1/`max` ms, so all arithmetic is on whole numbers below
+/// 2^53. Returns 0 when counted, else the milliseconds to wait (nothing counted).
+/// KEYS: the bucket. ARGV: window (ms), max.
 const ANNOUNCE: &str = r#"
-local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local window = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local next = tat + interval
-if next - now > window then
-  return math.max(1, math.ceil(next - now - window))
+local window = tonumber(ARGV[1])
+local max = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local ahead = 0
+local held = redis.call('GET', KEYS[1])
+if held then
+  local base, was = string.match(held, '^(%d+) (%d+)$')
+  if base then
+    local elapsed = math.min(math.max(now - tonumber(base), 0), window)
+    ahead = math.max(tonumber(was) - elapsed * max, 0)
+  end
 end
-redis.call('SET', KEYS[1], tostring(next), 'PX', math.max(1, math.ceil(next - now)))
+local next = ahead + window
+if next > window * max then
+  return math.ceil((next - window * max) / max)
+end
+redis.call('SET', KEYS[1], string.format('%d %d', now, next), 'PX', math.ceil(next / max))
 return 0
 "#;
 
@@ -195,9 +207,10 @@ impl RedisDevices {
         }
     }
 
-    /// Starts hearing wake-ups from every instance on `subscriber` (connected),
-    /// re-subscribing after each reconnect; until then [`DeviceStore::wakes`]
-    /// hears nothing.
+    /// Starts hearing wake-ups from every instance on `subscriber`, whose
+    /// subscription to [`Self::wake_channel`] `ready` follows
+    /// ([`keep_subscriptions`](crate::redis::keep_subscriptions) keeps it);
+    /// each time it is back, [`Wake::All`], since wake-ups were missed.
     pub fn watch_wakes(&self, subscriber: SubscriberClient, ready: watch::Receiver<bool>) {
         tokio::spawn(watch_wakes(self.wakes.clone(), subscriber, self.wake_channel(), ready));
     }
@@ -770,9 +783,7 @@ impl DeviceStore for RedisDevices {
     ) -> Result<Option<Duration>, DeviceStoreError> {
         // Device ids hold no ':', so the key names one user and device.
         let keys = vec![self.key(&["announce", user.as_str(), device.as_str()])];
-        let window_ms = window.as_secs_f64() * 1000.0;
-        let interval = window_ms / f64::from(max.max(1));
-        let args = vec![millis(SystemTime::now()).to_string(), interval.to_string(), window_ms.to_string()];
+        let args = vec![window.as_millis().max(1).to_string(), max.max(1).to_string()];
         let wait: i64 = self.announce.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)?;
         Ok((wait > 0).then(|| Duration::from_millis(wait.unsigned_abs())))
     }

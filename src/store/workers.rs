@@ -198,7 +198,11 @@ impl WorkerStore for RedisWorkers {
         let raws: HashMap<String, String> = self.client.hgetall(&self.key).await.map_err(unavailable)?;
         let mut forgotten = Vec::new();
         for (id, raw) in raws {
-            let worker: WorkerRecord = serde_json::from_str(&raw).map_err(corrupt)?;
+            let Ok(worker) = serde_json::from_str::<WorkerRecord>(&raw) else {
+                // One bad record must not stop the others from being forgotten.
+                tracing::warn!(worker_id = %id, "a worker record in Redis is corrupt; left in place");
+                continue;
+            };
             // The swap fails if the worker heartbeat (or reconnected) since the read.
             if worker.last_seen <= silent_since && self.swap(&id, raw, String::new()).await? {
                 forgotten.push(id);

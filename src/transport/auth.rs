@@ -37,7 +37,8 @@ pub enum AuthError {
 
 /// Optional claims that narrow what a token's user may say of itself on
 /// `/mesh`: without them, the user may join any organization with any
-/// capabilities, as in seed 000.
+/// capabilities, as in seed 000. Read only where they matter: a token whose
+/// other claims are malformed still works everywhere else.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct Scope {
     /// `organizationId`: the organization (a string) or organizations (a list)
@@ -62,6 +63,11 @@ impl Scope {
     }
 }
 
+/// A verified token's [`Scope`], kept in the socket's extensions; a malformed
+/// scope claim (`null` included) is an error, refused where the scope is used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenScope(pub Result<Scope, AuthError>);
+
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum OneOrList {
@@ -69,15 +75,16 @@ enum OneOrList {
     List(Vec<String>),
 }
 
+// Present claims only (a missing one is `None` by `default`); `null` is malformed.
 fn one_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-    Ok(Option::<OneOrList>::deserialize(d)?.map(|v| match v {
+    Ok(Some(match OneOrList::deserialize(d)? {
         OneOrList::One(one) => vec![one],
         OneOrList::List(list) => list,
     }))
 }
 
 fn comma_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-    Ok(Option::<OneOrList>::deserialize(d)?.map(|v| match v {
+    Ok(Some(match OneOrList::deserialize(d)? {
         OneOrList::One(list) => list.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect(),
         OneOrList::List(list) => list,
     }))
@@ -86,17 +93,25 @@ fn comma_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<St
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    /// Every other claim, for [`Scope`].
     #[serde(flatten)]
-    scope: Scope,
+    other: serde_json::Map<String, Value>,
 }
 
 /// Verifies `token`, returning the user it names.
 pub fn verify(token: &str, jwt: &JwtConfig) -> Result<UserId, AuthError> {
-    verify_scoped(token, jwt).map(|(user, _)| user)
+    verify_claims(token, jwt).map(|(user, _)| user)
 }
 
 /// Verifies `token`, returning the user it names and its [`Scope`].
-pub fn verify_scoped(token: &str, jwt: &JwtConfig) -> Result<(UserId, Scope), AuthError> {
+pub fn verify_scoped(token: &str, jwt: &JwtConfig) -> Result<(UserId, TokenScope), AuthError> {
+    let (user, other) = verify_claims(token, jwt)?;
+    let scope = serde_json::from_value::<Scope>(Value::Object(other))
+        .map_err(|_| AuthError::Invalid("the token's organizationId or capabilities claim is malformed".into()));
+    Ok((user, TokenScope(scope)))
+}
+
+fn verify_claims(token: &str, jwt: &JwtConfig) -> Result<(UserId, serde_json::Map<String, Value>), AuthError> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = LEEWAY_SECONDS;
     // jsonwebtoken checks `aud` and `iss` only when the token has them, unless
@@ -117,7 +132,7 @@ pub fn verify_scoped(token: &str, jwt: &JwtConfig) -> Result<(UserId, Scope), Au
     let key = DecodingKey::from_secret(jwt.secret.0.as_bytes());
     let claims = decode::<Claims>(token, &key, &validation).map_err(|e| AuthError::Invalid(describe(&e)))?.claims;
     let user = UserId::parse(&claims.sub).map_err(|e| AuthError::Invalid(format!("sub {e}")))?;
-    Ok((user, claims.scope))
+    Ok((user, claims.other))
 }
 
 fn describe(e: &jsonwebtoken::errors::Error) -> String {
@@ -256,11 +271,11 @@ mod tests {
     }
 
     #[test]
-    fn organization_and_capability_claims_narrow_the_scope_and_their_absence_does_not() {
+    fn organization_and_capability_claims_narrow_the_scope_and_a_malformed_one_is_refused_only_there() {
         let scoped = |extra: Value| {
             let mut claims = serde_json::json!({"sub": "a", "exp": now() + 60, "aud": "sb"});
             claims.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-            verify_scoped(&token(claims, "k"), &jwt()).map(|(_, scope)| scope)
+            verify_scoped(&token(claims, "k"), &jwt()).unwrap().1.0
         };
         let open = scoped(serde_json::json!({})).unwrap();
         assert_eq!(open, Scope::default());
@@ -278,7 +293,13 @@ mod tests {
         assert_eq!(lists.forbidden_capability(&["location.view".into()]), Some("location.view"));
         assert_eq!(lists.forbidden_capability(&[]), None);
 
-        let malformed = scoped(serde_json::json!({"organizationId": 7}));
-        assert!(matches!(malformed, Err(AuthError::Invalid(m)) if m.contains("malformed")));
+        // A malformed scope fails only where the scope is used: the token still names its user.
+        for bad in [serde_json::json!({"organizationId": 7}), serde_json::json!({"capabilities": null})] {
+            let mut claims = serde_json::json!({"sub": "a", "exp": now() + 60, "aud": "sb"});
+            claims.as_object_mut().unwrap().extend(bad.as_object().unwrap().clone());
+            assert_eq!(verify(&token(claims.clone(), "k"), &jwt()).unwrap().as_str(), "a");
+            let (_, TokenScope(scope)) = verify_scoped(&token(claims, "k"), &jwt()).unwrap();
+            assert!(matches!(scope, Err(AuthError::Invalid(m)) if m.contains("malformed")), "{bad}");
+        }
     }
 }

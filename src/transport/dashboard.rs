@@ -163,20 +163,28 @@ pub async fn room_list(state: &AppState) -> Result<(usize, Vec<Value>), StoreErr
     Ok((page.total, page.rooms.iter().map(room_json).collect()))
 }
 
-/// Sends `server-room-list` to this instance's subscribers of the rooms channel.
-async fn push_list<A: Adapter>(io: &SocketIo<A>, state: &AppState) {
-    let Some(ns) = io.of(NAMESPACE) else { return };
+/// Sends `server-room-list` to this instance's subscribers of the rooms
+/// channel; whether a list went out (false: no subscriber here, or no list).
+async fn push_list<A: Adapter>(io: &SocketIo<A>, state: &AppState) -> bool {
+    let Some(ns) = io.of(NAMESPACE) else { return false };
     if ns.clone().local().to(channel_room(ROOMS_CHANNEL)).sockets().is_empty() {
-        return;
+        return false;
     }
     let (_, rooms) = match room_list(state).await {
         Ok(list) => list,
         // A background push, not a client's request: the upkeep task reports outages.
-        Err(e) => return debug!(error = %e, "server-room-list not sent: the store is unavailable"),
+        Err(e) => {
+            debug!(error = %e, "server-room-list not sent: the store is unavailable");
+            return false;
+        }
     };
     let list = json!({ "channel": ROOMS_CHANNEL, "rooms": rooms, "timestamp": now_ms() });
-    if let Err(e) = ns.local().to(channel_room(ROOMS_CHANNEL)).emit("server-room-list", &list).await {
-        debug!(error = %e, "server-room-list not sent");
+    match ns.local().to(channel_room(ROOMS_CHANNEL)).emit("server-room-list", &list).await {
+        Ok(()) => true,
+        Err(e) => {
+            debug!(error = %e, "server-room-list not sent");
+            false
+        }
     }
 }
 
@@ -187,16 +195,14 @@ pub async fn keep_lists<A: Adapter>(io: SocketIo<A>, state: AppState) {
     let store_changed = state.store.changed();
     loop {
         tokio::select! {
-            _ = state.directory.notified() => push_list(&io, &state).await,
+            _ = state.directory.notified() => drop(push_list(&io, &state).await),
             _ = async { store_changed.as_ref()?.notified().await; Some(()) }, if store_changed.is_some() => {
                 push_list(&io, &state).await;
             }
             _ = every.tick() => {
                 let rooms_exist = state.store.count().await.is_ok_and(|n| n > 0);
-                if rooms_exist {
-                    push_list(&io, &state).await;
-                }
-                state.metrics.room_list_tick(rooms_exist);
+                let sent = rooms_exist && push_list(&io, &state).await;
+                state.metrics.room_list_tick(sent);
             }
         }
         // Changes that came in a burst go out as one list.

@@ -29,7 +29,7 @@ use socketioxide::extract::{SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 use tracing::{debug, info, warn};
 
-use super::auth::{Authenticated, Scope};
+use super::auth::{Authenticated, TokenScope};
 use super::error::{ConnectRefused, SignalError};
 use super::payload::{PayloadError, fields};
 use super::serial::Serial;
@@ -94,7 +94,8 @@ pub async fn admit<A: Adapter>(
     {
         return Err(refuse(format!("this token may only connect as clientId {:?}", sub.as_str())));
     }
-    if let Some(scope) = socket.extensions.get::<Scope>() {
+    if let Some(TokenScope(scope)) = socket.extensions.get::<TokenScope>() {
+        let scope = scope.map_err(|e| refuse(e.to_string()))?;
         if !scope.allows_organization(org.as_str()) {
             return Err(refuse(format!("this token may not join organizationId {:?}", org.as_str())));
         }

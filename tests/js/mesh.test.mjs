@@ -183,5 +183,9 @@ describe('with JWT', () => {
     assert.equal(await attempt(query('acme', 'alice', 'admin.manage'), scoped), 'connected');
     const listed = { token: hs256Token(SECRET, 'alice', { organizationId: ['acme', 'beta'] }) };
     assert.equal(await attempt(query('beta', 'alice', 'admin.main'), listed), 'connected');
+    // A malformed scope claim shuts /mesh and nothing else.
+    const odd = { token: hs256Token(SECRET, 'alice', { organizationId: 7 }) };
+    assert.match(await attempt(query('acme', 'alice'), odd), /organizationId or capabilities claim is malformed/);
+    assert.equal(await handshakeOutcome(`${server.url}/`, { auth: odd }), 'connected');
   });
 });

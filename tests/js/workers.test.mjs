@@ -128,7 +128,7 @@ describe('one front server', () => {
 describe('two front servers with Redis', () => {
   let cluster;
   before(async () => {
-    cluster = await startCluster(2, { WORKER_KEY: KEY, TRUSTED_PROXIES: '127.0.0.1', JOB_LEASE_MS: '600', WORKER_RETENTION_MS: '3000' });
+    cluster = await startCluster(2, { WORKER_KEY: KEY, TRUSTED_PROXIES: '127.0.0.1', JOB_LEASE_MS: '600', WORKER_RETENTION_MS: '4000' });
   });
   after(() => cluster.stop());
 
@@ -164,7 +164,7 @@ describe('two front servers with Redis', () => {
     const listed = async () => (await getJson(follower.url, '/workers')).body.workers;
     const unhealthy = (list) => list.length === 4 && list.every((w) => w.healthy === ours.includes(w.workerId));
     await waitUntil(async () => unhealthy(await listed()), 'the dead server’s workers listed unhealthy', 5000);
-    await waitUntil(async () => (await listed()).map((w) => w.workerId).join() === ours.join(), `only ${ours} listed, not ${theirs}`, 5000);
+    await waitUntil(async () => (await listed()).map((w) => w.workerId).join() === ours.join(), `only ${ours} listed, not ${theirs}`, 8000);
     assert.equal((await getJson(follower.url, '/workers')).body.ring.healthy, 2);
     closeAll(client, ...ws.map((w) => w.socket));
   });
