@@ -1,6 +1,9 @@
 //! Events of one connection handled one at a time, in arrival order, within
-//! the connection's rate limit: what the `/devices` and `/dashboard`
-//! namespaces share (see [`super::inbox`] for why the order needs keeping).
+//! the connection's rate limit, and its clean-up after all of them: what the
+//! namespaces other than `/` share (see [`super::inbox`] for why the order
+//! needs keeping). A clean-up run beside a pending event could be undone by
+//! it: a room created or joined just before the client left would keep a
+//! seat for a connection that is gone.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -19,8 +22,12 @@ use super::socket::Reply;
 use crate::domain::rate::{Limiter, Verdict};
 use crate::state::AppState;
 
-/// An event waiting its turn: its name, payload and ack.
-type Job<A> = (String, Option<Value>, Reply<A>);
+/// What waits its turn: an event (its name, payload and ack), or the
+/// connection's clean-up, which runs after every event that came before it.
+enum Job<A: Adapter> {
+    Event(String, Option<Value>, Reply<A>),
+    Disconnect(DisconnectReason),
+}
 
 /// A connection's event queue and rate limiter.
 pub struct Serial<A: Adapter> {
@@ -43,23 +50,11 @@ impl<A: Adapter> Serial<A> {
     }
 
     /// The synchronous part of an event handler: the rate limit, then the
-    /// queue. The future it returns handles the queued events one by one with
-    /// `handle` and answers each (ack, or `signaling-error` without one).
-    pub fn accept<T, F, Fut>(
-        self: &Arc<Self>,
-        socket: SocketRef<A>,
-        name: String,
-        reply: Reply<A>,
-        payload: Option<Value>,
-        handle: F,
-    ) -> impl Future<Output = ()> + Send + use<A, T, F, Fut>
-    where
-        T: Serialize,
-        F: Fn(String, Option<Value>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, SignalError>> + Send,
-    {
+    /// queue. True if the caller must drain (see [`drain`]); a refused event
+    /// is answered here.
+    fn accept(&self, socket: &SocketRef<A>, name: String, reply: Reply<A>, payload: Option<Value>) -> bool {
         let verdict = self.limiter.lock().unwrap_or_else(|p| p.into_inner()).check(Instant::now());
-        let job = (name, payload, reply);
+        let job = Job::Event(name, payload, reply);
         let pushed = match verdict {
             Verdict::Allow => self.inbox.push(job),
             Verdict::Refuse | Verdict::Disconnect => Push::Full(job),
@@ -67,27 +62,34 @@ impl<A: Adapter> Serial<A> {
         let drain = match pushed {
             Push::Drain => true,
             Push::Queued => false,
-            Push::Full((name, _, reply)) => {
-                reply.refuse(&socket, &name, SignalError::Overloaded);
-                false
-            }
-            Push::Closed((name, _, reply)) => {
-                reply.refuse(&socket, &name, SignalError::Closing);
-                false
-            }
+            Push::Full(job) => refuse(socket, job, SignalError::Overloaded),
+            Push::Closed(job) => refuse(socket, job, SignalError::Closing),
         };
         if verdict == Verdict::Disconnect {
             warn!(conn_id = %socket.id, ns = socket.ns(), "disconnected for flooding: events kept coming past the rate limit");
             let _ = socket.clone().disconnect();
         }
-        let queue = self.clone();
-        async move {
-            if drain {
-                while let Some((name, payload, reply)) = queue.inbox.next() {
-                    let result = handle(name.clone(), payload).await;
-                    reply.send(&socket, &name, result);
-                }
+        drain
+    }
+}
+
+/// Answers a refused event; false (nothing to drain).
+fn refuse<A: Adapter>(socket: &SocketRef<A>, job: Job<A>, error: SignalError) -> bool {
+    if let Job::Event(name, _, reply) = job {
+        reply.refuse(socket, &name, error);
+    }
+    false
+}
+
+/// Handles `conn`'s queued jobs one by one, in order, until the queue is empty.
+async fn drain<A: Adapter, H: Handler<A>>(conn: &H, socket: &SocketRef<A>, io: &SocketIo<A>) {
+    while let Some(job) = conn.serial().inbox.next() {
+        match job {
+            Job::Event(name, payload, reply) => {
+                let result = conn.handle(socket, io, &name, payload).await;
+                reply.send(socket, &name, result);
             }
+            Job::Disconnect(reason) => conn.disconnect(socket, io, reason).await,
         }
     }
 }
@@ -126,17 +128,25 @@ pub fn attach<A: Adapter, H: Handler<A>>(socket: &SocketRef<A>, conn: Arc<H>, re
     let events = conn.clone();
     socket.on_fallback(
         move |s: SocketRef<A>, io: SocketIo<A>, Event(name): Event, reply: Reply<A>, TryData(data): TryData<Value>| {
+            let must_drain = events.serial().accept(&s, name, reply, data.ok());
             let conn = events.clone();
-            let socket = s.clone();
-            events.serial().accept(s, name, reply, data.ok(), move |name, payload| {
-                let (conn, socket, io) = (conn.clone(), socket.clone(), io.clone());
-                async move { conn.handle(&socket, &io, &name, payload).await }
-            })
+            async move {
+                if must_drain {
+                    drain(&*conn, &s, &io).await;
+                }
+            }
         },
     );
     socket.extensions.insert(conn.clone());
+    // The clean-up waits for the events that came before it: run beside
+    // them, it could be undone by one (a join or heartbeat handled after it).
     socket.on_disconnect(move |s: SocketRef<A>, io: SocketIo<A>, reason: DisconnectReason| async move {
-        conn.disconnect(&s, &io, reason).await;
+        match conn.serial().inbox.push_last(Job::Disconnect(reason)) {
+            Push::Drain => drain(&*conn, &s, &io).await,
+            Push::Queued => {}
+            // Already closed: the clean-up is queued or done.
+            Push::Full(_) | Push::Closed(_) => {}
+        }
     });
 }
 

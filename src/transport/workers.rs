@@ -20,7 +20,7 @@
 //! connection (its id), on whichever instance holds it.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -134,9 +134,6 @@ pub async fn list(HttpState(state): HttpState<AppState>) -> Result<Json<Value>, 
 /// A worker's connection.
 pub struct WorkerConn<A: Adapter> {
     record: Mutex<WorkerRecord>,
-    /// Set on disconnect: a heartbeat handled after it must not put the
-    /// record back (a refresh re-inserts a forgotten worker).
-    closed: AtomicBool,
     state: AppState,
     events: Arc<Serial<A>>,
     _slot: crate::state::AddressSlot,
@@ -202,13 +199,8 @@ pub async fn admit_worker<A: Adapter>(
     }
     info!(conn_id = %socket.id, worker_id, region, capacity, "worker registered");
     let reach = state.reach();
-    let conn = Arc::new(WorkerConn {
-        record: Mutex::new(record),
-        closed: AtomicBool::new(false),
-        events: Arc::new(Serial::new(&state)),
-        _slot: slot,
-        state,
-    });
+    let conn =
+        Arc::new(WorkerConn { record: Mutex::new(record), events: Arc::new(Serial::new(&state)), _slot: slot, state });
     super::serial::attach(&socket, conn, reach);
     Ok(())
 }
@@ -267,18 +259,9 @@ impl<A: Adapter> Handler<A> for WorkerConn<A> {
                     record.last_seen = now_ms();
                     record.clone()
                 };
-                if self.closed.load(Ordering::SeqCst) {
-                    return Err(crate::domain::RoomError::NotInRoom.into());
-                }
                 let held = self.state.workers.refresh(&record).await;
                 if !held.map_err(|e| self.state.reported(e, "worker heartbeat"))? {
                     // Another connection took this worker id over.
-                    return Err(crate::domain::RoomError::NotInRoom.into());
-                }
-                if self.closed.load(Ordering::SeqCst) {
-                    // The disconnect's removal may have come before this refresh.
-                    let removed = self.state.workers.remove(&record.worker_id, &record.conn).await;
-                    removed.map_err(|e| self.state.reported(e, "worker disconnect"))?;
                     return Err(crate::domain::RoomError::NotInRoom.into());
                 }
                 Ok(json!({ "ok": true }))
@@ -294,7 +277,6 @@ impl<A: Adapter> Handler<A> for WorkerConn<A> {
     }
 
     async fn disconnect(&self, socket: &SocketRef<A>, _io: &SocketIo<A>, reason: DisconnectReason) {
-        self.closed.store(true, Ordering::SeqCst);
         let id = self.record.lock().unwrap_or_else(|p| p.into_inner()).worker_id.clone();
         if let Err(e) = self.state.workers.remove(&id, socket.id.as_str()).await {
             drop(self.state.reported(e, "worker disconnect"));

@@ -221,6 +221,18 @@ describe('one instance', () => {
     closeAll(asker.socket, joiner.socket, late.socket);
   });
 
+  test('a client that creates a room and leaves at once leaves no room behind', async () => {
+    // Its clean-up runs after the events it sent before leaving, never beside them.
+    for (let i = 0; i < 20; i += 1) {
+      const c = await client(server.url);
+      c.socket.emit('room-created', { data: { id: `ghost-${i}`, hostId: `ghost-${i}` } });
+      c.socket.emit('user-joined-room', { data: { roomId: 'ghost-shared', userId: `ghost-${i}` } });
+      c.socket.disconnect();
+    }
+    const ghosts = async () => (await getJson(server.url, '/api/rooms')).body.rooms.filter((r) => r.id.startsWith('ghost-'));
+    await waitUntil(async () => (await ghosts()).length === 0, 'no room left by a closed connection');
+  });
+
   test('room-list-request answers the list; a relay may not forge a server event', async () => {
     const a = await subscribed(server.url, 'webrtc-signaling');
     const ack = await emitWithAck(a.socket, 'room-list-request', {});
