@@ -134,10 +134,8 @@ async fn keep(
         all.extend(subscriber.tracked_channels().iter().map(|c| c.to_string()));
         all
     };
-    let mut first = true;
     loop {
-        // Until connected and (re-)subscribed with no new trouble meanwhile; a
-        // SUBSCRIBE to a channel already subscribed changes nothing.
+        // Until connected and (re-)subscribed with no new trouble meanwhile.
         let mut failures = 0;
         loop {
             if !drain(&mut errors) || !drain(&mut reconnects) {
@@ -159,10 +157,7 @@ async fn keep(
             tokio::time::sleep(RESUBSCRIBE_RETRY).await;
         }
         ready.send_replace(true);
-        if !first {
-            tracing::debug!("Redis subscriptions restored");
-        }
-        first = false;
+        tracing::debug!("Redis subscriptions in place");
         // Trouble: an error on the connection, or a new connection without subscriptions.
         let trouble = tokio::select! {
             error = errors.recv() => error.map(drop),

@@ -789,7 +789,7 @@ impl DeviceStore for RedisDevices {
     }
 
     async fn wake(&self, device: &DeviceId) -> Result<(), DeviceStoreError> {
-        let _: () = self.client.publish(self.key(&["wake"]), device.as_str()).await.map_err(unavailable)?;
+        let _: () = self.client.publish(self.wake_channel(), device.as_str()).await.map_err(unavailable)?;
         Ok(())
     }
 

@@ -41,12 +41,11 @@ pub enum AuthError {
 /// other claims are malformed still works everywhere else.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct Scope {
-    /// `organizationId`: the organization (a string) or organizations (a list)
-    /// the user may join.
-    #[serde(default, rename = "organizationId", deserialize_with = "one_or_list")]
+    /// `organizationId`: the organizations the user may join.
+    #[serde(default, rename = "organizationId", deserialize_with = "list_claim")]
     pub organizations: Option<Vec<String>>,
-    /// `capabilities`: those the user may declare (a comma list or a list).
-    #[serde(default, deserialize_with = "comma_or_list")]
+    /// `capabilities`: those the user may declare.
+    #[serde(default, deserialize_with = "list_claim")]
     pub capabilities: Option<Vec<String>>,
 }
 
@@ -75,15 +74,10 @@ enum OneOrList {
     List(Vec<String>),
 }
 
-// Present claims only (a missing one is `None` by `default`); `null` is malformed.
-fn one_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-    Ok(Some(match OneOrList::deserialize(d)? {
-        OneOrList::One(one) => vec![one],
-        OneOrList::List(list) => list,
-    }))
-}
-
-fn comma_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+/// A list claim: a list of strings, or one string as a comma list (no
+/// organization id or capability holds a comma). Called for present claims
+/// only (a missing one is `None` by `default`), so `null` is malformed.
+fn list_claim<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
     Ok(Some(match OneOrList::deserialize(d)? {
         OneOrList::One(list) => list.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect(),
         OneOrList::List(list) => list,

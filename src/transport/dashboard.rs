@@ -195,7 +195,9 @@ pub async fn keep_lists<A: Adapter>(io: SocketIo<A>, state: AppState) {
     let store_changed = state.store.changed();
     loop {
         tokio::select! {
-            _ = state.directory.notified() => drop(push_list(&io, &state).await),
+            _ = state.directory.notified() => {
+                push_list(&io, &state).await;
+            }
             _ = async { store_changed.as_ref()?.notified().await; Some(()) }, if store_changed.is_some() => {
                 push_list(&io, &state).await;
             }

@@ -141,11 +141,9 @@ pub fn attach<A: Adapter, H: Handler<A>>(socket: &SocketRef<A>, conn: Arc<H>, re
     // The clean-up waits for the events that came before it: run beside
     // them, it could be undone by one (a join or heartbeat handled after it).
     socket.on_disconnect(move |s: SocketRef<A>, io: SocketIo<A>, reason: DisconnectReason| async move {
-        match conn.serial().inbox.push_last(Job::Disconnect(reason)) {
-            Push::Drain => drain(&*conn, &s, &io).await,
-            Push::Queued => {}
-            // Already closed: the clean-up is queued or done.
-            Push::Full(_) | Push::Closed(_) => {}
+        // Queued behind a running drainer, it runs there; already closed, it ran.
+        if let Push::Drain = conn.serial().inbox.push_last(Job::Disconnect(reason)) {
+            drain(&*conn, &s, &io).await;
         }
     });
 }
