@@ -144,6 +144,23 @@ async fn health_is(app: &TestApp, status: u16, redis: &str) -> bool {
     code == status && body["redis"] == redis
 }
 
+/// Cuts pub/sub alone: Redis closes every subscriber's connection and refuses
+/// SUBSCRIBE, SSUBSCRIBE and PUBLISH, while other commands (heartbeats, room
+/// reads, queues) keep working. Returns once every instance says it is down.
+async fn cut_pubsub(redis: &RedisProcess, apps: &[TestApp]) {
+    let reply = tokio::task::block_in_place(|| redis.command(&["ACL", "SETUSER", "default", "resetchannels"]));
+    assert_eq!(reply.trim(), "OK");
+    for app in apps {
+        eventually("/health says 503 while the subscriber cannot subscribe", || health_is(app, 503, "down")).await;
+    }
+}
+
+/// Gives pub/sub back; returns without waiting for the instances.
+fn restore_pubsub(redis: &RedisProcess) {
+    let reply = tokio::task::block_in_place(|| redis.command(&["ACL", "SETUSER", "default", "allchannels"]));
+    assert_eq!(reply.trim(), "OK");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_degrades_health_fails_events_with_unavailable_and_recovers() {
     let mut redis = tokio::task::block_in_place(RedisProcess::start);
@@ -199,14 +216,8 @@ async fn an_instance_is_down_until_its_subscriber_has_subscribed_again() {
     alice.expect("user-joined").await;
     assert!(health_is(&apps[0], 200, "up").await && health_is(&apps[1], 200, "up").await);
 
-    // Redis closes every subscriber's connection and refuses their SSUBSCRIBE;
-    // commands (heartbeats, room reads) keep working.
-    let acl = |rule: &str| tokio::task::block_in_place(|| redis.command(&["ACL", "SETUSER", "default", rule]));
-    assert_eq!(acl("resetchannels").trim(), "OK");
-    for app in &apps {
-        eventually("/health says 503 while the subscriber cannot subscribe", || health_is(app, 503, "down")).await;
-    }
-    assert_eq!(acl("allchannels").trim(), "OK");
+    cut_pubsub(&redis, &apps).await;
+    restore_pubsub(&redis);
     for app in &apps {
         eventually("/health says 200 once it has subscribed again", || health_is(app, 200, "up")).await;
     }
@@ -239,14 +250,11 @@ async fn a_signal_sent_while_an_instance_cannot_subscribe_reaches_its_device_onc
     assert_eq!(sender.signal("peer_b", json!({ "n": 1 })).await, "delivered");
     assert_eq!(receiver.next_signal(WAIT).await["data"], json!({ "n": 1 }));
 
-    let acl = |rule: &str| tokio::task::block_in_place(|| redis.command(&["ACL", "SETUSER", "default", rule]));
-    assert_eq!(acl("resetchannels").trim(), "OK");
-    for app in &apps {
-        eventually("/health says 503 while the subscriber cannot subscribe", || health_is(app, 503, "down")).await;
-    }
-    // Queued (the wake-up cannot even be published), and the receiver's instance is still its home.
+    cut_pubsub(&redis, &apps).await;
+    // "delivered": the receiver is connected. The signal waits in its queue,
+    // and its wake-up cannot even be published.
     assert_eq!(sender.signal("peer_b", json!({ "n": 2 })).await, "delivered");
-    assert_eq!(acl("allchannels").trim(), "OK");
+    restore_pubsub(&redis);
     assert_eq!(receiver.next_signal(WAIT).await["data"], json!({ "n": 2 }));
     sender.disconnect().await;
     receiver.disconnect().await;
