@@ -5,11 +5,11 @@
 //! wires it all; [`config`] is the only reader of the environment.
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod healthcheck;
 pub mod metrics;
-pub mod redis;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -110,7 +110,9 @@ pub struct Snapshot<'a> {
     /// Rooms (cluster-wide with Redis).
     pub rooms: usize,
     /// Presence figures from the device store.
-    pub presence: &'a crate::store::devices::PresenceStats,
+    pub presence: &'a crate::domain::presence::PresenceStats,
+    /// Signals waiting in queues.
+    pub queued: usize,
     /// Whether this instance leads the cluster.
     pub leader: bool,
     /// Workers registered, healthy, and virtual nodes on the ring.
@@ -145,7 +147,7 @@ pub fn render(s: &Snapshot<'_>) -> String {
     let coordinators: Vec<_> =
         p.coordinators.iter().map(|(net, n)| (format!("{{network=\"{net}\"}}"), *n as u64)).collect();
     metric("switchboard_coordinators", "gauge", "Online coordinators per network with devices online.", &coordinators);
-    metric("switchboard_queued_signals", "gauge", "Signals waiting for their device.", &plain(p.queued_signals));
+    metric("switchboard_queued_signals", "gauge", "Signals waiting for their device.", &plain(s.queued));
     let signals: Vec<_> =
         s.metrics.signals().iter().map(|(o, n)| (format!("{{outcome=\"{}\"}}", o.label()), *n)).collect();
     metric("switchboard_signals_total", "counter", "Device signals by outcome, on this instance.", &signals);
@@ -177,7 +179,7 @@ pub fn render(s: &Snapshot<'_>) -> String {
 mod tests {
     use super::*;
     use crate::domain::presence::NetworkId;
-    use crate::store::devices::PresenceStats;
+    use crate::domain::presence::PresenceStats;
 
     #[test]
     fn every_family_has_help_and_type_and_counters_move() {
@@ -194,13 +196,13 @@ mod tests {
             active_devices: 4,
             active_networks: 2,
             coordinators: vec![(NetworkId::parse("home").unwrap(), 2)],
-            queued_signals: 3,
         };
         let text = render(&Snapshot {
             metrics: &metrics,
             connections: 5,
             rooms: 1,
             presence: &presence,
+            queued: 3,
             leader: true,
             workers: (3, 2, 300),
             bootstraps: 4,

@@ -28,13 +28,14 @@ use tower::ServiceBuilder;
 use tower_http::trace::TraceLayer;
 use tracing::{info, warn};
 
+use crate::cluster::lease::RedisLease;
 use crate::config::{AllowedOrigins, Config};
 use crate::state::AppState;
-use crate::store::memory::MemoryStore;
-use crate::store::mesh::RedisMesh;
-use crate::store::redis::RedisStore;
-use crate::store::redis_devices::RedisDevices;
-use crate::store::workers::RedisWorkers;
+use crate::store::devices::Devices;
+use crate::store::mesh::redis::RedisMesh;
+use crate::store::rooms::memory::MemoryStore;
+use crate::store::rooms::redis::RedisStore;
+use crate::store::workers::redis::RedisWorkers;
 use crate::transport::{
     dashboard, device_socket, head, http, mesh, origin, presence_jobs, serial, socket, static_files, upkeep, workers,
 };
@@ -56,7 +57,7 @@ pub async fn run(
     let Some(url) = config.redis_url.clone() else {
         return run_with_store(listener, config, Arc::new(MemoryStore::new()), shutdown).await;
     };
-    let redis = crate::redis::connect(&url, &config).await.map_err(std::io::Error::other)?;
+    let redis = crate::cluster::redis::connect(&url, &config).await.map_err(std::io::Error::other)?;
     let instance = uuid::Uuid::new_v4().simple().to_string();
     info!(%instance, "cluster mode: rooms in Redis");
     let store = RedisStore::new(redis.data.clone(), &config.redis_prefix, &instance, config.instance_ttl);
@@ -72,15 +73,17 @@ pub async fn run(
         .map_err(std::io::Error::other)?;
     // The adapter has connected the subscriber; room changes and device
     // wake-ups come in on it too, and it is kept subscribed through outages.
-    let devices = RedisDevices::new(redis.data.clone(), &config.redis_prefix, &instance);
-    let own = vec![store.changes_channel(), devices.wake_channel()];
-    let subscriptions = crate::redis::keep_subscriptions(redis.subscriber.clone(), own);
+    let (devices, endpoints) = Devices::redis(redis.data.clone(), &config.redis_prefix, &instance);
+    let own = vec![store.changes_channel(), endpoints.wake_channel()];
+    let subscriptions = crate::cluster::redis::keep_subscriptions(redis.subscriber.clone(), own);
     store.watch_changes(redis.subscriber.clone(), subscriptions.watch());
-    devices.watch_wakes(redis.subscriber.clone(), subscriptions.watch());
+    endpoints.watch_wakes(redis.subscriber.clone(), subscriptions.watch());
+    let lease = RedisLease::new(redis.data.clone(), &config.redis_prefix);
     let mesh = RedisMesh::new(redis.data.clone(), &config.redis_prefix, &instance);
     let workers = RedisWorkers::new(redis.data.clone(), &config.redis_prefix);
     let state = AppState::new(config, Arc::new(store)).with_stores(
-        Arc::new(devices),
+        devices,
+        Arc::new(lease),
         Arc::new(mesh),
         Arc::new(workers),
         &instance,
@@ -119,7 +122,7 @@ pub async fn run(
 pub async fn run_with_store(
     listener: TcpListener,
     config: Config,
-    store: Arc<dyn crate::store::RoomStore>,
+    store: Arc<dyn crate::store::rooms::RoomStore>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let state = AppState::new(config, store);

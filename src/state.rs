@@ -14,15 +14,19 @@ use dashmap::mapref::entry::Entry;
 
 use tokio::sync::Notify;
 
+use crate::cluster::lease::{Lease, Solo};
 use crate::config::Config;
 use crate::domain::ConnId;
 use crate::domain::presence::DeviceId;
 use crate::domain::rate::KeyedLimits;
 use crate::metrics::Metrics;
-use crate::store::devices::{DeviceStore, MemoryDevices};
-use crate::store::mesh::{MemoryMesh, MeshStore};
-use crate::store::workers::{MemoryWorkers, WorkerStore};
-use crate::store::{RoomStore, StoreError};
+use crate::store::StoreFailure;
+use crate::store::devices::Devices;
+use crate::store::mesh::MeshStore;
+use crate::store::mesh::memory::MemoryMesh;
+use crate::store::rooms::RoomStore;
+use crate::store::workers::WorkerStore;
+use crate::store::workers::memory::MemoryWorkers;
 use crate::transport::error::report_store_failure;
 
 /// Shared server state.
@@ -39,7 +43,9 @@ pub struct AppState {
     /// Per-address counters for connection and REST limits.
     pub limits: Arc<AddressLimits>,
     /// Device presence and queued signals (seed 004).
-    pub devices: Arc<dyn DeviceStore>,
+    pub devices: Devices,
+    /// The leader lease.
+    pub lease: Arc<dyn Lease>,
     /// The `/devices` connections of this instance, by device.
     pub mailboxes: Arc<Mailboxes>,
     /// Counters for `/metrics`.
@@ -97,7 +103,7 @@ impl AppState {
 
     /// Logs a store call that failed, once per outage (see
     /// [`report_store_failure`]), and hands the error back for `?` to map.
-    pub fn reported(&self, e: StoreError, during: &'static str) -> StoreError {
+    pub fn reported<E: StoreFailure>(&self, e: E, during: &'static str) -> E {
         report_store_failure(&e, self.redis_up(), during);
         e
     }
@@ -105,12 +111,14 @@ impl AppState {
     /// The same state over other device, mesh and worker stores, for instance `instance`.
     pub fn with_stores(
         mut self,
-        devices: Arc<dyn DeviceStore>,
+        devices: Devices,
+        lease: Arc<dyn Lease>,
         mesh: Arc<dyn MeshStore>,
         workers: Arc<dyn WorkerStore>,
         instance: &str,
     ) -> Self {
         self.devices = devices;
+        self.lease = lease;
         self.mesh = mesh;
         self.workers = workers;
         self.instance = Arc::from(instance);
@@ -140,7 +148,8 @@ impl AppState {
         Self {
             redis_up,
             limits: Arc::new(AddressLimits::default()),
-            devices: Arc::new(MemoryDevices::new()),
+            devices: Devices::memory(),
+            lease: Arc::new(Solo),
             mailboxes: Arc::default(),
             metrics: Arc::default(),
             instance: Arc::from("local"),

@@ -72,6 +72,22 @@ macro_rules! string_newtype {
 }
 pub(crate) use string_newtype;
 
+/// `Deserialize` through the type's own `parse`, so a stored or relayed value
+/// holds the same rule as one from the wire.
+macro_rules! deserialize_by_parse {
+    ($($name:ident),*) => {
+        $(
+            impl<'de> serde::Deserialize<'de> for $name {
+                fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                    let raw = String::deserialize(d)?;
+                    $name::parse(&raw).map_err(serde::de::Error::custom)
+                }
+            }
+        )*
+    };
+}
+pub(crate) use deserialize_by_parse;
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         string_newtype!($(#[$doc])* $name);
@@ -93,9 +109,10 @@ id_type!(
     /// A participant's id within rooms, as chosen by clients (or by a token later).
     UserId
 );
+deserialize_by_parse!(RoomId, UserId);
 
-/// One client connection (the socket.io session id), opaque to the domain.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+/// One client connection, whatever its protocol: opaque to the domain.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct ConnId(Arc<str>);
 

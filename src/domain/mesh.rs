@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use super::ConnId;
 use super::ids::string_newtype;
 
 /// The capability of a main admin device.
@@ -65,12 +66,7 @@ impl ClientId {
     }
 }
 
-impl<'de> serde::Deserialize<'de> for ClientId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        ClientId::parse(&raw).map_err(serde::de::Error::custom)
-    }
-}
+super::ids::deserialize_by_parse!(OrgId, ClientId);
 
 /// Parses seed 000's comma list of capabilities (duplicates dropped, order kept).
 pub fn parse_capabilities(raw: &str) -> Result<Vec<String>, MeshError> {
@@ -165,6 +161,43 @@ pub fn elect(clients: &[Candidate]) -> Option<&Candidate> {
 /// Whether a client last seen at `last_seen` is stale at `now` after `timeout`.
 pub fn is_stale(last_seen: u64, now: u64, timeout: u64) -> bool {
     last_seen.saturating_add(timeout) <= now
+}
+
+/// A connected mesh client, as every instance sees it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MeshClient {
+    /// Its id in the organization.
+    pub id: ClientId,
+    /// Display name.
+    pub name: String,
+    /// Declared capabilities.
+    pub capabilities: Vec<String>,
+    /// When it joined (Unix ms).
+    pub joined_at: u64,
+    /// Its last heartbeat or message (Unix ms).
+    pub last_seen: u64,
+    /// The instance holding its connection.
+    pub instance: String,
+    /// Its connection there.
+    pub conn: ConnId,
+}
+
+impl MeshClient {
+    /// As the election sees it.
+    pub fn candidate(&self) -> Candidate {
+        Candidate { id: self.id.clone(), capabilities: self.capabilities.clone(), joined_at: self.joined_at }
+    }
+}
+
+/// Who holds an organization's admin seat.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AdminSeat {
+    /// The admin client.
+    pub client: ClientId,
+    /// The instance holding the admin's connection (it renews the lease).
+    pub instance: String,
+    /// Whether it is a main admin device (not a temporary admin).
+    pub main: bool,
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod rate;
 pub mod ring;
 pub mod room;
 pub mod signal;
+pub mod worker;
 
 /// `t` in Unix milliseconds (0 before 1970): the wire's and the stores' time.
 pub fn unix_ms(t: std::time::SystemTime) -> u64 {

@@ -1,190 +1,67 @@
-//! Room state behind one trait, so the transport never knows where it lives.
+//! State behind traits, one folder per kind: [`rooms`], [`devices`]
+//! (presence, queued signals, device connections), [`mesh`] and [`workers`].
+//! Each folder holds its trait(s), a memory engine (one instance, the
+//! default), a Redis engine (a cluster of instances) and one test suite that
+//! every engine passes unchanged. [`redis`] is the toolkit the Redis engines
+//! share.
 //!
-//! [`RoomStore`] is what the socket handlers and REST routes call. Engines:
-//! [`memory::MemoryStore`] (one instance, the default) and
-//! [`redis::RedisStore`] (a cluster of instances); both pass the same suite
-//! (`suite.rs`) unchanged.
-//! Every engine applies the rules of [`crate::domain::Room`]; none re-implements them.
+//! Engines apply the rules of [`crate::domain`]; none re-implements them.
+//! Must not import `core`, `transport`, `cluster` or `state`: stores are below
+//! everything that uses them.
 
-use std::time::SystemTime;
-
-use async_trait::async_trait;
-
-use crate::domain::{ConnId, Joined, Request, Room, RoomError, RoomId, RoomMeta, Route, UserId};
-
-#[cfg(test)]
-pub mod device_suite;
 pub mod devices;
-pub mod memory;
 pub mod mesh;
 pub mod redis;
-pub mod redis_devices;
-pub mod route_cache;
-#[cfg(test)]
-pub mod suite;
+pub mod rooms;
 pub mod workers;
 
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
+/// Why a store could not do its work (rules are reported by each kind's own
+/// error where they apply).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// A room rule refused the operation.
-    #[error(transparent)]
-    Rule(#[from] RoomError),
-    /// The backing store cannot be reached; the cause is for the logs only.
+    /// The backing store cannot be reached, or holds corrupt data; the cause
+    /// is for the logs only.
     #[error("store unavailable: {0}")]
     Unavailable(String),
 }
 
-/// What a join changed, and who must hear of it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct JoinOutcome {
-    /// New seat, taken-over seat, or nothing changed.
-    pub joined: Joined,
-    /// Every participant after the join, joiner included, in join order.
-    pub users: Vec<UserId>,
-    /// Connections of the other participants.
-    pub peers: Vec<ConnId>,
+/// An error that may be the backing store's unavailability, which is logged
+/// once per outage rather than once per request.
+pub trait StoreFailure {
+    /// The cause, if the store could not be reached (or held corrupt data).
+    fn unavailable(&self) -> Option<&str>;
 }
 
-/// A participant that left a room, and who must hear of it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LeaveOutcome {
-    /// The room left.
-    pub room: RoomId,
-    /// The user id that held the seat.
-    pub user: UserId,
-    /// Connections of the remaining participants.
-    pub peers: Vec<ConnId>,
-    /// Whether the room was deleted because it became empty.
-    pub room_deleted: bool,
-    /// The room's new host, when the one who left hosted it.
-    pub new_host: Option<UserId>,
-}
-
-/// What one instance holds: each live connection and its seats (room, user).
-pub type LiveSeats = [(ConnId, Vec<(RoomId, UserId)>)];
-
-/// A seat put back by [`RoomStore::reconcile`], and who must hear of it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RestoredSeat {
-    /// The room.
-    pub room: RoomId,
-    /// The user whose seat was put back.
-    pub user: UserId,
-    /// Connections of the other participants.
-    pub peers: Vec<ConnId>,
-}
-
-/// What [`RoomStore::reconcile`] changed.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Reconciled {
-    /// Seats of live connections that the store had lost, put back.
-    pub restored: Vec<RestoredSeat>,
-    /// Seats of this instance's connections that are gone, removed.
-    pub removed: Vec<LeaveOutcome>,
-}
-
-/// A read-only copy of a room for listings.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RoomSnapshot {
-    /// The room id.
-    pub id: RoomId,
-    /// Participant user ids in join order.
-    pub participants: Vec<UserId>,
-    /// When the room was created.
-    pub created_at: SystemTime,
-    /// Its metadata, if any.
-    pub meta: Option<RoomMeta>,
-    /// The connection holding the host's seat (rooms with metadata).
-    pub host_conn: Option<ConnId>,
-}
-
-impl From<&Room> for RoomSnapshot {
-    fn from(room: &Room) -> Self {
-        let meta = room.meta().cloned();
-        let host_conn = meta.as_ref().and_then(|m| room.seat_of(&m.host_id)).cloned();
-        Self { id: room.id().clone(), participants: room.users(), created_at: room.created_at(), meta, host_conn }
+impl StoreFailure for StoreError {
+    fn unavailable(&self) -> Option<&str> {
+        let StoreError::Unavailable(cause) = self;
+        Some(cause)
     }
 }
 
-/// One page of the room listing, ordered by creation time then id.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RoomPage {
-    /// The rooms on this page.
-    pub rooms: Vec<RoomSnapshot>,
-    /// How many rooms exist in all.
-    pub total: usize,
+impl StoreFailure for rooms::RoomStoreError {
+    fn unavailable(&self) -> Option<&str> {
+        match self {
+            rooms::RoomStoreError::Store(e) => e.unavailable(),
+            rooms::RoomStoreError::Rule(_) => None,
+        }
+    }
 }
 
-/// Room state: the operations the transport needs, each atomic on its room.
-#[async_trait]
-pub trait RoomStore: Send + Sync + 'static {
-    /// Seats `user` on `conn` in `room` (created if absent), within `max_size`.
-    async fn join(
-        &self,
-        room: &RoomId,
-        user: &UserId,
-        conn: &ConnId,
-        max_size: usize,
-    ) -> Result<JoinOutcome, StoreError>;
-
-    /// Creates `room` with `meta`, its host seated on `conn`
-    /// ([`RoomError::AlreadyExists`] if the id is taken).
-    async fn create(&self, room: &RoomId, meta: RoomMeta, conn: &ConnId) -> Result<JoinOutcome, StoreError>;
-
-    /// Records `user`'s request to join `room` at `now_ms`, waiting until `deadline_ms` (Unix ms).
-    async fn request(&self, room: &RoomId, user: &UserId, now_ms: u64, deadline_ms: u64)
-    -> Result<Request, StoreError>;
-
-    /// The host's answer to `user`'s waiting request; `by` must hold the host's seat.
-    async fn decide(&self, room: &RoomId, by: &ConnId, user: &UserId, approve: bool) -> Result<(), StoreError>;
-
-    /// Drops `user`'s request if still waiting past its deadline at `now_ms`; whether it did.
-    async fn expire_request(&self, room: &RoomId, user: &UserId, now_ms: u64) -> Result<bool, StoreError>;
-
-    /// Records the display name `user` gave in `room` (rooms with metadata).
-    async fn name_user(&self, room: &RoomId, user: &UserId, name: &str) -> Result<(), StoreError>;
-
-    /// Removes `conn` from `room`; `None` if it held no seat there.
-    async fn leave(&self, room: &RoomId, conn: &ConnId) -> Result<Option<LeaveOutcome>, StoreError>;
-
-    /// Removes `conn` from every room it is in (on disconnect).
-    async fn leave_all(&self, conn: &ConnId) -> Result<Vec<LeaveOutcome>, StoreError>;
-
-    /// Where a relay from `from` to user `to` in `room` goes, if the rules allow it.
-    async fn route(&self, room: &RoomId, from: &ConnId, to: &UserId) -> Result<Route, StoreError>;
-
-    /// One room, if it exists.
-    async fn room(&self, room: &RoomId) -> Result<Option<RoomSnapshot>, StoreError>;
-
-    /// A page of rooms ordered by `created_at`, then id.
-    async fn list(&self, offset: usize, limit: usize) -> Result<RoomPage, StoreError>;
-
-    /// Woken on every room change made by another instance (cluster mode),
-    /// for views kept current such as the `/dashboard` room list.
-    fn changed(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
-        None
+impl StoreFailure for devices::AnnounceFailure {
+    fn unavailable(&self) -> Option<&str> {
+        match self {
+            devices::AnnounceFailure::Store(e) => e.unavailable(),
+            devices::AnnounceFailure::Rule(_) => None,
+        }
     }
+}
 
-    /// How many rooms exist.
-    async fn count(&self) -> Result<usize, StoreError>;
-
-    /// Cluster upkeep, called every few seconds: refreshes this instance's
-    /// heartbeat and removes the participants of instances whose heartbeat has
-    /// expired, returning what they left (so peers can be told). The memory
-    /// store has no other instances and returns nothing.
-    async fn maintain(&self) -> Result<Vec<LeaveOutcome>, StoreError>;
-
-    /// After the store was unreachable: makes it agree with this instance's
-    /// live connections. A live seat the store lost is put back, unless the
-    /// user's seat has moved to another connection meanwhile; a seat of this
-    /// instance's connection that is no longer live is removed. The memory
-    /// store cannot disagree and changes nothing.
-    async fn reconcile(&self, live: &LiveSeats, max_size: usize) -> Result<Reconciled, StoreError> {
-        let _ = (live, max_size);
-        Ok(Reconciled::default())
+impl StoreFailure for devices::EnqueueFailure {
+    fn unavailable(&self) -> Option<&str> {
+        match self {
+            devices::EnqueueFailure::Store(e) => e.unavailable(),
+            devices::EnqueueFailure::Full(_) => None,
+        }
     }
-
-    /// The engine's name for `/health` (`memory`, `redis`).
-    fn kind(&self) -> &'static str;
 }

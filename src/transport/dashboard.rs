@@ -36,7 +36,8 @@ use crate::domain::now_ms;
 use crate::domain::room::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS};
 use crate::domain::{ConnId, Request, RoomId, RoomMeta, UserId};
 use crate::state::AppState;
-use crate::store::{LeaveOutcome, RoomSnapshot, StoreError};
+use crate::store::StoreError;
+use crate::store::rooms::{LeaveOutcome, RoomSnapshot};
 
 /// The namespace's path.
 pub const NAMESPACE: &str = "/dashboard";

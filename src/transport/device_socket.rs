@@ -40,7 +40,8 @@ use crate::domain::presence::DeviceId;
 use crate::domain::signal::{self, MAX_QUEUED_PER_DEVICE, Notice, Outgoing, Queued};
 use crate::metrics::SignalOutcome;
 use crate::state::AppState;
-use crate::store::devices::{DeviceStoreError, Endpoint, Wake};
+use crate::store::StoreFailure;
+use crate::store::devices::{Endpoint, Wake};
 
 /// The namespace's path.
 pub const NAMESPACE: &str = "/devices";
@@ -86,7 +87,7 @@ impl<A: Adapter> Drop for DeviceConn<A> {
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             let (devices, device, endpoint) = (self.state.devices.clone(), self.device.clone(), self.endpoint.clone());
-            runtime.spawn(async move { devices.unregister(&device, &endpoint).await });
+            runtime.spawn(async move { devices.endpoints.unregister(&device, &endpoint).await });
         }
     }
 }
@@ -105,7 +106,7 @@ pub async fn admit<A: Adapter>(
     if let Some(jwt) = &state.config.jwt {
         let token = auth::token_from(auth.as_ref(), &parts.headers, parts.uri.query()).ok_or(AuthError::Missing)?;
         let user = auth::verify(&token, jwt)?;
-        let record = state.devices.device(&device).await.map_err(|e| {
+        let record = state.devices.presence.device(&device).await.map_err(|e| {
             report(&state, e, "device handshake");
             ConnectRefused::Unavailable
         })?;
@@ -136,7 +137,7 @@ pub async fn admit<A: Adapter>(
     });
     // The seat is taken before the CONNECT ack, so a signal sent as soon as
     // the client sees the connection already finds it live.
-    match conn.state.devices.register(&conn.device, conn.endpoint.clone()).await {
+    match conn.state.devices.endpoints.register(&conn.device, conn.endpoint.clone()).await {
         Ok(old) => {
             conn.registered.store(true, Ordering::Release);
             *conn.replaced.lock().unwrap_or_else(|p| p.into_inner()) = old.filter(|old| old != &conn.endpoint);
@@ -178,11 +179,8 @@ pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, io: SocketIo<A>) {
     }
 }
 
-fn report(state: &AppState, e: DeviceStoreError, during: &'static str) {
-    match e {
-        DeviceStoreError::Store(e) => drop(state.reported(e, during)),
-        other => warn!(error = %other, during, "device store refused"),
-    }
+fn report(state: &AppState, e: impl StoreFailure, during: &'static str) {
+    drop(state.reported(e, during));
 }
 
 /// `signal` as a receiver gets it.
@@ -256,13 +254,14 @@ impl<A: Adapter> DeviceConn<A> {
         let devices = &self.state.devices;
         let now = SystemTime::now();
         let failed = |e| self.failed(e, SIGNAL);
-        let (from, to) = tokio::join!(devices.device(&self.device), devices.device(&req.to));
+        let full = |e| self.failed(e, SIGNAL);
+        let (from, to) = tokio::join!(devices.presence.device(&self.device), devices.presence.device(&req.to));
         signal::check_route(from.map_err(failed)?.as_ref(), to.map_err(failed)?.as_ref(), now)?;
         let outgoing = Outgoing { kind: req.kind, from: self.device.clone(), to: req.to, data: req.data };
-        let queued = devices.enqueue(outgoing, now, MAX_QUEUED_PER_DEVICE).await.map_err(failed)?;
+        let queued = devices.queues.enqueue(outgoing, now, MAX_QUEUED_PER_DEVICE).await.map_err(full)?;
         let to = &queued.signal.to;
-        let live = devices.endpoint(to).await.map_err(failed)?.is_some();
-        if let Err(e) = devices.wake(to).await {
+        let live = devices.endpoints.endpoint(to).await.map_err(failed)?.is_some();
+        if let Err(e) = devices.endpoints.wake(to).await {
             // It is queued: the receiver gets it on its next connection.
             report(&self.state, e, "signal wake-up");
         }
@@ -273,12 +272,8 @@ impl<A: Adapter> DeviceConn<A> {
         Ok(SignalAck { ok: true, status, id: queued.id })
     }
 
-    fn failed(&self, e: DeviceStoreError, during: &'static str) -> SignalError {
-        match e {
-            DeviceStoreError::QueueFull(max) => SignalError::QueueFull(max),
-            DeviceStoreError::Rule(_) => SignalError::Unavailable,
-            DeviceStoreError::Store(e) => self.state.reported(e, during).into(),
-        }
+    fn failed<E: StoreFailure + Into<SignalError>>(&self, e: E, during: &'static str) -> SignalError {
+        self.state.reported(e, during).into()
     }
 
     /// Pushes the device's queue and notices in order, then waits for more,
@@ -320,14 +315,14 @@ impl<A: Adapter> DeviceConn<A> {
 
     /// The mail after the given ids, signals first; `None` once this
     /// connection no longer holds the device.
-    async fn mail(&self, last_signal: u64, last_notice: u64) -> Result<Option<Vec<Mail>>, DeviceStoreError> {
+    async fn mail(&self, last_signal: u64, last_notice: u64) -> Result<Option<Vec<Mail>>, crate::store::StoreError> {
         let devices = &self.state.devices;
-        if devices.endpoint(&self.device).await?.as_ref() != Some(&self.endpoint) {
+        if devices.endpoints.endpoint(&self.device).await?.as_ref() != Some(&self.endpoint) {
             debug!(device_id = %self.device, conn_id = %self.endpoint.conn, "delivery stops: the device is connected elsewhere");
             return Ok(None);
         }
-        let signals = devices.pending(&self.device).await?.into_iter().filter(|q| q.id > last_signal);
-        let notices = devices.notices(&self.device).await?.into_iter().filter(|n| n.id > last_notice);
+        let signals = devices.queues.pending(&self.device).await?.into_iter().filter(|q| q.id > last_signal);
+        let notices = devices.queues.notices(&self.device).await?.into_iter().filter(|n| n.id > last_notice);
         Ok(Some(signals.map(Mail::Signal).chain(notices.map(Mail::Notice)).collect()))
     }
 
@@ -356,9 +351,9 @@ impl<A: Adapter> DeviceConn<A> {
                 Ok(_) | Err(AckError::Decode(_)) => {
                     let devices = &conn.state.devices;
                     let removed = if signal {
-                        devices.remove(&conn.device, id).await
+                        devices.queues.remove(&conn.device, id).await
                     } else {
-                        devices.remove_notice(&conn.device, id).await
+                        devices.queues.remove_notice(&conn.device, id).await
                     };
                     if let Err(e) = removed {
                         report(&conn.state, e, "device confirmation");
@@ -394,7 +389,7 @@ impl<A: Adapter> DeviceConn<A> {
         self.wake.notify_one();
         let state = &self.state;
         state.mailboxes.close(&self.device, &self.endpoint.conn);
-        if let Err(e) = state.devices.unregister(&self.device, &self.endpoint).await {
+        if let Err(e) = state.devices.endpoints.unregister(&self.device, &self.endpoint).await {
             report(state, e, "device disconnect");
         }
         self.count_out();
@@ -423,7 +418,7 @@ fn expired_out(n: &Notice) -> ExpiredOut<'_> {
 
 /// Forwards wake-ups from every instance to this instance's connections.
 pub async fn dispatch_wakes(state: AppState) {
-    let mut wakes = state.devices.wakes();
+    let mut wakes = state.devices.endpoints.wakes();
     loop {
         match wakes.recv().await {
             Ok(Wake::Device(device)) => state.mailboxes.wake(&device),

@@ -27,10 +27,11 @@ use super::auth::Authenticated;
 use super::error::{FieldError, HttpError};
 use super::query::param;
 use crate::domain::UserId;
+use crate::domain::presence::PeerLookup;
 use crate::domain::presence::{Announcement, Capability, Device, DeviceId, NetworkId, SignalAddress};
 use crate::domain::signal::Queued;
 use crate::state::AppState;
-use crate::store::devices::{DeviceStoreError, PeerLookup};
+use crate::store::StoreFailure;
 
 /// The routes, each behind the token check (JWT when configured).
 pub fn routes(state: &AppState) -> Router<AppState> {
@@ -79,12 +80,12 @@ async fn announce(
     // Counted per user and device, so another user's refused attempts on a
     // device id cannot use up its owner's allowance.
     let limit = state.config.presence.announce_limit;
-    let refused = state.devices.take_announcement(&a.user, &a.device, limit).await;
+    let refused = state.devices.presence.take_announcement(&a.user, &a.device, limit).await;
     if let Some(wait) = refused.map_err(|e| failed(&state, e, "announce"))? {
         return Err(HttpError::TooManyAnnouncements(wait));
     }
     let now = SystemTime::now();
-    let device = state.devices.announce(a, now).await.map_err(|e| failed(&state, e, "announce"))?;
+    let device = state.devices.presence.announce(a, now).await.map_err(|e| failed(&state, e, "announce"))?;
     let expires = device.last_seen + state.config.presence.device_ttl;
     tracing::info!(network_id = %device.network, device_id = %device.id, user_id = %device.user, "device announced");
     Ok(Json(json!({
@@ -150,7 +151,8 @@ fn announcement(network: &str, body: &Value, sub: Option<UserId>) -> Result<Anno
 async fn peers(State(state): State<AppState>, Path(network): Path<String>) -> Result<Json<Value>, HttpError> {
     let network = NetworkId::parse(&network).map_err(|e| invalid("networkId", e.to_string()))?;
     let ttl = state.config.presence.device_ttl;
-    let peers = state.devices.peers(&network, SystemTime::now(), ttl).await.map_err(|e| failed(&state, e, "peers"))?;
+    let peers =
+        state.devices.presence.peers(&network, SystemTime::now(), ttl).await.map_err(|e| failed(&state, e, "peers"))?;
     Ok(Json(json!({ "peers": peers.into_iter().map(PeerDto::from).collect::<Vec<_>>() })))
 }
 
@@ -162,7 +164,7 @@ async fn peer(
     let user = UserId::parse(&user).map_err(|e| invalid("userId", e.to_string()));
     let (network, user) = (network?, user?);
     let ttl = state.config.presence.device_ttl;
-    let lookup = state.devices.find_user(&network, &user, SystemTime::now(), ttl).await;
+    let lookup = state.devices.presence.find_user(&network, &user, SystemTime::now(), ttl).await;
     Ok(Json(match lookup.map_err(|e| failed(&state, e, "peer"))? {
         PeerLookup::Online(d) => json!({
             "online": true,
@@ -198,11 +200,11 @@ async fn messages(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, HttpError> {
     let peek = param(query.as_deref(), "peek").is_some_and(|v| v == "true" || v == "1");
-    let mut messages = state.devices.pending(&device).await.map_err(|e| failed(&state, e, "messages"))?;
+    let mut messages = state.devices.queues.pending(&device).await.map_err(|e| failed(&state, e, "messages"))?;
     if !peek && let Some(last) = messages.last() {
         // Up to what was read (a signal queued meanwhile stays); only what this
         // call removed is returned, so two readers never both get a message.
-        messages = state.devices.ack(&device, last.id).await.map_err(|e| failed(&state, e, "messages"))?;
+        messages = state.devices.queues.ack(&device, last.id).await.map_err(|e| failed(&state, e, "messages"))?;
     }
     Ok(Json(json!({ "messages": messages.iter().map(message_json).collect::<Vec<_>>() })))
 }
@@ -215,7 +217,7 @@ async fn confirm(
     let up_to = param(query.as_deref(), "upTo")
         .and_then(|v| v.parse::<u64>().ok())
         .ok_or_else(|| invalid("upTo", "is required: the id of the last message received".into()))?;
-    let removed = state.devices.ack(&device, up_to).await.map_err(|e| failed(&state, e, "confirm"))?;
+    let removed = state.devices.queues.ack(&device, up_to).await.map_err(|e| failed(&state, e, "confirm"))?;
     Ok(Json(json!({ "removed": removed.len() })))
 }
 
@@ -232,7 +234,7 @@ impl FromRequestParts<AppState> for OwnDevice {
         let device = DeviceId::parse(&raw).map_err(|e| invalid("deviceId", e.to_string()))?;
         // `require_token` has put the token's user here when JWT is on.
         if let Some(Authenticated(sub)) = parts.extensions.get::<Authenticated>() {
-            let record = state.devices.device(&device).await.map_err(|e| failed(state, e, "messages"))?;
+            let record = state.devices.presence.device(&device).await.map_err(|e| failed(state, e, "messages"))?;
             if record.is_none_or(|d| &d.user != sub) {
                 return Err(HttpError::Forbidden("a device may only read its own queue: announce it first"));
             }
@@ -245,11 +247,6 @@ fn invalid(field: &'static str, message: String) -> HttpError {
     HttpError::InvalidFields(vec![FieldError { field, message }])
 }
 
-fn failed(state: &AppState, e: DeviceStoreError, during: &'static str) -> HttpError {
-    match e {
-        DeviceStoreError::Rule(_) => HttpError::Forbidden("this device id belongs to another user"),
-        // No REST route queues a signal.
-        DeviceStoreError::QueueFull(_) => HttpError::Unavailable,
-        DeviceStoreError::Store(e) => state.reported(e, during).into(),
-    }
+fn failed<E: StoreFailure + Into<HttpError>>(state: &AppState, e: E, during: &'static str) -> HttpError {
+    state.reported(e, during).into()
 }

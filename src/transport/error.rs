@@ -15,7 +15,9 @@ use serde::Serialize;
 use super::payload::PayloadError;
 use crate::domain::signal::RouteError;
 use crate::domain::{IdError, RoomError};
-use crate::store::StoreError;
+use crate::store::devices::{AnnounceFailure, EnqueueFailure};
+use crate::store::rooms::RoomStoreError;
+use crate::store::{StoreError, StoreFailure};
 
 /// `{ code, message }`, the body of every error on the wire.
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -99,10 +101,25 @@ impl SignalError {
 }
 
 impl From<StoreError> for SignalError {
-    fn from(e: StoreError) -> Self {
+    fn from(_: StoreError) -> Self {
+        SignalError::Unavailable
+    }
+}
+
+impl From<RoomStoreError> for SignalError {
+    fn from(e: RoomStoreError) -> Self {
         match e {
-            StoreError::Rule(rule) => SignalError::Room(rule),
-            StoreError::Unavailable(_) => SignalError::Unavailable,
+            RoomStoreError::Rule(rule) => SignalError::Room(rule),
+            RoomStoreError::Store(_) => SignalError::Unavailable,
+        }
+    }
+}
+
+impl From<EnqueueFailure> for SignalError {
+    fn from(e: EnqueueFailure) -> Self {
+        match e {
+            EnqueueFailure::Full(max) => SignalError::QueueFull(max),
+            EnqueueFailure::Store(_) => SignalError::Unavailable,
         }
     }
 }
@@ -113,8 +130,8 @@ impl From<StoreError> for SignalError {
 /// `Some(false)`) each refused event is logged at debug only. A failure the
 /// upkeep has not seen yet (the first second of an outage, or a slow Redis) is a
 /// warning, at most one a second whatever the event rate.
-pub fn report_store_failure(e: &StoreError, redis_up: Option<bool>, during: &'static str) {
-    let StoreError::Unavailable(cause) = e else { return };
+pub fn report_store_failure(e: &impl StoreFailure, redis_up: Option<bool>, during: &'static str) {
+    let Some(cause) = e.unavailable() else { return };
     if redis_up == Some(false) {
         tracing::debug!(%cause, during, "state store unavailable");
         return;
@@ -261,6 +278,21 @@ impl HttpError {
 impl From<StoreError> for HttpError {
     fn from(_: StoreError) -> Self {
         HttpError::Unavailable
+    }
+}
+
+impl From<RoomStoreError> for HttpError {
+    fn from(_: RoomStoreError) -> Self {
+        HttpError::Unavailable
+    }
+}
+
+impl From<AnnounceFailure> for HttpError {
+    fn from(e: AnnounceFailure) -> Self {
+        match e {
+            AnnounceFailure::Rule(_) => HttpError::Forbidden("this device id belongs to another user"),
+            AnnounceFailure::Store(_) => HttpError::Unavailable,
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use super::events::{AckOk, ClientEvent, Presence, ROOM_USERS, RelayKind, Relayed
 use super::payload;
 use super::socket::{Connection, Job};
 use crate::domain::{ConnId, Joined, RoomError};
-use crate::store::LeaveOutcome;
+use crate::store::rooms::LeaveOutcome;
 
 /// What handling one job needs.
 pub(super) struct Ctx<'a, A: Adapter> {

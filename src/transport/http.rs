@@ -24,8 +24,7 @@ use super::error::HttpError;
 use crate::domain::ice::IceServers;
 use crate::domain::{RoomId, UserId};
 use crate::state::AppState;
-use crate::store::RoomSnapshot;
-use crate::store::devices::DeviceStoreError;
+use crate::store::rooms::RoomSnapshot;
 
 /// Default page size of `/api/rooms`.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -109,10 +108,8 @@ async fn dashboard_health(State(state): State<AppState>) -> Result<Json<serde_js
 /// Behind the token with JWT on (it names networks).
 async fn metrics(State(state): State<AppState>) -> Result<Response, HttpError> {
     let rooms = state.store.count().await.map_err(|e| state.reported(e, "metrics"))?;
-    let presence = state.devices.stats().await.map_err(|e| match e {
-        DeviceStoreError::Store(e) => HttpError::from(state.reported(e, "metrics")),
-        _ => HttpError::Unavailable,
-    })?;
+    let presence = state.devices.presence.stats().await.map_err(|e| state.reported(e, "metrics"))?;
+    let queued = state.devices.queues.queued().await.map_err(|e| state.reported(e, "metrics"))?;
     let ring = super::workers::ring_figures(&state).await?;
     let figure = |name: &str| ring[name].as_u64().unwrap_or(0) as usize;
     let snapshot = crate::metrics::Snapshot {
@@ -120,6 +117,7 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, HttpError> {
         connections: state.stats.connections(),
         rooms,
         presence: &presence,
+        queued,
         leader: state.leader.load(std::sync::atomic::Ordering::Relaxed),
         workers: (figure("workers"), figure("healthy"), figure("virtualNodes")),
         bootstraps: state.ring.bootstraps.load(std::sync::atomic::Ordering::Relaxed),

@@ -34,9 +34,9 @@ use super::error::{ConnectRefused, SignalError};
 use super::payload::{PayloadError, fields};
 use super::serial::Serial;
 use crate::domain::mesh::{self, ClientId, Location, OrgId};
+use crate::domain::mesh::{AdminSeat, MeshClient};
 use crate::domain::now_ms;
 use crate::state::AppState;
-use crate::store::mesh::{AdminSeat, MeshClient};
 
 /// The namespace's path.
 pub const NAMESPACE: &str = "/mesh";
@@ -116,7 +116,7 @@ pub async fn admit<A: Adapter>(
         joined_at: now,
         last_seen: now,
         instance: state.instance.to_string(),
-        conn: socket.id.to_string(),
+        conn: crate::domain::ConnId::new(socket.id.as_str()),
     };
     let old = state.mesh.join(&org, client.clone()).await.map_err(|e| {
         drop(state.reported(e, "mesh connect"));
@@ -161,7 +161,7 @@ pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, io: SocketIo<A>) {
     });
     let _ = socket.emit("welcome", &welcome);
     if let Some(Replaced(old)) = socket.extensions.get::<Replaced>() {
-        super::deliver::turn_out(&io, NAMESPACE, state.reach(), &old.conn).await;
+        super::deliver::turn_out(&io, NAMESPACE, state.reach(), old.conn.as_str()).await;
     }
     client_list(&io, state, org, None).await;
     if let Ok(Some(seat)) = state.mesh.admin(org).await {

@@ -45,7 +45,7 @@ pub async fn run(state: AppState) {
     loop {
         tokio::select! {
             _ = sweep.tick() => if holds() {
-                match state.devices.sweep(SystemTime::now(), config.device_ttl).await {
+                match state.devices.presence.sweep(SystemTime::now(), config.device_ttl).await {
                     Ok(done) if !done.went_offline.is_empty() || done.deleted > 0 => {
                         info!(offline = done.went_offline.len(), deleted = done.deleted, "presence sweep");
                     }
@@ -54,7 +54,7 @@ pub async fn run(state: AppState) {
                 }
             },
             _ = promote.tick() => if holds() && config.min_coordinators > 0 {
-                match state.devices.promote(config.min_coordinators).await {
+                match state.devices.presence.promote(config.min_coordinators).await {
                     Ok(promoted) => {
                         for d in promoted {
                             info!(network_id = %d.network, device_id = %d.id, "device promoted to coordinator");
@@ -85,7 +85,7 @@ async fn keep_lease(state: AppState, holder: Arc<AtomicBool>) {
     let mut renew = tokio::time::interval(ttl / 3);
     loop {
         renew.tick().await;
-        let held = match state.devices.lease(LEASE, &state.instance, ttl).await {
+        let held = match state.lease.hold(LEASE, &state.instance, ttl).await {
             Ok(held) => held,
             Err(e) => {
                 warn!(error = %e, "cannot renew the presence jobs lease");
@@ -103,14 +103,14 @@ async fn keep_lease(state: AppState, holder: Arc<AtomicBool>) {
 }
 
 async fn expire_signals(state: &AppState) {
-    let expired = match state.devices.expire(SystemTime::now(), state.config.presence.signal_ttl).await {
+    let expired = match state.devices.queues.expire(SystemTime::now(), state.config.presence.signal_ttl).await {
         Ok(expired) => expired,
         Err(e) => return warn!(error = %e, "signal expiry failed"),
     };
     state.metrics.signal(SignalOutcome::Expired, expired.len() as u64);
     for e in &expired {
         info!(device_id = %e.sender, to_device_id = %e.to, kind = e.kind.name(), "signal expired unconfirmed");
-        if let Err(err) = state.devices.wake(&e.sender).await {
+        if let Err(err) = state.devices.endpoints.wake(&e.sender).await {
             // The notice waits in the store; the sender gets it when it next connects.
             warn!(error = %err, "could not wake the sender of an expired signal");
         }

@@ -20,9 +20,10 @@ use tracing::{info, warn};
 use super::deliver::notify;
 use super::events::{Presence, USER_JOINED, USER_LEFT};
 use super::socket;
-use crate::redis::Subscriptions;
+use crate::cluster::redis::Subscriptions;
 use crate::state::AppState;
-use crate::store::{LeaveOutcome, StoreError};
+use crate::store::StoreError;
+use crate::store::rooms::LeaveOutcome;
 
 /// Runs until aborted.
 pub async fn run<A: Adapter>(io: SocketIo<A>, state: AppState, subscriptions: Subscriptions) {

@@ -40,8 +40,8 @@ use crate::domain::ConnId;
 use crate::domain::now_ms;
 use crate::domain::ring::Ring;
 use crate::domain::signal::SignalKind;
+use crate::domain::worker::WorkerRecord;
 use crate::state::AppState;
-use crate::store::workers::WorkerRecord;
 
 /// Where workers connect.
 pub const WORKERS: &str = "/workers";
@@ -187,7 +187,7 @@ pub async fn admit_worker<A: Adapter>(
         capacity,
         last_seen: now_ms(),
         instance: state.instance.to_string(),
-        conn: socket.id.to_string(),
+        conn: ConnId::new(socket.id.as_str()),
     };
     let old = state.workers.put(record.clone()).await.map_err(|e| {
         drop(state.reported(e, "worker connect"));
@@ -213,7 +213,7 @@ struct Replaced(WorkerRecord);
 pub async fn worker_connected<A: Adapter>(socket: SocketRef<A>, io: SocketIo<A>, State(state): State<AppState>) {
     let Some(Replaced(old)) = socket.extensions.get::<Replaced>() else { return };
     info!(worker_id = %old.worker_id, old_conn_id = %old.conn, "worker connected again: the older connection is closed");
-    super::deliver::turn_out(&io, WORKERS, state.reach(), &old.conn).await;
+    super::deliver::turn_out(&io, WORKERS, state.reach(), old.conn.as_str()).await;
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -278,7 +278,7 @@ impl<A: Adapter> Handler<A> for WorkerConn<A> {
 
     async fn disconnect(&self, socket: &SocketRef<A>, _io: &SocketIo<A>, reason: DisconnectReason) {
         let id = self.record.lock().unwrap_or_else(|p| p.into_inner()).worker_id.clone();
-        if let Err(e) = self.state.workers.remove(&id, socket.id.as_str()).await {
+        if let Err(e) = self.state.workers.remove(&id, &ConnId::new(socket.id.as_str())).await {
             drop(self.state.reported(e, "worker disconnect"));
         }
         info!(conn_id = %socket.id, worker_id = %id, ?reason, "worker left");
@@ -333,7 +333,7 @@ impl<A: Adapter> Handler<A> for EdgeConn<A> {
                 let worker = state.workers.get(&to).await.map_err(|e| state.reported(e, "signal"))?;
                 let timeout = state.config.workers.health_timeout.as_millis() as u64;
                 let worker = worker.filter(|w| w.healthy(now_ms(), timeout)).ok_or(SignalError::TargetGone)?;
-                deliver_to(io, &[WORKERS], state.reach(), &ConnId::new(&worker.conn), "signal", &out).await?;
+                deliver_to(io, &[WORKERS], state.reach(), &worker.conn, "signal", &out).await?;
                 Ok(json!({ "ok": true }))
             }
             _ => Err(SignalError::UnknownEvent(name.chars().take(64).collect())),

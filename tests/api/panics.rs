@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde_json::json;
 use switchboard::domain::{ConnId, Request, RoomId, RoomMeta, Route, UserId};
-use switchboard::store::memory::MemoryStore;
-use switchboard::store::{JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot, RoomStore, StoreError};
+use switchboard::store::StoreError;
+use switchboard::store::rooms::memory::MemoryStore;
+use switchboard::store::rooms::{JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot, RoomStore, RoomStoreError};
 use tokio::net::TcpListener;
 
 use crate::helpers::{Peer, Transport};
@@ -16,16 +17,16 @@ struct Booby(MemoryStore);
 
 #[async_trait]
 impl RoomStore for Booby {
-    async fn join(&self, r: &RoomId, u: &UserId, c: &ConnId, max: usize) -> Result<JoinOutcome, StoreError> {
+    async fn join(&self, r: &RoomId, u: &UserId, c: &ConnId, max: usize) -> Result<JoinOutcome, RoomStoreError> {
         self.0.join(r, u, c, max).await
     }
-    async fn create(&self, r: &RoomId, meta: RoomMeta, c: &ConnId) -> Result<JoinOutcome, StoreError> {
+    async fn create(&self, r: &RoomId, meta: RoomMeta, c: &ConnId) -> Result<JoinOutcome, RoomStoreError> {
         self.0.create(r, meta, c).await
     }
-    async fn request(&self, r: &RoomId, u: &UserId, now_ms: u64, deadline_ms: u64) -> Result<Request, StoreError> {
+    async fn request(&self, r: &RoomId, u: &UserId, now_ms: u64, deadline_ms: u64) -> Result<Request, RoomStoreError> {
         self.0.request(r, u, now_ms, deadline_ms).await
     }
-    async fn decide(&self, r: &RoomId, by: &ConnId, u: &UserId, approve: bool) -> Result<(), StoreError> {
+    async fn decide(&self, r: &RoomId, by: &ConnId, u: &UserId, approve: bool) -> Result<(), RoomStoreError> {
         self.0.decide(r, by, u, approve).await
     }
     async fn expire_request(&self, r: &RoomId, u: &UserId, now_ms: u64) -> Result<bool, StoreError> {
@@ -40,7 +41,7 @@ impl RoomStore for Booby {
     async fn leave_all(&self, c: &ConnId) -> Result<Vec<LeaveOutcome>, StoreError> {
         self.0.leave_all(c).await
     }
-    async fn route(&self, r: &RoomId, from: &ConnId, to: &UserId) -> Result<Route, StoreError> {
+    async fn route(&self, r: &RoomId, from: &ConnId, to: &UserId) -> Result<Route, RoomStoreError> {
         assert!(r.as_str() != "boom", "a bug in a handler");
         self.0.route(r, from, to).await
     }

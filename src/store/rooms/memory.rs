@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
-use super::{JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot, RoomStore, StoreError};
+use super::{JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot, RoomStore, RoomStoreError, StoreError};
 use crate::domain::{ConnId, Joined, Request, Room, RoomError, RoomId, RoomMeta, Route, UserId};
 
 /// Room state in this process's memory.
@@ -54,7 +54,7 @@ impl RoomStore for MemoryStore {
         user: &UserId,
         conn: &ConnId,
         max_size: usize,
-    ) -> Result<JoinOutcome, StoreError> {
+    ) -> Result<JoinOutcome, RoomStoreError> {
         let mut entry = self.rooms.entry(room.clone()).or_insert_with(|| Room::new(room.clone(), SystemTime::now()));
         let joined = entry.join(user, conn, max_size);
         if entry.is_empty() {
@@ -72,7 +72,7 @@ impl RoomStore for MemoryStore {
         Ok(outcome)
     }
 
-    async fn create(&self, room: &RoomId, meta: RoomMeta, conn: &ConnId) -> Result<JoinOutcome, StoreError> {
+    async fn create(&self, room: &RoomId, meta: RoomMeta, conn: &ConnId) -> Result<JoinOutcome, RoomStoreError> {
         let Entry::Vacant(vacant) = self.rooms.entry(room.clone()) else {
             return Err(RoomError::AlreadyExists.into());
         };
@@ -89,12 +89,12 @@ impl RoomStore for MemoryStore {
         user: &UserId,
         now_ms: u64,
         deadline_ms: u64,
-    ) -> Result<Request, StoreError> {
+    ) -> Result<Request, RoomStoreError> {
         let mut entry = self.rooms.get_mut(room).ok_or(RoomError::NoSuchRoom)?;
         Ok(entry.request(user, now_ms, deadline_ms)?)
     }
 
-    async fn decide(&self, room: &RoomId, by: &ConnId, user: &UserId, approve: bool) -> Result<(), StoreError> {
+    async fn decide(&self, room: &RoomId, by: &ConnId, user: &UserId, approve: bool) -> Result<(), RoomStoreError> {
         let mut entry = self.rooms.get_mut(room).ok_or(RoomError::NoSuchRoom)?;
         Ok(entry.decide(by, user, approve)?)
     }
@@ -140,7 +140,7 @@ impl RoomStore for MemoryStore {
         Ok(left)
     }
 
-    async fn route(&self, room: &RoomId, from: &ConnId, to: &UserId) -> Result<Route, StoreError> {
+    async fn route(&self, room: &RoomId, from: &ConnId, to: &UserId) -> Result<Route, RoomStoreError> {
         let room = self.rooms.get(room).ok_or(RoomError::NotInRoom)?;
         Ok(room.route(from, to)?)
     }

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use super::{RoomStore, StoreError};
+use super::{RoomStore, RoomStoreError};
 use crate::domain::{ConnId, Joined, Request, RoomError, RoomId, RoomMeta, Route, UserId};
 
 /// Declares the suite's tests for one engine: `store_suite!(async { (MyStore::new(), guard) })`,
@@ -38,7 +38,7 @@ macro_rules! store_suite {
             async fn $name() {
                 // The guard (a private redis-server, say) lives until the test ends.
                 let (store, _guard) = $make.await;
-                $crate::store::suite::$name(std::sync::Arc::new(store)).await;
+                $crate::store::rooms::suite::$name(std::sync::Arc::new(store)).await;
             }
         )*
     };
@@ -54,9 +54,9 @@ fn conn(s: &str) -> ConnId {
     ConnId::new(s)
 }
 
-fn rule(result: Result<impl std::fmt::Debug, StoreError>) -> RoomError {
+fn rule(result: Result<impl std::fmt::Debug, RoomStoreError>) -> RoomError {
     match result {
-        Err(StoreError::Rule(e)) => e,
+        Err(RoomStoreError::Rule(e)) => e,
         other => panic!("expected a rule error, got {other:?}"),
     }
 }

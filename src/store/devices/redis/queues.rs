@@ -1,0 +1,225 @@
+//! [`Queues`] in Redis: each receiver's queue and each sender's notices a
+//! sorted set scored by id, every change one Lua script.
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use fred::prelude::*;
+use fred::types::scripts::Script;
+use serde::de::DeserializeOwned;
+
+use super::codec::{NoticeJson, SignalJson};
+use super::device_key;
+use crate::domain::presence::DeviceId;
+use crate::domain::signal::{Expired, Notice, Outgoing, Queued};
+use crate::store::StoreError;
+use crate::store::devices::{EnqueueFailure, Queues};
+use crate::store::redis::{decode, encode, unavailable};
+
+/// Queues a signal unless the queue is full; returns its id, 0 when full.
+/// The id is spliced in as the JSON's first field.
+/// KEYS: queue, id counter, queued set. ARGV: max, signal JSON without id, receiver.
+const ENQUEUE: &str = r#"
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+local id = redis.call('INCR', KEYS[2])
+redis.call('ZADD', KEYS[1], id, '{"id":' .. id .. ',' .. string.sub(ARGV[2], 2))
+redis.call('SADD', KEYS[3], ARGV[3])
+return id
+"#;
+
+/// Moves one expired signal to its sender's notices, if it is still queued;
+/// returns the notice's id, 0 when another instance moved it first.
+/// KEYS: queue, queued set, sender's notices, sender's notice counter, noticed set.
+/// ARGV: the signal's JSON as read, receiver, notice JSON without id, sender.
+const EXPIRE: &str = r#"
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
+local id = redis.call('INCR', KEYS[4])
+redis.call('ZADD', KEYS[3], id, '{"id":' .. id .. ',' .. string.sub(ARGV[3], 2))
+redis.call('SADD', KEYS[5], ARGV[4])
+return id
+"#;
+
+/// Removes the entries with ids in a range from a queue or a notice list, and
+/// the owner from the index once its list is empty; returns how many.
+/// KEYS: sorted set, index set. ARGV: lowest id, highest id, owner device.
+const DROP: &str = r#"
+local removed = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[3]) end
+return removed
+"#;
+
+/// Signals of one queue read at a time by `expire`, which takes a queue's
+/// signals oldest first and stops at the first one not expired.
+const EXPIRE_PAGE: i64 = 100;
+
+/// Queues and notices in Redis.
+pub struct RedisQueues {
+    client: Client,
+    prefix: String,
+    enqueue: Script,
+    expire: Script,
+    drop: Script,
+}
+
+impl RedisQueues {
+    /// The engine over `client` (connected), keys under `prefix`.
+    pub fn new(client: Client, prefix: &str) -> Self {
+        Self {
+            client,
+            prefix: prefix.to_owned(),
+            enqueue: Script::from_lua(ENQUEUE),
+            expire: Script::from_lua(EXPIRE),
+            drop: Script::from_lua(DROP),
+        }
+    }
+
+    fn key(&self, parts: &[&str]) -> String {
+        device_key(&self.prefix, parts)
+    }
+
+    fn queue_key(&self, device: &str) -> String {
+        self.key(&["q", device])
+    }
+
+    fn notices_key(&self, device: &str) -> String {
+        self.key(&["n", device])
+    }
+
+    /// id first: each as stored, and decoded.
+    async fn entries<J: DeserializeOwned, T>(
+        &self,
+        key: &str,
+        (start, stop): (i64, i64),
+        convert: impl Fn(J) -> Result<T, String>,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        let raws: Vec<String> =
+            self.client.zrange(key, start, stop, None, false, None, false).await.map_err(unavailable)?;
+        raws.into_iter()
+            .map(|raw| {
+                let value = decode(key, &raw, &convert)?;
+                Ok((raw, value))
+            })
+            .collect()
+    }
+
+    /// Removes the entries with ids from `low` to `high` from `owner`'s
+    /// sorted set `list` (its queue or notices), whose index is `index`; the
+    /// entries removed, as stored, oldest first.
+    async fn drop_ids(
+        &self,
+        list: String,
+        index: &str,
+        owner: &str,
+        low: &str,
+        high: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let keys = vec![list, self.key(&[index])];
+        let args = vec![low.to_owned(), high.to_owned(), owner.to_owned()];
+        self.drop.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)
+    }
+
+    /// Moves the expired signals of `receiver`'s queue to their senders' notices.
+    async fn expire_queue(&self, receiver: &str, now: SystemTime, ttl: Duration) -> Result<Vec<Expired>, StoreError> {
+        let mut expired = Vec::new();
+        let queue = self.queue_key(receiver);
+        loop {
+            let page = self.entries(&queue, (0, EXPIRE_PAGE - 1), SignalJson::into_queued).await?;
+            let more = page.len() == EXPIRE_PAGE as usize;
+            for (raw, q) in page {
+                if !q.is_expired(now, ttl) {
+                    return Ok(expired);
+                }
+                let e = Expired::from(&q);
+                let sender = e.sender.as_str();
+                let keys = vec![
+                    queue.clone(),
+                    self.key(&["queued"]),
+                    self.notices_key(sender),
+                    self.key(&["n", sender, "seq"]),
+                    self.key(&["noticed"]),
+                ];
+                let args = vec![raw, receiver.to_owned(), encode(&NoticeJson::from(&e))?, sender.to_owned()];
+                let filed: u64 =
+                    self.expire.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)?;
+                // 0: another instance expired it first, and filed its notice.
+                if filed > 0 {
+                    expired.push(e);
+                }
+            }
+            // The page is gone (here or elsewhere): the next one starts at rank 0 again.
+            if !more {
+                return Ok(expired);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Queues for RedisQueues {
+    async fn enqueue(&self, signal: Outgoing, now: SystemTime, max: usize) -> Result<Queued, EnqueueFailure> {
+        let to = signal.to.as_str();
+        let keys = vec![self.queue_key(to), self.key(&["q", to, "seq"]), self.key(&["queued"])];
+        let args = vec![max.to_string(), encode(&SignalJson::new(&signal, now))?, to.to_owned()];
+        let id: u64 = self.enqueue.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)?;
+        if id == 0 {
+            return Err(EnqueueFailure::Full(max));
+        }
+        Ok(Queued { id, signal, queued_at: now })
+    }
+
+    async fn pending(&self, to: &DeviceId) -> Result<Vec<Queued>, StoreError> {
+        let entries = self.entries(&self.queue_key(to.as_str()), (0, -1), SignalJson::into_queued).await?;
+        Ok(entries.into_iter().map(|(_, q)| q).collect())
+    }
+
+    async fn ack(&self, to: &DeviceId, up_to: u64) -> Result<Vec<Queued>, StoreError> {
+        let queue = self.queue_key(to.as_str());
+        let removed = self.drop_ids(queue.clone(), "queued", to.as_str(), "-inf", &up_to.to_string()).await?;
+        removed.iter().map(|raw| decode(&queue, raw, SignalJson::into_queued)).collect()
+    }
+
+    async fn remove(&self, to: &DeviceId, id: u64) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        Ok(!self.drop_ids(self.queue_key(to.as_str()), "queued", to.as_str(), &id, &id).await?.is_empty())
+    }
+
+    async fn expire(&self, now: SystemTime, ttl: Duration) -> Result<Vec<Expired>, StoreError> {
+        let senders: Vec<String> = self.client.smembers(self.key(&["noticed"])).await.map_err(unavailable)?;
+        for sender in senders {
+            for (_, n) in self.entries(&self.notices_key(&sender), (0, -1), NoticeJson::into_notice).await? {
+                if n.is_past_retention(now, ttl) {
+                    let id = n.id.to_string();
+                    self.drop_ids(self.notices_key(&sender), "noticed", &sender, &id, &id).await?;
+                }
+            }
+        }
+        let mut expired = Vec::new();
+        let receivers: Vec<String> = self.client.smembers(self.key(&["queued"])).await.map_err(unavailable)?;
+        for receiver in receivers {
+            expired.extend(self.expire_queue(&receiver, now, ttl).await?);
+        }
+        Ok(expired)
+    }
+
+    async fn notices(&self, sender: &DeviceId) -> Result<Vec<Notice>, StoreError> {
+        let entries = self.entries(&self.notices_key(sender.as_str()), (0, -1), NoticeJson::into_notice).await?;
+        Ok(entries.into_iter().map(|(_, n)| n).collect())
+    }
+
+    async fn remove_notice(&self, sender: &DeviceId, id: u64) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        Ok(!self.drop_ids(self.notices_key(sender.as_str()), "noticed", sender.as_str(), &id, &id).await?.is_empty())
+    }
+
+    async fn queued(&self) -> Result<usize, StoreError> {
+        let receivers: Vec<String> = self.client.smembers(self.key(&["queued"])).await.map_err(unavailable)?;
+        let pipeline = self.client.pipeline();
+        for receiver in &receivers {
+            let _: () = pipeline.zcard(self.queue_key(receiver)).await.map_err(unavailable)?;
+        }
+        let lengths: Vec<u64> = pipeline.all().await.map_err(unavailable)?;
+        Ok(lengths.iter().sum::<u64>() as usize)
+    }
+}

@@ -1,0 +1,50 @@
+//! Mesh clients and admin seats behind one trait (seed 000): which clients
+//! each organization has (cluster-wide), and who holds its admin seat.
+//!
+//! The admin seat is a lease held for an instance: the instance holding the
+//! admin's connection renews it; if that instance dies the lease runs out and
+//! another instance elects a new admin. Engines: [`memory::MemoryMesh`] (one
+//! instance) and [`redis::RedisMesh`]; both pass `suite.rs`. Times are Unix
+//! milliseconds, passed in.
+
+pub mod memory;
+pub mod redis;
+#[cfg(test)]
+mod suite;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::StoreError;
+use crate::domain::ConnId;
+use crate::domain::mesh::{AdminSeat, ClientId, MeshClient, OrgId};
+
+/// Clients and admin seats: the operations the `/mesh` namespace needs.
+#[async_trait]
+pub trait MeshStore: Send + Sync + 'static {
+    /// Records `client` in `org` (replacing an older connection of the same id).
+    async fn join(&self, org: &OrgId, client: MeshClient) -> Result<Option<MeshClient>, StoreError>;
+
+    /// Refreshes `client`'s last-seen time, if `conn` still holds it.
+    async fn touch(&self, org: &OrgId, client: &ClientId, conn: &ConnId, now: u64) -> Result<(), StoreError>;
+
+    /// Removes `client` from `org` if `conn` still holds it; whether it did.
+    async fn leave(&self, org: &OrgId, client: &ClientId, conn: &ConnId) -> Result<bool, StoreError>;
+
+    /// The clients of `org` whose instance is alive, earliest join first.
+    async fn clients(&self, org: &OrgId) -> Result<Vec<MeshClient>, StoreError>;
+
+    /// The admin seat of `org`, if its lease runs.
+    async fn admin(&self, org: &OrgId) -> Result<Option<AdminSeat>, StoreError>;
+
+    /// Takes the seat for `seat` for `ttl` if it is empty, or replaces a
+    /// temporary admin when `seat` is a main admin; whether `seat` holds it now.
+    async fn claim_admin(&self, org: &OrgId, seat: &AdminSeat, ttl: Duration) -> Result<bool, StoreError>;
+
+    /// Renews the lease if `seat` holds it; whether it does.
+    async fn renew_admin(&self, org: &OrgId, seat: &AdminSeat, ttl: Duration) -> Result<bool, StoreError>;
+
+    /// Empties the seat if `client` holds it; whether it did.
+    async fn release_admin(&self, org: &OrgId, client: &ClientId) -> Result<bool, StoreError>;
+}

@@ -1,0 +1,159 @@
+//! The mesh in Redis (prefix `p`): `p:m:org:{org}` hash, client id to its
+//! JSON; `p:m:orgs` set of organizations with clients; `p:m:admin:{org}`
+//! string, the admin seat's JSON, with a TTL (the lease). A client whose
+//! instance is dead is not listed.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fred::prelude::*;
+use fred::types::scripts::Script;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::MeshStore;
+use crate::domain::ConnId;
+use crate::domain::mesh::{AdminSeat, ClientId, MeshClient, OrgId};
+use crate::store::StoreError;
+use crate::store::redis::instances::Instances;
+use crate::store::redis::{HashCas, key, unavailable};
+
+/// Takes the admin seat: KEYS[1] the seat; ARGV: the new seat's JSON, ttl ms,
+/// whether it is a main admin ('1'). Free, or held by the same seat, or held
+/// by a temporary admin while a main admin claims: taken.
+const CLAIM: &str = r#"
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[1] then
+  if ARGV[3] ~= '1' or cjson.decode(held)['main'] then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"#;
+
+/// Renews (ARGV[2] ms) or deletes (ARGV[2] = '0') the seat if it is still ARGV[1].
+const IF_HELD: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '0' then redis.call('DEL', KEYS[1]) else redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+"#;
+
+/// Mesh state in Redis, shared by every instance.
+pub struct RedisMesh {
+    client: Client,
+    prefix: String,
+    instances: Instances,
+    claim: Script,
+    if_held: Script,
+    cas: HashCas,
+}
+
+impl RedisMesh {
+    /// A store over `client` (connected) for instance `instance`.
+    pub fn new(client: Client, prefix: &str, instance: &str) -> Self {
+        Self {
+            instances: Instances::new(client.clone(), prefix, instance),
+            cas: HashCas::new(client.clone()),
+            client,
+            prefix: prefix.to_owned(),
+            claim: Script::from_lua(CLAIM),
+            if_held: Script::from_lua(IF_HELD),
+        }
+    }
+
+    fn org_key(&self, org: &OrgId) -> String {
+        key(&self.prefix, &["m", "org", org.as_str()])
+    }
+
+    fn admin_key(&self, org: &OrgId) -> String {
+        key(&self.prefix, &["m", "admin", org.as_str()])
+    }
+
+    /// `client`'s record as stored and decoded.
+    async fn read(&self, org: &OrgId, client: &ClientId) -> Result<Option<(String, MeshClient)>, StoreError> {
+        let raw: Option<String> = self.client.hget(self.org_key(org), client.as_str()).await.map_err(unavailable)?;
+        raw.map(|raw| decode(&raw).map(|c| (raw, c))).transpose()
+    }
+
+    /// Replaces `client`'s record `read` by `next` ('' deletes) unless it changed meanwhile.
+    async fn swap(&self, org: &OrgId, client: &ClientId, read: String, next: String) -> Result<bool, StoreError> {
+        self.cas.swap(&self.org_key(org), client.as_str(), read, next).await
+    }
+
+    /// Renews `seat` for `ttl_ms` (0: empties it) if it still holds the seat; whether it did.
+    async fn if_held(&self, org: &OrgId, seat: &AdminSeat, ttl_ms: u64) -> Result<bool, StoreError> {
+        let args = vec![encode(seat)?, ttl_ms.to_string()];
+        let keys = vec![self.admin_key(org)];
+        let held: i64 = self.if_held.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)?;
+        Ok(held == 1)
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(raw: &str) -> Result<T, StoreError> {
+    serde_json::from_str(raw).map_err(|e| StoreError::Unavailable(format!("mesh state in Redis is corrupt: {e}")))
+}
+
+#[async_trait]
+impl MeshStore for RedisMesh {
+    async fn join(&self, org: &OrgId, client: MeshClient) -> Result<Option<MeshClient>, StoreError> {
+        let old = self.read(org, &client.id).await?.map(|(_, c)| c);
+        let _: () =
+            self.client.hset(self.org_key(org), (client.id.as_str(), encode(&client)?)).await.map_err(unavailable)?;
+        let _: () = self.client.sadd(key(&self.prefix, &["m", "orgs"]), org.as_str()).await.map_err(unavailable)?;
+        Ok(old)
+    }
+
+    async fn touch(&self, org: &OrgId, client: &ClientId, conn: &ConnId, now: u64) -> Result<(), StoreError> {
+        if let Some((raw, mut c)) = self.read(org, client).await?.filter(|(_, c)| &c.conn == conn) {
+            c.last_seen = c.last_seen.max(now);
+            // A newer connection of the client may have replaced it meanwhile: then nothing.
+            self.swap(org, client, raw, encode(&c)?).await?;
+        }
+        Ok(())
+    }
+
+    async fn leave(&self, org: &OrgId, client: &ClientId, conn: &ConnId) -> Result<bool, StoreError> {
+        match self.read(org, client).await? {
+            Some((raw, c)) if &c.conn == conn => self.swap(org, client, raw, String::new()).await,
+            _ => Ok(false),
+        }
+    }
+
+    async fn clients(&self, org: &OrgId) -> Result<Vec<MeshClient>, StoreError> {
+        let raws: HashMap<String, String> = self.client.hgetall(self.org_key(org)).await.map_err(unavailable)?;
+        let mut clients = Vec::with_capacity(raws.len());
+        for raw in raws.values() {
+            let c: MeshClient = decode(raw)?;
+            if self.instances.is_alive(&c.instance).await? {
+                clients.push(c);
+            }
+        }
+        clients.sort_by(|a, b| a.joined_at.cmp(&b.joined_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(clients)
+    }
+
+    async fn admin(&self, org: &OrgId) -> Result<Option<AdminSeat>, StoreError> {
+        let raw: Option<String> = self.client.get(self.admin_key(org)).await.map_err(unavailable)?;
+        raw.map(|raw| decode(&raw)).transpose()
+    }
+
+    async fn claim_admin(&self, org: &OrgId, seat: &AdminSeat, ttl: Duration) -> Result<bool, StoreError> {
+        let args = vec![encode(seat)?, ttl.as_millis().to_string(), if seat.main { "1" } else { "0" }.to_owned()];
+        let taken: i64 =
+            self.claim.evalsha_with_reload(&self.client, vec![self.admin_key(org)], args).await.map_err(unavailable)?;
+        Ok(taken == 1)
+    }
+
+    async fn renew_admin(&self, org: &OrgId, seat: &AdminSeat, ttl: Duration) -> Result<bool, StoreError> {
+        self.if_held(org, seat, ttl.as_millis().max(1) as u64).await
+    }
+
+    async fn release_admin(&self, org: &OrgId, client: &ClientId) -> Result<bool, StoreError> {
+        let Some(seat) = self.admin(org).await?.filter(|s| &s.client == client) else { return Ok(false) };
+        self.if_held(org, &seat, 0).await
+    }
+}

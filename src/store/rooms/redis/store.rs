@@ -1,0 +1,203 @@
+//! [`RoomStore`] over Redis: each operation a domain rule applied through the
+//! compare-and-set of [`RedisStore::update`].
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use fred::prelude::*;
+
+use super::codec::decode;
+use super::{Change, RedisStore};
+use crate::domain::{ConnId, Joined, Request, Room, RoomError, RoomId, RoomMeta, Route, UserId};
+use crate::store::StoreError;
+use crate::store::redis::unavailable;
+use crate::store::rooms::{
+    JoinOutcome, LeaveOutcome, LiveSeats, Reconciled, RoomPage, RoomSnapshot, RoomStore, RoomStoreError,
+};
+
+#[async_trait]
+impl RoomStore for RedisStore {
+    async fn join(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        conn: &ConnId,
+        max_size: usize,
+    ) -> Result<JoinOutcome, RoomStoreError> {
+        let owner = self.instance_conns(self.instances.me());
+        self.update(room, |current| {
+            let mut next = current.unwrap_or_else(|| Room::new(room.clone(), SystemTime::now()));
+            let joined = next.join(user, conn, max_size)?;
+            let mut sets = vec![
+                (self.conn_rooms(conn), '+', room.as_str().to_owned()),
+                (owner.clone(), '+', conn.as_str().to_owned()),
+            ];
+            if let Joined::Rejoined { replaced } = &joined {
+                sets.push((self.conn_rooms(replaced), '-', room.as_str().to_owned()));
+            }
+            let outcome = JoinOutcome { users: next.users(), peers: next.peers_of(conn), joined };
+            Ok((Change { room: Some(next), sets }, outcome))
+        })
+        .await
+    }
+
+    async fn create(&self, room: &RoomId, meta: RoomMeta, conn: &ConnId) -> Result<JoinOutcome, RoomStoreError> {
+        let owner = self.instance_conns(self.instances.me());
+        self.update(room, |current| {
+            if current.is_some() {
+                return Err(RoomError::AlreadyExists.into());
+            }
+            let next = Room::create(room.clone(), SystemTime::now(), meta.clone(), conn);
+            let sets = vec![
+                (self.conn_rooms(conn), '+', room.as_str().to_owned()),
+                (owner.clone(), '+', conn.as_str().to_owned()),
+            ];
+            let outcome = JoinOutcome { users: next.users(), peers: next.peers_of(conn), joined: Joined::New };
+            Ok((Change { room: Some(next), sets }, outcome))
+        })
+        .await
+    }
+
+    async fn request(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        now_ms: u64,
+        deadline_ms: u64,
+    ) -> Result<Request, RoomStoreError> {
+        self.update(room, |current| {
+            let mut next = current.ok_or(RoomError::NoSuchRoom)?;
+            let request = next.request(user, now_ms, deadline_ms)?;
+            Ok((Change { room: Some(next), sets: vec![] }, request))
+        })
+        .await
+    }
+
+    async fn decide(&self, room: &RoomId, by: &ConnId, user: &UserId, approve: bool) -> Result<(), RoomStoreError> {
+        self.update(room, |current| {
+            let mut next = current.ok_or(RoomError::NoSuchRoom)?;
+            next.decide(by, user, approve)?;
+            Ok((Change { room: Some(next), sets: vec![] }, ()))
+        })
+        .await
+    }
+
+    async fn expire_request(&self, room: &RoomId, user: &UserId, now_ms: u64) -> Result<bool, StoreError> {
+        self.update::<_, StoreError>(room, |current| {
+            let Some(mut next) = current else { return Ok((Change { room: None, sets: vec![] }, false)) };
+            let expired = next.expire_request(user, now_ms);
+            Ok((Change { room: Some(next), sets: vec![] }, expired))
+        })
+        .await
+    }
+
+    async fn name_user(&self, room: &RoomId, user: &UserId, name: &str) -> Result<(), StoreError> {
+        self.update::<_, StoreError>(room, |current| {
+            let Some(mut next) = current else { return Ok((Change { room: None, sets: vec![] }, ())) };
+            next.name_user(user, name);
+            Ok((Change { room: Some(next), sets: vec![] }, ()))
+        })
+        .await
+    }
+
+    async fn leave(&self, room: &RoomId, conn: &ConnId) -> Result<Option<LeaveOutcome>, StoreError> {
+        self.update::<_, StoreError>(room, |current| {
+            let sets = vec![(self.conn_rooms(conn), '-', room.as_str().to_owned())];
+            let Some(mut next) = current else {
+                return Ok((Change { room: None, sets }, None));
+            };
+            let Some(departure) = next.leave(conn) else {
+                return Ok((Change { room: Some(next), sets }, None));
+            };
+            let room_deleted = next.is_empty();
+            let outcome = LeaveOutcome {
+                room: room.clone(),
+                user: departure.user,
+                peers: next.peers_of(conn),
+                room_deleted,
+                new_host: departure.new_host,
+            };
+            Ok((Change { room: (!room_deleted).then_some(next), sets }, Some(outcome)))
+        })
+        .await
+    }
+
+    async fn leave_all(&self, conn: &ConnId) -> Result<Vec<LeaveOutcome>, StoreError> {
+        self.leave_all_of(conn, self.instances.me()).await
+    }
+
+    async fn maintain(&self) -> Result<Vec<LeaveOutcome>, StoreError> {
+        let beat = self.instances.beat(self.instance_ttl).await;
+        self.cache.set_store_ok(beat.is_ok());
+        beat?;
+        let mut left = Vec::new();
+        for dead in self.instances.dead().await? {
+            left.extend(self.reap(&dead).await?);
+        }
+        Ok(left)
+    }
+
+    async fn reconcile(&self, live: &LiveSeats, max_size: usize) -> Result<Reconciled, StoreError> {
+        let mut reconciled = Reconciled::default();
+        for (conn, seats) in live {
+            for (room, user) in seats {
+                if let Some(seat) = self.restore(room, user, conn, max_size).await? {
+                    reconciled.restored.push(seat);
+                }
+            }
+        }
+        let mine: Vec<String> =
+            self.client.smembers(self.instance_conns(self.instances.me())).await.map_err(unavailable)?;
+        for ghost in mine.iter().filter(|c| !live.iter().any(|(live, _)| live.as_str() == c.as_str())) {
+            reconciled.removed.extend(self.leave_all_of(&ConnId::new(ghost), self.instances.me()).await?);
+        }
+        Ok(reconciled)
+    }
+
+    async fn route(&self, room: &RoomId, from: &ConnId, to: &UserId) -> Result<Route, RoomStoreError> {
+        if let Some(route) = self.cache.route(room, from, to) {
+            return Ok(route);
+        }
+        let seen = self.cache.generation(room);
+        let (_, current) = self.read(room).await?;
+        let current = current.ok_or(RoomError::NotInRoom)?;
+        let route = current.route(from, to);
+        self.cache.offer(room, current, seen);
+        Ok(route?)
+    }
+
+    async fn room(&self, room: &RoomId) -> Result<Option<RoomSnapshot>, StoreError> {
+        Ok(self.read(room).await?.1.as_ref().map(RoomSnapshot::from))
+    }
+
+    async fn list(&self, offset: usize, limit: usize) -> Result<RoomPage, StoreError> {
+        let keys = vec![self.key(&["rooms"])];
+        let args = vec![self.key(&["room", ""]), offset.to_string(), (offset + limit - 1).to_string()];
+        let raw: Vec<Value> = self.list.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)?;
+        let total = raw.first().and_then(Value::as_u64).unwrap_or(0) as usize;
+        let mut rooms = Vec::new();
+        for chunk in raw[1..].chunks_exact(3) {
+            let (Some(id), Some(created), Some(members)) =
+                (chunk[0].as_string(), chunk[1].as_u64(), chunk[2].as_string())
+            else {
+                continue;
+            };
+            let Ok(id) = RoomId::parse(&id) else { continue };
+            rooms.push(RoomSnapshot::from(&decode(&id, created, &members)?));
+        }
+        Ok(RoomPage { rooms, total })
+    }
+
+    async fn count(&self) -> Result<usize, StoreError> {
+        self.client.zcard(self.key(&["rooms"])).await.map_err(unavailable)
+    }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    fn changed(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.changed.clone())
+    }
+}
