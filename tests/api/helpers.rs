@@ -109,7 +109,7 @@ impl Drop for TestApp {
 /// A socket.io client that records every event it receives, in order.
 pub struct Peer {
     pub client: Client,
-    /// The `ice-servers` event every connection gets first.
+    /// The `ice-servers` event every connection to `/` gets first (`Null` on other namespaces).
     pub ice_servers: Value,
     events: mpsc::UnboundedReceiver<(String, Value)>,
 }
@@ -133,9 +133,23 @@ impl Peer {
 
     /// [`Peer::connect_to`] with `auth` in the namespace CONNECT packet.
     pub async fn connect_with_auth(url: &str, transport: Transport, auth: Option<Value>) -> Peer {
+        let mut peer = Self::open(url, "/", transport, auth).await;
+        peer.ice_servers = peer.expect("ice-servers").await;
+        peer
+    }
+
+    /// A client of namespace `ns` (not `/`: no `ice-servers` comes first) with
+    /// `auth` in its CONNECT packet, over websocket, once the namespace is joined.
+    pub async fn connect_ns(url: &str, ns: &str, auth: Option<Value>) -> Peer {
+        Self::open(url, ns, Transport::Websocket, auth).await
+    }
+
+    /// Connects to namespace `ns` and waits for its CONNECT ack.
+    async fn open(url: &str, ns: &str, transport: Transport, auth: Option<Value>) -> Peer {
         let (tx, events) = mpsc::unbounded_channel();
         let (open, error) = (tx.clone(), tx.clone());
         let mut builder = ClientBuilder::new(url)
+            .namespace(ns)
             .transport_type(transport.into())
             .reconnect(false)
             .on("open", move |_, _| {
@@ -157,7 +171,6 @@ impl Peer {
         let mut peer = Peer { client, ice_servers: Value::Null, events };
         // Emitting before the namespace CONNECT ack would kill the session.
         peer.expect("open").await;
-        peer.ice_servers = peer.expect("ice-servers").await;
         peer
     }
 
@@ -223,6 +236,19 @@ impl Peer {
             let (name, data) = self.next().await;
             if !skip.contains(&name.as_str()) {
                 assert_eq!(name, event, "expected {event}, got {name}: {data}");
+                return data;
+            }
+        }
+    }
+
+    /// The next `event` whose payload satisfies `check`; returns its payload.
+    /// Whatever comes before it (other events, other `event`s) is passed over.
+    pub async fn wait_for(&mut self, event: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.events.recv()).await;
+            let (name, data) = next.unwrap_or_else(|_| panic!("no {event} as expected in time")).expect("client alive");
+            if name == event && check(&data) {
                 return data;
             }
         }
@@ -491,9 +517,19 @@ impl Drop for Running {
 /// Connects a raw client (websocket) and returns the first of "open" or
 /// "error" (a `connect_error`, with its text). The client stays connected.
 pub async fn connect_outcome(url: &str, auth: Option<Value>, headers: &[(&str, &str)]) -> (String, Value) {
+    outcome(url, "/", auth, headers).await
+}
+
+/// [`connect_outcome`] for namespace `ns`, without extra headers.
+pub async fn namespace_outcome(url: &str, ns: &str, auth: Option<Value>) -> (String, Value) {
+    outcome(url, ns, auth, &[]).await
+}
+
+async fn outcome(url: &str, ns: &str, auth: Option<Value>, headers: &[(&str, &str)]) -> (String, Value) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (open, error) = (tx.clone(), tx);
     let mut builder = ClientBuilder::new(url)
+        .namespace(ns)
         .transport_type(TransportType::Websocket)
         .reconnect(false)
         .on("open", move |_, _| {
