@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 use serde_json::{Map, Value};
+use switchboard::domain::signal::SignalKind;
 use switchboard::domain::{MAX_ID_CHARS, RoomId};
-use switchboard::transport::events::RelayKind;
-use switchboard::transport::payload;
+use switchboard::transport::rooms::payload;
 
 const FIELDS: [&str; 7] = ["roomId", "userId", "targetId", "offer", "answer", "candidate", "x"];
 
@@ -43,12 +43,12 @@ fn check(value: &Value) {
     }
     let leave = payload::leave(Some(value.clone()));
     assert_eq!(leave.is_ok(), map.is_some_and(|m| id_field_ok(m, "roomId")), "leave-room {value}");
-    for kind in [RelayKind::Offer, RelayKind::Answer, RelayKind::IceCandidate] {
+    for kind in [SignalKind::Offer, SignalKind::Answer, SignalKind::IceCandidate] {
         let relay = payload::relay(kind, Some(value.clone()));
-        let body = map.and_then(|m| m.get(kind.body_field()));
-        let body_ok = body.is_some_and(|b| !b.is_null() || kind == RelayKind::IceCandidate);
+        let body = map.and_then(|m| m.get(payload::body_field(kind)));
+        let body_ok = body.is_some_and(|b| !b.is_null() || kind == SignalKind::IceCandidate);
         let expect = map.is_some_and(|m| id_field_ok(m, "roomId") && id_field_ok(m, "targetId")) && body_ok;
-        assert_eq!(relay.is_ok(), expect, "{} {value}: {relay:?}", kind.event());
+        assert_eq!(relay.is_ok(), expect, "{} {value}: {relay:?}", kind.name());
         if let Ok(req) = relay {
             assert_eq!(Some(&req.body), body, "the body is relayed exactly as sent");
         }

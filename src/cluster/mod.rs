@@ -5,5 +5,6 @@
 //!
 //! Must not import `core` or `transport`: the core is built over this.
 
+pub mod bus;
 pub mod lease;
 pub mod redis;

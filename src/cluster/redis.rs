@@ -1,26 +1,25 @@
 //! Redis connections for cluster mode (`REDIS_URL` set).
 //!
-//! Two fred clients: one for commands (the room store, liveness) and one
-//! subscriber for the socket.io adapter's pub/sub and this process's own
-//! channels (room changes for the route cache, device wake-ups). Both reconnect forever with
-//! exponential backoff (the subscriber at most a second apart, since nothing
-//! reaches this instance from the others until it is back), and commands fail
-//! after `REDIS_TIMEOUT_MS` instead of queueing without bound. The subscriber
-//! re-subscribes after every reconnect: without that, instances stop hearing
-//! each other once Redis has come back. [`Subscriptions`] says whether that
-//! has happened: the upkeep task keeps the instance "down" until it has, the
-//! route cache stays off, and device wake-ups missed meanwhile are made up.
-//! fred's own `manage_subscriptions` cannot be used: it sends `SUBSCRIBE` with
-//! an empty channel list (the adapter uses only sharded channels), gets an
-//! error, and gives up before re-subscribing the sharded ones. Sharded pub/sub
-//! needs Redis 7 or later.
+//! Two fred clients: one for commands (the stores, liveness, publishing on
+//! the cluster bus) and one subscriber for this process's channels (the
+//! cluster bus, room changes for the route cache, device wake-ups). Both
+//! reconnect forever with exponential backoff (the subscriber at most a
+//! second apart, since nothing reaches this instance from the others until it
+//! is back), and commands fail after `REDIS_TIMEOUT_MS` instead of queueing
+//! without bound. The subscriber re-subscribes after every reconnect:
+//! without that, instances stop hearing each other once Redis has come back.
+//! [`Subscriptions`] says whether that has happened: the upkeep task keeps
+//! the instance "down" until it has, the route cache stays off, and device
+//! wake-ups missed meanwhile are made up. This is done here rather than by
+//! fred's `manage_subscriptions`, which gives up on the first refused
+//! re-subscription instead of retrying.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
-use fred::types::RespVersion;
+use fred::types::{ClusterHash, CustomCommand, RespVersion};
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::watch;
@@ -48,7 +47,7 @@ const PERSISTENT_FAILURES: u32 = 10;
 pub struct RedisClients {
     /// For commands.
     pub data: Client,
-    /// For the socket.io adapter's subscriptions.
+    /// For this process's subscriptions.
     pub subscriber: SubscriberClient,
 }
 
@@ -57,12 +56,11 @@ pub struct RedisClients {
 pub async fn connect(url: &str, config: &Config) -> Result<RedisClients, Error> {
     let mut redis_config = fred::prelude::Config::from_url(url)?;
     let data = builder(redis_config.clone(), config, DATA_MAX_BACKOFF_MS).build()?;
-    // The adapter's driver expects RESP3 pub/sub; fred ignores the URL's protocol parameter.
+    // Pub/sub on the connection of a RESP3 client; fred ignores the URL's protocol parameter.
     redis_config.version = RespVersion::RESP3;
     let subscriber = builder(redis_config, config, SUBSCRIBER_MAX_BACKOFF_MS).build_subscriber_client()?;
-    // Only the data client is initialised here: the adapter's fred driver calls
-    // `init` on the subscriber itself, and a second `init` races the first.
     init_within(&data, config.redis_timeout * 5).await?;
+    init_within(&subscriber, config.redis_timeout * 5).await?;
     Ok(RedisClients { data, subscriber })
 }
 
@@ -109,10 +107,10 @@ impl Subscriptions {
     }
 }
 
-/// Subscribes `subscriber` to `own` (this process's channels: room changes,
-/// device wake-ups), and after each connection error or reconnect re-subscribes
-/// to those and every channel it tracks (the adapter's), retrying until it
-/// succeeds. Start it once the adapter has connected the subscriber.
+/// Subscribes `subscriber` (connected) to `own` (this process's channels:
+/// the cluster bus, room changes, device wake-ups), and after each connection
+/// error or reconnect re-subscribes to those and every channel it tracks,
+/// retrying until it succeeds.
 pub fn keep_subscriptions(subscriber: SubscriberClient, own: Vec<String>) -> Subscriptions {
     let (ready, watch) = watch::channel(false);
     // Listening from now, so no trouble goes unseen before the task runs.
@@ -127,8 +125,8 @@ async fn keep(
     ready: watch::Sender<bool>,
     (mut errors, mut reconnects): (Receiver<(Error, Option<Server>)>, Receiver<Server>),
 ) {
-    // Tracked channels are those subscribed so far (the adapter's and `own`
-    // once subscribed); a SUBSCRIBE to one already subscribed changes nothing.
+    // Tracked channels are those subscribed so far (`own` once subscribed, and
+    // any other); a SUBSCRIBE to one already subscribed changes nothing.
     let channels = || {
         let mut all: BTreeSet<String> = own.iter().cloned().collect();
         all.extend(subscriber.tracked_channels().iter().map(|c| c.to_string()));
@@ -185,9 +183,11 @@ fn keys<T: Into<Key>>(set: impl IntoIterator<Item = T>) -> Vec<Key> {
     set.into_iter().map(Into::into).collect()
 }
 
-/// Subscribes to `channels` and to every tracked pattern and sharded channel
-/// (the adapter uses sharded ones).
+/// Subscribes to `channels` and to every tracked pattern and sharded channel,
+/// then checks with Redis that the connection holds them: fred answers a
+/// refused `SUBSCRIBE` (an ACL that forbids the channel) with `Ok`.
 async fn subscribe_all(subscriber: &SubscriberClient, channels: BTreeSet<String>) -> Result<(), Error> {
+    let wanted = channels.len();
     if !channels.is_empty() {
         subscriber.subscribe(keys(channels)).await?;
     }
@@ -199,7 +199,20 @@ async fn subscribe_all(subscriber: &SubscriberClient, channels: BTreeSet<String>
     if !shard_channels.is_empty() {
         subscriber.ssubscribe(shard_channels).await?;
     }
+    let held = subscribed_channels(subscriber).await?;
+    if held < wanted {
+        let why = format!("Redis holds {held} of this instance's {wanted} subscriptions");
+        return Err(Error::new(ErrorKind::Unknown, why));
+    }
     Ok(())
+}
+
+/// How many channels the subscriber's connection holds, as Redis says (`CLIENT INFO`'s `sub=`).
+async fn subscribed_channels(subscriber: &SubscriberClient) -> Result<usize, Error> {
+    let info: String =
+        subscriber.custom(CustomCommand::new_static("CLIENT", ClusterHash::Random, false), vec!["INFO"]).await?;
+    let count = info.split_whitespace().find_map(|field| field.strip_prefix("sub=")).and_then(|n| n.parse().ok());
+    count.ok_or_else(|| Error::new(ErrorKind::Parse, format!("no subscription count in CLIENT INFO: {info}")))
 }
 
 /// `init` with a deadline.
@@ -207,5 +220,41 @@ async fn init_within(client: &impl ClientLike, wait: Duration) -> Result<(), Err
     match tokio::time::timeout(wait, client.init()).await {
         Ok(result) => result.map(|_| ()),
         Err(_) => Err(Error::new(ErrorKind::Timeout, format!("no answer from Redis within {wait:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::RedisProcess;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_subscription_redis_refuses_is_not_taken_for_one() {
+        let redis = tokio::task::spawn_blocking(RedisProcess::start).await.unwrap();
+        let config = Config { redis_timeout: Duration::from_millis(500), ..Config::default() };
+        let clients = connect(&redis.url(), &config).await.unwrap();
+        let subscriber = clients.subscriber;
+        let channels = || BTreeSet::from(["a".to_owned(), "b".to_owned()]);
+        subscribe_all(&subscriber, channels()).await.expect("allowed: subscribed");
+        assert_eq!(subscribed_channels(&subscriber).await.unwrap(), 2);
+        // An ACL without channels: Redis drops the subscriber, and refuses it again.
+        tokio::task::block_in_place(|| redis.command(&["ACL", "SETUSER", "default", "resetchannels"]));
+        let refused = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if subscriber.is_connected() && subscribe_all(&subscriber, channels()).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        refused.await.expect("a refused subscription is reported");
+        tokio::task::block_in_place(|| redis.command(&["ACL", "SETUSER", "default", "allchannels"]));
+        let allowed = tokio::time::timeout(Duration::from_secs(10), async {
+            while subscribe_all(&subscriber, channels()).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        allowed.await.expect("allowed again: subscribed");
+        assert_eq!(subscribed_channels(&subscriber).await.unwrap(), 2);
     }
 }

@@ -39,9 +39,7 @@ pub enum MeshError {
     #[error("must be 1 to {MAX_MESH_ID} letters, digits, '-', '_' or '.'")]
     Id,
     /// A capability breaks its rule.
-    #[error(
-        "capabilities must be at most {MAX_CAPABILITIES} comma-separated names of letters, digits, '-', '_' or '.'"
-    )]
+    #[error("must be at most {MAX_CAPABILITIES} comma-separated names of letters, digits, '-', '_' or '.'")]
     Capabilities,
     /// A coordinate is out of range.
     #[error("{0}")]

@@ -9,12 +9,12 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::presence::{Device, DeviceId};
 
 /// What a signal carries, as seed 004 names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SignalKind {
     /// An SDP offer.
     #[serde(rename = "offer")]

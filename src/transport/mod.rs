@@ -1,29 +1,19 @@
 //! Transport: everything that speaks a wire protocol.
 //!
-//! socket.io handlers ([`socket`]), REST routes ([`http`]), CORS and the
-//! websocket origin check ([`origin`]), the wire names and shapes ([`events`],
-//! [`payload`]) and the one mapping of errors to `{ code, message }` ([`error`]).
-//! Handlers parse, call the store, and emit; rules live in [`crate::domain`].
+//! Shared parts: [`conn`] (admission, the per-connection pipeline, the
+//! socket.io glue that makes each connection a core link), [`wire`] (the one
+//! error mapping, payload and query parsing, shared event shapes) and
+//! [`http`] (the router's frame, health, metrics, static files, CORS and
+//! origin). One folder per namespace: [`rooms`] (`/`), [`dashboard`],
+//! [`devices`], [`mesh`], [`workers`] (`/workers` and `/edge`), each with
+//! its wire shapes and REST routes. Handlers parse, call the core, and
+//! answer; feature folders never import each other.
 
-pub mod address;
-pub mod auth;
+pub mod conn;
 pub mod dashboard;
-pub mod deliver;
-pub mod device_socket;
 pub mod devices;
-pub mod error;
-pub mod events;
-mod handlers;
-pub mod head;
 pub mod http;
-pub mod inbox;
 pub mod mesh;
-pub mod origin;
-pub mod payload;
-pub mod presence_jobs;
-pub mod query;
-pub mod serial;
-pub mod socket;
-pub mod static_files;
-pub mod upkeep;
+pub mod rooms;
+pub mod wire;
 pub mod workers;

@@ -7,7 +7,8 @@ use switchboard::domain::ice::IceConfig;
 
 use crate::helpers::{Peer, Transport, spawn_app_with};
 
-/// A WEB_DIR with an index page and, if asked, a (fake) installed client bundle.
+/// A WEB_DIR with an index page and, if asked, a (fake) client bundle
+/// installed where switchboard once read it (it no longer does).
 fn web_dir(with_bundle: bool) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("switchboard-web-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -18,6 +19,12 @@ fn web_dir(with_bundle: bool) -> std::path::PathBuf {
         std::fs::write(dist.join("socket.io.min.js"), "/* bundle-marker */").unwrap();
     }
     dir
+}
+
+/// The committed copy of the client bundle that the binary embeds.
+fn vendored(name: &str) -> String {
+    let path = format!("{}/web/vendor/socket.io-client/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(path).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,7 +39,7 @@ async fn the_page_and_the_client_bundle_are_served_and_misses_stay_json() {
     let bundle = reqwest::get(app.url("/socket.io/socket.io.min.js")).await.unwrap();
     assert_eq!(bundle.status(), 200);
     assert!(bundle.headers()["content-type"].to_str().unwrap().starts_with("application/javascript"));
-    assert_eq!(bundle.text().await.unwrap(), "/* bundle-marker */");
+    assert_eq!(bundle.text().await.unwrap(), vendored("socket.io.min.js"), "the embedded bundle, not WEB_DIR's");
 
     let (status, body) = app.get("/no/such/file.js").await;
     assert_eq!((status, body["error"]["code"].clone()), (404, json!("not-found")));
@@ -43,14 +50,17 @@ async fn the_page_and_the_client_bundle_are_served_and_misses_stay_json() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_client_bundle_is_a_404_saying_how_to_install_it() {
+async fn the_client_bundle_comes_with_the_binary_without_npm_ci() {
     let dir = web_dir(false);
     let app = spawn_app_with(|c| c.web_dir = dir.clone()).await;
-    for path in ["/socket.io/socket.io.min.js", "/socket.io/socket.io.js"] {
-        let (status, body) = app.get(path).await;
-        assert_eq!((status, body["error"]["code"].clone()), (404, json!("client-bundle-missing")), "{path}");
-        assert!(body["error"]["message"].as_str().unwrap().contains("npm ci"));
+    for name in ["socket.io.min.js", "socket.io.js", "socket.io.esm.min.js", "socket.io.min.js.map"] {
+        let response = reqwest::get(app.url(&format!("/socket.io/{name}"))).await.unwrap();
+        assert_eq!(response.status(), 200, "{name}");
+        assert_eq!(response.text().await.unwrap(), vendored(name), "{name}");
     }
+    // A file of the package that is not served falls through to socket.io, which refuses it.
+    let other = reqwest::get(app.url("/socket.io/socket.io.msgpack.min.js")).await.unwrap();
+    assert_eq!(other.status(), 400);
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -19,7 +19,7 @@ import { getJson, once, startServer } from './server.mjs';
 import { artifactsDir, launchBrowser, waitInPage, withSession } from './browser.mjs';
 
 const WEB_DIR = fileURLToPath(new URL('../../web', import.meta.url));
-const CLIENT_DIST = `${WEB_DIR}/node_modules/socket.io-client/dist`;
+const CLIENT_DIST = `${WEB_DIR}/vendor/socket.io-client`;
 
 let browser;
 let server;
@@ -210,13 +210,13 @@ describe('demo page in Chromium', () => {
   });
 
   test('the UMD bundle from switchboard connects and joins from a classic script', { timeout: 20000 }, async (t) => {
-    // The bundles are the files of web/node_modules/socket.io-client, byte for byte.
+    // The bundles are the committed copy the binary embeds (web/vendor/socket.io-client), byte for byte.
     for (const file of ['socket.io.min.js', 'socket.io.js', 'socket.io.esm.min.js', 'socket.io.min.js.map']) {
       const res = await fetch(`${server.url}/socket.io/${file}`, { signal: AbortSignal.timeout(5000) });
       assert.equal(res.status, 200, `GET /socket.io/${file}`);
       if (file.endsWith('.js')) assert.match(res.headers.get('content-type') ?? '', /javascript/, file);
       const body = Buffer.from(await res.arrayBuffer());
-      assert.ok(body.equals(await readFile(`${CLIENT_DIST}/${file}`)), `${file} is the installed file`);
+      assert.ok(body.equals(await readFile(`${CLIENT_DIST}/${file}`)), `${file} is the embedded copy`);
     }
 
     await withSession(t, browser, [server], async (session) => {

@@ -63,6 +63,7 @@ string_newtype!(
     /// Where a device can be reached: a `ws://` or `wss://` URL.
     SignalAddress
 );
+super::ids::deserialize_by_parse!(NetworkId, DeviceId, SignalAddress);
 
 impl NetworkId {
     /// Parses a wire string.

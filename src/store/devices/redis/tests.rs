@@ -14,10 +14,13 @@ use crate::store::devices::{Devices, Endpoint, Wake};
 use crate::store::redis::instances::alive_key;
 use crate::testing::RedisProcess;
 
-/// The engines of one instance, and a client to reach under them.
+/// The engines of one instance, and a client to reach under them. (The
+/// cluster keeps the wake-up subscription in `server::run`; here it is made
+/// once, and `_ready` says it stands.)
 struct Instance {
     d: Devices,
     client: Client,
+    _ready: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::ops::Deref for Instance {
@@ -37,16 +40,16 @@ async fn devices(redis: &RedisProcess, instance: &str) -> Instance {
     let subscriber = Builder::from_config(config).build_subscriber_client().unwrap();
     subscriber.init().await.unwrap();
     let (d, endpoints) = Devices::redis(client.clone(), "test", instance);
-    let subscriptions = crate::cluster::redis::keep_subscriptions(subscriber.clone(), vec![endpoints.wake_channel()]);
-    endpoints.watch_wakes(subscriber, subscriptions.watch());
-    let subscribed = tokio::time::timeout(Duration::from_secs(5), subscriptions.until_ready()).await;
-    subscribed.expect("never subscribed to wake-ups");
-    Instance { d, client }
+    subscriber.subscribe(endpoints.wake_channel()).await.unwrap();
+    let (ready, watch) = tokio::sync::watch::channel(true);
+    endpoints.watch_wakes(subscriber, watch);
+    Instance { d, client, _ready: ready }
 }
 
-async fn store() -> (Devices, RedisProcess) {
+async fn store() -> ((Devices, Instance), RedisProcess) {
     let redis = tokio::task::spawn_blocking(RedisProcess::start).await.unwrap();
-    (devices(&redis, INSTANCE).await.d, redis)
+    let instance = devices(&redis, INSTANCE).await;
+    ((instance.d.clone(), instance), redis)
 }
 
 async fn two() -> (Arc<Instance>, Arc<Instance>, RedisProcess) {
@@ -55,7 +58,10 @@ async fn two() -> (Arc<Instance>, Arc<Instance>, RedisProcess) {
     (Arc::new(a), Arc::new(b), redis)
 }
 
-crate::device_store_suite!(store());
+crate::device_store_suite!(async {
+    let ((devices, instance), redis) = store().await;
+    (devices, (instance, redis))
+});
 
 #[tokio::test]
 async fn an_endpoint_counts_only_while_its_instance_is_alive() {

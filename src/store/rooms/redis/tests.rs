@@ -73,8 +73,22 @@ async fn a_survivor_removes_the_participants_of_an_instance_whose_heartbeat_expi
     assert!(a.maintain().await.unwrap().is_empty(), "reaped once");
 }
 
-/// A store whose route cache follows announcements, as in `server::run`.
-async fn watching(redis: &RedisProcess, instance: &str) -> RedisStore {
+/// A store whose route cache follows announcements, as in `server::run`
+/// (there the cluster keeps the subscription; here it is made once, and
+/// `_ready` says it stands).
+struct Watching {
+    store: RedisStore,
+    _ready: tokio::sync::watch::Sender<bool>,
+}
+
+impl std::ops::Deref for Watching {
+    type Target = RedisStore;
+    fn deref(&self) -> &RedisStore {
+        &self.store
+    }
+}
+
+async fn watching(redis: &RedisProcess, instance: &str) -> Watching {
     // Commands fail after 500 ms instead of waiting for a Redis that is gone.
     let timeout = |b: &mut Builder| {
         b.with_performance_config(|p| p.default_command_timeout = Duration::from_millis(500));
@@ -90,11 +104,12 @@ async fn watching(redis: &RedisProcess, instance: &str) -> RedisStore {
     let subscriber = builder.build_subscriber_client().unwrap();
     subscriber.init().await.unwrap();
     let store = RedisStore::new(client, "test", instance, Duration::from_secs(10));
-    let subscriptions = crate::cluster::redis::keep_subscriptions(subscriber.clone(), vec![store.changes_channel()]);
-    store.watch_changes(subscriber, subscriptions.watch());
+    subscriber.subscribe(store.changes_channel()).await.unwrap();
+    let (ready, watch) = tokio::sync::watch::channel(true);
+    store.watch_changes(subscriber, watch);
     store.maintain().await.unwrap();
     wait_until("the route cache is usable", || store.cache.usable()).await;
-    store
+    Watching { store, _ready: ready }
 }
 
 async fn wait_until(what: &str, check: impl Fn() -> bool) {

@@ -1,0 +1,281 @@
+//! Configuration: the only place the environment is read.
+//!
+//! [`Config::from_lookup`] takes a lookup function so tests build configurations
+//! without touching the process environment; [`Config::from_env`] is what `main`
+//! uses after loading `.env`. Every value is validated here, once, at start-up:
+//! a bad value becomes a [`ConfigError`] naming the variable, and `main` exits
+//! with code 2.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::HeaderValue;
+
+use crate::domain::ice::IceConfig;
+use crate::domain::net::Cidr;
+
+/// Typed, validated server configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `PORT`: TCP port to listen on (default 4000; 0 picks a free port).
+    pub port: u16,
+    /// `HOST`: address to bind (default `0.0.0.0`).
+    pub host: IpAddr,
+    /// `CLIENT_URL`: origins allowed by CORS and for websocket upgrades.
+    pub allowed_origins: AllowedOrigins,
+    /// `MAX_ROOM_SIZE`: participants per room before `room-full` (default 64).
+    pub max_room_size: usize,
+    /// `MAX_PAYLOAD_BYTES`: largest websocket message or polling request body
+    /// (default 64 KiB); a larger one closes the connection.
+    pub max_payload_bytes: usize,
+    /// `PING_INTERVAL_MS`: engine.io heartbeat interval (default 25 000).
+    pub ping_interval: Duration,
+    /// `PING_TIMEOUT_MS`: how long a heartbeat may go unanswered (default 20 000).
+    pub ping_timeout: Duration,
+    /// `SOCKET_BUFFER_PACKETS`: packets queued towards one connection before a
+    /// relay to it fails with `target-busy` (default 4096).
+    pub socket_buffer_packets: usize,
+    /// `MAX_PENDING_EVENTS`: events one connection may have waiting to be
+    /// handled before further ones are refused with `rate-limited` (default 4096).
+    pub max_pending_events: usize,
+    /// `EVENTS_PER_SECOND`: sustained events one connection may send (default 100).
+    pub events_per_second: u32,
+    /// `EVENT_BURST`: events a connection may send at once (default 500).
+    pub event_burst: u32,
+    /// `RATE_LIMIT_DISCONNECT_AFTER`: refusals within 10 s after which a
+    /// flooding connection is disconnected (default 1000).
+    pub rate_limit_disconnect_after: u32,
+    /// `MAX_ROOMS_PER_CONNECTION`: rooms one connection may be in (default 16).
+    pub max_rooms_per_connection: usize,
+    /// `MAX_CONNECTIONS_PER_IP`: socket.io connections from one client address (default 256).
+    pub max_connections_per_ip: usize,
+    /// `REST_REQUESTS_PER_SECOND` / `REST_BURST`: REST requests one address may make
+    /// (defaults 20 and 100); `/health` is exempt.
+    pub rest_rate: (u32, u32),
+    /// `TRUSTED_PROXIES`: proxies (addresses or CIDR blocks) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<Cidr>,
+    /// `JWT_SECRET` (+ `JWT_AUDIENCE`, `JWT_ISSUER`): unset, the server is open.
+    pub jwt: Option<JwtConfig>,
+    /// `REDIS_URL`: unset runs one instance in memory; set, rooms live in
+    /// Redis and instances share them through the socket.io Redis adapter.
+    pub redis_url: Option<String>,
+    /// `REDIS_PREFIX`: prefix of every Redis key and channel (default `switchboard`).
+    pub redis_prefix: String,
+    /// `REDIS_TIMEOUT_MS`: longest wait for one Redis command before the event
+    /// fails with `unavailable` (default 2000).
+    pub redis_timeout: Duration,
+    /// `INSTANCE_TTL_MS`: an instance that has not refreshed its heartbeat for
+    /// this long is dead; survivors remove its participants (default 10 000).
+    pub instance_ttl: Duration,
+    /// `WEB_DIR`: the demo page and static files served at `/` (default `web`);
+    /// the socket.io client bundle is served from its `node_modules`.
+    pub web_dir: PathBuf,
+    /// `STUN_URLS`, `TURN_URLS`, `TURN_SECRET`, `TURN_TTL_SECONDS`: the ICE
+    /// servers handed to clients.
+    pub ice: IceConfig,
+    /// Device presence and store-and-forward signaling (seed 004).
+    pub presence: PresenceConfig,
+    /// Organization mesh coordination (seed 000).
+    pub mesh: MeshConfig,
+    /// Worker routing (seed 002).
+    pub workers: WorkerConfig,
+    /// `ROOM_LIST_INTERVAL_MS`: how often `/dashboard` subscribers get the
+    /// room list while rooms exist, besides on every change (default 5 000).
+    pub room_list_interval: Duration,
+    /// `JOIN_REQUEST_TIMEOUT_MS`: how long a join request waits for the host
+    /// before it counts as rejected (default 60 000).
+    pub join_request_timeout: Duration,
+    /// `RUST_LOG`: tracing filter directives (default `info`).
+    pub log_filter: String,
+    /// `LOG_FORMAT`: `text` (default) or `json`.
+    pub log_format: LogFormat,
+}
+
+/// Presence and queued signaling, with seed 004's variable names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PresenceConfig {
+    /// `DEVICE_TTL_MINUTES`: a device is online for this long after its last
+    /// announcement (default 10; decimals allowed, 0.01 to 60).
+    pub device_ttl: Duration,
+    /// `MIN_COORDINATORS_PER_NETWORK`: online coordinators each network should
+    /// have (default 2; 0 turns promotion off).
+    pub min_coordinators: usize,
+    /// `PRESENCE_CLEANUP_INTERVAL`: milliseconds between presence sweeps (default 300 000).
+    pub cleanup_interval: Duration,
+    /// `COORDINATOR_CHECK_INTERVAL`: milliseconds between promotion checks (default 600 000).
+    pub coordinator_interval: Duration,
+    /// `RATE_LIMIT_MAX_REQUESTS` per `RATE_LIMIT_WINDOW_MS`: announcements one
+    /// device may make (default 12 a minute); past it `429`.
+    pub announce_limit: (u32, Duration),
+    /// `SIGNALING_TTL_HOURS`: how long a signal waits for its device before it
+    /// expires and its sender is told (default 1; decimals allowed, 0.0001 to 168).
+    pub signal_ttl: Duration,
+    /// `SIGNAL_EXPIRY_INTERVAL`: milliseconds between checks for expired signals (default 60 000).
+    pub expiry_interval: Duration,
+    /// `SIGNAL_ACK_TIMEOUT_MS`: how long a device has to ack a pushed signal
+    /// before it is pushed again on the same connection (default 10 000).
+    pub ack_timeout: Duration,
+    /// `JOB_LEASE_MS`: in a cluster, the jobs run on the instance holding this
+    /// lease; it passes to another within this long of its holder dying (default 30 000).
+    pub job_lease: Duration,
+}
+
+/// Worker routing, with seed 002's variable names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkerConfig {
+    /// `WORKER_KEY`: the key workers present; unset, no worker is admitted.
+    pub key: Option<Secret>,
+    /// `WORKER_HEALTH_TIMEOUT`: a worker silent this long (ms) leaves the ring (default 1 000).
+    pub health_timeout: Duration,
+    /// `WORKER_RETENTION_MS`: a worker silent this long (ms) is forgotten by
+    /// the leader, no longer listed by `GET /workers`, as the records left by
+    /// a front server that died (default 600 000, at least
+    /// `WORKER_HEALTH_TIMEOUT`).
+    pub retention: Duration,
+    /// `CONSISTENT_HASH_REPLICAS`: virtual nodes per worker (default 150, 1 to 1 000).
+    pub replicas: usize,
+}
+
+/// Mesh coordination, with seed 000's variable names (milliseconds).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeshConfig {
+    /// `HEARTBEAT_INTERVAL`: between `server-heartbeat`s and `admin-heartbeat`s (default 10 000).
+    pub heartbeat_interval: Duration,
+    /// `CLIENT_TIMEOUT`: a client silent this long is dropped (default 30 000).
+    pub client_timeout: Duration,
+    /// `ELECTION_DELAY`: an election runs this long after the admin seat
+    /// empties; also the admin lease (default 2 000).
+    pub election_delay: Duration,
+}
+
+/// A secret that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// `JWT_SECRET`, `JWT_AUDIENCE`, `JWT_ISSUER`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JwtConfig {
+    /// The HS256 key.
+    pub secret: Secret,
+    /// The required `aud`, if any.
+    pub audience: Option<String>,
+    /// The required `iss`, if any.
+    pub issuer: Option<String>,
+}
+
+/// Which origins may call the REST API, poll, or open a websocket.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AllowedOrigins {
+    /// `CLIENT_URL=*`: any origin (for development; logged as a warning).
+    Any,
+    /// Exact origins such as `https://app.example.com`.
+    List(Vec<HeaderValue>),
+}
+
+impl AllowedOrigins {
+    /// Whether a browser `Origin` header value is allowed.
+    pub fn allows(&self, origin: &HeaderValue) -> bool {
+        match self {
+            AllowedOrigins::Any => true,
+            AllowedOrigins::List(list) => list.iter().any(|o| o == origin),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A configuration variable with a bad value.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("invalid {var}={value:?}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable's name.
+    pub var: &'static str,
+    /// The value that was rejected.
+    pub value: String,
+    /// What a valid value looks like.
+    pub reason: String,
+}
+
+impl Config {
+    /// Reads the process environment (call `dotenvy::dotenv()` first to load `.env`).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Builds a configuration from a lookup function; empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let config = Config {
+            port: env.parse("PORT", 4000, "an integer from 0 to 65535")?,
+            host: env.parse("HOST", IpAddr::from([0, 0, 0, 0]), "an IP address")?,
+            allowed_origins: env.origins("CLIENT_URL")?,
+            max_room_size: env.ranged("MAX_ROOM_SIZE", 64, 1..=100_000)?,
+            max_payload_bytes: env.ranged("MAX_PAYLOAD_BYTES", 64 * 1024, 1024..=16 << 20)?,
+            ping_interval: env.millis("PING_INTERVAL_MS", 25_000)?,
+            ping_timeout: env.millis("PING_TIMEOUT_MS", 20_000)?,
+            socket_buffer_packets: env.ranged("SOCKET_BUFFER_PACKETS", 4096, 16..=1_000_000)?,
+            max_pending_events: env.ranged("MAX_PENDING_EVENTS", 4096, 16..=1_000_000)?,
+            events_per_second: env.ranged("EVENTS_PER_SECOND", 100, 1..=1_000_000)? as u32,
+            event_burst: env.ranged("EVENT_BURST", 500, 1..=1_000_000)? as u32,
+            rate_limit_disconnect_after: env.ranged("RATE_LIMIT_DISCONNECT_AFTER", 1000, 1..=1_000_000)? as u32,
+            max_rooms_per_connection: env.ranged("MAX_ROOMS_PER_CONNECTION", 16, 1..=10_000)?,
+            max_connections_per_ip: env.ranged("MAX_CONNECTIONS_PER_IP", 256, 1..=1_000_000)?,
+            rest_rate: (
+                env.ranged("REST_REQUESTS_PER_SECOND", 20, 1..=1_000_000)? as u32,
+                env.ranged("REST_BURST", 100, 1..=1_000_000)? as u32,
+            ),
+            trusted_proxies: env.cidrs("TRUSTED_PROXIES")?,
+            jwt: env.get("JWT_SECRET").map(|secret| JwtConfig {
+                secret: Secret(secret),
+                audience: env.get("JWT_AUDIENCE"),
+                issuer: env.get("JWT_ISSUER"),
+            }),
+            redis_url: env.redis_url("REDIS_URL")?,
+            redis_prefix: env.prefix("REDIS_PREFIX")?,
+            redis_timeout: env.millis("REDIS_TIMEOUT_MS", 2_000)?,
+            instance_ttl: env.millis("INSTANCE_TTL_MS", 10_000)?,
+            web_dir: PathBuf::from(env.get("WEB_DIR").unwrap_or_else(|| "web".into())),
+            ice: env.ice()?,
+            presence: env.presence()?,
+            workers: env.workers()?,
+            mesh: MeshConfig {
+                heartbeat_interval: env.millis("HEARTBEAT_INTERVAL", 10_000)?,
+                client_timeout: env.millis("CLIENT_TIMEOUT", 30_000)?,
+                election_delay: env.millis("ELECTION_DELAY", 2_000)?,
+            },
+            room_list_interval: env.millis("ROOM_LIST_INTERVAL_MS", 5_000)?,
+            join_request_timeout: env.millis("JOIN_REQUEST_TIMEOUT_MS", 60_000)?,
+            log_filter: env.log_filter("RUST_LOG")?,
+            log_format: env.log_format("LOG_FORMAT")?,
+        };
+        Ok(config)
+    }
+}
+
+impl Default for Config {
+    /// The documented defaults (no variable set).
+    fn default() -> Self {
+        Self::from_lookup(|_| None).expect("defaults are valid")
+    }
+}
+
+mod env;
+#[cfg(test)]
+mod tests;
+
+use env::Env;

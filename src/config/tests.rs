@@ -1,0 +1,126 @@
+//! Every variable's default, range and error message.
+
+use super::*;
+
+fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Config::from_lookup(|k| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()))
+}
+
+#[test]
+fn defaults_match_the_documentation() {
+    let c = Config::default();
+    assert_eq!(c.port, 4000);
+    assert_eq!(c.host.to_string(), "0.0.0.0");
+    assert_eq!(c.allowed_origins, AllowedOrigins::List(vec![HeaderValue::from_static("http://localhost:3000")]));
+    assert_eq!(c.max_room_size, 64);
+    assert_eq!(c.max_payload_bytes, 65536);
+    assert_eq!(c.ping_interval, Duration::from_secs(25));
+    assert_eq!(c.ping_timeout, Duration::from_secs(20));
+    assert_eq!(c.log_format, LogFormat::Text);
+    assert_eq!(c.log_filter, "info");
+    assert_eq!((c.redis_url, c.redis_prefix.as_str()), (None, "switchboard"));
+    assert_eq!((c.redis_timeout, c.instance_ttl), (Duration::from_secs(2), Duration::from_secs(10)));
+    assert_eq!((c.socket_buffer_packets, c.max_pending_events), (4096, 4096));
+    assert_eq!((c.events_per_second, c.event_burst, c.rate_limit_disconnect_after), (100, 500, 1000));
+    assert_eq!((c.max_rooms_per_connection, c.max_connections_per_ip), (16, 256));
+    assert_eq!(c.rest_rate, (20, 100), "REST_REQUESTS_PER_SECOND, REST_BURST");
+    assert!(c.trusted_proxies.is_empty());
+    assert_eq!(c.jwt, None);
+    assert_eq!(c.web_dir, PathBuf::from("web"));
+    let ice = &c.ice;
+    assert!(ice.stun.is_empty() && ice.turn.is_empty() && ice.turn_secret.is_none());
+    assert_eq!(ice.turn_ttl, Duration::from_secs(3600));
+    let p = &c.presence;
+    assert_eq!(p.device_ttl, Duration::from_secs(600));
+    assert_eq!((p.min_coordinators, p.announce_limit), (2, (12, Duration::from_secs(60))));
+    assert_eq!((p.cleanup_interval, p.coordinator_interval), (Duration::from_secs(300), Duration::from_secs(600)));
+    assert_eq!((p.signal_ttl, p.expiry_interval), (Duration::from_secs(3600), Duration::from_secs(60)));
+    assert_eq!((p.job_lease, p.ack_timeout), (Duration::from_secs(30), Duration::from_secs(10)));
+    let w = &c.workers;
+    assert_eq!((w.health_timeout, w.retention, w.replicas), (Duration::from_secs(1), Duration::from_secs(600), 150));
+}
+
+#[test]
+fn worker_retention_is_at_least_the_health_timeout() {
+    let c = with(&[("WORKER_RETENTION_MS", "3600000")]).unwrap();
+    assert_eq!(c.workers.retention, Duration::from_secs(3600));
+    let err = with(&[("WORKER_HEALTH_TIMEOUT", "2000"), ("WORKER_RETENTION_MS", "1000")]).unwrap_err();
+    assert_eq!(err.var, "WORKER_RETENTION_MS");
+    assert!(err.to_string().contains("at least WORKER_HEALTH_TIMEOUT"), "{err}");
+}
+
+#[test]
+fn the_device_ttl_takes_decimals_so_tests_and_small_deployments_can_go_short() {
+    let c = with(&[("DEVICE_TTL_MINUTES", "0.05")]).unwrap();
+    assert_eq!(c.presence.device_ttl, Duration::from_secs(3));
+    let c = with(&[("SIGNALING_TTL_HOURS", "0.001")]).unwrap();
+    assert_eq!(c.presence.signal_ttl, Duration::from_millis(3600));
+    for (var, bad) in [
+        ("DEVICE_TTL_MINUTES", "0"),
+        ("DEVICE_TTL_MINUTES", "soon"),
+        ("DEVICE_TTL_MINUTES", "61"),
+        ("RATE_LIMIT_MAX_REQUESTS", "0"),
+        ("SIGNALING_TTL_HOURS", "200"),
+        ("JOB_LEASE_MS", "10"),
+    ] {
+        assert_eq!(with(&[(var, bad)]).unwrap_err().var, var);
+    }
+    assert_eq!(with(&[("MIN_COORDINATORS_PER_NETWORK", "0")]).unwrap().presence.min_coordinators, 0);
+}
+
+#[test]
+fn jwt_secret_audience_and_issuer_are_read_together() {
+    let c = with(&[("JWT_SECRET", "s"), ("JWT_AUDIENCE", "aud"), ("JWT_ISSUER", "https://idp.example")]).unwrap();
+    let expected = JwtConfig {
+        secret: Secret("s".into()),
+        audience: Some("aud".into()),
+        issuer: Some("https://idp.example".into()),
+    };
+    assert_eq!(c.jwt, Some(expected));
+    let bare = with(&[("JWT_SECRET", "s")]).unwrap().jwt.unwrap();
+    assert_eq!((bare.audience, bare.issuer), (None, None));
+    // Without a secret, audience and issuer alone do not turn authentication on.
+    assert_eq!(with(&[("JWT_ISSUER", "https://idp.example")]).unwrap().jwt, None);
+}
+
+#[test]
+fn a_bad_port_names_the_variable() {
+    let err = with(&[("PORT", "forty")]).unwrap_err();
+    assert_eq!(err.var, "PORT");
+    assert!(err.to_string().contains("PORT=\"forty\""), "{err}");
+}
+
+#[test]
+fn out_of_range_numbers_are_rejected() {
+    assert_eq!(with(&[("MAX_ROOM_SIZE", "0")]).unwrap_err().var, "MAX_ROOM_SIZE");
+    assert_eq!(with(&[("MAX_PAYLOAD_BYTES", "10")]).unwrap_err().var, "MAX_PAYLOAD_BYTES");
+    assert_eq!(with(&[("PING_INTERVAL_MS", "-5")]).unwrap_err().var, "PING_INTERVAL_MS");
+    assert_eq!(with(&[("LOG_FORMAT", "xml")]).unwrap_err().var, "LOG_FORMAT");
+    assert_eq!(with(&[("RUST_LOG", "info,[[[")]).unwrap_err().var, "RUST_LOG");
+    assert_eq!(with(&[("HOST", "example")]).unwrap_err().var, "HOST");
+    assert_eq!(with(&[("REDIS_URL", "localhost:6379")]).unwrap_err().var, "REDIS_URL");
+    assert_eq!(with(&[("REDIS_PREFIX", "a b")]).unwrap_err().var, "REDIS_PREFIX");
+    assert_eq!(with(&[("INSTANCE_TTL_MS", "5")]).unwrap_err().var, "INSTANCE_TTL_MS");
+}
+
+#[test]
+fn client_url_takes_a_comma_separated_list() {
+    let c = with(&[("CLIENT_URL", "https://a.example, http://b.example:8080")]).unwrap();
+    let AllowedOrigins::List(list) = c.allowed_origins else { panic!("expected a list") };
+    assert_eq!(list, vec!["https://a.example", "http://b.example:8080"]);
+}
+
+#[test]
+fn client_url_with_a_path_or_no_scheme_is_rejected() {
+    assert_eq!(with(&[("CLIENT_URL", "https://a.example/app")]).unwrap_err().var, "CLIENT_URL");
+    assert_eq!(with(&[("CLIENT_URL", "a.example")]).unwrap_err().var, "CLIENT_URL");
+}
+
+#[test]
+fn a_star_allows_any_origin_and_empty_values_mean_default() {
+    let c = with(&[("CLIENT_URL", "*"), ("PORT", "  ")]).unwrap();
+    assert_eq!(c.allowed_origins, AllowedOrigins::Any);
+    assert_eq!(c.port, 4000);
+    assert!(c.allowed_origins.allows(&HeaderValue::from_static("http://evil.example")));
+}

@@ -1,0 +1,254 @@
+//! The courier: hands events to connections wherever they are. A connection
+//! on this instance is reached through its [`Link`] (a lookup and a
+//! synchronous send, whose result is the truth about delivery); one on
+//! another instance through the cluster bus, where `Ok` means published in
+//! order and the holding instance delivers it (its own queue limits apply,
+//! and a failure there is logged there). Group broadcasts reach local
+//! members at once and every other instance's through the bus.
+//!
+//! Every connection of every protocol is attached here while it lives, so a
+//! socket.io client and a raw client are reached the same way.
+
+use std::sync::{Arc, Weak};
+
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::event::Event;
+use super::groups::{Group, Groups};
+use super::link::{Link, Undelivered};
+use super::tally::Tally;
+use crate::cluster::bus::Bus;
+use crate::domain::ConnId;
+
+/// Why an event did not reach its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// The connection (here) cannot take more messages now.
+    #[error("the target cannot take more messages now")]
+    Busy,
+    /// The connection is gone.
+    #[error("the target's connection has closed")]
+    Gone,
+    /// The cluster bus cannot be reached.
+    #[error("the cluster cannot be reached")]
+    Unavailable,
+}
+
+impl From<Undelivered> for DeliveryError {
+    fn from(e: Undelivered) -> Self {
+        match e {
+            Undelivered::Busy => DeliveryError::Busy,
+            Undelivered::Gone => DeliveryError::Gone,
+        }
+    }
+}
+
+/// What one instance asks the others, as published.
+#[derive(Serialize)]
+struct Outgoing<'a> {
+    from: &'a str,
+    post: Post<'a>,
+}
+
+#[derive(Serialize)]
+enum Post<'a> {
+    To { conn: &'a ConnId, event: &'a Event },
+    Group { group: String, except: Option<&'a ConnId>, event: &'a Event },
+    Close { conn: &'a ConnId },
+    Dissolve { group: String },
+    Count { group: String, count: usize },
+}
+
+/// [`Outgoing`] as heard.
+#[derive(Deserialize)]
+struct Incoming {
+    from: String,
+    post: Heard,
+}
+
+#[derive(Deserialize)]
+enum Heard {
+    To { conn: ConnId, event: Event },
+    Group { group: String, except: Option<ConnId>, event: Event },
+    Close { conn: ConnId },
+    Dissolve { group: String },
+    Count { group: String, count: usize },
+}
+
+/// Delivery to connections, here and across the cluster.
+pub struct Courier {
+    instance: Arc<str>,
+    links: DashMap<ConnId, Weak<dyn Link>>,
+    /// Group memberships on this instance.
+    pub groups: Groups,
+    /// Members counted cluster-wide, per group.
+    pub tally: Tally,
+    bus: Option<Bus>,
+}
+
+impl Courier {
+    /// The courier of instance `instance`; `bus` in a cluster.
+    pub fn new(instance: Arc<str>, bus: Option<Bus>) -> Self {
+        Self { instance, links: DashMap::new(), groups: Groups::default(), tally: Tally::default(), bus }
+    }
+
+    /// Whether other instances may hold connections.
+    pub fn clustered(&self) -> bool {
+        self.bus.is_some()
+    }
+
+    /// Makes `link` reachable by its id until it is dropped or detached.
+    pub fn attach(&self, link: &Arc<dyn Link>) {
+        self.links.insert(link.id().clone(), Arc::downgrade(link));
+    }
+
+    /// Forgets `conn` and its group memberships (it has closed).
+    pub fn detach(&self, conn: &ConnId) {
+        self.links.remove(conn);
+        self.groups.leave_all(conn);
+    }
+
+    /// The link of `conn`, if it is on this instance.
+    pub fn local(&self, conn: &ConnId) -> Option<Arc<dyn Link>> {
+        self.links.get(conn)?.upgrade()
+    }
+
+    /// Connections on this instance.
+    pub fn local_count(&self) -> usize {
+        self.links.len()
+    }
+
+    /// Hands `event` to `to`, here or on another instance.
+    pub async fn send(&self, to: &ConnId, event: &Event) -> Result<(), DeliveryError> {
+        if let Some(link) = self.local(to) {
+            return Ok(link.send(event)?);
+        }
+        if self.bus.is_none() {
+            return Err(DeliveryError::Gone);
+        }
+        self.post(Post::To { conn: to, event }).await
+    }
+
+    /// Sends `event` to each peer; a peer that cannot take it is logged, not fatal.
+    pub async fn notify(&self, peers: &[ConnId], event: &Event) {
+        for peer in peers {
+            match self.send(peer, event).await {
+                Ok(()) => {}
+                // A Redis outage is logged once by the upkeep task, not once per message;
+                // a peer that has just gone is ordinary churn (its own leave is announced).
+                Err(e @ (DeliveryError::Unavailable | DeliveryError::Gone)) => {
+                    debug!(conn_id = %peer, error = %e, "notification not delivered")
+                }
+                Err(e) => warn!(conn_id = %peer, error = %e, "notification not delivered"),
+            }
+        }
+    }
+
+    /// Hands `event` to every member of `group` but `except`, on every instance.
+    pub async fn broadcast(&self, group: &Group, event: &Event, except: Option<&ConnId>) -> Result<(), DeliveryError> {
+        let name = group.to_string();
+        self.broadcast_here(&name, event, except);
+        if self.bus.is_none() {
+            return Ok(());
+        }
+        self.post(Post::Group { group: name, except, event }).await
+    }
+
+    /// Hands `event` to the members of `group` on this instance only; how many took it.
+    pub fn broadcast_local(&self, group: &Group, event: &Event) -> usize {
+        self.broadcast_here(&group.to_string(), event, None)
+    }
+
+    /// Closes `conn`, here or on another instance (a client that connected
+    /// again turns its older connection out).
+    pub async fn close(&self, conn: &ConnId) {
+        if let Some(link) = self.local(conn) {
+            return link.close();
+        }
+        if self.bus.is_some() && self.post(Post::Close { conn }).await.is_err() {
+            // Whoever holds it now decides alone; the old one finds out on its own.
+            debug!(conn_id = %conn, "could not reach an older connection to close it");
+        }
+    }
+
+    /// Empties `group` on every instance.
+    pub async fn dissolve(&self, group: &Group) {
+        let name = group.to_string();
+        self.groups.dissolve(&name);
+        if self.bus.is_some() && self.post(Post::Dissolve { group: name }).await.is_err() {
+            debug!(%group, "could not dissolve a group on the other instances");
+        }
+    }
+
+    /// Tells the other instances how many members of `group` this one has.
+    pub async fn publish_count(&self, group: &Group) {
+        let count = self.groups.members(&group.to_string()).len();
+        if self.bus.is_some() {
+            let _ = self.post(Post::Count { group: group.to_string(), count }).await;
+        }
+    }
+
+    /// Delivers what the other instances post (`heard`, from the bus), until it closes.
+    pub async fn listen(self: Arc<Self>, mut heard: mpsc::Receiver<Option<String>>) {
+        while let Some(message) = heard.recv().await {
+            let Some(message) = message else { continue };
+            match serde_json::from_str::<Incoming>(&message) {
+                Ok(incoming) if *incoming.from == *self.instance => {}
+                Ok(incoming) => self.deliver_heard(&incoming.from, incoming.post),
+                Err(e) => warn!(error = %e, "an unreadable message on the cluster bus was skipped"),
+            }
+        }
+    }
+
+    fn deliver_heard(&self, from: &str, post: Heard) {
+        match post {
+            Heard::To { conn, event } => {
+                if let Some(link) = self.local(&conn)
+                    && let Err(e) = link.send(&event)
+                {
+                    debug!(conn_id = %conn, error = %e, "an event from another instance was not delivered");
+                }
+            }
+            Heard::Group { group, except, event } => {
+                self.broadcast_here(&group, &event, except.as_ref());
+            }
+            Heard::Close { conn } => {
+                if let Some(link) = self.local(&conn) {
+                    link.close();
+                }
+            }
+            Heard::Dissolve { group } => self.groups.dissolve(&group),
+            Heard::Count { group, count } => self.tally.set_named(&group, from, count),
+        }
+    }
+
+    fn broadcast_here(&self, group: &str, event: &Event, except: Option<&ConnId>) -> usize {
+        let mut sent = 0;
+        for conn in self.groups.members(group) {
+            if Some(&conn) == except {
+                continue;
+            }
+            let Some(link) = self.local(&conn) else { continue };
+            match link.send(event) {
+                Ok(()) => sent += 1,
+                Err(e) => debug!(conn_id = %conn, %group, error = %e, "a broadcast was not delivered"),
+            }
+        }
+        sent
+    }
+
+    async fn post(&self, post: Post<'_>) -> Result<(), DeliveryError> {
+        let Some(bus) = &self.bus else { return Ok(()) };
+        let message = serde_json::to_string(&Outgoing { from: &self.instance, post }).map_err(|e| {
+            warn!(error = %e, "an event could not be encoded for the cluster bus");
+            DeliveryError::Unavailable
+        })?;
+        bus.publish(message).await.map_err(|e| {
+            debug!(error = %e, "publishing to the other instances failed");
+            DeliveryError::Unavailable
+        })
+    }
+}

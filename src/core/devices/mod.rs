@@ -1,0 +1,136 @@
+//! Devices (seed 004): presence announcements and discovery, and signals
+//! stored and forwarded to devices whether or not they are connected. A
+//! signal is queued in every case; the receiver's instance is woken to push
+//! it if the receiver is connected anywhere ([`mailbox`]).
+
+pub mod mailbox;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde_json::Value;
+use tracing::info;
+
+use super::{Core, CoreError};
+use crate::domain::UserId;
+use crate::domain::presence::{Announcement, Device, DeviceId, NetworkId, PeerLookup};
+use crate::domain::signal::{self, MAX_QUEUED_PER_DEVICE, Outgoing, Queued, SignalKind};
+use crate::metrics::SignalOutcome;
+
+/// What became of a signal sent: delivered now (its receiver is connected
+/// somewhere, and was woken) or queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sent {
+    /// The signal's id in its receiver's queue.
+    pub id: u64,
+    /// Whether the receiver is connected (it is pushed now).
+    pub live: bool,
+}
+
+/// The device operations (a view over [`Core`]).
+pub struct DeviceSignals<'a>(pub(super) &'a Arc<Core>);
+
+impl DeviceSignals<'_> {
+    /// Records an announcement, within the announcement limit; the device's
+    /// record after it.
+    pub async fn announce(&self, a: Announcement) -> Result<Device, CoreError> {
+        let core = self.0;
+        let presence = &core.stores.devices.presence;
+        // Counted per user and device, so another user's refused attempts on a
+        // device id cannot use up its owner's allowance.
+        let limit = core.config.presence.announce_limit;
+        let refused = presence.take_announcement(&a.user, &a.device, limit).await;
+        if let Some(wait) = refused.map_err(|e| core.reported(e, "announce"))? {
+            return Err(CoreError::TooManyAnnouncements(wait));
+        }
+        let device = presence.announce(a, SystemTime::now()).await.map_err(|e| core.reported(e, "announce"))?;
+        info!(network_id = %device.network, device_id = %device.id, user_id = %device.user, "device announced");
+        Ok(device)
+    }
+
+    /// The devices of `network` online now, earliest first.
+    pub async fn peers(&self, network: &NetworkId) -> Result<Vec<Device>, CoreError> {
+        let core = self.0;
+        let ttl = core.config.presence.device_ttl;
+        let peers = core.stores.devices.presence.peers(network, SystemTime::now(), ttl).await;
+        Ok(peers.map_err(|e| core.reported(e, "peers"))?)
+    }
+
+    /// Where `user`'s device in `network` is, or the fallback coordinators.
+    pub async fn find(&self, network: &NetworkId, user: &UserId) -> Result<PeerLookup, CoreError> {
+        let core = self.0;
+        let ttl = core.config.presence.device_ttl;
+        let found = core.stores.devices.presence.find_user(network, user, SystemTime::now(), ttl).await;
+        Ok(found.map_err(|e| core.reported(e, "peer"))?)
+    }
+
+    /// With JWT on: whether `user` may act for `device` (announced it, and its record is live).
+    pub async fn owned_by(&self, device: &DeviceId, user: &UserId) -> Result<(), CoreError> {
+        let core = self.0;
+        let record = core.stores.devices.presence.device(device).await.map_err(|e| core.reported(e, "device"))?;
+        match record {
+            Some(d) if &d.user == user && !d.is_expired(SystemTime::now()) => Ok(()),
+            _ => Err(CoreError::NotYourDevice),
+        }
+    }
+
+    /// With JWT on: whether `user` announced `device` (its record, live or not, is theirs).
+    pub async fn announced_by(&self, device: &DeviceId, user: &UserId) -> Result<(), CoreError> {
+        let core = self.0;
+        let record = core.stores.devices.presence.device(device).await.map_err(|e| core.reported(e, "messages"))?;
+        match record {
+            Some(d) if &d.user == user => Ok(()),
+            _ => Err(CoreError::NotYourDevice),
+        }
+    }
+
+    /// `device`'s queue, oldest first; unless `peek`, what was read is removed
+    /// (only what this call removed is returned, so two readers never both get one).
+    pub async fn messages(&self, device: &DeviceId, peek: bool) -> Result<Vec<Queued>, CoreError> {
+        let core = self.0;
+        let queues = &core.stores.devices.queues;
+        let mut messages = queues.pending(device).await.map_err(|e| core.reported(e, "messages"))?;
+        if !peek && let Some(last) = messages.last() {
+            // Up to what was read: a signal queued meanwhile stays.
+            messages = queues.ack(device, last.id).await.map_err(|e| core.reported(e, "messages"))?;
+        }
+        Ok(messages)
+    }
+
+    /// Removes `device`'s signals up to `up_to` (confirmed); how many.
+    pub async fn confirm(&self, device: &DeviceId, up_to: u64) -> Result<usize, CoreError> {
+        let core = self.0;
+        let removed = core.stores.devices.queues.ack(device, up_to).await.map_err(|e| core.reported(e, "confirm"))?;
+        Ok(removed.len())
+    }
+
+    /// Queues a signal from `from` to `to` and wakes the receiver.
+    pub async fn signal(
+        &self,
+        from: &DeviceId,
+        to: DeviceId,
+        kind: SignalKind,
+        data: Value,
+    ) -> Result<Sent, CoreError> {
+        let core = self.0;
+        let devices = &core.stores.devices;
+        let now = SystemTime::now();
+        let (sender, receiver) = tokio::join!(devices.presence.device(from), devices.presence.device(&to));
+        let sender = sender.map_err(|e| core.reported(e, "signal"))?;
+        let receiver = receiver.map_err(|e| core.reported(e, "signal"))?;
+        signal::check_route(sender.as_ref(), receiver.as_ref(), now)?;
+        let outgoing = Outgoing { kind, from: from.clone(), to, data };
+        let queued = devices.queues.enqueue(outgoing, now, MAX_QUEUED_PER_DEVICE).await;
+        let queued = queued.map_err(|e| core.reported(e, "signal"))?;
+        let to = &queued.signal.to;
+        let live = devices.endpoints.endpoint(to).await.map_err(|e| core.reported(e, "signal"))?.is_some();
+        if let Err(e) = devices.endpoints.wake(to).await {
+            // It is queued: the receiver gets it on its next connection.
+            drop(core.reported(e, "signal wake-up"));
+        }
+        core.metrics.signal(if live { SignalOutcome::Delivered } else { SignalOutcome::Queued }, 1);
+        let status = if live { "delivered" } else { "queued" };
+        info!(device_id = %from, to_device_id = %to, kind = kind.name(), id = queued.id, status, "signal");
+        Ok(Sent { id: queued.id, live })
+    }
+}

@@ -1,0 +1,53 @@
+//! Whether this instance can do its work: in cluster mode, whether Redis
+//! answers and this instance hears the others (kept by the upkeep task), and
+//! the one way a store failure is logged: once when an outage starts and once
+//! when it ends, not once per request.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::store::StoreFailure;
+
+/// Redis's health as this instance sees it (`None` without Redis).
+pub struct Health {
+    redis_up: Option<AtomicBool>,
+}
+
+impl Health {
+    /// Health for a cluster (`clustered`) or a single instance.
+    pub fn new(clustered: bool) -> Self {
+        Self { redis_up: clustered.then(|| AtomicBool::new(true)) }
+    }
+
+    /// `None` without Redis; otherwise whether Redis answered last time.
+    pub fn redis_up(&self) -> Option<bool> {
+        self.redis_up.as_ref().map(|up| up.load(Ordering::Relaxed))
+    }
+
+    /// Whether the instance is down (cluster mode, Redis unreachable).
+    pub fn down(&self) -> bool {
+        self.redis_up() == Some(false)
+    }
+
+    /// Records whether Redis answers; whether that changed.
+    pub fn set_redis_up(&self, up: bool) -> bool {
+        self.redis_up.as_ref().is_some_and(|flag| flag.swap(up, Ordering::Relaxed) != up)
+    }
+
+    /// Logs a store call that failed for want of the store, and hands the
+    /// error back. While an outage is known, at debug only; a failure the
+    /// upkeep has not seen yet (the first second of an outage, a slow
+    /// Redis) is a warning, at most one a second whatever the rate.
+    pub fn reported<E: StoreFailure>(&self, e: E, during: &'static str) -> E {
+        let Some(cause) = e.unavailable() else { return e };
+        if self.down() {
+            tracing::debug!(%cause, during, "state store unavailable");
+            return e;
+        }
+        static LAST_WARNING: AtomicU64 = AtomicU64::new(0);
+        let now = crate::domain::now_ms() / 1000;
+        if LAST_WARNING.swap(now, Ordering::Relaxed) != now {
+            tracing::warn!(%cause, during, "state store unavailable");
+        }
+        e
+    }
+}

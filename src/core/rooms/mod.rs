@@ -1,0 +1,162 @@
+//! Rooms: taking and leaving seats, relays between participants, and what
+//! peers are told. Used by every protocol that seats clients in rooms (`/`,
+//! `/dashboard`, and the raw protocols to come); approval and hosts are in
+//! [`approval`].
+
+pub mod approval;
+pub mod seats;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tracing::{debug, info};
+
+use super::event::Event;
+use super::{Core, CoreError};
+use crate::domain::signal::SignalKind;
+use crate::domain::{ConnId, Joined, RoomError, RoomId, UserId};
+use crate::store::rooms::{JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot};
+
+/// Who asks: a connection, the user its token names (with `JWT_SECRET`
+/// set), and whether its protocol tells peers of its joins and departures
+/// (`user-joined` / `user-left`).
+#[derive(Clone, Copy, Debug)]
+pub struct Actor<'a> {
+    /// The asking connection.
+    pub conn: &'a ConnId,
+    /// The token's user, when tokens are required.
+    pub token_user: Option<&'a UserId>,
+    /// Whether peers hear of this connection's joins and departures.
+    pub announced: bool,
+}
+
+impl Actor<'_> {
+    /// With JWT on, `user` must be the token's user.
+    pub fn may_act_as(&self, user: &UserId) -> Result<(), CoreError> {
+        match self.token_user {
+            Some(sub) if sub != user => Err(CoreError::NotYourUser(sub.clone())),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The room operations (a view over [`Core`]).
+pub struct Rooms<'a>(pub(super) &'a Arc<Core>);
+
+impl Rooms<'_> {
+    /// Seats `user` on the actor's connection in `room` (created if absent).
+    /// Announced actors' peers get `UserJoined` and the joiner `RoomUsers`.
+    pub async fn join(&self, by: Actor<'_>, room: &RoomId, user: &UserId) -> Result<JoinOutcome, CoreError> {
+        let core = self.0;
+        by.may_act_as(user)?;
+        let max = core.config.max_rooms_per_connection;
+        if core.seats.limit_reached(by.conn, room, max) {
+            return Err(CoreError::TooManyRooms(max));
+        }
+        let joined = core.stores.rooms.join(room, user, by.conn, core.config.max_room_size).await;
+        let out = joined.map_err(|e| core.reported(e, "join-room"))?;
+        core.seats.remember(by.conn, room, user);
+        if out.joined != Joined::Already {
+            core.rooms_changed.notify_one();
+        }
+        if by.announced {
+            if out.joined != Joined::Already {
+                let joined = Event::UserJoined { room: room.clone(), user: user.clone() };
+                core.courier.notify(&out.peers, &joined).await;
+            }
+            let users = Event::RoomUsers { room: room.clone(), users: out.users.clone() };
+            if let Err(e) = core.courier.send(by.conn, &users).await {
+                debug!(conn_id = %by.conn, error = %e, "room-users not delivered");
+            }
+        }
+        let replaced = match &out.joined {
+            Joined::Rejoined { replaced } => Some(replaced.as_str()),
+            _ => None,
+        };
+        info!(conn_id = %by.conn, room_id = %room, user_id = %user, replaced, "joined room");
+        Ok(out)
+    }
+
+    /// Gives up the actor's seat in `room` and tells whoever must hear.
+    pub async fn leave(&self, by: Actor<'_>, room: &RoomId) -> Result<(), CoreError> {
+        let core = self.0;
+        let left = core.stores.rooms.leave(room, by.conn).await.map_err(|e| core.reported(e, "leave-room"))?;
+        core.seats.forget(by.conn, room);
+        let out = left.ok_or(RoomError::NotInRoom)?;
+        self.departed(&out, by.announced, Some(by.conn), None).await;
+        Ok(())
+    }
+
+    /// Gives up every seat of `conn`, which has closed. A store that cannot
+    /// be reached now has them removed when it is back (reconciliation).
+    pub async fn leave_all(&self, conn: &ConnId, announced: bool) {
+        let core = self.0;
+        core.seats.clear(conn);
+        match core.stores.rooms.leave_all(conn).await {
+            Ok(left) => {
+                for out in &left {
+                    self.departed(out, announced, Some(conn), None).await;
+                }
+            }
+            Err(e) => drop(core.reported(e, "disconnect")),
+        }
+    }
+
+    /// `offer`, `answer` and `ice-candidate`: one path, to the target's connection only.
+    pub async fn relay(
+        &self,
+        by: Actor<'_>,
+        room: &RoomId,
+        target: &UserId,
+        kind: SignalKind,
+        body: Value,
+    ) -> Result<(), CoreError> {
+        let core = self.0;
+        let route = core.stores.rooms.route(room, by.conn, target).await;
+        let route = route.map_err(|e| core.reported(e, kind.name()))?;
+        let sender = route.sender;
+        let relayed = Event::Relay { room: room.clone(), sender: sender.clone(), kind, body };
+        core.courier.send(&route.target, &relayed).await?;
+        core.metrics.relayed(kind.name());
+        debug!(conn_id = %by.conn, room_id = %room, sender_id = %sender, target_id = %target,
+            event = kind.name(), "relayed");
+        Ok(())
+    }
+
+    /// Tells `out`'s peers that its user left (when announced), and the
+    /// room's participants of a new host; the directory is refreshed. `why`
+    /// says why a connection that is not here left (its instance died).
+    pub async fn departed(&self, out: &LeaveOutcome, announced: bool, conn: Option<&ConnId>, why: Option<&str>) {
+        let core = self.0;
+        if announced {
+            let left = Event::UserLeft { room: out.room.clone(), user: out.user.clone() };
+            core.courier.notify(&out.peers, &left).await;
+        }
+        self.host_changed(out).await;
+        core.rooms_changed.notify_one();
+        let conn_id = conn.map(ConnId::as_str);
+        info!(conn_id, room_id = %out.room, user_id = %out.user, room_deleted = out.room_deleted, why, "left room");
+    }
+
+    /// A page of rooms, oldest first.
+    pub async fn page(&self, offset: usize, limit: usize) -> Result<RoomPage, CoreError> {
+        let core = self.0;
+        Ok(core.stores.rooms.list(offset, limit).await.map_err(|e| core.reported(e, "room listing"))?)
+    }
+
+    /// One room, if it exists.
+    pub async fn get(&self, room: &RoomId) -> Result<Option<RoomSnapshot>, CoreError> {
+        let core = self.0;
+        Ok(core.stores.rooms.room(room).await.map_err(|e| core.reported(e, "room lookup"))?)
+    }
+
+    /// Seats of local connections, for reconciliation.
+    pub fn live_seats(&self) -> Vec<(ConnId, seats::Held)> {
+        self.0.seats.live()
+    }
+
+    /// Completes at the next room change made here.
+    pub async fn changed(&self) {
+        self.0.rooms_changed.notified().await;
+    }
+}

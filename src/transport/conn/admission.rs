@@ -1,0 +1,153 @@
+//! One admission path for every connection, whatever its protocol: the
+//! browser origin (for websocket upgrades), the credential (a JWT with
+//! `JWT_SECRET` set, or the worker key) and a slot of the client address's
+//! `MAX_CONNECTIONS_PER_IP`, each refusal typed ([`Refused`]). What a feature
+//! asks of its handshake beyond that (a device id, a mesh identity) it checks
+//! itself, with the same refusals.
+
+use std::net::IpAddr;
+
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use serde_json::Value;
+use tracing::{info, warn};
+
+use super::address;
+use super::auth::{self, AuthError, Authenticated, TokenScope};
+use crate::config::AllowedOrigins;
+use crate::domain::UserId;
+use crate::state::{AddressSlot, AppState};
+use crate::transport::wire::error::Refused;
+use crate::transport::wire::query;
+
+/// What a client presents when it connects.
+pub struct Handshake<'a> {
+    /// The request that opened the connection.
+    pub parts: &'a Parts,
+    /// socket.io's CONNECT `auth` payload, if any.
+    pub auth: Option<&'a Value>,
+}
+
+impl Handshake<'_> {
+    /// A field from `auth` (a string), else from the query (percent-decoded).
+    pub fn field(&self, name: &str) -> Option<String> {
+        query::handshake(self.auth, self.parts.uri.query(), name)
+    }
+
+    /// The client's address (see [`address::of`]).
+    pub fn ip(&self, state: &AppState) -> Option<IpAddr> {
+        address::of(&self.parts.extensions, &self.parts.headers, &state.config.trusted_proxies)
+    }
+}
+
+/// The credential a protocol needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// A valid token when `JWT_SECRET` is set; nothing otherwise.
+    Token,
+    /// The shared `WORKER_KEY`, in `auth.key`.
+    WorkerKey,
+}
+
+/// An admitted connection: its address slot (released when dropped), and
+/// the user and scope its token names.
+pub struct Admitted {
+    /// Counted against `MAX_CONNECTIONS_PER_IP` while held.
+    pub slot: AddressSlot,
+    /// The token's user (with `JWT_SECRET` set).
+    pub user: Option<UserId>,
+    /// The token's scope claims (with `JWT_SECRET` set).
+    pub scope: Option<TokenScope>,
+}
+
+impl Admitted {
+    /// The token's user, as the connection keeps it.
+    pub fn authenticated(&self) -> Option<Authenticated> {
+        self.user.clone().map(Authenticated)
+    }
+}
+
+/// Admits a connection: its credential, then a slot for its address.
+pub fn admit(state: &AppState, handshake: &Handshake<'_>, credential: Credential) -> Result<Admitted, Refused> {
+    let (user, scope) = match credential {
+        Credential::Token => token(state, handshake)?,
+        Credential::WorkerKey => {
+            worker_key(state, handshake)?;
+            (None, None)
+        }
+    };
+    let ip = handshake.ip(state);
+    let Some(slot) = state.limits.slot(ip, state.config.max_connections_per_ip) else {
+        warn!(?ip, path = handshake.parts.uri.path(), "connection refused: too many from this address");
+        return Err(Refused::TooManyConnections);
+    };
+    Ok(Admitted { slot, user, scope })
+}
+
+fn token(state: &AppState, handshake: &Handshake<'_>) -> Result<(Option<UserId>, Option<TokenScope>), Refused> {
+    let Some(jwt) = &state.config.jwt else { return Ok((None, None)) };
+    let parts = handshake.parts;
+    let token = auth::token_from(handshake.auth, &parts.headers, parts.uri.query()).ok_or(AuthError::Missing);
+    match token.and_then(|token| auth::verify_scoped(&token, jwt)) {
+        Ok((user, scope)) => Ok((Some(user), Some(scope))),
+        Err(e) => {
+            info!(reason = %e, "connection refused: not authenticated");
+            Err(Refused::Unauthorized(e))
+        }
+    }
+}
+
+fn worker_key(state: &AppState, handshake: &Handshake<'_>) -> Result<(), Refused> {
+    let expected = state.config.workers.key.as_ref().ok_or(Refused::NoWorkerKey)?;
+    let given = handshake.auth.and_then(|a| a.get("key")).and_then(Value::as_str).unwrap_or("");
+    if !constant_time_eq(given.as_bytes(), expected.0.as_bytes()) {
+        warn!("worker refused: wrong or missing key");
+        return Err(Refused::WrongWorkerKey);
+    }
+    Ok(())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether a websocket upgrade with these headers may proceed: CORS does not
+/// apply to websockets, so an `Origin` must be in `CLIENT_URL` or be the
+/// server's own (the page it serves at `/`). Clients that send no `Origin`
+/// (Node, native apps) are not browsers and pass.
+pub fn origin_allowed(origins: &AllowedOrigins, headers: &HeaderMap) -> bool {
+    match headers.get(header::ORIGIN) {
+        None => true,
+        Some(origin) => origins.allows(origin) || same_origin(origin, headers.get(header::HOST)),
+    }
+}
+
+/// Whether `origin` is the page this server itself serves (same host and port as `Host`).
+fn same_origin(origin: &HeaderValue, host: Option<&HeaderValue>) -> bool {
+    let origin_host = origin.to_str().ok().and_then(|o| o.split_once("://")).map(|(_, rest)| rest);
+    match (origin_host, host.and_then(|h| h.to_str().ok())) {
+        (Some(origin_host), Some(host)) => origin_host.eq_ignore_ascii_case(host),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_served_by_this_server_is_its_own_origin() {
+        let host = HeaderValue::from_static("127.0.0.1:4000");
+        assert!(same_origin(&HeaderValue::from_static("http://127.0.0.1:4000"), Some(&host)));
+        assert!(same_origin(&HeaderValue::from_static("https://127.0.0.1:4000"), Some(&host)));
+        assert!(!same_origin(&HeaderValue::from_static("http://127.0.0.1:4001"), Some(&host)));
+        assert!(!same_origin(&HeaderValue::from_static("http://evil.test"), Some(&host)));
+        assert!(!same_origin(&HeaderValue::from_static("http://127.0.0.1:4000"), None));
+    }
+
+    #[test]
+    fn worker_keys_compare_whole() {
+        assert!(constant_time_eq(b"key", b"key"));
+        assert!(!constant_time_eq(b"key", b"ke") && !constant_time_eq(b"key", b"kez") && !constant_time_eq(b"", b"k"));
+    }
+}

@@ -1,0 +1,299 @@
+//! JWT authentication (HS256 with `JWT_SECRET`), for the socket.io handshake
+//! and the REST routes that reveal rooms or users.
+//!
+//! A token comes from the handshake's `auth.token`, an `Authorization: Bearer`
+//! header, or a `token` query parameter. `exp` is required and checked with
+//! [`LEEWAY_SECONDS`] of leeway for clock skew; `aud` and `iss` are required and
+//! checked when `JWT_AUDIENCE` / `JWT_ISSUER` are set. Only HS256 is accepted.
+//! The token's `sub` is the only `userId` the connection may join rooms as, and
+//! the only user its TURN credentials name. Without `JWT_SECRET` the server is
+//! open, and says so at start-up.
+
+use axum::http::HeaderMap;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::JwtConfig;
+use crate::domain::UserId;
+
+/// Seconds a token may be past its `exp` and still be accepted.
+pub const LEEWAY_SECONDS: u64 = 30;
+
+/// The user a verified token names, kept in the socket's extensions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Authenticated(pub UserId);
+
+/// Why a token was refused (sent to the client; no secrets in it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No token anywhere in the request.
+    #[error("unauthorized: a token is required (auth.token, Authorization: Bearer, or ?token=)")]
+    Missing,
+    /// The token does not verify, has expired, or names no valid user.
+    #[error("unauthorized: {0}")]
+    Invalid(String),
+}
+
+/// Optional claims that narrow what a token's user may say of itself on
+/// `/mesh`: without them, the user may join any organization with any
+/// capabilities, as in seed 000. Read only where they matter: a token whose
+/// other claims are malformed still works everywhere else.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct Scope {
+    /// `organizationId`: the organizations the user may join.
+    #[serde(default, rename = "organizationId", deserialize_with = "list_claim")]
+    pub organizations: Option<Vec<String>>,
+    /// `capabilities`: those the user may declare.
+    #[serde(default, deserialize_with = "list_claim")]
+    pub capabilities: Option<Vec<String>>,
+}
+
+impl Scope {
+    /// Whether the user may join `org`.
+    pub fn allows_organization(&self, org: &str) -> bool {
+        self.organizations.as_ref().is_none_or(|orgs| orgs.iter().any(|o| o == org))
+    }
+
+    /// The first of `declared` the user may not declare, if any.
+    pub fn forbidden_capability<'a>(&self, declared: &'a [String]) -> Option<&'a str> {
+        let allowed = self.capabilities.as_ref()?;
+        declared.iter().find(|c| !allowed.contains(c)).map(String::as_str)
+    }
+}
+
+/// A verified token's [`Scope`], kept in the socket's extensions; a malformed
+/// scope claim (`null` included) is an error, refused where the scope is used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenScope(pub Result<Scope, AuthError>);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrList {
+    One(String),
+    List(Vec<String>),
+}
+
+/// A list claim: a list of strings, or one string as a comma list (no
+/// organization id or capability holds a comma). Called for present claims
+/// only (a missing one is `None` by `default`), so `null` is malformed.
+fn list_claim<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    Ok(Some(match OneOrList::deserialize(d)? {
+        OneOrList::One(list) => list.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect(),
+        OneOrList::List(list) => list,
+    }))
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+    /// Every other claim, for [`Scope`].
+    #[serde(flatten)]
+    other: serde_json::Map<String, Value>,
+}
+
+/// Verifies `token`, returning the user it names.
+pub fn verify(token: &str, jwt: &JwtConfig) -> Result<UserId, AuthError> {
+    verify_claims(token, jwt).map(|(user, _)| user)
+}
+
+/// Verifies `token`, returning the user it names and its [`Scope`].
+pub fn verify_scoped(token: &str, jwt: &JwtConfig) -> Result<(UserId, TokenScope), AuthError> {
+    let (user, other) = verify_claims(token, jwt)?;
+    let scope = serde_json::from_value::<Scope>(Value::Object(other))
+        .map_err(|_| AuthError::Invalid("the token's organizationId or capabilities claim is malformed".into()));
+    Ok((user, TokenScope(scope)))
+}
+
+fn verify_claims(token: &str, jwt: &JwtConfig) -> Result<(UserId, serde_json::Map<String, Value>), AuthError> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.leeway = LEEWAY_SECONDS;
+    // jsonwebtoken checks `aud` and `iss` only when the token has them, unless
+    // they are required: a configured one must be present.
+    let mut required = vec!["exp", "sub"];
+    match &jwt.audience {
+        Some(aud) => {
+            validation.set_audience(&[aud]);
+            required.push("aud");
+        }
+        None => validation.validate_aud = false,
+    }
+    if let Some(iss) = &jwt.issuer {
+        validation.set_issuer(&[iss]);
+        required.push("iss");
+    }
+    validation.set_required_spec_claims(&required);
+    let key = DecodingKey::from_secret(jwt.secret.0.as_bytes());
+    let claims = decode::<Claims>(token, &key, &validation).map_err(|e| AuthError::Invalid(describe(&e)))?.claims;
+    let user = UserId::parse(&claims.sub).map_err(|e| AuthError::Invalid(format!("sub {e}")))?;
+    Ok((user, claims.other))
+}
+
+fn describe(e: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match e.kind() {
+        ErrorKind::ExpiredSignature => "the token has expired".into(),
+        ErrorKind::InvalidSignature => "the token's signature does not verify".into(),
+        ErrorKind::InvalidAudience => "the token is for another audience".into(),
+        ErrorKind::InvalidIssuer => "the token is from another issuer".into(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("the token has no {claim} claim"),
+        ErrorKind::InvalidAlgorithm => "the token must be signed with HS256".into(),
+        _ => "the token is malformed".into(),
+    }
+}
+
+/// The token of a request: `auth.token`, then `Authorization: Bearer`, then `?token=`.
+pub fn token_from(auth: Option<&Value>, headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    let from_auth = auth.and_then(|a| a.get("token")).and_then(Value::as_str).map(str::to_owned);
+    let from_header = || {
+        let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+        value.strip_prefix("Bearer ").map(|t| t.trim().to_owned())
+    };
+    let from_query = || crate::transport::wire::query::param(query, "token").map(str::to_owned);
+    from_auth.or_else(from_header).or_else(from_query).filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use jsonwebtoken::{EncodingKey, Header, encode};
+
+    fn jwt() -> JwtConfig {
+        JwtConfig { secret: Secret("k".into()), audience: Some("sb".into()), issuer: None }
+    }
+
+    fn token(claims: Value, key: &str) -> String {
+        encode(&Header::default(), &claims, &EncodingKey::from_secret(key.as_bytes())).unwrap()
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    }
+
+    #[test]
+    fn a_valid_token_names_its_user() {
+        let t = token(serde_json::json!({"sub": "alice", "exp": now() + 60, "aud": "sb"}), "k");
+        assert_eq!(verify(&t, &jwt()), Ok(UserId::parse("alice").unwrap()));
+    }
+
+    #[test]
+    fn expiry_has_a_small_leeway_and_no_more() {
+        let grace = token(serde_json::json!({"sub": "a", "exp": now() - 10, "aud": "sb"}), "k");
+        assert!(verify(&grace, &jwt()).is_ok());
+        let expired = token(serde_json::json!({"sub": "a", "exp": now() - 120, "aud": "sb"}), "k");
+        assert_eq!(verify(&expired, &jwt()), Err(AuthError::Invalid("the token has expired".into())));
+    }
+
+    #[test]
+    fn bad_tokens_are_refused_with_a_reason() {
+        let wrong_key = token(serde_json::json!({"sub": "a", "exp": now() + 60, "aud": "sb"}), "other");
+        assert!(matches!(verify(&wrong_key, &jwt()), Err(AuthError::Invalid(m)) if m.contains("signature")));
+        let wrong_aud = token(serde_json::json!({"sub": "a", "exp": now() + 60, "aud": "x"}), "k");
+        assert!(matches!(verify(&wrong_aud, &jwt()), Err(AuthError::Invalid(m)) if m.contains("audience")));
+        let no_exp = token(serde_json::json!({"sub": "a", "aud": "sb"}), "k");
+        assert!(matches!(verify(&no_exp, &jwt()), Err(AuthError::Invalid(m)) if m.contains("exp")));
+        assert!(verify("not.a.token", &jwt()).is_err());
+        let long_sub = token(serde_json::json!({"sub": "s".repeat(129), "exp": now() + 60, "aud": "sb"}), "k");
+        assert!(matches!(verify(&long_sub, &jwt()), Err(AuthError::Invalid(m)) if m.contains("sub")));
+    }
+
+    fn with_issuer(issuer: &str) -> JwtConfig {
+        JwtConfig { issuer: Some(issuer.into()), ..jwt() }
+    }
+
+    #[test]
+    fn with_jwt_issuer_set_only_its_iss_is_accepted() {
+        let claims = |iss: Option<&str>| {
+            let mut c = serde_json::json!({"sub": "a", "exp": now() + 60, "aud": "sb"});
+            if let Some(iss) = iss {
+                c["iss"] = iss.into();
+            }
+            c
+        };
+        let cfg = with_issuer("https://idp.example");
+        assert_eq!(verify(&token(claims(Some("https://idp.example")), "k"), &cfg), Ok(UserId::parse("a").unwrap()));
+        let other = verify(&token(claims(Some("https://evil.example")), "k"), &cfg);
+        assert_eq!(other, Err(AuthError::Invalid("the token is from another issuer".into())));
+        let missing = verify(&token(claims(None), "k"), &cfg);
+        assert_eq!(missing, Err(AuthError::Invalid("the token has no iss claim".into())));
+        // Without JWT_ISSUER, `iss` is not looked at.
+        assert!(verify(&token(claims(Some("https://evil.example")), "k"), &jwt()).is_ok());
+        assert!(verify(&token(claims(None), "k"), &jwt()).is_ok());
+    }
+
+    #[test]
+    fn with_jwt_audience_set_a_missing_aud_is_refused_and_without_it_aud_is_ignored() {
+        let no_aud = token(serde_json::json!({"sub": "a", "exp": now() + 60}), "k");
+        assert_eq!(verify(&no_aud, &jwt()), Err(AuthError::Invalid("the token has no aud claim".into())));
+        let open = JwtConfig { audience: None, ..jwt() };
+        assert!(verify(&no_aud, &open).is_ok());
+        let any_aud = token(serde_json::json!({"sub": "a", "exp": now() + 60, "aud": "whatever"}), "k");
+        assert!(verify(&any_aud, &open).is_ok());
+    }
+
+    #[test]
+    fn only_hs256_is_accepted() {
+        let claims = serde_json::json!({"sub": "a", "exp": now() + 60, "aud": "sb"});
+        for alg in [Algorithm::HS384, Algorithm::HS512] {
+            // Signed with the right secret, but not with HS256.
+            let t = encode(&Header::new(alg), &claims, &EncodingKey::from_secret(b"k")).unwrap();
+            let refused = Err(AuthError::Invalid("the token must be signed with HS256".into()));
+            assert_eq!(verify(&t, &jwt()), refused, "{alg:?}");
+        }
+        assert!(verify(&unsigned(&claims), &jwt()).is_err(), "alg none");
+        // The same claims signed with HS256 pass: only the algorithm differs.
+        assert!(verify(&token(claims, "k"), &jwt()).is_ok());
+    }
+
+    /// An `alg: none` token: no signature at all.
+    fn unsigned(claims: &Value) -> String {
+        use base64::Engine;
+        let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        format!("{}.{}.", b64(&serde_json::json!({"alg": "none", "typ": "JWT"})), b64(claims))
+    }
+
+    #[test]
+    fn the_token_is_found_in_auth_then_header_then_query() {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", "Bearer from-header".parse().unwrap());
+        let auth = serde_json::json!({"token": "from-auth"});
+        assert_eq!(token_from(Some(&auth), &headers, Some("token=q")).as_deref(), Some("from-auth"));
+        assert_eq!(token_from(None, &headers, Some("token=q")).as_deref(), Some("from-header"));
+        assert_eq!(token_from(None, &HeaderMap::new(), Some("EIO=4&token=q")).as_deref(), Some("q"));
+        assert_eq!(token_from(None, &HeaderMap::new(), None), None);
+    }
+
+    #[test]
+    fn organization_and_capability_claims_narrow_the_scope_and_a_malformed_one_is_refused_only_there() {
+        let scoped = |extra: Value| {
+            let mut claims = serde_json::json!({"sub": "a", "exp": now() + 60, "aud": "sb"});
+            claims.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            verify_scoped(&token(claims, "k"), &jwt()).unwrap().1.0
+        };
+        let open = scoped(serde_json::json!({})).unwrap();
+        assert_eq!(open, Scope::default());
+        assert!(open.allows_organization("any") && open.forbidden_capability(&["admin.main".into()]).is_none());
+
+        let one = scoped(serde_json::json!({"organizationId": "acme", "capabilities": "location.view, admin.manage"}));
+        let one = one.unwrap();
+        assert!(one.allows_organization("acme") && !one.allows_organization("other"));
+        let declared = ["admin.manage".to_owned(), "admin.main".to_owned()];
+        assert_eq!(one.forbidden_capability(&declared), Some("admin.main"));
+        assert_eq!(one.forbidden_capability(&declared[..1]), None);
+
+        let lists = scoped(serde_json::json!({"organizationId": ["acme", "beta"], "capabilities": []})).unwrap();
+        assert!(lists.allows_organization("beta"));
+        assert_eq!(lists.forbidden_capability(&["location.view".into()]), Some("location.view"));
+        assert_eq!(lists.forbidden_capability(&[]), None);
+
+        // A malformed scope fails only where the scope is used: the token still names its user.
+        for bad in [serde_json::json!({"organizationId": 7}), serde_json::json!({"capabilities": null})] {
+            let mut claims = serde_json::json!({"sub": "a", "exp": now() + 60, "aud": "sb"});
+            claims.as_object_mut().unwrap().extend(bad.as_object().unwrap().clone());
+            assert_eq!(verify(&token(claims.clone(), "k"), &jwt()).unwrap().as_str(), "a");
+            let (_, TokenScope(scope)) = verify_scoped(&token(claims, "k"), &jwt()).unwrap();
+            assert!(matches!(scope, Err(AuthError::Invalid(m)) if m.contains("malformed")), "{bad}");
+        }
+    }
+}

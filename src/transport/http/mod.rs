@@ -1,0 +1,47 @@
+//! HTTP shared by every feature: the router's frame (`/health`, `/metrics`,
+//! the static files of `WEB_DIR`, JSON for every miss: unknown route 404,
+//! wrong method 405, and the per-address request limit), CORS and the
+//! websocket origin check ([`origin`]), the token check for REST
+//! ([`guard`]), the embedded socket.io client bundle ([`static_files`]), and
+//! the request-head copy that keeps idle sessions small ([`head`]). Each
+//! feature's REST routes are in its own folder; `server.rs` merges them.
+//!
+//! Must not import a feature folder (`transport/<feature>`).
+
+pub mod guard;
+pub mod head;
+mod health;
+mod metrics;
+pub mod origin;
+pub mod static_files;
+
+use axum::Router;
+use axum::handler::HandlerWithoutStateExt;
+use axum::middleware::from_fn_with_state;
+use axum::routing::get;
+use tower_http::services::ServeDir;
+
+use crate::state::AppState;
+use crate::transport::wire::error::HttpError;
+
+/// The REST router: `features`' routes with the shared ones (the socket.io
+/// layer and CORS are added by the server).
+pub fn router(state: AppState, features: Router<AppState>) -> axum::Router {
+    let token = || from_fn_with_state(state.clone(), guard::require_token);
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/metrics", get(metrics::metrics).route_layer(token()))
+        .merge(features)
+        .fallback_service(ServeDir::new(&state.config.web_dir).fallback(no_route.into_service()))
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(state.clone(), guard::limit_per_address))
+        .with_state(state)
+}
+
+async fn no_route(uri: axum::http::Uri) -> HttpError {
+    HttpError::NoRoute(uri.path().to_owned())
+}
+
+async fn method_not_allowed() -> HttpError {
+    HttpError::MethodNotAllowed
+}

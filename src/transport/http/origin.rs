@@ -1,0 +1,49 @@
+//! Which browser origins may talk to the server.
+//!
+//! CORS (tower-http) covers REST and the socket.io polling transport; it must
+//! wrap the socket.io layer, which answers `OPTIONS` with 400 on its own.
+//! CORS does not apply to websockets, so [`guard_websocket_origin`] refuses
+//! every websocket upgrade, of any protocol, whose `Origin` admission does
+//! not allow ([`origin_allowed`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+
+use crate::config::AllowedOrigins;
+use crate::transport::conn::admission::origin_allowed;
+use crate::transport::wire::error::HttpError;
+
+/// The CORS layer for `CLIENT_URL`, with credentials allowed.
+pub fn cors(origins: &AllowedOrigins) -> CorsLayer {
+    let allow_origin = match origins {
+        AllowedOrigins::Any => AllowOrigin::mirror_request(),
+        AllowedOrigins::List(list) => AllowOrigin::list(list.clone()),
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(AllowHeaders::mirror_request())
+        .max_age(Duration::from_secs(600))
+}
+
+/// Middleware: a websocket upgrade from a disallowed `Origin` gets 403.
+pub async fn guard_websocket_origin(
+    State(origins): State<Arc<AllowedOrigins>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    let upgrade = headers.get(header::UPGRADE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    if upgrade && !origin_allowed(&origins, headers) {
+        tracing::warn!(origin = ?headers.get(header::ORIGIN), "websocket upgrade from a disallowed origin refused");
+        return HttpError::OriginNotAllowed.into_response();
+    }
+    next.run(request).await
+}

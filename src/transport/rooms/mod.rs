@@ -1,0 +1,121 @@
+//! The default namespace `/`: rooms signaling as contract v1 describes it
+//! (`docs/protocol/rooms.md`), over the core's rooms. Its REST routes
+//! (`/api/rooms`, `/api/ice-servers`) are in [`rest`].
+
+pub mod payload;
+pub mod rest;
+pub mod wire;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde_json::Value;
+use socketioxide::SocketIo;
+use socketioxide::extract::{SocketRef, State, TryData};
+use socketioxide::handler::ConnectHandler;
+use socketioxide::socket::DisconnectReason;
+use tracing::{info, warn};
+
+use self::wire::{AckOk, ClientEvent};
+use crate::core::event::Event;
+use crate::core::link::Undelivered;
+use crate::core::rooms::Actor;
+use crate::domain::UserId;
+use crate::state::AppState;
+use crate::transport::conn::admission::Handshake;
+use crate::transport::conn::sio::{self, Conn, Handle, Namespace};
+use crate::transport::wire::error::{Refused, SignalError};
+
+/// The namespace's path.
+pub const PATH: &str = "/";
+
+/// Registers the namespace.
+pub fn register(io: &SocketIo) {
+    io.ns(PATH, connected.with(admission));
+}
+
+/// One connection's state: the user its token names (with `JWT_SECRET` set).
+pub struct Rooms {
+    token_user: Option<UserId>,
+}
+
+/// Connect middleware (before the CONNECT ack): admission, then the
+/// connection joins the pipeline.
+async fn admission(
+    Handle(socket): Handle,
+    State(state): State<AppState>,
+    TryData(auth): TryData<Value>,
+) -> Result<(), Refused> {
+    sio::admit_with_token(&socket, &state, auth.ok(), |admitted| Rooms { token_user: admitted.user.clone() })
+}
+
+/// Connect handler (after the ack): logs the connection and sends it the
+/// ICE servers. The TURN username names the token's `sub` with `JWT_SECRET`
+/// set; otherwise the user from the handshake (`auth.userId`, or a `userId`
+/// query parameter) when there is one.
+async fn connected(socket: SocketRef, State(state): State<AppState>, TryData(auth): TryData<Value>) {
+    let transport = socket.transport_type();
+    info!(conn_id = %socket.id, ?transport, protocol = ?socket.protocol(), "connected");
+    let user = match &state.config.jwt {
+        // A client-supplied userId must not get credentials in another user's name.
+        Some(_) => socket.extensions.get::<Arc<Conn<Rooms>>>().and_then(|c| c.ns.token_user.clone()),
+        None => handshake_user(&socket, auth.ok()),
+    };
+    let servers = state.config.ice.servers_for(user.as_ref(), SystemTime::now());
+    if let Err(err) = socket.emit(wire::ICE_SERVERS, &servers) {
+        warn!(conn_id = %socket.id, %err, "ice-servers not delivered");
+    }
+}
+
+fn handshake_user(socket: &SocketRef, auth: Option<Value>) -> Option<UserId> {
+    let handshake = Handshake { parts: socket.req_parts(), auth: auth.as_ref() };
+    handshake.field("userId").and_then(|raw| UserId::parse(&raw).ok())
+}
+
+impl Rooms {
+    fn actor<'a>(&'a self, conn: &'a Conn<Self>) -> Actor<'a> {
+        Actor { conn: conn.id(), token_user: self.token_user.as_ref(), announced: true }
+    }
+}
+
+impl Namespace for Rooms {
+    type Event = ClientEvent;
+    type Answer = AckOk;
+
+    async fn handle(&self, conn: &Conn<Self>, event: &ClientEvent, data: Option<Value>) -> Result<AckOk, SignalError> {
+        let rooms = conn.core.rooms();
+        let by = self.actor(conn);
+        match event {
+            ClientEvent::JoinRoom => {
+                let req = payload::join(data)?;
+                let out = rooms.join(by, &req.room, &req.user).await?;
+                Ok(AckOk::joined(req.room, out.users))
+            }
+            ClientEvent::LeaveRoom => {
+                let req = payload::leave(data)?;
+                rooms.leave(by, &req.room).await?;
+                Ok(AckOk::room(req.room))
+            }
+            ClientEvent::Relay(kind) => {
+                let req = payload::relay(*kind, data)?;
+                rooms.relay(by, &req.room, &req.target, *kind, req.body).await?;
+                Ok(AckOk::ok())
+            }
+            ClientEvent::Decide(approve) => {
+                let (room, user) = crate::transport::wire::payload::room_and_user(data)?;
+                rooms.decide(by, &room, &user, *approve).await?;
+                Ok(AckOk::ok())
+            }
+            ClientEvent::Unknown(name) => Err(SignalError::UnknownEvent(name.clone())),
+        }
+    }
+
+    async fn closed(&self, conn: &Conn<Self>, reason: DisconnectReason) {
+        conn.core.rooms().leave_all(conn.id(), true).await;
+        info!(conn_id = %conn.id(), ?reason, "disconnected");
+    }
+
+    fn emit(socket: &SocketRef, event: &Event) -> Result<(), Undelivered> {
+        wire::emit(socket, event)
+    }
+}
