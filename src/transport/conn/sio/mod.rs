@@ -265,8 +265,14 @@ pub fn attach<N: Namespace>(socket: &Arc<Socket>, state: &AppState, admitted: Ad
     });
     let closing = conn.clone();
     socket.on_disconnect(move |reason: DisconnectReason| {
+        // Queued at once, when socketioxide calls this: any event after it is refused as closing.
+        let drain = closing.pipeline.close(Job::Disconnect(reason));
         let conn = closing.clone();
-        async move { conn.close(reason).await }
+        async move {
+            if drain {
+                conn.drain().await;
+            }
+        }
     });
     socket.extensions.insert(conn.clone());
     socket.extensions.insert::<Arc<dyn Retire>>(conn.clone());
