@@ -4,6 +4,8 @@
 //! presence figures (devices, networks, coordinators, queued signals) and
 //! rooms come from the store, so in a cluster every instance shows the same
 //! cluster-wide value for them.
+//!
+//! Must not import `transport` or `core`: the core and the routes feed it.
 
 use std::fmt::Write;
 use std::sync::OnceLock;

@@ -46,7 +46,10 @@ impl Bus {
 
     /// Publishes `message` to every instance.
     pub async fn publish(&self, message: String) -> Result<(), StoreError> {
-        match tokio::time::timeout(self.timeout, self.client.publish::<(), _, _>(&self.channel, message)).await {
+        // Boxed: fred's future is kilobytes, and every future that may publish
+        // (each relay's) would carry it inline, local deliveries included.
+        let publish = Box::pin(self.client.publish::<(), _, _>(&self.channel, message));
+        match tokio::time::timeout(self.timeout, publish).await {
             Ok(published) => published.map_err(unavailable),
             Err(_) => Err(StoreError::Unavailable(format!("no answer from Redis within {:?}", self.timeout))),
         }

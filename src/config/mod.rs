@@ -5,6 +5,8 @@
 //! uses after loading `.env`. Every value is validated here, once, at start-up:
 //! a bad value becomes a [`ConfigError`] naming the variable, and `main` exits
 //! with code 2.
+//!
+//! Must not import anything of the crate but `domain` (the ICE and address types it builds).
 
 use std::fmt;
 use std::net::IpAddr;

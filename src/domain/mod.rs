@@ -1,7 +1,10 @@
-//! Domain: identifiers and room rules as plain synchronous Rust.
+//! Domain: identifiers and rules (rooms, presence, signals, the mesh
+//! election, the ring, workers, rate limits, addresses, ICE credentials) as
+//! plain synchronous Rust; time is passed in.
 //!
 //! Nothing here does I/O or knows about sockets, so every rule is unit-tested
-//! directly and both stores (memory now, Redis later) apply the very same rules.
+//! directly and every store engine applies the very same rules. Must not
+//! import an I/O crate or anything of the crate outside `domain`.
 
 pub mod ice;
 pub mod ids;

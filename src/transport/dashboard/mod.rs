@@ -11,6 +11,9 @@
 //! departures (no `user-joined` / `user-left`), as before the redesign.
 //! Subscriptions are core groups, so they work across instances and
 //! protocols.
+//!
+//! Must not import another feature folder of `transport` (shared parts are in
+//! `transport/conn`, `transport/wire`, `core`).
 
 pub mod payload;
 pub mod rest;

@@ -12,6 +12,9 @@
 //! it now) or `queued`; delivery and confirmation are the core's mailbox
 //! ([`crate::core::devices::mailbox`]): a signal leaves the queue only when
 //! the device acks it.
+//!
+//! Must not import another feature folder of `transport` (shared parts are in
+//! `transport/conn`, `transport/wire`, `core`).
 
 pub mod rest;
 pub mod wire;

@@ -7,6 +7,9 @@
 //! With `JWT_SECRET` set the client id must be the token's user, and the
 //! token's optional `organizationId` and `capabilities` claims bound what it
 //! may join and declare.
+//!
+//! Must not import another feature folder of `transport` (shared parts are in
+//! `transport/conn`, `transport/wire`, `core`).
 
 pub mod wire;
 

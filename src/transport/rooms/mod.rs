@@ -1,6 +1,9 @@
 //! The default namespace `/`: rooms signaling as contract v1 describes it
 //! (`docs/protocol/rooms.md`), over the core's rooms. Its REST routes
 //! (`/api/rooms`, `/api/ice-servers`) are in [`rest`].
+//!
+//! Must not import another feature folder of `transport` (shared parts are in
+//! `transport/conn`, `transport/wire`, `core`).
 
 pub mod payload;
 pub mod rest;

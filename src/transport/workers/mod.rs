@@ -8,6 +8,9 @@
 //! `heartbeat`, and `signal { to, type, data }` to a client (which gets
 //! `signal { from, type, data }`, `from` the worker id). A worker id
 //! connecting again turns its older connection out.
+//!
+//! Must not import another feature folder of `transport` (shared parts are in
+//! `transport/conn`, `transport/wire`, `core`).
 
 pub mod edge;
 pub mod rest;
