@@ -76,11 +76,8 @@ pub async fn run(
     if config.redis_url.is_none() {
         return run_with_store(listener, config, Stores::memory().rooms, shutdown).await;
     }
-    let (core, subscriptions) = clustered(Arc::new(config)).await?;
-    let upkeep = AbortOnDrop(tokio::spawn(crate::core::upkeep::run(core.clone(), subscriptions)));
-    let served = serve(listener, AppState::new(core), shutdown).await;
-    drop(upkeep);
-    served
+    let (core, subscriptions) = cluster(Arc::new(config)).await?;
+    run_core(listener, core, Some(subscriptions), shutdown).await
 }
 
 /// One instance over the memory stores, its rooms in `rooms` (the memory
@@ -93,12 +90,28 @@ pub async fn run_with_store(
 ) -> std::io::Result<()> {
     let stores = Stores { rooms, ..Stores::memory() };
     let core = Arc::new(Core::new(Arc::new(config), stores, "local", None));
-    serve(listener, AppState::new(core), shutdown).await
+    run_core(listener, core, None, shutdown).await
 }
 
-/// The core of one instance of a cluster: the Redis stores, the bus, and
-/// the subscriptions kept through outages.
-async fn clustered(config: Arc<Config>) -> std::io::Result<(Arc<Core>, Subscriptions)> {
+/// Serves every protocol of the table over `core` (with `subscriptions` in
+/// a cluster, whose upkeep runs meanwhile). Whoever holds `core` can attach
+/// connections of its own (any [`Link`](crate::core::link::Link)) beside
+/// the server's.
+pub async fn run_core(
+    listener: TcpListener,
+    core: Arc<Core>,
+    subscriptions: Option<Subscriptions>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let upkeep = subscriptions.map(|s| AbortOnDrop(tokio::spawn(crate::core::upkeep::run(core.clone(), s))));
+    let served = serve(listener, AppState::new(core), shutdown).await;
+    drop(upkeep);
+    served
+}
+
+/// The core of one instance of a cluster (`REDIS_URL` set): the Redis
+/// stores, the bus, and the subscriptions kept through outages.
+pub async fn cluster(config: Arc<Config>) -> std::io::Result<(Arc<Core>, Subscriptions)> {
     let url = config.redis_url.clone().unwrap_or_default();
     let redis = crate::cluster::redis::connect(&url, &config).await.map_err(std::io::Error::other)?;
     let instance = uuid::Uuid::new_v4().simple().to_string();
