@@ -8,6 +8,8 @@
 //! [`devices`], [`mesh`], [`workers`] (`/workers` and `/edge`), each with
 //! its wire shapes and REST routes. Handlers parse, call the core, and
 //! answer; feature folders never import each other.
+//!
+//! Must not be imported by anything below it (`core`, `store`, `cluster`, `domain`, `state.rs`).
 
 pub mod conn;
 pub mod dashboard;

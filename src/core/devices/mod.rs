@@ -2,6 +2,8 @@
 //! stored and forwarded to devices whether or not they are connected. A
 //! signal is queued in every case; the receiver's instance is woken to push
 //! it if the receiver is connected anywhere ([`mailbox`]).
+//!
+//! Must not import `transport`, nor any socket.io or HTTP crate (as all of `core`).
 
 pub mod mailbox;
 

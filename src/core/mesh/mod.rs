@@ -3,6 +3,8 @@
 //! ([`election`]). Organizations are isolated: each is a group
 //! ([`Group::Org`]), and no event crosses. A client id connecting again
 //! turns its older connection out.
+//!
+//! Must not import `transport`, nor any socket.io or HTTP crate (as all of `core`).
 
 pub mod election;
 

@@ -2,6 +2,8 @@
 //! peers are told. Used by every protocol that seats clients in rooms (`/`,
 //! `/dashboard`, and the raw protocols to come); approval and hosts are in
 //! [`approval`].
+//!
+//! Must not import `transport`, nor any socket.io or HTTP crate (as all of `core`).
 
 pub mod approval;
 pub mod seats;

@@ -15,6 +15,8 @@
 //! - a promoted device lost the role at its next announcement (the flag was
 //!   recomputed from the announced capabilities). Here a promotion lasts while
 //!   the device stays online.
+//!
+//! Must not import an I/O crate or anything outside `domain` (as all of `domain`).
 
 use std::sync::Arc;
 use std::time::Duration;

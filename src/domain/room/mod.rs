@@ -9,6 +9,8 @@
 //! participant; when it leaves, the next participant in join order becomes
 //! host. In a room that requires approval, only the host and users it
 //! approved may take a seat.
+//!
+//! Must not import an I/O crate or anything outside `domain` (as all of `domain`).
 
 use std::time::SystemTime;
 

@@ -11,6 +11,8 @@
 //! the default) and [`redis`] (a cluster); both pass the suite in `suite/`
 //! unchanged and apply the rules of [`crate::domain::presence`] and
 //! [`crate::domain::signal`]. Time is always passed in.
+//!
+//! Must not import `core`, `transport`, `cluster` or `state` (as all of `store`).
 
 pub mod memory;
 pub mod redis;

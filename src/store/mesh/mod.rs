@@ -6,6 +6,8 @@
 //! another instance elects a new admin. Engines: [`memory::MemoryMesh`] (one
 //! instance) and [`redis::RedisMesh`]; both pass `suite.rs`. Times are Unix
 //! milliseconds, passed in.
+//!
+//! Must not import `core`, `transport`, `cluster` or `state` (as all of `store`).
 
 pub mod memory;
 pub mod redis;

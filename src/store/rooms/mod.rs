@@ -4,6 +4,8 @@
 //! [`memory::MemoryStore`] (one instance, the default) and
 //! [`redis::RedisStore`] (a cluster of instances); both pass the same suite
 //! (`suite.rs`) unchanged, and both apply the rules of [`crate::domain::Room`].
+//!
+//! Must not import `core`, `transport`, `cluster` or `state` (as all of `store`).
 
 use std::time::SystemTime;
 

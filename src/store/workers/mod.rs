@@ -4,6 +4,8 @@
 //! (`p:w:workers` hash, worker id to its JSON record); both pass `suite.rs`.
 //! Health is decided by the reader from `last_seen` (Unix ms, passed in;
 //! [`WorkerRecord::healthy`]), so no clock of Redis's is involved.
+//!
+//! Must not import `core`, `transport`, `cluster` or `state` (as all of `store`).
 
 pub mod memory;
 pub mod redis;

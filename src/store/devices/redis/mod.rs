@@ -15,7 +15,7 @@
 //! - `p:inst:{instance}:alive`: the instance's heartbeat (see
 //!   [`crate::store::redis::instances`]), which tells whether an endpoint's instance is alive
 //!
-//! Atomicity: a record change reads the record, applies the [`Device`] rule and
+//! Atomicity: a record change reads the record, applies the [`Device`](crate::domain::presence::Device) rule and
 //! writes the result with a Lua compare-and-set on the exact JSON it read,
 //! retrying on conflict; the network sets change in the same script. Each
 //! queue and notice change is one Lua script, so an id is never given twice
@@ -30,6 +30,8 @@
 //! announcement bucket has a Redis TTL; the sweep and expiry
 //! delete records and signals. The id counters
 //! stay, so an id is not given again once its queue or notice list empties.
+//!
+//! Must not import `core`, `transport`, `cluster` or `state` (as all of `store`).
 
 mod codec;
 mod endpoints;

@@ -5,6 +5,8 @@
 //! function below becomes a `#[tokio::test]` for that engine, so memory and
 //! Redis honour the same rules. The suite's endpoints are on [`INSTANCE`],
 //! which the store must take as alive: build it as that instance.
+//!
+//! Must not import `core`, `transport`, `cluster` or `state` (as all of `store`).
 
 // Each function is named as the sentence it checks; that name is its documentation.
 #![allow(missing_docs)]

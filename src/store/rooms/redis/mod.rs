@@ -14,6 +14,8 @@
 //! global counter, so a room deleted and created again never reuses a version.
 //! Every write publishes the room id on `p:changed`, which keeps each
 //! instance's [`RouteCache`] (relay routing without a round trip) honest.
+//!
+//! Must not import `core`, `transport`, `cluster` or `state` (as all of `store`).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -108,8 +110,8 @@ impl RedisStore {
         }
     }
 
-    /// The channel room changes are announced on: give it to
-    /// [`keep_subscriptions`](crate::redis::keep_subscriptions).
+    /// The channel room changes are announced on (to be kept subscribed by
+    /// whoever holds the subscriber: the cluster).
     pub fn changes_channel(&self) -> String {
         self.key(&["changed"])
     }

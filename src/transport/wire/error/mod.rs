@@ -6,6 +6,8 @@
 //! REST request can fail. Each maps to the contract's codes here and nowhere
 //! else. Internal causes (a store that is down) are logged where they
 //! happen, never sent.
+//!
+//! Must not import a feature folder of `transport` (as all of `wire`).
 
 use serde::Serialize;
 
