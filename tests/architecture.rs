@@ -7,8 +7,10 @@
 //! - `core` reaches nothing of `transport`, `state` or `server`, and no
 //!   socket.io or HTTP crate: it is protocol-neutral;
 //! - `state.rs` reaches nothing of `transport`;
-//! - a feature folder of `transport` never reaches another feature folder,
-//!   and the shared folders (`conn`, `wire`, `http`) reach none;
+//! - a feature folder of `transport` never reaches another feature folder;
+//!   the shared folders reach none, and only those below them (`wire` none,
+//!   `conn` only `wire`, `http` both);
+//! - imports name whole paths (no `crate::{...}`), so the checks see them;
 //! - every source file opens with `//!` saying what it owns, and has at most
 //!   300 lines;
 //! - the code tour (`docs/architecture.md`) names every folder of `src/`.
@@ -42,8 +44,8 @@ const PROTOCOL_CRATES: [&str; 7] =
 
 /// The feature folders of `transport`.
 const FEATURES: [&str; 5] = ["rooms", "dashboard", "devices", "mesh", "workers"];
-/// The shared folders of `transport`.
-const SHARED: [&str; 3] = ["conn", "wire", "http"];
+/// The shared folders of `transport`, lowest first: each may name only those before it.
+const SHARED: [&str; 3] = ["wire", "conn", "http"];
 /// The most lines a source file may have.
 const MAX_LINES: usize = 300;
 
@@ -139,22 +141,44 @@ fn state_reaches_nothing_of_the_transport() {
     assert_eq!(violations("state.rs", &crate_paths(&["transport", "server"])), Vec::<String>::new());
 }
 
+/// What each folder of `transport` may not name: a feature folder no other
+/// feature folder; the shared folders no feature folder, and each none of the
+/// shared folders above it (`wire` is the lowest, then `conn`, then `http`).
+fn transport_forbidden(folder: &str) -> Vec<String> {
+    let mut forbidden = Vec::new();
+    if FEATURES.contains(&folder) {
+        for other in FEATURES.iter().filter(|f| **f != folder) {
+            forbidden.push(format!("crate::transport::{other}"));
+            // `super::super::<feature>` from a folder's file reaches a sibling folder.
+            forbidden.push(format!("super::super::{other}"));
+        }
+    } else {
+        let above = SHARED.iter().position(|s| *s == folder).expect("a shared folder") + 1;
+        for other in FEATURES.iter().chain(&SHARED[above..]) {
+            forbidden.push(format!("crate::transport::{other}"));
+            forbidden.push(format!("super::super::{other}"));
+        }
+    }
+    forbidden
+}
+
 #[test]
-fn feature_folders_never_import_each_other_and_shared_folders_import_none() {
+fn transport_folders_import_only_below_them() {
     let mut found = Vec::new();
-    for feature in FEATURES {
-        let others: Vec<String> =
-            FEATURES.iter().filter(|f| **f != feature).map(|f| format!("transport::{f}")).collect();
-        found.extend(violations(&format!("transport/{feature}/"), &others));
-        // `super::<feature>` from a folder's root file reaches a sibling folder.
-        let siblings: Vec<String> =
-            FEATURES.iter().filter(|f| **f != feature).map(|f| format!("super::super::{f}")).collect();
-        found.extend(violations(&format!("transport/{feature}/"), &siblings));
+    for folder in FEATURES.iter().chain(&SHARED) {
+        found.extend(violations(&format!("transport/{folder}/"), &transport_forbidden(folder)));
     }
-    let features: Vec<String> = FEATURES.iter().map(|f| format!("transport::{f}")).collect();
-    for shared in SHARED {
-        found.extend(violations(&format!("transport/{shared}/"), &features));
-    }
+    assert_eq!(found, Vec::<String>::new());
+}
+
+#[test]
+fn imports_name_whole_paths() {
+    // `use crate::{a::b, c}` would hide its paths from the checks above.
+    let found: Vec<String> = sources(&src())
+        .into_iter()
+        .filter(|(_, source)| code(source).contains("crate::{"))
+        .map(|(path, _)| path)
+        .collect();
     assert_eq!(found, Vec::<String>::new());
 }
 
@@ -201,5 +225,13 @@ fn the_checks_catch_what_they_forbid() {
     assert!(!names(&code, "crate::core"), "a doc comment is not code");
     assert!(!names("use my_tokio::x;", "tokio") && !names("use crate::httpx::y;", "http"), "whole names only");
     assert!(names("use http::HeaderValue;", "http") && names("use std::fs;", "std::fs"));
-    assert!(!names("use crate::transport::conn::x;", "transport::rooms"));
+    assert!(!names("use crate::transport::conn::x;", "crate::transport::rooms"));
+    let rooms = transport_forbidden("rooms");
+    assert!(rooms.iter().any(|p| names("use crate::transport::mesh::X;", p)), "a feature naming another");
+    assert!(!rooms.iter().any(|p| names("use crate::transport::conn::X;", p)), "a feature naming a shared folder");
+    let wire = transport_forbidden("wire");
+    assert!(wire.iter().any(|p| names("use crate::transport::conn::auth::AuthError;", p)), "wire naming conn");
+    assert!(wire.iter().any(|p| names("use super::super::http::X;", p)), "wire naming http");
+    assert!(transport_forbidden("conn").iter().any(|p| names("use crate::transport::http::guard;", p)));
+    assert!(!transport_forbidden("http").iter().any(|p| names("use crate::transport::conn::auth;", p)));
 }

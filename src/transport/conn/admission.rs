@@ -13,10 +13,11 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use super::address;
-use super::auth::{self, AuthError, Authenticated, TokenScope};
+use super::auth::{self, Authenticated, TokenScope};
 use crate::config::AllowedOrigins;
 use crate::domain::UserId;
 use crate::state::{AddressSlot, AppState};
+use crate::transport::wire::error::AuthError;
 use crate::transport::wire::error::Refused;
 use crate::transport::wire::query;
 

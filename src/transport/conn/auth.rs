@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::config::JwtConfig;
 use crate::domain::UserId;
+use crate::transport::wire::error::AuthError;
 
 /// Seconds a token may be past its `exp` and still be accepted.
 pub const LEEWAY_SECONDS: u64 = 30;
@@ -23,17 +24,6 @@ pub const LEEWAY_SECONDS: u64 = 30;
 /// The user a verified token names, kept in the socket's extensions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Authenticated(pub UserId);
-
-/// Why a token was refused (sent to the client; no secrets in it).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
-    /// No token anywhere in the request.
-    #[error("unauthorized: a token is required (auth.token, Authorization: Bearer, or ?token=)")]
-    Missing,
-    /// The token does not verify, has expired, or names no valid user.
-    #[error("unauthorized: {0}")]
-    Invalid(String),
-}
 
 /// Optional claims that narrow what a token's user may say of itself on
 /// `/mesh`: without them, the user may join any organization with any

@@ -5,7 +5,8 @@
 //! socket.io glue that runs a namespace's connections on it and makes each a
 //! core [`Link`](crate::core::link::Link) ([`sio`]).
 //!
-//! Must not import a feature folder (`transport/<feature>`).
+//! Must not import `http` or a feature folder (`transport/<feature>`); of the
+//! shared folders, only `wire`.
 
 pub mod address;
 pub mod admission;

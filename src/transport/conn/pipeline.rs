@@ -15,6 +15,7 @@ use std::time::Instant;
 use super::inbox::{Inbox, Push};
 use crate::config::Config;
 use crate::domain::rate::{Limiter, Verdict};
+use crate::transport::wire::error::SignalError;
 
 /// Why an event was not queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +26,16 @@ pub enum Refusal {
     Overloaded,
     /// The connection is closing.
     Closing,
+}
+
+impl From<Refusal> for SignalError {
+    fn from(why: Refusal) -> Self {
+        match why {
+            Refusal::RateLimited => SignalError::RateLimited,
+            Refusal::Overloaded => SignalError::Overloaded,
+            Refusal::Closing => SignalError::Closing,
+        }
+    }
 }
 
 /// What became of an event at arrival.

@@ -8,7 +8,8 @@ use axum::response::{IntoResponse, Response};
 
 use crate::state::AppState;
 use crate::transport::conn::address;
-use crate::transport::conn::auth::{self, AuthError, Authenticated};
+use crate::transport::conn::auth::{self, Authenticated};
+use crate::transport::wire::error::AuthError;
 use crate::transport::wire::error::HttpError;
 
 /// With `JWT_SECRET` set, a valid token is needed: `Authorization: Bearer`

@@ -3,7 +3,8 @@
 //! ([`query`]), and the shapes of room events that several namespaces send
 //! alike ([`rooms`]).
 //!
-//! Must not import a feature folder (`transport/<feature>`).
+//! Must not import `conn`, `http` or a feature folder (`transport/<feature>`):
+//! `wire` is the lowest of the shared folders.
 
 pub mod error;
 pub mod payload;

@@ -9,10 +9,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::AuthError;
 use super::ErrorBody;
 use crate::core::CoreError;
 use crate::domain::IdError;
-use crate::transport::conn::auth::AuthError;
 
 /// Why a REST request failed; the response is `{ error: { code, message } }`.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@
 //! else. Internal causes (a store that is down) are logged where they
 //! happen, never sent.
 //!
-//! Must not import a feature folder of `transport` (as all of `wire`).
+//! Must not import `conn`, `http` or a feature folder of `transport` (as all of `wire`).
 
 use serde::Serialize;
 
@@ -15,8 +15,6 @@ use super::payload::PayloadError;
 use crate::core::CoreError;
 use crate::domain::RoomError;
 use crate::domain::signal::RouteError;
-use crate::transport::conn::auth::AuthError;
-use crate::transport::conn::pipeline::Refusal;
 
 /// `{ code, message }`, the body of every error on the wire.
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -53,16 +51,6 @@ pub enum SignalError {
 impl From<RoomError> for SignalError {
     fn from(e: RoomError) -> Self {
         SignalError::Core(e.into())
-    }
-}
-
-impl From<Refusal> for SignalError {
-    fn from(why: Refusal) -> Self {
-        match why {
-            Refusal::RateLimited => SignalError::RateLimited,
-            Refusal::Overloaded => SignalError::Overloaded,
-            Refusal::Closing => SignalError::Closing,
-        }
     }
 }
 
@@ -113,6 +101,17 @@ fn room_code(rule: &RoomError) -> &'static str {
         RoomError::NoRequest => "no-request",
         RoomError::TooManyRequests => "rate-limited",
     }
+}
+
+/// Why a token was refused (sent to the client; no secrets in it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No token anywhere in the request.
+    #[error("unauthorized: a token is required (auth.token, Authorization: Bearer, or ?token=)")]
+    Missing,
+    /// The token does not verify, has expired, or names no valid user.
+    #[error("unauthorized: {0}")]
+    Invalid(String),
 }
 
 /// Why a connection was refused at its handshake (the client gets
