@@ -43,9 +43,11 @@ pub fn register(io: &SocketIo) {
     io.ns(PATH, connected.with(admission));
 }
 
-/// A worker's connection: its record (refreshed by heartbeats), and the
-/// older connection of its id, to turn out.
+/// A worker's connection: its id, its record (refreshed by heartbeats), and
+/// the older connection of its id, to turn out.
 pub struct WorkerConn {
+    /// The record's `worker_id`, which never changes: read without the lock.
+    id: String,
     record: Mutex<WorkerRecord>,
     replaced: Mutex<Option<WorkerRecord>>,
 }
@@ -60,7 +62,7 @@ async fn admission(
     let admitted = admit(&state, &Handshake { parts: socket.req_parts(), auth: auth.as_ref() }, Credential::WorkerKey)?;
     let record = describe(auth.as_ref(), &state, ConnId::new(socket.id.as_str()))?;
     let replaced = state.core.workers().register(record.clone()).await?;
-    let conn = WorkerConn { record: Mutex::new(record), replaced: Mutex::new(replaced) };
+    let conn = WorkerConn { id: record.worker_id.clone(), record: Mutex::new(record), replaced: Mutex::new(replaced) };
     sio::attach(&socket, &state, admitted, conn);
     Ok(())
 }
@@ -102,12 +104,6 @@ async fn connected(socket: SocketRef, State(state): State<AppState>) {
     }
 }
 
-impl WorkerConn {
-    fn record(&self) -> WorkerRecord {
-        self.record.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
-
 impl Namespace for WorkerConn {
     type Event = WorkerEvent;
     type Answer = Answer;
@@ -126,8 +122,7 @@ impl Namespace for WorkerConn {
             WorkerEvent::Signal => {
                 // A client's id is its `/edge` connection id.
                 let req = wire::signal_request(data)?;
-                let record = self.record();
-                workers.to_client(&record.worker_id, &ConnId::new(&req.to), req.kind, req.data).await?;
+                workers.to_client(&self.id, &ConnId::new(&req.to), req.kind, req.data).await?;
             }
             WorkerEvent::Unknown(name) => return Err(SignalError::UnknownEvent(name.clone())),
         }
@@ -135,9 +130,8 @@ impl Namespace for WorkerConn {
     }
 
     async fn closed(&self, conn: &Conn<Self>, reason: DisconnectReason) {
-        let id = self.record().worker_id;
-        conn.core.workers().leave(&id, conn.id()).await;
-        info!(conn_id = %conn.id(), worker_id = %id, ?reason, "worker left");
+        conn.core.workers().leave(&self.id, conn.id()).await;
+        info!(conn_id = %conn.id(), worker_id = %self.id, ?reason, "worker left");
     }
 
     fn emit(socket: &SocketRef, event: &Event) -> Result<(), Undelivered> {
