@@ -13,6 +13,7 @@
 //! graceful shutdown, and `SocketIo::close` alone runs no disconnect handler.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,18 +53,45 @@ pub struct Protocol {
     pub path: &'static str,
     /// Registers its connect middleware and handler.
     pub register: fn(&SocketIo),
+    /// Shutdown: runs its local connections' clean-up now.
+    pub retire: fn(&SocketIo) -> Pin<Box<dyn Future<Output = ()> + Send>>,
     /// Its REST routes, if any.
     pub routes: Option<fn(&AppState) -> Router<AppState>>,
 }
 
 /// Every namespace: registration, REST routes, metrics and shutdown all follow this table.
 pub const PROTOCOLS: [Protocol; 6] = [
-    Protocol { path: rooms::PATH, register: rooms::register, routes: Some(rooms::rest::routes) },
-    Protocol { path: devices::PATH, register: devices::register, routes: Some(devices::rest::routes) },
-    Protocol { path: dashboard::PATH, register: dashboard::register, routes: Some(dashboard::rest::routes) },
-    Protocol { path: mesh::PATH, register: mesh::register, routes: None },
-    Protocol { path: workers::PATH, register: workers::register, routes: Some(workers::rest::routes) },
-    Protocol { path: workers::edge::PATH, register: workers::edge::register, routes: None },
+    Protocol {
+        path: rooms::PATH,
+        register: rooms::register,
+        retire: sio::retire::<rooms::Rooms>,
+        routes: Some(rooms::rest::routes),
+    },
+    Protocol {
+        path: devices::PATH,
+        register: devices::register,
+        retire: sio::retire::<devices::Devices>,
+        routes: Some(devices::rest::routes),
+    },
+    Protocol {
+        path: dashboard::PATH,
+        register: dashboard::register,
+        retire: sio::retire::<dashboard::Dashboard>,
+        routes: Some(dashboard::rest::routes),
+    },
+    Protocol { path: mesh::PATH, register: mesh::register, retire: sio::retire::<mesh::MeshConn>, routes: None },
+    Protocol {
+        path: workers::PATH,
+        register: workers::register,
+        retire: sio::retire::<workers::WorkerConn>,
+        routes: Some(workers::rest::routes),
+    },
+    Protocol {
+        path: workers::edge::PATH,
+        register: workers::edge::register,
+        retire: sio::retire::<workers::edge::Edge>,
+        routes: None,
+    },
 ];
 
 /// Serves on `listener` until `shutdown` completes, then closes every
@@ -183,7 +211,7 @@ async fn serve(
         info!(connections = stats.all(), "shutting down: disconnecting clients");
         // Clear rooms and tell peers first, then close the transports: clients
         // see a transport close (not a server disconnect) and reconnect.
-        sio::retire_all(&io, &PROTOCOLS.map(|p| p.path)).await;
+        futures_util::future::join_all(PROTOCOLS.map(|p| (p.retire)(&io))).await;
         if tokio::time::timeout(SHUTDOWN_GRACE, stats.all_disconnected()).await.is_err() {
             warn!(left = stats.all(), "some connections were not cleaned up in time");
         }

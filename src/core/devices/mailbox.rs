@@ -70,20 +70,6 @@ enum Mail {
     Notice(Notice),
 }
 
-impl Drop for Mailbox {
-    fn drop(&mut self) {
-        // A connection that never ran its clean-up (it closed during its
-        // handshake) gives the device's seat back here.
-        if !self.closed.load(Ordering::Acquire)
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let (endpoints, device, at) =
-                (self.core.stores.devices.endpoints.clone(), self.device.clone(), self.endpoint.clone());
-            runtime.spawn(async move { endpoints.unregister(&device, &at).await });
-        }
-    }
-}
-
 impl Mailbox {
     /// Takes `device`'s seat for connection `conn`: the mailbox, and the
     /// device's older connection (still live somewhere) to turn out.
@@ -229,11 +215,6 @@ impl Mailbox {
         if let Err(e) = core.stores.devices.endpoints.unregister(&self.device, &self.endpoint).await {
             drop(core.reported(e, "device disconnect"));
         }
-    }
-
-    /// Whether the connection has closed.
-    pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
     }
 }
 

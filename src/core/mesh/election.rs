@@ -126,11 +126,9 @@ pub async fn run(core: Arc<Core>) {
             let last = member.last_seen.load(Ordering::Relaxed);
             if mesh::is_stale(last, now, config.client_timeout.as_millis() as u64) {
                 info!(org_id = %member.org, client_id = %member.client.id, "mesh client silent past CLIENT_TIMEOUT: dropped");
-                match core.courier.local(member.conn()) {
-                    // Its clean-up leaves the organization.
-                    Some(link) => link.close(),
-                    // A connection that closed during its handshake ran no clean-up: it leaves here.
-                    None => core.mesh().leave(&member).await,
+                // Its clean-up leaves the organization.
+                if let Some(link) = core.courier.local(member.conn()) {
+                    link.close();
                 }
                 continue;
             }

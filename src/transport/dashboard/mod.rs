@@ -21,7 +21,7 @@ pub mod wire;
 
 use serde_json::Value;
 use socketioxide::SocketIo;
-use socketioxide::extract::{SocketRef, State, TryData};
+use socketioxide::extract::{SocketRef, State};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
 use tracing::info;
@@ -32,8 +32,9 @@ use crate::core::link::Undelivered;
 use crate::core::rooms::Actor;
 use crate::domain::{Request, UserId, now_ms};
 use crate::state::AppState;
-use crate::transport::conn::sio::{self, Conn, Handle, Namespace};
-use crate::transport::wire::error::{Refused, SignalError};
+use crate::transport::conn::admission::Admitted;
+use crate::transport::conn::sio::{self, Conn, Namespace};
+use crate::transport::wire::error::SignalError;
 use crate::transport::wire::payload::PayloadError;
 
 /// The namespace's path.
@@ -41,7 +42,7 @@ pub const PATH: &str = "/dashboard";
 
 /// Registers the namespace.
 pub fn register(io: &SocketIo) {
-    io.ns(PATH, connected.with(admission));
+    io.ns(PATH, connected.with(sio::token_admission::<Dashboard>));
 }
 
 /// One directory connection: the user its token names (with `JWT_SECRET` set).
@@ -49,12 +50,10 @@ pub struct Dashboard {
     token_user: Option<UserId>,
 }
 
-async fn admission(
-    Handle(socket): Handle,
-    State(state): State<AppState>,
-    TryData(auth): TryData<Value>,
-) -> Result<(), Refused> {
-    sio::admit_with_token(&socket, &state, auth.ok(), |admitted| Dashboard { token_user: admitted.user.clone() })
+impl From<&Admitted> for Dashboard {
+    fn from(admitted: &Admitted) -> Self {
+        Dashboard { token_user: admitted.user.clone() }
+    }
 }
 
 /// Connect handler: everyone is told the new client count.
@@ -84,6 +83,7 @@ impl Dashboard {
 }
 
 impl Namespace for Dashboard {
+    const PATH: &'static str = PATH;
     type Event = DashEvent;
     type Answer = Answer;
 

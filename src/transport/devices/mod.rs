@@ -19,7 +19,7 @@
 pub mod rest;
 pub mod wire;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -30,6 +30,7 @@ use socketioxide::socket::DisconnectReason;
 use tracing::info;
 
 use self::wire::SignalAck;
+use crate::core::Core;
 use crate::core::devices::mailbox::Mailbox;
 use crate::core::event::Event;
 use crate::core::link::{Confirmation, Link, Undelivered};
@@ -38,7 +39,7 @@ use crate::domain::presence::DeviceId;
 use crate::state::AppState;
 use crate::store::devices::Endpoint;
 use crate::transport::conn::admission::{Credential, Handshake, admit};
-use crate::transport::conn::sio::{self, Conn, Handle, Namespace, WireName};
+use crate::transport::conn::sio::{self, Abandoned, Conn, Handle, Namespace, WireName};
 use crate::transport::wire::error::{Refused, SignalError};
 
 /// The namespace's path.
@@ -49,10 +50,9 @@ pub fn register(io: &SocketIo) {
     io.ns(PATH, connected.with(admission));
 }
 
-/// One device's connection: its mailbox, and the older connection it replaces.
+/// One device's connection: its mailbox.
 pub struct Devices {
     mailbox: Arc<Mailbox>,
-    replaced: Mutex<Option<Endpoint>>,
 }
 
 /// The client events of `/devices`.
@@ -100,8 +100,10 @@ async fn admission(
     }
     let conn = ConnId::new(socket.id.as_str());
     let (mailbox, replaced) = Mailbox::open(&state.core, device, conn).await?;
-    let ns = Devices { mailbox: Arc::new(mailbox), replaced: Mutex::new(replaced) };
-    sio::attach(&socket, &state, admitted, ns);
+    if let Some(old) = replaced {
+        sio::hand_off(&socket, old);
+    }
+    sio::attach(&socket, &state, admitted, Devices { mailbox: Arc::new(mailbox) });
     Ok(())
 }
 
@@ -111,8 +113,7 @@ async fn connected(socket: SocketRef, State(state): State<AppState>) {
     let Some(conn) = socket.extensions.get::<Arc<Conn<Devices>>>() else { return };
     let mailbox = &conn.ns.mailbox;
     info!(conn_id = %socket.id, device_id = %mailbox.device(), transport = ?socket.transport_type(), "device connected");
-    let replaced = conn.ns.replaced.lock().unwrap_or_else(|p| p.into_inner()).take();
-    if let Some(old) = replaced {
+    if let Some(old) = sio::take_hand_off::<Endpoint>(&socket) {
         info!(device_id = %mailbox.device(), old_conn_id = %old.conn, "device connected again: the older connection is closed");
         // Its delivery stops anyway once it sees it no longer holds the seat.
         state.core.courier.close(&old.conn).await;
@@ -127,6 +128,7 @@ async fn connected(socket: SocketRef, State(state): State<AppState>) {
 }
 
 impl Namespace for Devices {
+    const PATH: &'static str = PATH;
     type Event = DeviceEvent;
     type Answer = SignalAck;
 
@@ -145,6 +147,11 @@ impl Namespace for Devices {
     async fn closed(&self, conn: &Conn<Self>, reason: DisconnectReason) {
         self.mailbox.close().await;
         info!(conn_id = %conn.id(), device_id = %self.mailbox.device(), ?reason, "device disconnected");
+    }
+
+    fn abandoned(&self, _: &ConnId, _: &Arc<Core>) -> Option<Abandoned> {
+        let mailbox = self.mailbox.clone();
+        Some(Box::pin(async move { mailbox.close().await }))
     }
 
     fn emit(socket: &SocketRef, event: &Event) -> Result<(), Undelivered> {

@@ -13,7 +13,7 @@
 
 pub mod wire;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::Value;
 use socketioxide::SocketIo;
@@ -23,6 +23,7 @@ use socketioxide::socket::DisconnectReason;
 use tracing::info;
 
 use self::wire::{Answer, MeshEvent, Welcome};
+use crate::core::Core;
 use crate::core::event::Event;
 use crate::core::link::Undelivered;
 use crate::core::mesh::{Member, Recipient};
@@ -32,7 +33,7 @@ use crate::domain::{ConnId, now_ms};
 use crate::state::AppState;
 use crate::transport::conn::admission::{Admitted, Credential, Handshake, admit};
 use crate::transport::conn::auth::TokenScope;
-use crate::transport::conn::sio::{self, Conn, Handle, Namespace};
+use crate::transport::conn::sio::{self, Abandoned, Conn, Handle, Namespace};
 use crate::transport::wire::error::{Refused, SignalError};
 use crate::transport::wire::payload::{PayloadError, fields};
 
@@ -44,10 +45,9 @@ pub fn register(io: &SocketIo) {
     io.ns(PATH, connected.with(admission));
 }
 
-/// One mesh connection: its member record, and the older connection it replaces.
+/// One mesh connection: its member record.
 pub struct MeshConn {
     member: Arc<Member>,
-    replaced: Mutex<Option<MeshClient>>,
 }
 
 /// Connect middleware: admission, the client's identity, then it joins its organization.
@@ -67,7 +67,10 @@ async fn admission(
     let instance = state.core.instance.to_string();
     let client = MeshClient { id, name, capabilities, joined_at: now, last_seen: now, instance, conn };
     let (member, replaced) = state.core.mesh().join(org, client).await?;
-    sio::attach(&socket, &state, admitted, MeshConn { member, replaced: Mutex::new(replaced) });
+    if let Some(old) = replaced {
+        sio::hand_off(&socket, old);
+    }
+    sio::attach(&socket, &state, admitted, MeshConn { member });
     Ok(())
 }
 
@@ -122,8 +125,7 @@ async fn connected(socket: SocketRef, State(state): State<AppState>) {
         timestamp: now_ms(),
     };
     let _ = socket.emit(wire::WELCOME, &welcome);
-    let replaced = conn.ns.replaced.lock().unwrap_or_else(|p| p.into_inner()).take();
-    state.core.mesh().connected(member, replaced).await;
+    state.core.mesh().connected(member, sio::take_hand_off::<MeshClient>(&socket)).await;
 }
 
 /// `location-update { latitude, longitude, accuracy }`
@@ -151,6 +153,7 @@ fn peer_message(data: Option<Value>) -> Result<(Recipient, Value), PayloadError>
 }
 
 impl Namespace for MeshConn {
+    const PATH: &'static str = PATH;
     type Event = MeshEvent;
     type Answer = Answer;
 
@@ -174,6 +177,11 @@ impl Namespace for MeshConn {
         let member = &self.member;
         conn.core.mesh().leave(member).await;
         info!(conn_id = %conn.id(), org_id = %member.org, client_id = %member.client.id, ?reason, "mesh client disconnected");
+    }
+
+    fn abandoned(&self, _: &ConnId, core: &Arc<Core>) -> Option<Abandoned> {
+        let (core, member) = (core.clone(), self.member.clone());
+        Some(Box::pin(async move { core.mesh().leave(&member).await }))
     }
 
     fn emit(socket: &SocketRef, event: &Event) -> Result<(), Undelivered> {

@@ -25,16 +25,17 @@ use crate::core::link::Undelivered;
 use crate::core::rooms::Actor;
 use crate::domain::UserId;
 use crate::state::AppState;
+use crate::transport::conn::admission::Admitted;
 use crate::transport::conn::admission::Handshake;
-use crate::transport::conn::sio::{self, Conn, Handle, Namespace};
-use crate::transport::wire::error::{Refused, SignalError};
+use crate::transport::conn::sio::{self, Conn, Namespace};
+use crate::transport::wire::error::SignalError;
 
 /// The namespace's path.
 pub const PATH: &str = "/";
 
 /// Registers the namespace.
 pub fn register(io: &SocketIo) {
-    io.ns(PATH, connected.with(admission));
+    io.ns(PATH, connected.with(sio::token_admission::<Rooms>));
 }
 
 /// One connection's state: the user its token names (with `JWT_SECRET` set).
@@ -42,14 +43,10 @@ pub struct Rooms {
     token_user: Option<UserId>,
 }
 
-/// Connect middleware (before the CONNECT ack): admission, then the
-/// connection joins the pipeline.
-async fn admission(
-    Handle(socket): Handle,
-    State(state): State<AppState>,
-    TryData(auth): TryData<Value>,
-) -> Result<(), Refused> {
-    sio::admit_with_token(&socket, &state, auth.ok(), |admitted| Rooms { token_user: admitted.user.clone() })
+impl From<&Admitted> for Rooms {
+    fn from(admitted: &Admitted) -> Self {
+        Rooms { token_user: admitted.user.clone() }
+    }
 }
 
 /// Connect handler (after the ack): logs the connection and sends it the
@@ -82,6 +79,7 @@ impl Rooms {
 }
 
 impl Namespace for Rooms {
+    const PATH: &'static str = PATH;
     type Event = ClientEvent;
     type Answer = AckOk;
 

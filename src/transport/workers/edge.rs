@@ -4,35 +4,32 @@
 
 use serde_json::Value;
 use socketioxide::SocketIo;
-use socketioxide::extract::State;
-use socketioxide::extract::{SocketRef, TryData};
+use socketioxide::extract::SocketRef;
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
 
 use super::wire::{self, Answer, Welcome, WorkerEvent};
 use crate::core::event::Event;
 use crate::core::link::Undelivered;
-use crate::state::AppState;
-use crate::transport::conn::sio::{self, Conn, Handle, Namespace, WireName};
-use crate::transport::wire::error::{Refused, SignalError};
+use crate::transport::conn::admission::Admitted;
+use crate::transport::conn::sio::{self, Conn, Namespace, WireName};
+use crate::transport::wire::error::SignalError;
 
 /// Where clients connect to signal their worker.
 pub const PATH: &str = "/edge";
 
 /// Registers the namespace.
 pub fn register(io: &SocketIo) {
-    io.ns(PATH, connected.with(admission));
+    io.ns(PATH, connected.with(sio::token_admission::<Edge>));
 }
 
 /// A client's `/edge` connection.
 pub struct Edge;
 
-async fn admission(
-    Handle(socket): Handle,
-    State(state): State<AppState>,
-    TryData(auth): TryData<Value>,
-) -> Result<(), Refused> {
-    sio::admit_with_token(&socket, &state, auth.ok(), |_| Edge)
+impl From<&Admitted> for Edge {
+    fn from(_: &Admitted) -> Self {
+        Edge
+    }
 }
 
 /// Connect handler: tells the client its id.
@@ -41,6 +38,7 @@ async fn connected(socket: SocketRef) {
 }
 
 impl Namespace for Edge {
+    const PATH: &'static str = PATH;
     type Event = WorkerEvent;
     type Answer = Answer;
 

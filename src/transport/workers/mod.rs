@@ -26,13 +26,14 @@ use socketioxide::socket::DisconnectReason;
 use tracing::info;
 
 use self::wire::{Answer, WorkerEvent};
+use crate::core::Core;
 use crate::core::event::Event;
 use crate::core::link::Undelivered;
 use crate::domain::worker::{self, WorkerRecord};
 use crate::domain::{ConnId, now_ms};
 use crate::state::AppState;
 use crate::transport::conn::admission::{Credential, Handshake, admit};
-use crate::transport::conn::sio::{self, Conn, Handle, Namespace};
+use crate::transport::conn::sio::{self, Abandoned, Conn, Handle, Namespace};
 use crate::transport::wire::error::{Refused, SignalError};
 
 /// Where workers connect.
@@ -43,13 +44,11 @@ pub fn register(io: &SocketIo) {
     io.ns(PATH, connected.with(admission));
 }
 
-/// A worker's connection: its id, its record (refreshed by heartbeats), and
-/// the older connection of its id, to turn out.
+/// A worker's connection: its id and its record (refreshed by heartbeats).
 pub struct WorkerConn {
     /// The record's `worker_id`, which never changes: read without the lock.
     id: String,
     record: Mutex<WorkerRecord>,
-    replaced: Mutex<Option<WorkerRecord>>,
 }
 
 /// Connect middleware: the key, then the worker's description, then it joins the pool.
@@ -62,7 +61,10 @@ async fn admission(
     let admitted = admit(&state, &Handshake { parts: socket.req_parts(), auth: auth.as_ref() }, Credential::WorkerKey)?;
     let record = describe(auth.as_ref(), &state, ConnId::new(socket.id.as_str()))?;
     let replaced = state.core.workers().register(record.clone()).await?;
-    let conn = WorkerConn { id: record.worker_id.clone(), record: Mutex::new(record), replaced: Mutex::new(replaced) };
+    if let Some(old) = replaced {
+        sio::hand_off(&socket, old);
+    }
+    let conn = WorkerConn { id: record.worker_id.clone(), record: Mutex::new(record) };
     sio::attach(&socket, &state, admitted, conn);
     Ok(())
 }
@@ -97,14 +99,13 @@ fn describe(auth: Option<&Value>, state: &AppState, conn: ConnId) -> Result<Work
 
 /// Connect handler: turns out the worker's older connection.
 async fn connected(socket: SocketRef, State(state): State<AppState>) {
-    let Some(conn) = socket.extensions.get::<Arc<Conn<WorkerConn>>>() else { return };
-    let replaced = conn.ns.replaced.lock().unwrap_or_else(|p| p.into_inner()).take();
-    if let Some(old) = replaced {
+    if let Some(old) = sio::take_hand_off::<WorkerRecord>(&socket) {
         state.core.workers().replaced(&old).await;
     }
 }
 
 impl Namespace for WorkerConn {
+    const PATH: &'static str = PATH;
     type Event = WorkerEvent;
     type Answer = Answer;
 
@@ -132,6 +133,11 @@ impl Namespace for WorkerConn {
     async fn closed(&self, conn: &Conn<Self>, reason: DisconnectReason) {
         conn.core.workers().leave(&self.id, conn.id()).await;
         info!(conn_id = %conn.id(), worker_id = %self.id, ?reason, "worker left");
+    }
+
+    fn abandoned(&self, id: &ConnId, core: &Arc<Core>) -> Option<Abandoned> {
+        let (core, worker, conn) = (core.clone(), self.id.clone(), id.clone());
+        Some(Box::pin(async move { core.workers().leave(&worker, &conn).await }))
     }
 
     fn emit(socket: &SocketRef, event: &Event) -> Result<(), Undelivered> {

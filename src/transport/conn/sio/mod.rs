@@ -14,7 +14,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ use socketioxide::extract::{SocketRef, TryData};
 use socketioxide::socket::DisconnectReason;
 use tracing::{error, warn};
 
-use super::admission::{Admitted, Credential, Handshake, admit};
+use super::admission::Admitted;
 use super::pipeline::{Accepted, Pipeline};
 use crate::core::Core;
 use crate::core::event::Event;
@@ -35,11 +35,13 @@ use crate::domain::ConnId;
 use crate::state::{AddressSlot, AppState, Stats};
 use crate::transport::wire::error::SignalError;
 
+mod connect;
 mod extract;
 mod retire;
+pub use connect::{hand_off, take_hand_off, token_admission};
 use extract::Named;
 pub use extract::{Handle, Reply};
-pub use retire::{Retire, retire_all};
+pub use retire::retire;
 
 /// A socket.io socket (every namespace runs on the local adapter; the core
 /// reaches other instances itself).
@@ -50,6 +52,8 @@ pub const SIGNALING_ERROR: &str = "signaling-error";
 
 /// What one namespace does with its connections' events.
 pub trait Namespace: Send + Sync + Sized + 'static {
+    /// Where it is served.
+    const PATH: &'static str;
     /// An event as the namespace knows it, read from its wire name at arrival.
     type Event: WireName + Send + Sync + 'static;
     /// What a successful event answers in its ack.
@@ -66,6 +70,15 @@ pub trait Namespace: Send + Sync + Sized + 'static {
     /// The connection's clean-up, after every event before it.
     fn closed(&self, conn: &Conn<Self>, reason: DisconnectReason) -> impl Future<Output = ()> + Send;
 
+    /// What gives back what admission took, for a connection whose clean-up
+    /// never runs: socketioxide drops a socket whose transport closed during
+    /// the namespace CONNECT without calling its disconnect handler. Spawned
+    /// when the connection is dropped.
+    fn abandoned(&self, id: &ConnId, core: &Arc<Core>) -> Option<Abandoned> {
+        let _ = (id, core);
+        None
+    }
+
     /// Hands a core event to the client in this namespace's wire form;
     /// [`Undelivered::Gone`] for an event it does not carry.
     fn emit(socket: &SocketRef, event: &Event) -> Result<(), Undelivered>;
@@ -77,6 +90,9 @@ pub trait Namespace: Send + Sync + Sized + 'static {
         Ok(Box::pin(async { Confirmed::Yes }))
     }
 }
+
+/// The clean-up of a connection that closed during its handshake ([`Namespace::abandoned`]).
+pub type Abandoned = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A namespace's client events, known by their wire names.
 pub trait WireName: Sized {
@@ -105,29 +121,32 @@ pub struct Conn<N: Namespace> {
     counted: Counted,
 }
 
-/// What counts a connection: its address slot and `/health`, released once.
+/// What counts a connection: its address slot (`None` once released) and `/health`.
 struct Counted {
     slot: Mutex<Option<AddressSlot>>,
     stats: Arc<Stats>,
     default_ns: bool,
-    done: AtomicBool,
 }
 
 impl Counted {
-    fn release(&self) {
-        if !self.done.swap(true, Ordering::AcqRel) {
-            self.slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-            self.stats.disconnected(self.default_ns);
-        }
+    /// Releases the slot and the count; false if they were released already.
+    fn release(&self) -> bool {
+        let Some(slot) = self.slot.lock().unwrap_or_else(|p| p.into_inner()).take() else { return false };
+        drop(slot);
+        self.stats.disconnected(self.default_ns);
+        true
     }
 }
 
 impl<N: Namespace> Drop for Conn<N> {
     fn drop(&mut self) {
-        // socketioxide removes a socket whose transport closed during the
-        // namespace CONNECT without calling its disconnect handler: such a
-        // connection must not stay counted.
-        self.counted.release();
+        // Still counted: the clean-up never ran (it releases first).
+        if self.counted.release()
+            && let Some(clean_up) = self.ns.abandoned(&self.id, &self.core)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(clean_up);
+        }
         self.core.courier.detach(&self.id);
     }
 }
@@ -159,6 +178,11 @@ impl<N: Namespace> Conn<N> {
                 false
             }
         };
+        self.drained(drain)
+    }
+
+    /// Drains the queue if `drain` (no drainer runs).
+    fn drained(self: &Arc<Self>, drain: bool) -> impl Future<Output = ()> + Send + use<N> {
         let conn = self.clone();
         async move {
             if drain {
@@ -196,11 +220,11 @@ impl<N: Namespace> Conn<N> {
         }
     }
 
-    /// Queues the clean-up after every event before it, and drains if no drainer runs.
-    async fn close(&self, reason: DisconnectReason) {
-        if self.pipeline.close(Job::Disconnect(reason)) {
-            self.drain().await;
-        }
+    /// Queues the clean-up after every event before it (at once: any event
+    /// after it is refused as closing), and drains if no drainer runs.
+    fn close(self: &Arc<Self>, reason: DisconnectReason) -> impl Future<Output = ()> + Send + use<N> {
+        let drain = self.pipeline.close(Job::Disconnect(reason));
+        self.drained(drain)
     }
 }
 
@@ -226,21 +250,6 @@ impl<N: Namespace> Link for Conn<N> {
     }
 }
 
-/// Admits a connection that needs a token (with `JWT_SECRET` set) and makes
-/// the namespace state `ns` builds from the admission its connection.
-pub fn admit_with_token<N: Namespace>(
-    socket: &Arc<Socket>,
-    state: &AppState,
-    auth: Option<Value>,
-    ns: impl FnOnce(&Admitted) -> N,
-) -> Result<(), crate::transport::wire::error::Refused> {
-    let handshake = Handshake { parts: socket.req_parts(), auth: auth.as_ref() };
-    let admitted = admit(state, &handshake, Credential::Token)?;
-    let ns = ns(&admitted);
-    attach(socket, state, admitted, ns);
-    Ok(())
-}
-
 /// Makes `ns` the state of `socket`'s connection: its events go through the
 /// pipeline, the core can reach it, and it is counted until it closes.
 pub fn attach<N: Namespace>(socket: &Arc<Socket>, state: &AppState, admitted: Admitted, ns: N) -> Arc<Conn<N>> {
@@ -252,30 +261,15 @@ pub fn attach<N: Namespace>(socket: &Arc<Socket>, state: &AppState, admitted: Ad
         ns,
         core: state.core.clone(),
         pipeline: Pipeline::new(&state.config),
-        counted: Counted {
-            slot: Mutex::new(Some(admitted.slot)),
-            stats: state.stats.clone(),
-            default_ns,
-            done: AtomicBool::new(false),
-        },
+        counted: Counted { slot: Mutex::new(Some(admitted.slot)), stats: state.stats.clone(), default_ns },
     });
     let events = conn.clone();
     socket.on_fallback(move |s: SocketRef, reply: Reply, Named(event): Named<N>, TryData(data): TryData<Value>| {
         events.accept(s, Job::Event { event, payload: data.ok(), reply })
     });
     let closing = conn.clone();
-    socket.on_disconnect(move |reason: DisconnectReason| {
-        // Queued at once, when socketioxide calls this: any event after it is refused as closing.
-        let drain = closing.pipeline.close(Job::Disconnect(reason));
-        let conn = closing.clone();
-        async move {
-            if drain {
-                conn.drain().await;
-            }
-        }
-    });
+    socket.on_disconnect(move |reason: DisconnectReason| closing.close(reason));
     socket.extensions.insert(conn.clone());
-    socket.extensions.insert::<Arc<dyn Retire>>(conn.clone());
     let link: Arc<dyn Link> = conn.clone();
     state.core.courier.attach(&link);
     conn

@@ -10,24 +10,17 @@ use socketioxide::socket::DisconnectReason;
 
 use super::{Conn, Namespace};
 
-/// Runs a connection's clean-up now, for shutdown (`SocketIo::close` runs
-/// no disconnect handler).
-pub trait Retire: Send + Sync {
-    /// Queues the clean-up and completes once it ran or is queued behind a running drainer.
-    fn retire(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
-}
-
-impl<N: Namespace> Retire for Conn<N> {
-    fn retire(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(async move { self.close(DisconnectReason::ClosingServer).await })
-    }
-}
-
-/// Shutdown: runs the clean-up of every local connection of the namespaces
-/// at `paths` now (seats given up, peers told), so other instances see them
-/// gone at once.
-pub async fn retire_all(io: &SocketIo, paths: &[&str]) {
-    let sockets = paths.iter().filter_map(|path| io.of(*path)).flat_map(|ns| ns.sockets());
-    let conns: Vec<_> = sockets.filter_map(|s| s.extensions.get::<Arc<dyn Retire>>()).collect();
-    futures_util::future::join_all(conns.into_iter().map(Retire::retire)).await;
+/// Shutdown: runs the clean-up of every local connection of namespace `N`
+/// now (seats given up, peers told), so other instances see them gone at
+/// once. Completes once each ran or is queued behind a running drainer.
+pub fn retire<N: Namespace>(io: &SocketIo) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    let sockets = io.of(N::PATH).map(|ns| ns.sockets()).unwrap_or_default();
+    let closing: Vec<_> = sockets
+        .iter()
+        .filter_map(|s| s.extensions.get::<Arc<Conn<N>>>())
+        .map(|conn| conn.close(DisconnectReason::ClosingServer))
+        .collect();
+    Box::pin(async move {
+        futures_util::future::join_all(closing).await;
+    })
 }
