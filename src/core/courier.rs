@@ -56,10 +56,10 @@ struct Outgoing<'a> {
 #[derive(Serialize)]
 enum Post<'a> {
     To { conn: &'a ConnId, event: &'a Event },
-    Group { group: String, except: Option<&'a ConnId>, event: &'a Event },
+    Group { group: &'a Group, except: Option<&'a ConnId>, event: &'a Event },
     Close { conn: &'a ConnId },
-    Dissolve { group: String },
-    Count { group: String, count: usize },
+    Dissolve { group: &'a Group },
+    Count { group: &'a Group, count: usize },
 }
 
 /// [`Outgoing`] as heard.
@@ -72,10 +72,10 @@ struct Incoming {
 #[derive(Deserialize)]
 enum Heard {
     To { conn: ConnId, event: Event },
-    Group { group: String, except: Option<ConnId>, event: Event },
+    Group { group: Group, except: Option<ConnId>, event: Event },
     Close { conn: ConnId },
-    Dissolve { group: String },
-    Count { group: String, count: usize },
+    Dissolve { group: Group },
+    Count { group: Group, count: usize },
 }
 
 /// Delivery to connections, here and across the cluster.
@@ -149,17 +149,16 @@ impl Courier {
 
     /// Hands `event` to every member of `group` but `except`, on every instance.
     pub async fn broadcast(&self, group: &Group, event: &Event, except: Option<&ConnId>) -> Result<(), DeliveryError> {
-        let name = group.to_string();
-        self.broadcast_here(&name, event, except);
+        self.broadcast_here(group, event, except);
         if self.bus.is_none() {
             return Ok(());
         }
-        self.post(Post::Group { group: name, except, event }).await
+        self.post(Post::Group { group, except, event }).await
     }
 
     /// Hands `event` to the members of `group` on this instance only; how many took it.
     pub fn broadcast_local(&self, group: &Group, event: &Event) -> usize {
-        self.broadcast_here(&group.to_string(), event, None)
+        self.broadcast_here(group, event, None)
     }
 
     /// Closes `conn`, here or on another instance (a client that connected
@@ -176,18 +175,17 @@ impl Courier {
 
     /// Empties `group` on every instance.
     pub async fn dissolve(&self, group: &Group) {
-        let name = group.to_string();
-        self.groups.dissolve(&name);
-        if self.bus.is_some() && self.post(Post::Dissolve { group: name }).await.is_err() {
+        self.groups.dissolve(group);
+        if self.bus.is_some() && self.post(Post::Dissolve { group }).await.is_err() {
             debug!(%group, "could not dissolve a group on the other instances");
         }
     }
 
     /// Tells the other instances how many members of `group` this one has.
     pub async fn publish_count(&self, group: &Group) {
-        let count = self.groups.members(&group.to_string()).len();
+        let count = self.groups.len(group);
         if self.bus.is_some() {
-            let _ = self.post(Post::Count { group: group.to_string(), count }).await;
+            let _ = self.post(Post::Count { group, count }).await;
         }
     }
 
@@ -221,11 +219,11 @@ impl Courier {
                 }
             }
             Heard::Dissolve { group } => self.groups.dissolve(&group),
-            Heard::Count { group, count } => self.tally.set_named(&group, from, count),
+            Heard::Count { group, count } => self.tally.set(group, from, count),
         }
     }
 
-    fn broadcast_here(&self, group: &str, event: &Event, except: Option<&ConnId>) -> usize {
+    fn broadcast_here(&self, group: &Group, event: &Event, except: Option<&ConnId>) -> usize {
         let mut sent = 0;
         for conn in self.groups.members(group) {
             if Some(&conn) == except {

@@ -65,7 +65,7 @@ impl Directory<'_> {
     pub async fn subscribe(&self, conn: &ConnId, channel: &str) -> Result<(), CoreError> {
         let courier = &self.0.courier;
         let group = Group::Channel(channel.to_owned());
-        let subscribed = courier.groups.count_of(conn, |g| g.starts_with("ch:"));
+        let subscribed = courier.groups.count_of(conn, |g| matches!(g, Group::Channel(_)));
         if !courier.groups.contains(&group, conn) && subscribed >= MAX_CHANNELS {
             return Err(CoreError::TooManyChannels(MAX_CHANNELS));
         }
@@ -108,7 +108,7 @@ impl Directory<'_> {
     /// Directory clients, cluster-wide.
     pub fn client_count(&self) -> usize {
         let courier = &self.0.courier;
-        let here = courier.groups.members(&Group::Directory.to_string()).len();
+        let here = courier.groups.len(&Group::Directory);
         courier.tally.total(&Group::Directory, here, self.0.config.instance_ttl)
     }
 
@@ -140,7 +140,7 @@ impl Directory<'_> {
     async fn push_list(&self) -> bool {
         let courier = &self.0.courier;
         let subscribers = Group::Channel(ROOMS_CHANNEL.to_owned());
-        if courier.groups.members(&subscribers.to_string()).is_empty() {
+        if courier.groups.len(&subscribers) == 0 {
             return false;
         }
         match self.rooms().await {

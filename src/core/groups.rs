@@ -7,12 +7,13 @@
 use std::fmt;
 
 use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::mesh::{ClientId, OrgId};
 use crate::domain::{ConnId, RoomId, UserId};
 
-/// A group's name.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// A group.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Group {
     /// Every directory (`/dashboard`) client: they hear the client count.
     Directory,
@@ -29,44 +30,45 @@ pub enum Group {
 }
 
 impl fmt::Display for Group {
+    /// For logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Group::Directory => f.write_str("dir"),
-            Group::Channel(name) => write!(f, "ch:{name}"),
-            Group::Waiting(room, user) => write!(f, "req:{}:{}", room.as_str().len(), format_args!("{room}:{user}")),
-            Group::Org(org) => write!(f, "org:{org}"),
-            Group::Client(org, client) => write!(f, "org:{org}:client:{client}"),
-            Group::Viewers(org) => write!(f, "org:{org}:viewers"),
+            Group::Directory => f.write_str("directory"),
+            Group::Channel(name) => write!(f, "channel {name:?}"),
+            Group::Waiting(room, user) => write!(f, "waiting on {user:?} in {room:?}"),
+            Group::Org(org) => write!(f, "organization {org:?}"),
+            Group::Client(org, client) => write!(f, "client {client:?} of {org:?}"),
+            Group::Viewers(org) => write!(f, "location viewers of {org:?}"),
         }
     }
 }
 
-/// This instance's group memberships.
+/// This instance's group memberships: each group's members, and each
+/// connection's groups (so a closed connection leaves all of them at once).
+/// A join holds its group's entry while it records the connection's side,
+/// so a dissolve of the group cannot come between the two.
 #[derive(Default)]
 pub struct Groups {
-    members: DashMap<String, Vec<ConnId>>,
-    of: DashMap<ConnId, Vec<String>>,
+    members: DashMap<Group, Vec<ConnId>>,
+    of: DashMap<ConnId, Vec<Group>>,
 }
 
 impl Groups {
     /// Adds `conn` to `group` (once).
     pub fn join(&self, group: &Group, conn: &ConnId) {
-        let key = group.to_string();
-        let mut members = self.members.entry(key.clone()).or_default();
+        let mut members = self.members.entry(group.clone()).or_default();
         if members.contains(conn) {
             return;
         }
         members.push(conn.clone());
-        drop(members);
-        self.of.entry(conn.clone()).or_default().push(key);
+        self.of.entry(conn.clone()).or_default().push(group.clone());
     }
 
     /// Removes `conn` from `group`; whether it was a member.
     pub fn leave(&self, group: &Group, conn: &ConnId) -> bool {
-        let key = group.to_string();
-        let left = self.remove_member(&key, conn);
+        let left = self.remove_member(group, conn);
         if let Some(mut groups) = self.of.get_mut(conn) {
-            groups.retain(|g| *g != key);
+            groups.retain(|g| g != group);
         }
         self.of.remove_if(conn, |_, groups| groups.is_empty());
         left
@@ -75,13 +77,13 @@ impl Groups {
     /// Removes `conn` from every group (it has closed).
     pub fn leave_all(&self, conn: &ConnId) {
         let Some((_, groups)) = self.of.remove(conn) else { return };
-        for key in groups {
-            self.remove_member(&key, conn);
+        for group in groups {
+            self.remove_member(&group, conn);
         }
     }
 
     /// Empties `group` on this instance.
-    pub fn dissolve(&self, group: &str) {
+    pub fn dissolve(&self, group: &Group) {
         let Some((_, members)) = self.members.remove(group) else { return };
         for conn in members {
             if let Some(mut groups) = self.of.get_mut(&conn) {
@@ -93,27 +95,32 @@ impl Groups {
 
     /// Whether `conn` is in `group`.
     pub fn contains(&self, group: &Group, conn: &ConnId) -> bool {
-        self.members.get(&group.to_string()).is_some_and(|m| m.contains(conn))
+        self.members.get(group).is_some_and(|m| m.contains(conn))
     }
 
     /// How many of `conn`'s groups `matches` accepts.
-    pub fn count_of(&self, conn: &ConnId, matches: impl Fn(&str) -> bool) -> usize {
+    pub fn count_of(&self, conn: &ConnId, matches: impl Fn(&Group) -> bool) -> usize {
         self.of.get(conn).map_or(0, |groups| groups.iter().filter(|g| matches(g)).count())
     }
 
     /// The members of `group` on this instance.
-    pub fn members(&self, group: &str) -> Vec<ConnId> {
+    pub fn members(&self, group: &Group) -> Vec<ConnId> {
         self.members.get(group).map(|m| m.clone()).unwrap_or_default()
     }
 
-    fn remove_member(&self, key: &str, conn: &ConnId) -> bool {
+    /// How many members `group` has on this instance.
+    pub fn len(&self, group: &Group) -> usize {
+        self.members.get(group).map_or(0, |m| m.len())
+    }
+
+    fn remove_member(&self, group: &Group, conn: &ConnId) -> bool {
         let mut left = false;
-        if let Some(mut members) = self.members.get_mut(key) {
+        if let Some(mut members) = self.members.get_mut(group) {
             let before = members.len();
             members.retain(|c| c != conn);
             left = members.len() != before;
         }
-        self.members.remove_if(key, |_, members| members.is_empty());
+        self.members.remove_if(group, |_, members| members.is_empty());
         left
     }
 }
@@ -134,12 +141,13 @@ mod tests {
         groups.join(&news, &c("a"));
         groups.join(&news, &c("b"));
         groups.join(&org, &c("a"));
-        assert_eq!(groups.members("ch:news"), [c("a"), c("b")]);
+        assert_eq!(groups.members(&news), [c("a"), c("b")]);
+        assert_eq!((groups.len(&news), groups.len(&org)), (2, 1));
         assert!(groups.contains(&org, &c("a")) && !groups.contains(&org, &c("b")));
-        assert_eq!(groups.count_of(&c("a"), |g| g.starts_with("ch:")), 1);
+        assert_eq!(groups.count_of(&c("a"), |g| matches!(g, Group::Channel(_))), 1);
         assert!(groups.leave(&news, &c("b")) && !groups.leave(&news, &c("b")));
         groups.leave_all(&c("a"));
-        assert!(groups.members("ch:news").is_empty() && groups.members("org:acme").is_empty());
+        assert!(groups.members(&news).is_empty() && groups.members(&org).is_empty());
         assert!(groups.members.is_empty() && groups.of.is_empty(), "nothing kept for gone connections");
     }
 
@@ -148,14 +156,24 @@ mod tests {
         let groups = Groups::default();
         let waiting = Group::Waiting(RoomId::parse("r").unwrap(), UserId::parse("u").unwrap());
         groups.join(&waiting, &c("a"));
-        groups.dissolve(&waiting.to_string());
+        groups.dissolve(&waiting);
         assert!(!groups.contains(&waiting, &c("a")) && groups.of.is_empty());
     }
 
     #[test]
-    fn group_names_cannot_collide_across_kinds() {
+    fn groups_whose_parts_join_alike_stay_apart() {
+        let groups = Groups::default();
         let a = Group::Waiting(RoomId::parse("a:b").unwrap(), UserId::parse("c").unwrap());
         let b = Group::Waiting(RoomId::parse("a").unwrap(), UserId::parse("b:c").unwrap());
-        assert_ne!(a.to_string(), b.to_string());
+        assert_ne!(a, b);
+        groups.join(&a, &c("x"));
+        assert!(!groups.contains(&b, &c("x")));
+    }
+
+    #[test]
+    fn a_group_crosses_the_bus_as_itself() {
+        let group = Group::Client(OrgId::parse("acme").unwrap(), ClientId::parse("phone-1").unwrap());
+        let text = serde_json::to_string(&group).unwrap();
+        assert_eq!(serde_json::from_str::<Group>(&text).unwrap(), group);
     }
 }

@@ -17,16 +17,16 @@ type Heard = HashMap<String, (usize, Instant)>;
 /// Per group, each other instance's last count and when it was heard.
 #[derive(Default)]
 pub struct Tally {
-    counts: Mutex<HashMap<String, Heard>>,
+    counts: Mutex<HashMap<Group, Heard>>,
     /// Woken when another instance's count changed.
     pub changed: Notify,
 }
 
 impl Tally {
-    /// Records `instance`'s count of the group named `group`.
-    pub fn set_named(&self, group: &str, instance: &str, count: usize) {
+    /// Records `instance`'s count of `group`.
+    pub fn set(&self, group: Group, instance: &str, count: usize) {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let old = counts.entry(group.to_owned()).or_default().insert(instance.to_owned(), (count, Instant::now()));
+        let old = counts.entry(group).or_default().insert(instance.to_owned(), (count, Instant::now()));
         if old.map(|(n, _)| n) != Some(count) {
             self.changed.notify_one();
         }
@@ -36,7 +36,7 @@ impl Tally {
     /// heard from within `fresh`.
     pub fn total(&self, group: &Group, here: usize, fresh: Duration) -> usize {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(by_instance) = counts.get_mut(&group.to_string()) else { return here };
+        let Some(by_instance) = counts.get_mut(group) else { return here };
         by_instance.retain(|_, (_, heard)| heard.elapsed() <= fresh);
         here + by_instance.values().map(|(n, _)| n).sum::<usize>()
     }
@@ -50,10 +50,10 @@ mod tests {
     fn counts_add_up_over_instances_and_a_silent_instance_stops_counting() {
         let tally = Tally::default();
         let minute = Duration::from_secs(60);
-        tally.set_named("dir", "a", 2);
-        tally.set_named("dir", "b", 3);
+        tally.set(Group::Directory, "a", 2);
+        tally.set(Group::Directory, "b", 3);
         assert_eq!(tally.total(&Group::Directory, 1, minute), 6);
-        tally.set_named("dir", "b", 1);
+        tally.set(Group::Directory, "b", 1);
         assert_eq!(tally.total(&Group::Directory, 1, minute), 4, "the latest count replaces");
         assert_eq!(tally.total(&Group::Directory, 1, Duration::ZERO), 1, "only this instance's is sure");
         assert_eq!(tally.total(&Group::Channel("x".into()), 0, minute), 0);
