@@ -161,7 +161,8 @@ pub async fn cluster(config: Arc<Config>) -> std::io::Result<(Arc<Core>, Subscri
         lease: Arc::new(RedisLease::new(data.clone(), prefix)),
     };
     let core = Arc::new(Core::new(config.clone(), stores, &instance, Some(bus)));
-    tokio::spawn(core.courier.clone().listen(heard));
+    let listener = core.clone();
+    tokio::spawn(async move { listener.courier.listen(heard).await });
     tokio::time::timeout(state_wait(&config), subscriptions.until_ready())
         .await
         .map_err(|_| std::io::Error::other("Redis did not accept this instance's subscriptions"))?;

@@ -2,7 +2,9 @@
 //! carrying what one instance sends to connections held by another (events,
 //! group broadcasts, close requests). It moves opaque text; what it means is
 //! the core's ([`crate::core::courier`]). An instance hears its own
-//! messages too; the core skips them.
+//! messages too; the core skips them. Heard messages wait in the
+//! subscriber's own queue (fred's, `PUBSUB_CAPACITY` in [`super::redis`]) until the core reads
+//! them.
 //!
 //! Ordering: messages one instance publishes arrive at every other in the
 //! order published (one connection each way), so relays from one sender stay
@@ -10,19 +12,17 @@
 //! subscribed (a Redis outage) does not reach it: `/health` shows that
 //! window as "down" (see [`super::redis::Subscriptions`]).
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
+use fred::types::{Message, Value};
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
 
 use crate::store::StoreError;
 use crate::store::redis::{key, unavailable};
-
-/// Messages heard but not yet taken by the core, at most; past it the
-/// oldest are not waited for (the reader lags, and is told so).
-const INBOUND: usize = 16_384;
 
 /// Publishing to, and hearing from, the other instances.
 #[derive(Clone)]
@@ -55,28 +55,42 @@ impl Bus {
         }
     }
 
-    /// Every message heard on the bus through `subscriber`, in order; `None`
-    /// in the stream marks messages lost by a lagging reader.
-    pub fn listen(&self, subscriber: &SubscriberClient) -> mpsc::Receiver<Option<String>> {
-        let (tx, rx) = mpsc::channel(INBOUND);
-        let mut messages = subscriber.message_rx();
-        let channel = self.channel.clone();
-        tokio::spawn(async move {
-            loop {
-                let heard = match messages.recv().await {
-                    Ok(m) if *m.channel == *channel => m.value.as_string(),
-                    Ok(_) => continue,
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::warn!(dropped = n, "cluster bus messages were dropped: this instance lagged");
-                        None
-                    }
-                    Err(RecvError::Closed) => return,
-                };
-                if tx.send(heard).await.is_err() {
-                    return;
+    /// Every message heard on the bus through `subscriber`, in order.
+    pub fn listen(&self, subscriber: &SubscriberClient) -> Heard {
+        Heard { messages: subscriber.message_rx(), channel: self.channel.clone() }
+    }
+}
+
+/// The messages heard on the bus, read straight from the subscriber's queue.
+pub struct Heard {
+    messages: broadcast::Receiver<Message>,
+    channel: String,
+}
+
+/// One message heard on the bus.
+pub struct BusMessage(Value);
+
+impl BusMessage {
+    /// Its text (every message is published as text).
+    pub fn text(&self) -> Option<Cow<'_, str>> {
+        self.0.as_str()
+    }
+}
+
+impl Heard {
+    /// The next message on the bus; `None` once the subscriber is gone. A
+    /// reader that lagged past the subscriber's queue is told in the log, and
+    /// goes on with what is still queued.
+    pub async fn next(&mut self) -> Option<BusMessage> {
+        loop {
+            match self.messages.recv().await {
+                Ok(m) if *m.channel == *self.channel => return Some(BusMessage(m.value)),
+                Ok(_) => {}
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(dropped = n, "cluster bus messages were dropped: this instance lagged");
                 }
+                Err(RecvError::Closed) => return None,
             }
-        });
-        rx
+        }
     }
 }

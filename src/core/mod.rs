@@ -82,7 +82,7 @@ pub struct Core {
     /// This instance's id in the cluster (`local` alone).
     pub instance: Arc<str>,
     /// Delivery to connections, here and across the cluster.
-    pub courier: Arc<Courier>,
+    pub courier: Courier,
     /// Whether Redis answers; how store failures are logged.
     pub health: health::Health,
     /// Counters for `/metrics`.
@@ -107,7 +107,7 @@ impl Core {
         let instance: Arc<str> = Arc::from(instance);
         let clustered = bus.is_some();
         Self {
-            courier: Arc::new(Courier::new(instance.clone(), bus)),
+            courier: Courier::new(instance.clone(), bus),
             health: health::Health::new(clustered),
             metrics: Arc::default(),
             leader: AtomicBool::new(false),

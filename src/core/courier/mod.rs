@@ -12,15 +12,16 @@
 use std::sync::{Arc, Weak};
 
 use dashmap::DashMap;
-use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+mod post;
+
+use self::post::{Heard, Incoming, Outgoing, Post, decode};
 use super::event::Event;
 use super::groups::{Group, Groups};
 use super::link::{Link, Undelivered};
 use super::tally::Tally;
-use crate::cluster::bus::Bus;
+use crate::cluster::bus::{self, Bus};
 use crate::domain::ConnId;
 
 /// Why an event did not reach its connection.
@@ -46,41 +47,11 @@ impl From<Undelivered> for DeliveryError {
     }
 }
 
-/// What one instance asks the others, as published.
-#[derive(Serialize)]
-struct Outgoing<'a> {
-    from: &'a str,
-    post: Post<'a>,
-}
-
-#[derive(Serialize)]
-enum Post<'a> {
-    To { conn: &'a ConnId, event: &'a Event },
-    Group { group: &'a Group, except: Option<&'a ConnId>, event: &'a Event },
-    Close { conn: &'a ConnId },
-    Dissolve { group: &'a Group },
-    Count { group: &'a Group, count: usize },
-}
-
-/// [`Outgoing`] as heard.
-#[derive(Deserialize)]
-struct Incoming {
-    from: String,
-    post: Heard,
-}
-
-#[derive(Deserialize)]
-enum Heard {
-    To { conn: ConnId, event: Event },
-    Group { group: Group, except: Option<ConnId>, event: Event },
-    Close { conn: ConnId },
-    Dissolve { group: Group },
-    Count { group: Group, count: usize },
-}
-
 /// Delivery to connections, here and across the cluster.
 pub struct Courier {
     instance: Arc<str>,
+    /// How this instance's own bus messages begin (`{"from":"<instance>",`).
+    own: String,
     links: DashMap<ConnId, Weak<dyn Link>>,
     /// Group memberships on this instance.
     pub groups: Groups,
@@ -92,12 +63,8 @@ pub struct Courier {
 impl Courier {
     /// The courier of instance `instance`; `bus` in a cluster.
     pub fn new(instance: Arc<str>, bus: Option<Bus>) -> Self {
-        Self { instance, links: DashMap::new(), groups: Groups::default(), tally: Tally::default(), bus }
-    }
-
-    /// Whether other instances may hold connections.
-    pub fn clustered(&self) -> bool {
-        self.bus.is_some()
+        let own = post::own_prefix(&instance);
+        Self { instance, own, links: DashMap::new(), groups: Groups::default(), tally: Tally::default(), bus }
     }
 
     /// Makes `link` reachable by its id until it is dropped or detached.
@@ -116,11 +83,6 @@ impl Courier {
         self.links.get(conn)?.upgrade()
     }
 
-    /// Connections on this instance.
-    pub fn local_count(&self) -> usize {
-        self.links.len()
-    }
-
     /// Hands `event` to `to`, here or on another instance.
     pub async fn send(&self, to: &ConnId, event: &Event) -> Result<(), DeliveryError> {
         if let Some(link) = self.local(to) {
@@ -132,17 +94,26 @@ impl Courier {
         self.post(Post::To { conn: to, event }).await
     }
 
-    /// Sends `event` to each peer; a peer that cannot take it is logged, not fatal.
+    /// Sends `event` to each peer: those here at once, those elsewhere in one
+    /// message to the other instances. A peer that cannot take it is logged, not fatal.
     pub async fn notify(&self, peers: &[ConnId], event: &Event) {
+        let mut elsewhere = Vec::new();
         for peer in peers {
-            match self.send(peer, event).await {
-                Ok(()) => {}
-                // A Redis outage is logged once by the upkeep task, not once per message;
-                // a peer that has just gone is ordinary churn (its own leave is announced).
-                Err(e @ (DeliveryError::Unavailable | DeliveryError::Gone)) => {
-                    debug!(conn_id = %peer, error = %e, "notification not delivered")
-                }
-                Err(e) => warn!(conn_id = %peer, error = %e, "notification not delivered"),
+            match self.local(peer) {
+                Some(link) => log_undelivered(peer, link.send(event).map_err(DeliveryError::from)),
+                None => elsewhere.push(peer),
+            }
+        }
+        if elsewhere.is_empty() {
+            return;
+        }
+        let sent = match self.bus {
+            Some(_) => self.post(Post::ToMany { conns: &elsewhere, event }).await,
+            None => Err(DeliveryError::Gone),
+        };
+        if let Err(e) = sent {
+            for peer in elsewhere {
+                log_undelivered(peer, Err(e));
             }
         }
     }
@@ -190,10 +161,13 @@ impl Courier {
     }
 
     /// Delivers what the other instances post (`heard`, from the bus), until it closes.
-    pub async fn listen(self: Arc<Self>, mut heard: mpsc::Receiver<Option<String>>) {
-        while let Some(message) = heard.recv().await {
-            let Some(message) = message else { continue };
-            match serde_json::from_str::<Incoming>(&message) {
+    pub async fn listen(&self, mut heard: bus::Heard) {
+        while let Some(message) = heard.next().await {
+            let Some(text) = message.text() else { continue };
+            if text.starts_with(&self.own) {
+                continue;
+            }
+            match serde_json::from_str::<Incoming>(&text) {
                 Ok(incoming) if *incoming.from == *self.instance => {}
                 Ok(incoming) => self.deliver_heard(&incoming.from, incoming.post),
                 Err(e) => warn!(error = %e, "an unreadable message on the cluster bus was skipped"),
@@ -201,17 +175,32 @@ impl Courier {
         }
     }
 
-    fn deliver_heard(&self, from: &str, post: Heard) {
+    fn deliver_heard(&self, from: &str, post: Heard<'_>) {
         match post {
             Heard::To { conn, event } => {
                 if let Some(link) = self.local(&conn)
+                    && let Some(event) = decode(event)
                     && let Err(e) = link.send(&event)
                 {
                     debug!(conn_id = %conn, error = %e, "an event from another instance was not delivered");
                 }
             }
+            Heard::ToMany { conns, event } => {
+                let links: Vec<_> = conns.iter().filter_map(|conn| self.local(conn)).collect();
+                if let Some(event) = links.first().and_then(|_| decode(event)) {
+                    for link in links {
+                        if let Err(e) = link.send(&event) {
+                            debug!(conn_id = %link.id(), error = %e, "an event from another instance was not delivered");
+                        }
+                    }
+                }
+            }
             Heard::Group { group, except, event } => {
-                self.broadcast_here(&group, &event, except.as_ref());
+                if self.groups.len(&group) > 0
+                    && let Some(event) = decode(event)
+                {
+                    self.broadcast_here(&group, &event, except.as_ref());
+                }
             }
             Heard::Close { conn } => {
                 if let Some(link) = self.local(&conn) {
@@ -248,5 +237,18 @@ impl Courier {
             debug!(error = %e, "publishing to the other instances failed");
             DeliveryError::Unavailable
         })
+    }
+}
+
+/// Logs a notification that did not reach `peer`.
+fn log_undelivered(peer: &ConnId, sent: Result<(), DeliveryError>) {
+    match sent {
+        Ok(()) => {}
+        // A Redis outage is logged once by the upkeep task, not once per message;
+        // a peer that has just gone is ordinary churn (its own leave is announced).
+        Err(e @ (DeliveryError::Unavailable | DeliveryError::Gone)) => {
+            debug!(conn_id = %peer, error = %e, "notification not delivered")
+        }
+        Err(e) => warn!(conn_id = %peer, error = %e, "notification not delivered"),
     }
 }
