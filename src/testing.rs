@@ -15,13 +15,22 @@ pub struct RedisProcess {
     /// The port it listens on.
     pub port: u16,
     child: Option<Child>,
+    /// Arguments beyond the defaults, kept for restarts.
+    extra: Vec<String>,
 }
 
 impl RedisProcess {
     /// Starts a server on a free port and waits until it accepts connections.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// [`Self::start`] with more arguments (later ones win: `--appendonly yes`
+    /// turns persistence on, `--enable-debug-command local` allows `DEBUG SLEEP`).
+    pub fn start_with(extra: &[&str]) -> Self {
         for _ in 0..20 {
-            let mut redis = Self { port: free_port(), child: None };
+            let extra = extra.iter().map(|a| a.to_string()).collect();
+            let mut redis = Self { port: free_port(), child: None, extra };
             if redis.try_start() {
                 return redis;
             }
@@ -42,6 +51,17 @@ impl RedisProcess {
         }
     }
 
+    /// `SHUTDOWN` (saving, when persistence is on), and waits for the exit.
+    pub fn shutdown(&mut self) {
+        let _ = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "SHUTDOWN"])
+            .output()
+            .expect("redis-cli is installed with redis-server");
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+    }
+
     /// Runs one command with `redis-cli` (installed with redis-server) and
     /// returns what it printed; panics if it fails.
     pub fn command(&self, args: &[&str]) -> String {
@@ -55,7 +75,7 @@ impl RedisProcess {
         text
     }
 
-    /// Starts the server again on the same port (empty).
+    /// Starts the server again on the same port (empty, unless persistence is on).
     pub fn restart(&mut self) {
         assert!(self.try_start(), "redis-server did not start again on port {}", self.port);
     }
@@ -67,6 +87,7 @@ impl RedisProcess {
         self.stop();
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is installed (scripts/test installs it)");

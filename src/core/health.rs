@@ -10,12 +10,15 @@ use crate::store::StoreFailure;
 /// Redis's health as this instance sees it (`None` without Redis).
 pub struct Health {
     redis_up: Option<AtomicBool>,
+    /// A store call failed for want of the store since the last reconcile:
+    /// what Redis did with it is not known until the next one.
+    unsettled: AtomicBool,
 }
 
 impl Health {
     /// Health for a cluster (`clustered`) or a single instance.
     pub fn new(clustered: bool) -> Self {
-        Self { redis_up: clustered.then(|| AtomicBool::new(true)) }
+        Self { redis_up: clustered.then(|| AtomicBool::new(true)), unsettled: AtomicBool::new(false) }
     }
 
     /// `None` without Redis; otherwise whether Redis answered last time.
@@ -33,12 +36,19 @@ impl Health {
         self.redis_up.as_ref().is_some_and(|flag| flag.swap(up, Ordering::Relaxed) != up)
     }
 
-    /// Logs a store call that failed for want of the store, and hands the
-    /// error back. While an outage is known, at debug only; a failure the
+    /// Whether a store call failed since the last call of this (and so
+    /// this instance must reconcile); clears it.
+    pub fn take_unsettled(&self) -> bool {
+        self.unsettled.swap(false, Ordering::AcqRel)
+    }
+
+    /// Logs a store call that failed for want of the store, notes that a
+    /// reconcile is due, and hands the error back. While an outage is known, at debug only; a failure the
     /// upkeep has not seen yet (the first second of an outage, a slow
     /// Redis) is a warning, at most one a second whatever the rate.
     pub fn reported<E: StoreFailure>(&self, e: E, during: &'static str) -> E {
         let Some(cause) = e.unavailable() else { return e };
+        self.unsettled.store(true, Ordering::Release);
         if self.down() {
             tracing::debug!(%cause, during, "state store unavailable");
             return e;

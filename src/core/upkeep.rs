@@ -7,10 +7,22 @@
 //! failed round marks Redis down (`/health` 503, one warning per outage), and
 //! so does a subscriber that has not re-subscribed yet (this instance would
 //! not hear the others); the first round with both marks it up (one info
-//! line) and reconciles this instance's rooms with Redis, which may have lost
-//! them. An instance killed outright (`kill -9`) is therefore out of every
+//! line). An instance killed outright (`kill -9`) is therefore out of every
 //! room within `INSTANCE_TTL_MS x 1.25` (12.5 s by default), plus the time to
 //! reach its peers.
+//!
+//! It reconciles this instance's rooms with Redis (the store is made to hold
+//! exactly the seats of this instance's live connections, peers told of each
+//! change) on the first good round after any of:
+//! - an outage (Redis down, or the subscriber away);
+//! - a heartbeat that found Redis had lost its data, or this instance's own
+//!   heartbeat lapsed (paused, or Redis stalled, past its TTL: survivors may
+//!   have removed its participants);
+//! - any store call that failed for want of Redis (its outcome is unknown).
+//!
+//! A seat that cannot be put back (the user's seat moved to another
+//! connection, or the room filled up meanwhile) is not kept in secret: its
+//! connection gets `user-left` for itself, and is closed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +33,8 @@ use super::Core;
 use super::event::Event;
 use super::groups::Group;
 use crate::cluster::redis::Subscriptions;
-use crate::store::StoreError;
-use crate::store::rooms::LeaveOutcome;
+use crate::store::rooms::{LeaveOutcome, LostSeat};
+use crate::store::{Lapse, StoreError};
 
 /// Runs until aborted.
 pub async fn run(core: Arc<Core>, subscriptions: Subscriptions) {
@@ -33,8 +45,8 @@ pub async fn run(core: Arc<Core>, subscriptions: Subscriptions) {
         tick.tick().await;
         // The heartbeat is refreshed even while the subscriber is away: this
         // instance is alive, and its seats must not be taken for a dead one's.
-        let left = match core.stores.rooms.maintain().await {
-            Ok(left) => left,
+        let upkept = match core.stores.rooms.maintain().await {
+            Ok(upkept) => upkept,
             Err(e) => {
                 if went_down(&core) {
                     warn!(error = %e, "Redis unreachable: events that need it fail with `unavailable` until it returns");
@@ -43,7 +55,11 @@ pub async fn run(core: Arc<Core>, subscriptions: Subscriptions) {
                 continue;
             }
         };
-        announce_left(&core, left, "left room (its instance died)").await;
+        if let Some(lapse) = upkept.lapse {
+            lapsed(&core, lapse);
+            reconcile_due = true;
+        }
+        announce_left(&core, upkept.left, "left room (its instance died)").await;
         if !subscriptions.ready() {
             if went_down(&core) {
                 warn!("Redis unreachable for pub/sub: nothing other instances send reaches this one until it returns");
@@ -55,12 +71,33 @@ pub async fn run(core: Arc<Core>, subscriptions: Subscriptions) {
             info!("Redis reachable again; reconciling this instance's rooms");
         }
         core.courier.publish_count(&Group::Directory).await;
+        if core.health.take_unsettled() {
+            reconcile_due = true;
+        }
         if reconcile_due {
             match reconcile(&core).await {
                 Ok(()) => reconcile_due = false,
                 Err(e) => warn!(error = %e, "reconciling with Redis failed; retrying"),
             }
         }
+    }
+}
+
+/// Says what the heartbeat found: a warning when nothing else showed it
+/// (no outage was seen), else part of the outage's story.
+fn lapsed(core: &Core, lapse: Lapse) {
+    let what = match lapse {
+        Lapse::DataLost => {
+            "Redis lost its data (restarted empty, failed over or flushed): putting back what this instance's connections hold"
+        }
+        Lapse::TakenForDead => {
+            "this instance's heartbeat had lapsed (paused, or Redis stalled, past INSTANCE_TTL_MS): others may have taken it for dead; putting back what its connections hold"
+        }
+    };
+    if core.health.down() {
+        info!(lapse = ?lapse, "{what}");
+    } else {
+        warn!(lapse = ?lapse, "{what}");
     }
 }
 
@@ -71,17 +108,35 @@ fn went_down(core: &Core) -> bool {
     was_up
 }
 
-/// Puts this instance's live seats back and removes its ghosts, telling peers.
+/// Makes Redis hold exactly this instance's live seats, telling peers.
 async fn reconcile(core: &Arc<Core>) -> Result<(), StoreError> {
-    let live = core.rooms().live_seats();
-    let done = core.stores.rooms.reconcile(&live, core.config.max_room_size).await?;
+    let rooms = core.rooms();
+    let done = core.stores.rooms.reconcile(rooms.intent(), core.config.max_room_size).await?;
     for seat in &done.restored {
         let joined = Event::UserJoined { room: seat.room.clone(), user: seat.user.clone() };
         core.courier.notify(&seat.peers, &joined).await;
     }
-    info!(restored = done.restored.len(), removed = done.removed.len(), "reconciled with Redis");
-    announce_left(core, done.removed, "left room (gone while Redis was down)").await;
+    info!(
+        restored = done.restored.len(),
+        removed = done.removed.len(),
+        lost = done.lost.len(),
+        "reconciled with Redis"
+    );
+    announce_left(core, done.removed, "left room (its seat was not this instance's to keep)").await;
+    for seat in &done.lost {
+        lost(core, seat).await;
+    }
     Ok(())
+}
+
+/// A live connection's seat that cannot be put back: it is told, and closed.
+async fn lost(core: &Arc<Core>, seat: &LostSeat) {
+    core.rooms().forget_lost(seat);
+    let left = Event::UserLeft { room: seat.room.clone(), user: seat.user.clone() };
+    let _ = core.courier.send(&seat.conn, &left).await;
+    warn!(conn_id = %seat.conn, room_id = %seat.room, user_id = %seat.user, moved = seat.moved,
+        "a seat lost while Redis was away cannot be put back: its connection is told and closed");
+    core.courier.close(&seat.conn).await;
 }
 
 async fn announce_left(core: &Arc<Core>, left: Vec<LeaveOutcome>, why: &str) {

@@ -25,6 +25,18 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// What a cluster heartbeat found that an instance could not see otherwise
+/// (see [`redis::instances`]); either way its live connections' state must
+/// be put back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lapse {
+    /// Redis lost its data: everything this instance had written is gone.
+    DataLost,
+    /// This instance's heartbeat had expired: it may have been taken for
+    /// dead and its seats removed.
+    TakenForDead,
+}
+
 /// An error that may be the backing store's unavailability, which is logged
 /// once per outage rather than once per request.
 pub trait StoreFailure {

@@ -7,7 +7,7 @@ use serde_json::json;
 use switchboard::domain::{ConnId, Request, RoomId, RoomMeta, Route, UserId};
 use switchboard::store::StoreError;
 use switchboard::store::rooms::memory::MemoryStore;
-use switchboard::store::rooms::{JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot, RoomStore, RoomStoreError};
+use switchboard::store::rooms::{JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot, RoomStore, RoomStoreError, Upkept};
 use tokio::net::TcpListener;
 
 use crate::helpers::{Peer, Transport};
@@ -54,7 +54,7 @@ impl RoomStore for Booby {
     async fn count(&self) -> Result<usize, StoreError> {
         self.0.count().await
     }
-    async fn maintain(&self) -> Result<Vec<LeaveOutcome>, StoreError> {
+    async fn maintain(&self) -> Result<Upkept, StoreError> {
         self.0.maintain().await
     }
     fn kind(&self) -> &'static str {

@@ -41,8 +41,12 @@ impl Rooms<'_> {
             return Err(CoreError::TooManyRooms(max));
         }
         let host = meta.host_id.clone();
-        core.stores.rooms.create(room, meta, by.conn).await.map_err(|e| core.reported(e, "room-created"))?;
-        core.seats.remember(by.conn, room, &host);
+        // Recorded first, so a reconcile meanwhile keeps the seat (see `seats`).
+        let before = core.seats.remember(by.conn, room, &host);
+        if let Err(e) = core.stores.rooms.create(room, meta, by.conn).await {
+            core.seats.undo(by.conn, room, before);
+            return Err(core.reported(e, "room-created").into());
+        }
         core.rooms_changed.notify_one();
         info!(conn_id = %by.conn, room_id = %room, host_id = %host, "room created");
         Ok(())

@@ -17,7 +17,7 @@ use super::event::Event;
 use super::{Core, CoreError};
 use crate::domain::signal::SignalKind;
 use crate::domain::{ConnId, Joined, RoomError, RoomId, UserId};
-use crate::store::rooms::{JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot};
+use crate::store::rooms::{Intent, JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot};
 
 /// Who asks: a connection, the user its token names (with `JWT_SECRET`
 /// set), and whether its protocol tells peers of its joins and departures
@@ -55,14 +55,25 @@ impl Rooms<'_> {
         if core.seats.limit_reached(by.conn, room, max) {
             return Err(CoreError::TooManyRooms(max));
         }
-        let joined = core.stores.rooms.join(room, user, by.conn, core.config.max_room_size).await;
-        let out = joined.map_err(|e| core.reported(e, "join-room"))?;
-        core.seats.remember(by.conn, room, user);
-        if out.joined != Joined::Already {
+        // Recorded first, so a reconcile meanwhile keeps the seat (see `seats`);
+        // undone if the store refused or did not answer.
+        let before = core.seats.remember(by.conn, room, user);
+        let out = match core.stores.rooms.join(room, user, by.conn, core.config.max_room_size).await {
+            Ok(out) => out,
+            Err(e) => {
+                core.seats.undo(by.conn, room, before);
+                return Err(core.reported(e, "join-room").into());
+            }
+        };
+        // A seat already held that this connection was not told of (an
+        // earlier join answered `unavailable` that Redis applied anyway) is
+        // news to the peers too.
+        let news = out.joined != Joined::Already || before.as_ref() != Some(user);
+        if news {
             core.rooms_changed.notify_one();
         }
         if by.announced {
-            if out.joined != Joined::Already {
+            if news {
                 let joined = Event::UserJoined { room: room.clone(), user: user.clone() };
                 core.courier.notify(&out.peers, &joined).await;
             }
@@ -82,15 +93,29 @@ impl Rooms<'_> {
     /// Gives up the actor's seat in `room` and tells whoever must hear.
     pub async fn leave(&self, by: Actor<'_>, room: &RoomId) -> Result<(), CoreError> {
         let core = self.0;
-        let left = core.stores.rooms.leave(room, by.conn).await.map_err(|e| core.reported(e, "leave-room"))?;
-        core.seats.forget(by.conn, room);
-        let out = left.ok_or(RoomError::NotInRoom)?;
-        self.departed(&out, by.announced, Some(by.conn), None).await;
+        // Given up first, so a reconcile meanwhile does not put it back.
+        let before = core.seats.forget(by.conn, room);
+        let left = match core.stores.rooms.leave(room, by.conn).await {
+            Ok(left) => left,
+            Err(e) => {
+                core.seats.undo(by.conn, room, before);
+                return Err(core.reported(e, "leave-room").into());
+            }
+        };
+        match (left, before) {
+            (Some(out), _) => self.departed(&out, by.announced, Some(by.conn), None).await,
+            // Removed meanwhile by a reconcile, which told the peers.
+            (None, Some(_)) => {}
+            (None, None) => return Err(RoomError::NotInRoom.into()),
+        }
         Ok(())
     }
 
     /// Gives up every seat of `conn`, which has closed. A store that cannot
     /// be reached now has them removed when it is back (reconciliation).
+    /// An event answered `unavailable` (here: join, leave, create) did not
+    /// happen as far as this instance knows; if Redis applied it anyway, the
+    /// next reconcile undoes it and tells the peers.
     pub async fn leave_all(&self, conn: &ConnId, announced: bool) {
         let core = self.0;
         core.seats.clear(conn);
@@ -152,9 +177,17 @@ impl Rooms<'_> {
         Ok(core.stores.rooms.room(room).await.map_err(|e| core.reported(e, "room lookup"))?)
     }
 
-    /// Seats of local connections, for reconciliation.
-    pub fn live_seats(&self) -> Vec<(ConnId, seats::Held)> {
-        self.0.seats.live()
+    /// Seats of local connections, as the store must have them (reconciliation).
+    pub fn intent(&self) -> &seats::SeatBook {
+        &self.0.seats
+    }
+
+    /// `seat` could not be put back after Redis lost it: its connection no longer holds it.
+    pub fn forget_lost(&self, seat: &crate::store::rooms::LostSeat) {
+        let seats = &self.0.seats;
+        if seats.holds(&seat.conn, &seat.room).as_ref() == Some(&seat.user) {
+            seats.forget(&seat.conn, &seat.room);
+        }
     }
 
     /// Completes at the next room change made here.

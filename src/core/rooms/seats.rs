@@ -1,10 +1,14 @@
 //! The seats each local connection holds, as it was told: for
-//! `MAX_ROOMS_PER_CONNECTION`, and to put seats back when the store lost them
-//! (a Redis restart: [`crate::core::upkeep`]).
+//! `MAX_ROOMS_PER_CONNECTION`, and as the [`Intent`] the store is made to
+//! agree with after an outage, a data loss or an answer that came too late
+//! ([`crate::core::upkeep`]). A seat is recorded here before the store is
+//! asked for it and given up here before the store is asked to remove it, so
+//! a reconcile running meanwhile never undoes either.
 
 use dashmap::DashMap;
 
 use crate::domain::{ConnId, RoomId, UserId};
+use crate::store::rooms::Intent;
 
 /// What one connection holds: (room, user) pairs.
 pub type Held = Vec<(RoomId, UserId)>;
@@ -14,19 +18,31 @@ pub type Held = Vec<(RoomId, UserId)>;
 pub struct SeatBook(DashMap<ConnId, Held>);
 
 impl SeatBook {
-    /// `conn` holds `user`'s seat in `room` (replacing another user's there).
-    pub fn remember(&self, conn: &ConnId, room: &RoomId, user: &UserId) {
+    /// `conn` holds `user`'s seat in `room` (replacing another user's there);
+    /// the user it held there before, if any.
+    pub fn remember(&self, conn: &ConnId, room: &RoomId, user: &UserId) -> Option<UserId> {
         let mut seats = self.0.entry(conn.clone()).or_default();
-        seats.retain(|(r, _)| r != room);
+        let before = seats.iter().position(|(r, _)| r == room).map(|at| seats.remove(at).1);
         seats.push((room.clone(), user.clone()));
+        before
     }
 
-    /// `conn` no longer holds a seat in `room`.
-    pub fn forget(&self, conn: &ConnId, room: &RoomId) {
-        if let Some(mut seats) = self.0.get_mut(conn) {
-            seats.retain(|(r, _)| r != room);
-        }
+    /// `conn` no longer holds a seat in `room`; the user it held, if any.
+    pub fn forget(&self, conn: &ConnId, room: &RoomId) -> Option<UserId> {
+        let before = self.0.get_mut(conn).and_then(|mut seats| {
+            let at = seats.iter().position(|(r, _)| r == room)?;
+            Some(seats.remove(at).1)
+        });
         self.0.remove_if(conn, |_, seats| seats.is_empty());
+        before
+    }
+
+    /// Puts back what `conn` held in `room` before a change that did not happen.
+    pub fn undo(&self, conn: &ConnId, room: &RoomId, before: Option<UserId>) {
+        match before {
+            Some(user) => drop(self.remember(conn, room, &user)),
+            None => drop(self.forget(conn, room)),
+        }
     }
 
     /// `conn` has closed: it holds nothing.
@@ -45,6 +61,16 @@ impl SeatBook {
     }
 }
 
+impl Intent for SeatBook {
+    fn seats(&self) -> Vec<(ConnId, Held)> {
+        self.live()
+    }
+
+    fn holds(&self, conn: &ConnId, room: &RoomId) -> Option<UserId> {
+        self.0.get(conn)?.iter().find(|(r, _)| r == room).map(|(_, u)| u.clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,12 +80,15 @@ mod tests {
         let book = SeatBook::default();
         let (c, r1, r2) = (ConnId::new("c"), RoomId::parse("r1").unwrap(), RoomId::parse("r2").unwrap());
         let (a, b) = (UserId::parse("a").unwrap(), UserId::parse("b").unwrap());
-        book.remember(&c, &r1, &a);
-        book.remember(&c, &r1, &b);
+        assert_eq!(book.remember(&c, &r1, &a), None);
+        assert_eq!(book.remember(&c, &r1, &b), Some(a.clone()));
+        assert_eq!(book.holds(&c, &r1), Some(b.clone()));
         assert_eq!(book.live(), vec![(c.clone(), vec![(r1.clone(), b.clone())])]);
         assert!(book.limit_reached(&c, &r2, 1) && !book.limit_reached(&c, &r1, 1), "its own room is no new seat");
-        book.forget(&c, &r1);
-        assert!(book.live().is_empty());
+        book.undo(&c, &r1, Some(a.clone()));
+        assert_eq!(book.holds(&c, &r1), Some(a.clone()), "a change undone puts back what was there");
+        assert_eq!(book.forget(&c, &r1), Some(a.clone()));
+        assert!(book.live().is_empty() && book.holds(&c, &r1).is_none());
         book.remember(&c, &r2, &a);
         book.clear(&c);
         assert!(book.live().is_empty());

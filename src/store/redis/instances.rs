@@ -1,15 +1,62 @@
-//! Which instances of the cluster are alive: each instance sets
-//! `p:inst:{instance}:alive` with a TTL of `INSTANCE_TTL_MS` on every upkeep
-//! round and lists itself in `p:instances`; an instance whose key has expired
-//! is dead. The room engine reaps a dead instance's seats; the device and mesh
-//! engines ignore what a dead instance's connections registered.
+//! Which instances of the cluster are alive, and what Redis still knows.
+//!
+//! Each instance sets `p:inst:{instance}:alive` with a TTL of
+//! `INSTANCE_TTL_MS` on every upkeep round and lists itself in
+//! `p:instances`; an instance whose key has expired is dead. The room engine
+//! reaps a dead instance's seats; the device and mesh engines ignore what a
+//! dead instance's connections registered.
+//!
+//! The same round ([`Heartbeat::beat`], one script) tells an instance what it
+//! cannot see otherwise:
+//! - **Redis lost its data** (restarted empty, failed over to a replica that
+//!   had not caught up, flushed): `p:epoch`, written by the first instance
+//!   that finds it missing, has changed or vanished since the last round.
+//! - **This instance was taken for dead** (paused, or Redis stalled, for
+//!   longer than its TTL): its own alive key had expired, so a survivor may
+//!   have removed its seats meanwhile.
+//!
+//! Either way the instance must put back what its live connections hold
+//! (the room engine's reconcile). And a survivor reaps only once it has
+//! itself beaten without a break for a whole TTL: right after an outage of
+//! Redis every instance's key may have expired, and those that are alive
+//! renew theirs within one round.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use fred::prelude::*;
+use fred::types::scripts::Script;
 
+use super::clock::RedisClock;
 use super::{key, unavailable};
-use crate::store::StoreError;
+use crate::domain::now_ms;
+use crate::store::{Lapse, StoreError};
+
+/// One heartbeat. KEYS: this instance's alive key, the instances set, the
+/// epoch. ARGV: the alive key's value, its TTL (ms), this instance's id, the
+/// epoch to write if there is none. Returns whether the alive key had
+/// lapsed (1/0), the epoch, and Redis's time (Unix ms).
+const BEAT: &str = r#"
+local lapsed = redis.call('GET', KEYS[1]) ~= ARGV[1]
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('SET', KEYS[3], epoch)
+end
+local t = redis.call('TIME')
+return { lapsed and 1 or 0, epoch, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) }
+"#;
+
+/// Forgets a dead instance, unless it came back. KEYS: its alive key, its
+/// connections set, the instances set, its reap claim. ARGV: its id. 1 if forgotten.
+const FORGET: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('DEL', KEYS[2], KEYS[4])
+redis.call('SREM', KEYS[3], ARGV[1])
+return 1
+"#;
 
 /// The instances of one cluster (one key prefix), as seen from one of them.
 #[derive(Clone)]
@@ -35,14 +82,6 @@ impl Instances {
         alive_key(&self.prefix, instance)
     }
 
-    /// Marks this instance alive for `ttl`, and registers it.
-    pub async fn beat(&self, ttl: Duration) -> Result<(), StoreError> {
-        let ttl = Expiration::PX(ttl.as_millis() as i64);
-        let _: () = self.client.set(self.alive_key(&self.me), 1, Some(ttl), None, false).await.map_err(unavailable)?;
-        let _: () = self.client.sadd(key(&self.prefix, &["instances"]), self.me.as_str()).await.map_err(unavailable)?;
-        Ok(())
-    }
-
     /// Whether `instance` is alive (this one always is: it is running).
     pub async fn is_alive(&self, instance: &str) -> Result<bool, StoreError> {
         if instance == self.me {
@@ -51,38 +90,124 @@ impl Instances {
         self.client.exists(self.alive_key(instance)).await.map_err(unavailable)
     }
 
-    /// Registered instances whose heartbeat has expired.
+    /// Registered instances whose heartbeat has expired (one round trip for all).
     pub async fn dead(&self) -> Result<Vec<String>, StoreError> {
         let all: Vec<String> = self.client.smembers(key(&self.prefix, &["instances"])).await.map_err(unavailable)?;
-        let mut dead = Vec::new();
-        for instance in all.into_iter().filter(|i| i != &self.me) {
-            if !self.is_alive(&instance).await? {
-                dead.push(instance);
-            }
+        let others: Vec<String> = all.into_iter().filter(|i| i != &self.me).collect();
+        if others.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(dead)
+        let keys: Vec<String> = others.iter().map(|i| self.alive_key(i)).collect();
+        let alive: Vec<Option<String>> = self.client.mget(keys).await.map_err(unavailable)?;
+        Ok(others.into_iter().zip(alive).filter(|(_, a)| a.is_none()).map(|(i, _)| i).collect())
     }
 
     /// Claims the clean-up of `dead` for `ttl`; false if another survivor has it.
     pub async fn claim_reap(&self, dead: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let claim = key(&self.prefix, &["reap", dead]);
         let ttl = Expiration::PX(ttl.as_millis() as i64);
         let claimed: Option<String> = self
             .client
-            .set(claim, self.me.as_str(), Some(ttl), Some(SetOptions::NX), false)
+            .set(self.reap_key(dead), self.me.as_str(), Some(ttl), Some(SetOptions::NX), false)
             .await
             .map_err(unavailable)?;
         Ok(claimed.is_some())
     }
 
-    /// Unregisters `dead` once its clean-up is done.
-    pub async fn forget(&self, dead: &str) -> Result<(), StoreError> {
-        let _: () = self.client.srem(key(&self.prefix, &["instances"]), dead).await.map_err(unavailable)?;
-        Ok(())
+    fn reap_key(&self, dead: &str) -> String {
+        key(&self.prefix, &["reap", dead])
+    }
+
+    /// Unregisters `dead` once its clean-up is done, with every key it left,
+    /// unless it came back meanwhile; whether it was forgotten.
+    pub async fn forget(&self, dead: &str) -> Result<bool, StoreError> {
+        let keys = vec![
+            self.alive_key(dead),
+            key(&self.prefix, &["inst", dead, "conns"]),
+            key(&self.prefix, &["instances"]),
+            self.reap_key(dead),
+        ];
+        let script = Script::from_lua(FORGET);
+        let done: i64 =
+            script.evalsha_with_reload(&self.client, keys, vec![dead.to_owned()]).await.map_err(unavailable)?;
+        Ok(done == 1)
     }
 }
 
 /// The key that exists while `instance` is alive.
 pub fn alive_key(prefix: &str, instance: &str) -> String {
     key(prefix, &["inst", instance, "alive"])
+}
+
+/// This instance's heartbeat, and what it tells about Redis and the instance.
+pub struct Heartbeat {
+    instances: Instances,
+    ttl: Duration,
+    clock: Arc<RedisClock>,
+    script: Script,
+    state: Mutex<BeatState>,
+}
+
+#[derive(Default)]
+struct BeatState {
+    /// The epoch seen last round (`None` before the first).
+    epoch: Option<String>,
+    /// Since when every round has succeeded without a lapse.
+    steady_since: Option<Instant>,
+}
+
+impl Heartbeat {
+    /// The heartbeat of `instances`' own instance, lasting `ttl`.
+    pub fn new(instances: Instances, ttl: Duration, clock: Arc<RedisClock>) -> Self {
+        Self { instances, ttl, clock, script: Script::from_lua(BEAT), state: Mutex::default() }
+    }
+
+    /// Marks this instance alive for the TTL and registers it; what it found.
+    /// The first round of a process finds nothing (its key never existed).
+    pub async fn beat(&self) -> Result<Option<Lapse>, StoreError> {
+        let me = self.instances.me();
+        let keys = vec![
+            self.instances.alive_key(me),
+            key(&self.instances.prefix, &["instances"]),
+            key(&self.instances.prefix, &["epoch"]),
+        ];
+        // A new epoch each time, so one written after a loss never equals one before.
+        let candidate = uuid::Uuid::new_v4().simple().to_string();
+        let args = vec![me.to_owned(), self.ttl.as_millis().max(1).to_string(), me.to_owned(), candidate];
+        let sent = now_ms();
+        let beat: Result<(i64, String, u64), _> =
+            self.script.evalsha_with_reload(&self.instances.client, keys, args).await;
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (lapsed, epoch, redis_ms) = match beat {
+            Ok(beat) => beat,
+            Err(e) => {
+                state.steady_since = None;
+                return Err(unavailable(e));
+            }
+        };
+        self.clock.measured(redis_ms, sent, now_ms());
+        let first = state.epoch.is_none();
+        let lapse = match state.epoch.replace(epoch.clone()) {
+            Some(known) if known != epoch => Some(Lapse::DataLost),
+            _ if lapsed == 1 && !first => Some(Lapse::TakenForDead),
+            _ => None,
+        };
+        if lapse.is_some() || first {
+            state.steady_since = None;
+        } else if state.steady_since.is_none() {
+            state.steady_since = Some(Instant::now());
+        }
+        Ok(lapse)
+    }
+
+    /// Whether this instance may declare others dead: its own rounds have
+    /// succeeded, without a lapse, for a whole TTL.
+    pub fn may_reap(&self) -> bool {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.steady_since.is_some_and(|since| since.elapsed() >= self.ttl)
+    }
+
+    /// The instances it beats for.
+    pub fn instances(&self) -> &Instances {
+        &self.instances
+    }
 }

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
-use super::{JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot, RoomStore, RoomStoreError, StoreError};
+use super::{JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot, RoomStore, RoomStoreError, StoreError, Upkept};
 use crate::domain::{ConnId, Joined, Request, Room, RoomError, RoomId, RoomMeta, Route, UserId};
 
 /// Room state in this process's memory.
@@ -161,8 +161,8 @@ impl RoomStore for MemoryStore {
         Ok(self.rooms.len())
     }
 
-    async fn maintain(&self) -> Result<Vec<LeaveOutcome>, StoreError> {
-        Ok(Vec::new())
+    async fn maintain(&self) -> Result<Upkept, StoreError> {
+        Ok(Upkept::default())
     }
 
     fn kind(&self) -> &'static str {

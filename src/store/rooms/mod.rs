@@ -19,7 +19,7 @@ pub mod route_cache;
 #[cfg(test)]
 pub mod suite;
 
-use super::StoreError;
+use super::{Lapse, StoreError};
 
 /// Why a room operation failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -58,8 +58,16 @@ pub struct LeaveOutcome {
     pub new_host: Option<UserId>,
 }
 
-/// What one instance holds: each live connection and its seats (room, user).
-pub type LiveSeats = [(ConnId, Vec<(RoomId, UserId)>)];
+/// What this instance's live connections should hold: the seats the core
+/// gave them, kept apart from the store so the store can be made to agree
+/// with it ([`RoomStore::reconcile`]). Asked again at each change, so a seat
+/// taken or given up while a reconcile runs is respected.
+pub trait Intent: Send + Sync {
+    /// Every local connection holding seats, and its seats (room, user).
+    fn seats(&self) -> Vec<(ConnId, Vec<(RoomId, UserId)>)>;
+    /// The user `conn` should hold a seat as in `room` now, if any.
+    fn holds(&self, conn: &ConnId, room: &RoomId) -> Option<UserId>;
+}
 
 /// A seat put back by [`RoomStore::reconcile`], and who must hear of it.
 #[derive(Clone, Debug, PartialEq)]
@@ -72,13 +80,38 @@ pub struct RestoredSeat {
     pub peers: Vec<ConnId>,
 }
 
+/// A seat a live connection should hold but cannot get back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LostSeat {
+    /// The connection.
+    pub conn: ConnId,
+    /// The room.
+    pub room: RoomId,
+    /// The user it was seated as.
+    pub user: UserId,
+    /// Why: the user's seat is on another connection now (true), or the
+    /// room filled up meanwhile (false).
+    pub moved: bool,
+}
+
 /// What [`RoomStore::reconcile`] changed.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Reconciled {
     /// Seats of live connections that the store had lost, put back.
     pub restored: Vec<RestoredSeat>,
-    /// Seats of this instance's connections that are gone, removed.
+    /// Seats of this instance's connections that they no longer hold, removed.
     pub removed: Vec<LeaveOutcome>,
+    /// Seats that could not be put back.
+    pub lost: Vec<LostSeat>,
+}
+
+/// What an upkeep round did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Upkept {
+    /// Departures of the participants of dead instances.
+    pub left: Vec<LeaveOutcome>,
+    /// What the heartbeat found, if anything.
+    pub lapse: Option<Lapse>,
 }
 
 /// A read-only copy of a room for listings.
@@ -172,18 +205,23 @@ pub trait RoomStore: Send + Sync + 'static {
     async fn count(&self) -> Result<usize, StoreError>;
 
     /// Cluster upkeep, called every few seconds: refreshes this instance's
-    /// heartbeat and removes the participants of instances whose heartbeat has
-    /// expired, returning what they left (so peers can be told). The memory
-    /// store has no other instances and returns nothing.
-    async fn maintain(&self) -> Result<Vec<LeaveOutcome>, StoreError>;
+    /// heartbeat, says whether Redis lost its data or this instance was taken
+    /// for dead, and removes the participants of instances whose heartbeat
+    /// has expired, returning what they left (so peers can be told). The
+    /// memory store has no other instances and returns nothing.
+    async fn maintain(&self) -> Result<Upkept, StoreError>;
 
-    /// After the store was unreachable: makes it agree with this instance's
-    /// live connections. A live seat the store lost is put back, unless the
-    /// user's seat has moved to another connection meanwhile; a seat of this
-    /// instance's connection that is no longer live is removed. The memory
-    /// store cannot disagree and changes nothing.
-    async fn reconcile(&self, live: &LiveSeats, max_size: usize) -> Result<Reconciled, StoreError> {
-        let _ = (live, max_size);
+    /// After the store was unreachable, lost its data or answered too late:
+    /// makes it agree with `intent`, the seats of this instance's live
+    /// connections. A seat `intent` holds that the store lost is put back
+    /// (unless the user's seat moved to another connection, or the room
+    /// filled up: then it is lost); a seat the store gives one of this
+    /// instance's connections that `intent` does not hold is removed; a seat
+    /// both hold is left exactly as it is. Each change is decided against the
+    /// room as it is then, and `intent` as it is then. The memory store
+    /// cannot disagree and changes nothing.
+    async fn reconcile(&self, intent: &dyn Intent, max_size: usize) -> Result<Reconciled, StoreError> {
+        let _ = (intent, max_size);
         Ok(Reconciled::default())
     }
 

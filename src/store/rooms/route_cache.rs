@@ -16,15 +16,23 @@
 //!   only if the generation has not moved, checked again after inserting (so an
 //!   announcement landing in between removes it).
 //! - **No cache without announcements.** The cache is used only while the
-//!   subscription is up and the store's last upkeep succeeded; losing either
+//!   subscription is up and the store's heartbeat succeeds; losing either
 //!   empties it (announcements may have been missed), and becoming usable again
 //!   starts empty. During a Redis outage relays therefore get `unavailable`.
+//! - **No cache across a pause.** A copy is served only until half the
+//!   instance's TTL after the last successful heartbeat. An instance that
+//!   was stopped (`kill -STOP`, a VM pause) or starved for longer reads its
+//!   socket's backlog in no set order: the relay may come before the
+//!   announcements, and survivors may have taken it for dead and removed its
+//!   participants. Until its next heartbeat it therefore asks Redis.
 //!
 //! Only positive answers are served from the cache: a relay whose sender or
 //! target is not in the cached room asks Redis, so a user who has just joined
 //! on another instance is never refused because of a stale copy.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
@@ -39,8 +47,14 @@ pub struct RouteCache {
     generations: [AtomicU64; SHARDS],
     /// Announcements are being received.
     subscribed: AtomicBool,
-    /// The store's last upkeep reached Redis.
-    store_ok: AtomicBool,
+    /// Until when (ms on [`monotonic_ms`]'s clock) the last heartbeat vouches for copies.
+    fresh_until: AtomicU64,
+}
+
+/// Milliseconds since this process first asked: a clock that counts a pause too.
+fn monotonic_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 impl Default for RouteCache {
@@ -49,7 +63,7 @@ impl Default for RouteCache {
             rooms: DashMap::new(),
             generations: std::array::from_fn(|_| AtomicU64::new(0)),
             subscribed: AtomicBool::new(false),
-            store_ok: AtomicBool::new(false),
+            fresh_until: AtomicU64::new(0),
         }
     }
 }
@@ -94,11 +108,20 @@ impl RouteCache {
         self.clear();
     }
 
-    /// Whether the store's upkeep reached Redis; a change empties the cache.
-    pub fn set_store_ok(&self, ok: bool) {
-        if self.store_ok.swap(ok, Ordering::SeqCst) != ok {
+    /// A heartbeat reached Redis: copies may be served for `window` from now
+    /// (read anew if the cache was unusable).
+    pub fn beat_succeeded(&self, window: Duration) {
+        let was = self.usable();
+        self.fresh_until.store(monotonic_ms() + window.as_millis() as u64, Ordering::SeqCst);
+        if !was {
             self.clear();
         }
+    }
+
+    /// A heartbeat failed: nothing is served, and the copies go.
+    pub fn beat_failed(&self) {
+        self.fresh_until.store(0, Ordering::SeqCst);
+        self.clear();
     }
 
     /// Drops every copy, and anything being read now.
@@ -119,9 +142,9 @@ impl RouteCache {
         self.rooms.is_empty()
     }
 
-    /// Whether copies are kept and served (subscribed, and the store reached Redis).
+    /// Whether copies are kept and served (subscribed, and a recent heartbeat reached Redis).
     pub fn usable(&self) -> bool {
-        self.subscribed.load(Ordering::SeqCst) && self.store_ok.load(Ordering::SeqCst)
+        self.subscribed.load(Ordering::SeqCst) && monotonic_ms() < self.fresh_until.load(Ordering::SeqCst)
     }
 
     fn counter(&self, room: &RoomId) -> &AtomicU64 {
@@ -151,10 +174,12 @@ mod tests {
         (id, room)
     }
 
+    const WINDOW: Duration = Duration::from_secs(60);
+
     fn usable() -> RouteCache {
         let cache = RouteCache::default();
         cache.set_subscribed(true);
-        cache.set_store_ok(true);
+        cache.beat_succeeded(WINDOW);
         cache
     }
 
@@ -203,9 +228,9 @@ mod tests {
 
         let cache = usable();
         cache.offer(&id, r.clone(), cache.generation(&id));
-        cache.set_store_ok(false);
+        cache.beat_failed();
         assert!(cache.is_empty() && cache.route(&id, &ConnId::new("ca"), &bob()).is_none());
-        cache.set_store_ok(true);
+        cache.beat_succeeded(WINDOW);
         let seen = cache.generation(&id);
         cache.set_subscribed(false);
         cache.offer(&id, r.clone(), seen);
@@ -213,5 +238,20 @@ mod tests {
         cache.set_subscribed(true);
         cache.offer(&id, r, seen);
         assert!(cache.is_empty(), "a read begun before the subscription came back may have missed a change");
+    }
+
+    #[test]
+    fn copies_are_served_only_while_a_heartbeat_vouches_for_them() {
+        let (id, r) = room(&[("alice", "ca"), ("bob", "cb")]);
+        let cache = RouteCache::default();
+        cache.set_subscribed(true);
+        cache.beat_succeeded(Duration::from_millis(30));
+        cache.offer(&id, r, cache.generation(&id));
+        assert!(cache.route(&id, &ConnId::new("ca"), &bob()).is_some());
+        // As after a pause: no heartbeat within the window.
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(!cache.usable() && cache.route(&id, &ConnId::new("ca"), &bob()).is_none());
+        cache.beat_succeeded(WINDOW);
+        assert!(cache.is_empty(), "what was cached before the gap is gone");
     }
 }

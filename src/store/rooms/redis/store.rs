@@ -8,12 +8,12 @@ use async_trait::async_trait;
 use fred::prelude::*;
 
 use super::codec::decode;
-use super::{Change, RedisStore};
+use super::{Change, RedisStore, Restoring};
 use crate::domain::{ConnId, Joined, Request, Room, RoomError, RoomId, RoomMeta, Route, UserId};
 use crate::store::StoreError;
 use crate::store::redis::unavailable;
 use crate::store::rooms::{
-    JoinOutcome, LeaveOutcome, LiveSeats, Reconciled, RoomPage, RoomSnapshot, RoomStore, RoomStoreError,
+    Intent, JoinOutcome, LeaveOutcome, Reconciled, RoomPage, RoomSnapshot, RoomStore, RoomStoreError, Upkept,
 };
 
 #[async_trait]
@@ -25,7 +25,7 @@ impl RoomStore for RedisStore {
         conn: &ConnId,
         max_size: usize,
     ) -> Result<JoinOutcome, RoomStoreError> {
-        let owner = self.instance_conns(self.instances.me());
+        let owner = self.instance_conns(self.me());
         self.update(room, |current| {
             let mut next = current.unwrap_or_else(|| Room::new(room.clone(), SystemTime::now()));
             let joined = next.join(user, conn, max_size)?;
@@ -37,13 +37,13 @@ impl RoomStore for RedisStore {
                 sets.push((self.conn_rooms(replaced), '-', room.as_str().to_owned()));
             }
             let outcome = JoinOutcome { users: next.users(), peers: next.peers_of(conn), joined };
-            Ok((Change { room: Some(next), sets }, outcome))
+            Ok((Some(Change { room: Some(next), sets }), outcome))
         })
         .await
     }
 
     async fn create(&self, room: &RoomId, meta: RoomMeta, conn: &ConnId) -> Result<JoinOutcome, RoomStoreError> {
-        let owner = self.instance_conns(self.instances.me());
+        let owner = self.instance_conns(self.me());
         self.update(room, |current| {
             if current.is_some() {
                 return Err(RoomError::AlreadyExists.into());
@@ -54,7 +54,7 @@ impl RoomStore for RedisStore {
                 (owner.clone(), '+', conn.as_str().to_owned()),
             ];
             let outcome = JoinOutcome { users: next.users(), peers: next.peers_of(conn), joined: Joined::New };
-            Ok((Change { room: Some(next), sets }, outcome))
+            Ok((Some(Change { room: Some(next), sets }), outcome))
         })
         .await
     }
@@ -69,7 +69,7 @@ impl RoomStore for RedisStore {
         self.update(room, |current| {
             let mut next = current.ok_or(RoomError::NoSuchRoom)?;
             let request = next.request(user, now_ms, deadline_ms)?;
-            Ok((Change { room: Some(next), sets: vec![] }, request))
+            Ok((Some(Change { room: Some(next), sets: vec![] }), request))
         })
         .await
     }
@@ -78,79 +78,83 @@ impl RoomStore for RedisStore {
         self.update(room, |current| {
             let mut next = current.ok_or(RoomError::NoSuchRoom)?;
             next.decide(by, user, approve)?;
-            Ok((Change { room: Some(next), sets: vec![] }, ()))
+            Ok((Some(Change { room: Some(next), sets: vec![] }), ()))
         })
         .await
     }
 
     async fn expire_request(&self, room: &RoomId, user: &UserId, now_ms: u64) -> Result<bool, StoreError> {
         self.update::<_, StoreError>(room, |current| {
-            let Some(mut next) = current else { return Ok((Change { room: None, sets: vec![] }, false)) };
+            let Some(mut next) = current else { return Ok((None, false)) };
             let expired = next.expire_request(user, now_ms);
-            Ok((Change { room: Some(next), sets: vec![] }, expired))
+            Ok((expired.then(|| Change { room: Some(next), sets: vec![] }), expired))
         })
         .await
     }
 
     async fn name_user(&self, room: &RoomId, user: &UserId, name: &str) -> Result<(), StoreError> {
         self.update::<_, StoreError>(room, |current| {
-            let Some(mut next) = current else { return Ok((Change { room: None, sets: vec![] }, ())) };
+            let Some(mut next) = current else { return Ok((None, ())) };
             next.name_user(user, name);
-            Ok((Change { room: Some(next), sets: vec![] }, ()))
+            Ok((Some(Change { room: Some(next), sets: vec![] }), ()))
         })
         .await
     }
 
     async fn leave(&self, room: &RoomId, conn: &ConnId) -> Result<Option<LeaveOutcome>, StoreError> {
-        self.update::<_, StoreError>(room, |current| {
-            let sets = vec![(self.conn_rooms(conn), '-', room.as_str().to_owned())];
-            let Some(mut next) = current else {
-                return Ok((Change { room: None, sets }, None));
-            };
-            let Some(departure) = next.leave(conn) else {
-                return Ok((Change { room: Some(next), sets }, None));
-            };
-            let room_deleted = next.is_empty();
-            let outcome = LeaveOutcome {
-                room: room.clone(),
-                user: departure.user,
-                peers: next.peers_of(conn),
-                room_deleted,
-                new_host: departure.new_host,
-            };
-            Ok((Change { room: (!room_deleted).then_some(next), sets }, Some(outcome)))
-        })
-        .await
+        Ok(self.leave_if(room, conn, &|| false, None).await?.flatten())
     }
 
     async fn leave_all(&self, conn: &ConnId) -> Result<Vec<LeaveOutcome>, StoreError> {
-        self.leave_all_of(conn, self.instances.me()).await
+        self.leave_all_here(conn).await
     }
 
-    async fn maintain(&self) -> Result<Vec<LeaveOutcome>, StoreError> {
-        let beat = self.instances.beat(self.instance_ttl).await;
-        self.cache.set_store_ok(beat.is_ok());
-        beat?;
-        let mut left = Vec::new();
-        for dead in self.instances.dead().await? {
-            left.extend(self.reap(&dead).await?);
+    async fn maintain(&self) -> Result<Upkept, StoreError> {
+        let lapse = match self.heartbeat.beat().await {
+            Ok(lapse) => lapse,
+            Err(e) => {
+                self.cache.beat_failed();
+                return Err(e);
+            }
+        };
+        // A copy read before a lapse may predate what was done meanwhile.
+        if lapse.is_some() {
+            self.cache.clear();
         }
-        Ok(left)
+        // Served only while beats keep coming: an instance paused past half
+        // its TTL asks Redis again before routing (survivors may have removed
+        // its participants meanwhile).
+        self.cache.beat_succeeded(self.instance_ttl / 2);
+        let mut left = Vec::new();
+        if self.heartbeat.may_reap() {
+            for dead in self.heartbeat.instances().dead().await? {
+                left.extend(self.reap(&dead).await?);
+            }
+        }
+        Ok(Upkept { left, lapse })
     }
 
-    async fn reconcile(&self, live: &LiveSeats, max_size: usize) -> Result<Reconciled, StoreError> {
+    async fn reconcile(&self, intent: &dyn Intent, max_size: usize) -> Result<Reconciled, StoreError> {
         let mut reconciled = Reconciled::default();
-        for (conn, seats) in live {
+        for (conn, seats) in intent.seats() {
             for (room, user) in seats {
-                if let Some(seat) = self.restore(room, user, conn, max_size).await? {
-                    reconciled.restored.push(seat);
+                match self.restore(&room, &user, &conn, intent, max_size).await? {
+                    Restoring::Restored(seat) => reconciled.restored.push(seat),
+                    Restoring::Lost(seat) => reconciled.lost.push(seat),
+                    Restoring::Kept | Restoring::NoLongerWanted => {}
                 }
             }
         }
-        let mine: Vec<String> =
-            self.client.smembers(self.instance_conns(self.instances.me())).await.map_err(unavailable)?;
-        for ghost in mine.iter().filter(|c| !live.iter().any(|(live, _)| live.as_str() == c.as_str())) {
-            reconciled.removed.extend(self.leave_all_of(&ConnId::new(ghost), self.instances.me()).await?);
+        let mine: Vec<String> = self.client.smembers(self.instance_conns(self.me())).await.map_err(unavailable)?;
+        for conn in mine.iter().map(|c| ConnId::new(c)) {
+            for room in self.rooms_of(&conn).await? {
+                if intent.holds(&conn, &room).is_some() {
+                    continue;
+                }
+                let keep = || intent.holds(&conn, &room).is_some();
+                reconciled.removed.extend(self.leave_if(&room, &conn, &keep, None).await?.flatten());
+            }
+            self.drop_if_idle(&conn).await?;
         }
         Ok(reconciled)
     }
