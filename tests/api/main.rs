@@ -10,6 +10,7 @@ mod dashboard;
 mod delivery;
 mod devices;
 mod docs;
+mod faults;
 mod links;
 mod mesh;
 mod metrics;

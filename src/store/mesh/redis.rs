@@ -1,5 +1,5 @@
 //! The mesh in Redis (prefix `p`): `p:m:org:{org}` hash, client id to its
-//! JSON; `p:m:orgs` set of organizations with clients; `p:m:admin:{org}`
+//! JSON; `p:m:admin:{org}`
 //! string, the admin seat's JSON, with a TTL (the lease). A client whose
 //! instance is dead is not listed.
 
@@ -103,7 +103,6 @@ impl MeshStore for RedisMesh {
         let old = self.read(org, &client.id).await?.map(|(_, c)| c);
         let _: () =
             self.client.hset(self.org_key(org), (client.id.as_str(), encode(&client)?)).await.map_err(unavailable)?;
-        let _: () = self.client.sadd(key(&self.prefix, &["m", "orgs"]), org.as_str()).await.map_err(unavailable)?;
         Ok(old)
     }
 
@@ -125,13 +124,10 @@ impl MeshStore for RedisMesh {
 
     async fn clients(&self, org: &OrgId) -> Result<Vec<MeshClient>, StoreError> {
         let raws: HashMap<String, String> = self.client.hgetall(self.org_key(org)).await.map_err(unavailable)?;
-        let mut clients = Vec::with_capacity(raws.len());
-        for raw in raws.values() {
-            let c: MeshClient = decode(raw)?;
-            if self.instances.is_alive(&c.instance).await? {
-                clients.push(c);
-            }
-        }
+        let all = raws.values().map(|raw| decode(raw)).collect::<Result<Vec<MeshClient>, _>>()?;
+        // One round trip for every instance named, however many clients.
+        let alive = self.instances.alive_among(all.iter().map(|c| c.instance.as_str())).await?;
+        let mut clients: Vec<MeshClient> = all.into_iter().filter(|c| alive.contains(c.instance.as_str())).collect();
         clients.sort_by(|a, b| a.joined_at.cmp(&b.joined_at).then_with(|| a.id.cmp(&b.id)));
         Ok(clients)
     }

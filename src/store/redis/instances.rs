@@ -90,6 +90,24 @@ impl Instances {
         self.client.exists(self.alive_key(instance)).await.map_err(unavailable)
     }
 
+    /// Which of `instances` are alive, in one round trip.
+    pub async fn alive_among<'a>(
+        &self,
+        instances: impl Iterator<Item = &'a str>,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let named: std::collections::BTreeSet<&str> = instances.collect();
+        let others: Vec<&str> = named.iter().copied().filter(|i| *i != self.me).collect();
+        let mut alive: std::collections::HashSet<String> =
+            named.iter().filter(|i| **i == self.me).map(|i| i.to_string()).collect();
+        if others.is_empty() {
+            return Ok(alive);
+        }
+        let keys: Vec<String> = others.iter().map(|i| self.alive_key(i)).collect();
+        let found: Vec<Option<String>> = self.client.mget(keys).await.map_err(unavailable)?;
+        alive.extend(others.into_iter().zip(found).filter(|(_, f)| f.is_some()).map(|(i, _)| i.to_owned()));
+        Ok(alive)
+    }
+
     /// Registered instances whose heartbeat has expired (one round trip for all).
     pub async fn dead(&self) -> Result<Vec<String>, StoreError> {
         let all: Vec<String> = self.client.smembers(key(&self.prefix, &["instances"])).await.map_err(unavailable)?;

@@ -5,9 +5,11 @@
 //! - `p:d:dev:{device}` string: the device's record (JSON, times in unix ms)
 //! - `p:d:devices` set: every device with a record; `p:d:net:{network}` set: those in one network
 //! - `p:d:q:{device}` sorted set: the signals waiting for the device, JSON scored by id;
-//!   `p:d:q:{device}:seq`: the last id given; `p:d:queued` set: devices with a non-empty queue
+//!   `p:d:q:{device}:seq`: the last id given (from Redis's time in µs when
+//!   missing, so ids never repeat, even after Redis lost its data; kept a week
+//!   after its last use); `p:d:queued` set: devices with a non-empty queue
 //! - `p:d:n:{device}` sorted set: the expiry notices for the device as a sender, JSON scored by id;
-//!   `p:d:n:{device}:seq`: the last id given; `p:d:noticed` set: devices with notices
+//!   `p:d:n:{device}:seq`: the last id given (as the queue's); `p:d:noticed` set: devices with notices
 //! - `p:d:at:{device}` string: the device's live connection, JSON `{instance, conn}`
 //! - `p:d:announce:{user}:{device}` string: the announcement limit's bucket
 //!   (see `ANNOUNCE`), expiring once the bucket is full again

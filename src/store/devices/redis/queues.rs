@@ -16,12 +16,33 @@ use crate::store::StoreError;
 use crate::store::devices::{EnqueueFailure, Queues};
 use crate::store::redis::{decode, encode, unavailable};
 
+/// The next id of the counter `k`. A missing counter (never used, expired
+/// after [`COUNTER_TTL_MS`] idle, or lost with Redis's data) starts from Redis's
+/// time in microseconds, so ids never repeat: each counter gives fewer than
+/// one id per microsecond. (Below 2^53, so JavaScript reads them exactly.)
+const NEXT_ID: &str = r#"
+local function next_id(k)
+  if redis.call('EXISTS', k) == 0 then
+    local t = redis.call('TIME')
+    redis.call('SET', k, string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2])))
+  end
+  local id = redis.call('INCR', k)
+  redis.call('PEXPIRE', k, ARGV[#ARGV])
+  -- As text: Lua would print a number this large in exponent notation.
+  return string.format('%d', id)
+end
+"#;
+
+/// How long an unused id counter is kept (ms); a counter that expires starts
+/// again from the time, above every id it gave.
+const COUNTER_TTL_MS: u64 = 7 * 24 * 3_600 * 1_000;
+
 /// Queues a signal unless the queue is full; returns its id, 0 when full.
 /// The id is spliced in as the JSON's first field.
-/// KEYS: queue, id counter, queued set. ARGV: max, signal JSON without id, receiver.
+/// KEYS: queue, id counter, queued set. ARGV: max, signal JSON without id, receiver, counter TTL.
 const ENQUEUE: &str = r#"
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-local id = redis.call('INCR', KEYS[2])
+local id = next_id(KEYS[2])
 redis.call('ZADD', KEYS[1], id, '{"id":' .. id .. ',' .. string.sub(ARGV[2], 2))
 redis.call('SADD', KEYS[3], ARGV[3])
 return id
@@ -30,11 +51,11 @@ return id
 /// Moves one expired signal to its sender's notices, if it is still queued;
 /// returns the notice's id, 0 when another instance moved it first.
 /// KEYS: queue, queued set, sender's notices, sender's notice counter, noticed set.
-/// ARGV: the signal's JSON as read, receiver, notice JSON without id, sender.
+/// ARGV: the signal's JSON as read, receiver, notice JSON without id, sender, counter TTL.
 const EXPIRE: &str = r#"
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
-local id = redis.call('INCR', KEYS[4])
+local id = next_id(KEYS[4])
 redis.call('ZADD', KEYS[3], id, '{"id":' .. id .. ',' .. string.sub(ARGV[3], 2))
 redis.call('SADD', KEYS[5], ARGV[4])
 return id
@@ -69,8 +90,8 @@ impl RedisQueues {
         Self {
             client,
             prefix: prefix.to_owned(),
-            enqueue: Script::from_lua(ENQUEUE),
-            expire: Script::from_lua(EXPIRE),
+            enqueue: Script::from_lua(format!("{NEXT_ID}{ENQUEUE}")),
+            expire: Script::from_lua(format!("{NEXT_ID}{EXPIRE}")),
             drop: Script::from_lua(DROP),
         }
     }
@@ -140,7 +161,8 @@ impl RedisQueues {
                     self.key(&["n", sender, "seq"]),
                     self.key(&["noticed"]),
                 ];
-                let args = vec![raw, receiver.to_owned(), encode(&NoticeJson::from(&e))?, sender.to_owned()];
+                let notice = encode(&NoticeJson::from(&e))?;
+                let args = vec![raw, receiver.to_owned(), notice, sender.to_owned(), COUNTER_TTL_MS.to_string()];
                 let filed: u64 =
                     self.expire.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)?;
                 // 0: another instance expired it first, and filed its notice.
@@ -161,7 +183,8 @@ impl Queues for RedisQueues {
     async fn enqueue(&self, signal: Outgoing, now: SystemTime, max: usize) -> Result<Queued, EnqueueFailure> {
         let to = signal.to.as_str();
         let keys = vec![self.queue_key(to), self.key(&["q", to, "seq"]), self.key(&["queued"])];
-        let args = vec![max.to_string(), encode(&SignalJson::new(&signal, now))?, to.to_owned()];
+        let signal_json = encode(&SignalJson::new(&signal, now))?;
+        let args = vec![max.to_string(), signal_json, to.to_owned(), COUNTER_TTL_MS.to_string()];
         let id: u64 = self.enqueue.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)?;
         if id == 0 {
             return Err(EnqueueFailure::Full(max));

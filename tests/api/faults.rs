@@ -1,0 +1,309 @@
+//! Cluster mode on a bad day (issue 16): each test injects one fault into a
+//! private redis-server or into an instance (a separate process, so it can
+//! be stopped with `kill -STOP`), and asserts the cluster is consistent once
+//! it is over. The faults: `CLIENT PAUSE` (a stall; `WRITE` is what a
+//! failover does), `DEBUG SLEEP`, a restart that loses everything, a
+//! persistent restart after downtime longer than `INSTANCE_TTL_MS`, an
+//! instance paused past its TTL, and `kill -9`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use switchboard::testing::RedisProcess;
+
+use crate::helpers::{Peer, Running, Transport, WAIT, eventually};
+
+/// An instance (its own process) on `redis`, with `env` on top of short
+/// cluster timings: heartbeat TTL 1 s, Redis timeout 300 ms.
+fn instance(redis: &RedisProcess, env: &[(&str, &str)]) -> Running {
+    let url = redis.url();
+    let base = [("REDIS_URL", url.as_str()), ("INSTANCE_TTL_MS", "1000"), ("REDIS_TIMEOUT_MS", "300")];
+    tokio::task::block_in_place(|| Running::start(&[&base[..], env].concat()))
+}
+
+/// Blocks until `server` logs a line whose message starts with `start`.
+fn log_starting(server: &mut Running, start: &str) -> Value {
+    tokio::task::block_in_place(|| server.wait_log(|l| l["message"].as_str().is_some_and(|m| m.starts_with(start))))
+}
+
+fn redis_cli(redis: &RedisProcess, args: &[&str]) -> String {
+    tokio::task::block_in_place(|| redis.command(args))
+}
+
+async fn participants(server: &Running, room: &str) -> Option<Vec<String>> {
+    let response = reqwest::get(format!("{}/api/rooms/{room}", server.url)).await.ok()?;
+    if response.status() != 200 {
+        return None;
+    }
+    let body: Value = response.json().await.ok()?;
+    let mut users: Vec<String> = serde_json::from_value(body["participants"].clone()).ok()?;
+    users.sort();
+    Some(users)
+}
+
+/// Waits until `room`, as `server` lists it, holds exactly `users`.
+async fn holds(server: &Running, room: &str, users: &[&str]) {
+    let want: Vec<String> = users.iter().map(|u| u.to_string()).collect();
+    eventually(&format!("{room} holds {users:?}"), || async {
+        participants(server, room).await.as_ref() == Some(&want)
+    })
+    .await;
+}
+
+fn ws(server: &Running) -> String {
+    format!("{}/", server.url)
+}
+
+/// Problem 1: after a stall longer than an upkeep round and `REDIS_TIMEOUT_MS` (`CLIENT PAUSE`,
+/// then `DEBUG SLEEP`), the reconcile used to drop a seat from its
+/// connection's index when it found the seat as it should be, so the user's
+/// later departure left a ghost behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_redis_stall_a_departure_still_empties_its_seat() {
+    let redis = tokio::task::block_in_place(|| RedisProcess::start_with(&["--enable-debug-command", "local"]));
+    let (mut a, mut b) =
+        (instance(&redis, &[("INSTANCE_TTL_MS", "5000")]), instance(&redis, &[("INSTANCE_TTL_MS", "5000")]));
+    let mut alice = Peer::joined_url(&ws(&a), Transport::Websocket, "stall", "alice").await;
+    let mut users = Vec::new();
+    for (n, stall) in [&["CLIENT", "PAUSE", "2000"][..], &["DEBUG", "SLEEP", "2"][..]].into_iter().enumerate() {
+        let user = format!("bob{n}");
+        let bob = Peer::joined_url(&ws(&b), Transport::Websocket, "stall", &user).await;
+        assert_eq!(alice.expect("user-joined").await["userId"], user.as_str());
+        users.push((user, bob));
+        redis_cli(&redis, stall);
+        for server in [&mut a, &mut b] {
+            log_starting(server, "reconciled with Redis");
+        }
+    }
+    holds(&a, "stall", &["alice", "bob0", "bob1"]).await;
+    for (user, bob) in users {
+        bob.disconnect().await;
+        assert_eq!(alice.expect("user-left").await, json!({"roomId": "stall", "userId": user}));
+    }
+    holds(&b, "stall", &["alice"]).await;
+}
+
+/// Problem 2: Redis restarted empty so fast that no round failed. The epoch
+/// marker is gone, so every instance notices, says so, and puts its seats back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_restarts_empty_at_once_gets_every_room_back() {
+    let mut redis = tokio::task::block_in_place(RedisProcess::start);
+    let (mut a, mut b) = (instance(&redis, &[]), instance(&redis, &[]));
+    let mut alice = Peer::joined_url(&ws(&a), Transport::Websocket, "restart", "alice").await;
+    let mut bob = Peer::joined_url(&ws(&b), Transport::Polling, "restart", "bob").await;
+    alice.expect("user-joined").await;
+
+    tokio::task::block_in_place(|| {
+        redis.stop();
+        redis.restart();
+    });
+    for server in [&mut a, &mut b] {
+        log_starting(server, "Redis lost its data");
+        log_starting(server, "reconciled with Redis");
+    }
+    holds(&a, "restart", &["alice", "bob"]).await;
+    holds(&b, "restart", &["alice", "bob"]).await;
+    let offer = json!({"roomId": "restart", "targetId": "bob", "offer": {"after": "restart"}});
+    assert_eq!(alice.ack("offer", offer).await["ok"], true);
+    assert_eq!(bob.expect_skipping("offer", &["user-joined"]).await["offer"], json!({"after": "restart"}));
+}
+
+/// Problem 3: an instance stopped past its TTL is taken for dead and its
+/// participants removed. Once resumed it learns so, puts them back (peers
+/// hear `user-joined`), and no relay it routes is delivered as if nothing
+/// happened: an offer sent during the pause is either refused or arrives
+/// after the peer has heard its sender is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_paused_past_its_ttl_comes_back_into_its_rooms() {
+    let redis = tokio::task::block_in_place(RedisProcess::start);
+    let (a, mut b) = (instance(&redis, &[]), instance(&redis, &[]));
+    let mut alice = Peer::joined_url(&ws(&a), Transport::Websocket, "pause", "alice").await;
+    let bob = Peer::joined_url(&ws(&b), Transport::Websocket, "pause", "bob").await;
+    alice.expect("user-joined").await;
+    let offer = json!({"roomId": "pause", "targetId": "alice", "offer": {"n": 0}});
+    assert_eq!(bob.ack("offer", offer).await["ok"], true, "the route is cached on b");
+    alice.expect("offer").await;
+
+    b.signal("STOP");
+    assert_eq!(alice.expect("user-left").await, json!({"roomId": "pause", "userId": "bob"}));
+    let during = json!({"roomId": "pause", "targetId": "alice", "offer": {"n": 1}});
+    let sent = tokio::spawn(async move {
+        let ack = bob.ack("offer", during).await;
+        (bob, ack)
+    });
+    b.signal("CONT");
+    log_starting(&mut b, "this instance's heartbeat had lapsed");
+    let (mut bob, ack) = sent.await.unwrap();
+    assert_eq!(alice.expect("user-joined").await, json!({"roomId": "pause", "userId": "bob"}));
+    if ack["ok"] == true {
+        assert_eq!(alice.expect("offer").await["offer"], json!({"n": 1}), "delivered after user-joined");
+    } else {
+        assert_eq!(ack["error"]["code"], "not-in-room", "{ack}");
+    }
+    holds(&a, "pause", &["alice", "bob"]).await;
+    let after = json!({"roomId": "pause", "targetId": "alice", "offer": {"n": 2}});
+    assert_eq!(bob.ack("offer", after).await["ok"], true);
+    assert_eq!(alice.expect("offer").await["offer"], json!({"n": 2}));
+    alice.emit("answer", json!({"roomId": "pause", "targetId": "bob", "answer": {"n": 2}})).await;
+    assert_eq!(bob.expect_skipping("answer", &["user-left", "user-joined"]).await["senderId"], "alice");
+}
+
+/// Problem 4: joins and leaves acked while reconciles run are neither undone
+/// nor resurrected. Stalls make both instances reconcile again and again
+/// while clients join and leave; afterwards the room holds exactly those
+/// whose last acked event was a join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_and_leaves_acked_while_reconciles_run_stay_as_acked() {
+    let redis = tokio::task::block_in_place(RedisProcess::start);
+    let (a, b) = (instance(&redis, &[("INSTANCE_TTL_MS", "5000")]), instance(&redis, &[("INSTANCE_TTL_MS", "5000")]));
+    let mut clients = Vec::new();
+    for n in 0..8 {
+        let server = if n % 2 == 0 { &a } else { &b };
+        clients.push((format!("u{n}"), Peer::connect_to(&ws(server), Transport::Websocket).await, false));
+    }
+    let port = redis.port.to_string();
+    // Short stalls, one after another, while the clients work (bounded: 6 stalls).
+    let staller = std::thread::spawn(move || {
+        for _ in 0..6 {
+            let _ = std::process::Command::new("redis-cli").args(["-p", &port, "CLIENT", "PAUSE", "400"]).output();
+            std::thread::sleep(Duration::from_millis(700));
+        }
+    });
+    let started = Instant::now();
+    let mut round = 0;
+    // Bounded: 60 rounds, or 8 s.
+    while round < 60 && started.elapsed() < Duration::from_secs(8) {
+        let (user, peer, seated) = &mut clients[round % 8];
+        let ack = if *seated {
+            peer.ack("leave-room", json!({"roomId": "race"})).await
+        } else {
+            peer.ack("join-room", json!({"roomId": "race", "userId": user})).await
+        };
+        if ack["ok"] == true {
+            *seated = !*seated;
+        } else {
+            assert_eq!(ack["error"]["code"], "unavailable", "{ack}");
+        }
+        round += 1;
+    }
+    tokio::task::block_in_place(|| staller.join().unwrap());
+    let mut want: Vec<&str> = clients.iter().filter(|c| c.2).map(|c| c.0.as_str()).collect();
+    want.sort();
+
+    // One last stall, long enough that both instances reconcile after it
+    // (a marker join on each first, so the reconcile awaited is that one).
+    let mut servers = [a, b];
+    for (n, server) in servers.iter_mut().enumerate() {
+        let marker = format!("m{n}");
+        let _marker = Peer::joined_url(&ws(server), Transport::Websocket, "marker", &marker).await;
+        tokio::task::block_in_place(|| {
+            server.wait_log(|l| l["message"] == "joined room" && l["user_id"] == marker.as_str())
+        });
+    }
+    redis_cli(&redis, &["CLIENT", "PAUSE", "1200"]);
+    for server in servers.iter_mut() {
+        log_starting(server, "reconciled with Redis");
+    }
+    for server in &servers {
+        holds(server, "race", &want).await;
+    }
+}
+
+/// Problem 5: under `CLIENT PAUSE WRITE` (what a failover does), a join and
+/// a relay answered `unavailable` never take effect afterwards; the join
+/// retried once Redis is back is announced as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_answered_unavailable_under_a_write_pause_never_take_effect() {
+    let redis = tokio::task::block_in_place(RedisProcess::start);
+    let (mut a, mut b) =
+        (instance(&redis, &[("INSTANCE_TTL_MS", "5000")]), instance(&redis, &[("INSTANCE_TTL_MS", "5000")]));
+    let mut alice = Peer::joined_url(&ws(&a), Transport::Websocket, "failover", "alice").await;
+    let bob = Peer::joined_url(&ws(&b), Transport::Websocket, "failover", "bob").await;
+    alice.expect("user-joined").await;
+    let carol = Peer::connect_to(&ws(&a), Transport::Websocket).await;
+
+    redis_cli(&redis, &["CLIENT", "PAUSE", "1500", "WRITE"]);
+    let join = carol.ack("join-room", json!({"roomId": "failover", "userId": "carol"})).await;
+    assert_eq!(join["error"]["code"], "unavailable", "{join}");
+    let offer =
+        bob.ack("offer", json!({"roomId": "failover", "targetId": "alice", "offer": {"during": "pause"}})).await;
+    assert_eq!(offer["error"]["code"], "unavailable", "{offer}");
+    for server in [&mut a, &mut b] {
+        log_starting(server, "reconciled with Redis");
+    }
+    holds(&a, "failover", &["alice", "bob"]).await;
+    let after = json!({"roomId": "failover", "targetId": "alice", "offer": {"after": "pause"}});
+    assert_eq!(bob.ack("offer", after).await["ok"], true);
+    assert_eq!(alice.expect("offer").await["offer"], json!({"after": "pause"}), "the refused offer never came");
+    let join = carol.ack("join-room", json!({"roomId": "failover", "userId": "carol"})).await;
+    assert_eq!(join["ok"], true, "{join}");
+    assert_eq!(alice.expect("user-joined").await["userId"], "carol");
+}
+
+/// Problem 6: a persistent Redis back after 3 s down (longer than the TTL)
+/// finds every heartbeat expired; survivors wait a whole TTL of their own
+/// beats before taking anyone for dead, so nobody sees live users leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_redis_back_after_downtime_reaps_nobody_alive() {
+    let dir = std::env::temp_dir().join(format!("switchboard-aof-{}-{}", std::process::id(), line!()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let mut redis = tokio::task::block_in_place(|| {
+        RedisProcess::start_with(&["--appendonly", "yes", "--appendfsync", "always", "--dir", &dir_arg])
+    });
+    let (mut a, mut b) = (instance(&redis, &[]), instance(&redis, &[]));
+    let mut alice = Peer::joined_url(&ws(&a), Transport::Websocket, "aof", "alice").await;
+    let mut bob = Peer::joined_url(&ws(&b), Transport::Websocket, "aof", "bob").await;
+    alice.expect("user-joined").await;
+
+    tokio::task::block_in_place(|| {
+        redis.shutdown();
+        // The fault itself: down for three TTLs.
+        std::thread::sleep(Duration::from_secs(3));
+        redis.restart();
+    });
+    for server in [&mut a, &mut b] {
+        log_starting(server, "reconciled with Redis");
+    }
+    // For two TTLs after the restart, relays flow and nobody is told anyone left.
+    let back = Instant::now();
+    let mut n = 0;
+    while back.elapsed() < Duration::from_secs(2) && n < 200 {
+        let offer = json!({"roomId": "aof", "targetId": "alice", "offer": {"n": n}});
+        assert_eq!(bob.ack("offer", offer).await["ok"], true);
+        let (event, data) = alice.next().await;
+        assert_eq!((event.as_str(), &data["offer"]), ("offer", &json!({"n": n})), "{event} {data}");
+        n += 1;
+    }
+    assert!(bob.received_so_far().iter().all(|(e, _)| e != "user-left"));
+    holds(&a, "aof", &["alice", "bob"]).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `kill -9` still empties the dead instance's rooms within the bound, and
+/// nothing of it stays in Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_leaves_no_key_behind() {
+    let redis = tokio::task::block_in_place(RedisProcess::start);
+    let a = instance(&redis, &[]);
+    let mut b = instance(&redis, &[]);
+    let id = tokio::task::block_in_place(|| b.wait_log(|l| l["message"] == "cluster mode: state in Redis"))["instance"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut alice = Peer::joined_url(&ws(&a), Transport::Websocket, "k9", "alice").await;
+    let _bob = Peer::joined_url(&ws(&b), Transport::Websocket, "k9", "bob").await;
+    alice.expect("user-joined").await;
+    tokio::task::block_in_place(|| b.kill());
+    assert_eq!(alice.expect("user-left").await, json!({"roomId": "k9", "userId": "bob"}));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let keys = redis_cli(&redis, &["KEYS", &format!("*{id}*")]);
+        let listed = redis_cli(&redis, &["SMEMBERS", "switchboard:instances"]);
+        if keys.trim().is_empty() && !listed.contains(&id) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "left behind: {keys} / {listed}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
