@@ -150,7 +150,7 @@ pub async fn cluster(config: Arc<Config>) -> std::io::Result<(Arc<Core>, Subscri
     let rooms = RedisStore::new(data.clone(), prefix, &instance, config.instance_ttl, clock.clone());
     let (devices, endpoints) = Devices::redis(data.clone(), prefix, &instance);
     let bus = Bus::new(data.clone(), prefix, config.redis_timeout, clock);
-    let own = vec![rooms.changes_channel(), endpoints.wake_channel(), bus.channel()];
+    let own = vec![rooms.changes_channel(), rooms.sync_channel(), endpoints.wake_channel(), bus.channel()];
     let subscriptions = crate::cluster::redis::keep_subscriptions(redis.subscriber.clone(), own);
     rooms.watch_changes(redis.subscriber.clone(), subscriptions.watch());
     endpoints.watch_wakes(redis.subscriber.clone(), subscriptions.watch());

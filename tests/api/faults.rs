@@ -148,6 +148,47 @@ async fn an_instance_paused_past_its_ttl_comes_back_into_its_rooms() {
     assert_eq!(bob.expect_skipping("answer", &["user-left", "user-joined"]).await["senderId"], "alice");
 }
 
+/// Problem 7: a relay sent after a rejoin on another instance was acked
+/// goes to the new connection, even when the sender's instance was stalled
+/// with the relay and the announcement of the rejoin both in its backlog.
+/// (Which of the two a resumed instance reads first is up to its scheduler;
+/// here it has read the announcement first in every run, so the guard that
+/// makes the order irrelevant, the route cache's stall ticker, is pinned by
+/// the unit test `after_a_stall_nothing_is_served_until_the_announcements_sent_before_it_are_in`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_after_a_rejoin_elsewhere_reaches_the_new_connection_even_after_a_stall() {
+    let redis = tokio::task::block_in_place(RedisProcess::start);
+    // The default TTL: the stall below stays well within the heartbeat's window.
+    let (x, y) = (instance(&redis, &[("INSTANCE_TTL_MS", "10000")]), instance(&redis, &[("INSTANCE_TTL_MS", "10000")]));
+    let alice = Peer::joined_url(&ws(&x), Transport::Websocket, "rejoin", "alice").await;
+    let mut old = Peer::joined_url(&ws(&y), Transport::Websocket, "rejoin", "bob").await;
+    for n in 0..3 {
+        // Routed once from Redis, then from x's cache.
+        let offer = json!({"roomId": "rejoin", "targetId": "bob", "offer": {"n": n}});
+        assert_eq!(alice.ack("offer", offer).await["ok"], true);
+        assert_eq!(old.expect("offer").await["offer"], json!({"n": n}));
+    }
+
+    x.signal("STOP");
+    // Announcements of other rooms queue up ahead of the rejoin's in x's
+    // subscriber, as after any busy moment (fewer than its queue holds).
+    let noise = "for i = 1, 10000 do redis.call('PUBLISH', ARGV[1], 'other-' .. i) end";
+    redis_cli(&redis, &["EVAL", noise, "0", "switchboard:changed"]);
+    let mut new = Peer::connect_to(&ws(&y), Transport::Websocket).await;
+    let rejoined = new.ack("join-room", json!({"roomId": "rejoin", "userId": "bob"})).await;
+    assert_eq!(rejoined["ok"], true, "{rejoined}");
+    let offer = json!({"roomId": "rejoin", "targetId": "bob", "offer": {"after": "rejoin"}});
+    let mut ack = alice.ack_later("offer", offer).await;
+    // The fault itself: x stays stopped a moment longer, the offer and the
+    // announcement of the rejoin both waiting in its sockets.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    x.signal("CONT");
+    let ack = tokio::time::timeout(WAIT, ack.recv()).await.expect("ack in time").expect("ack");
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert_eq!(new.expect_skipping("offer", &["room-users"]).await["offer"], json!({"after": "rejoin"}));
+    assert!(old.received_so_far().iter().all(|(e, _)| e != "offer"), "nothing went to the replaced connection");
+}
+
 /// Problem 4: joins and leaves acked while reconciles run are neither undone
 /// nor resurrected. Stalls make both instances reconcile again and again
 /// while clients join and leave; afterwards the room holds exactly those

@@ -206,6 +206,12 @@ impl Peer {
 
     /// Emits with an ack callback and returns the ack's first argument.
     pub async fn ack(&self, event: &str, data: Value) -> Value {
+        let mut rx = self.ack_later(event, data).await;
+        tokio::time::timeout(WAIT, rx.recv()).await.expect("ack in time").expect("ack")
+    }
+
+    /// Emits with an ack callback, returning once sent; the ack's first argument comes on the receiver.
+    pub async fn ack_later(&self, event: &str, data: Value) -> mpsc::UnboundedReceiver<Value> {
         let (tx, rx) = mpsc::unbounded_channel();
         self.client
             .emit_with_ack(event, data, WAIT, move |p, _| {
@@ -216,8 +222,7 @@ impl Peer {
             })
             .await
             .expect("emit");
-        let mut rx = rx;
-        tokio::time::timeout(WAIT, rx.recv()).await.expect("ack in time").expect("ack")
+        rx
     }
 
     /// The next event received, whatever it is.

@@ -25,6 +25,15 @@
 //!   socket's backlog in no set order: the relay may come before the
 //!   announcements, and survivors may have taken it for dead and removed its
 //!   participants. Until its next heartbeat it therefore asks Redis.
+//! - **No cache across a stall, however brief.** A task ticks every
+//!   [`TICK`]; a copy is served only if the last tick is at most [`STALL`]
+//!   old. After a stall (the process stopped, or starved of CPU) the relays
+//!   read first in the backlog therefore ask Redis; the ticker, once it runs,
+//!   drops every copy and keeps the cache off until a token it publishes on
+//!   the announcement channel comes back to it: announcements arrive in the
+//!   order Redis sent them, so every one sent before the stall has been
+//!   applied by then. (Without this, a relay sent after a rejoin on another
+//!   instance was acked could go to the replaced connection.)
 //!
 //! Only positive answers are served from the cache: a relay whose sender or
 //! target is not in the cached room asks Redis, so a user who has just joined
@@ -41,6 +50,12 @@ use crate::domain::{ConnId, Room, RoomId, Route, UserId};
 /// Generation counters; rooms hash onto them.
 pub const SHARDS: usize = 64;
 
+/// How often the stall ticker ticks.
+pub const TICK: Duration = Duration::from_millis(25);
+
+/// A gap between ticks longer than this is a stall.
+pub const STALL: Duration = Duration::from_millis(150);
+
 /// Rooms as last read from Redis, dropped when a change is announced.
 pub struct RouteCache {
     rooms: DashMap<RoomId, Room>,
@@ -49,6 +64,10 @@ pub struct RouteCache {
     subscribed: AtomicBool,
     /// Until when (ms on [`monotonic_ms`]'s clock) the last heartbeat vouches for copies.
     fresh_until: AtomicU64,
+    /// When the stall ticker last ticked (ms on [`monotonic_ms`]'s clock).
+    ticked: AtomicU64,
+    /// The sync token published after a stall and not yet heard back (0: none).
+    awaited: AtomicU64,
 }
 
 /// Milliseconds since this process first asked: a clock that counts a pause too.
@@ -64,6 +83,8 @@ impl Default for RouteCache {
             generations: std::array::from_fn(|_| AtomicU64::new(0)),
             subscribed: AtomicBool::new(false),
             fresh_until: AtomicU64::new(0),
+            ticked: AtomicU64::new(monotonic_ms()),
+            awaited: AtomicU64::new(0),
         }
     }
 }
@@ -142,9 +163,39 @@ impl RouteCache {
         self.rooms.is_empty()
     }
 
-    /// Whether copies are kept and served (subscribed, and a recent heartbeat reached Redis).
+    /// Whether copies are kept and served: subscribed, a recent heartbeat
+    /// reached Redis, no stall since the last tick, none being caught up on.
     pub fn usable(&self) -> bool {
-        self.subscribed.load(Ordering::SeqCst) && monotonic_ms() < self.fresh_until.load(Ordering::SeqCst)
+        let now = monotonic_ms();
+        self.subscribed.load(Ordering::SeqCst)
+            && now < self.fresh_until.load(Ordering::SeqCst)
+            && now.saturating_sub(self.ticked.load(Ordering::SeqCst)) <= STALL.as_millis() as u64
+            && self.awaited.load(Ordering::SeqCst) == 0
+    }
+
+    /// The stall ticker's tick. After a stall the copies go, and the cache
+    /// stays off until the token returned here (to be published on the
+    /// announcement channel) is [`heard`](Self::heard); also returned while
+    /// an earlier token is still awaited (`resend`: publish it again).
+    pub fn tick(&self, resend: bool) -> Option<u64> {
+        let now = monotonic_ms();
+        let gap = now.saturating_sub(self.ticked.swap(now, Ordering::SeqCst));
+        if gap > STALL.as_millis() as u64 {
+            let token = now.max(1);
+            self.awaited.store(token, Ordering::SeqCst);
+            self.clear();
+            return Some(token);
+        }
+        let awaited = self.awaited.load(Ordering::SeqCst);
+        (resend && awaited != 0).then_some(awaited)
+    }
+
+    /// A sync token came back on the announcement channel: if it is the one
+    /// awaited, everything announced before the stall has been applied.
+    pub fn heard(&self, token: u64) {
+        if self.awaited.compare_exchange(token, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            self.clear();
+        }
     }
 
     fn counter(&self, room: &RoomId) -> &AtomicU64 {
@@ -180,6 +231,7 @@ mod tests {
         let cache = RouteCache::default();
         cache.set_subscribed(true);
         cache.beat_succeeded(WINDOW);
+        cache.tick(false);
         cache
     }
 
@@ -253,5 +305,28 @@ mod tests {
         assert!(!cache.usable() && cache.route(&id, &ConnId::new("ca"), &bob()).is_none());
         cache.beat_succeeded(WINDOW);
         assert!(cache.is_empty(), "what was cached before the gap is gone");
+    }
+
+    #[test]
+    fn after_a_stall_nothing_is_served_until_the_announcements_sent_before_it_are_in() {
+        let cache = usable();
+        let (id, r) = room(&[("alice", "ca"), ("bob", "cb")]);
+        cache.offer(&id, r.clone(), cache.generation(&id));
+        assert!(cache.route(&id, &ConnId::new("ca"), &bob()).is_some());
+        // The process stops (no tick) past STALL: on resuming, before the
+        // ticker runs, nothing is served.
+        std::thread::sleep(STALL + Duration::from_millis(20));
+        assert!(cache.route(&id, &ConnId::new("ca"), &bob()).is_none());
+        let token = cache.tick(false).expect("the ticker sees the stall and asks for a sync");
+        assert!(cache.is_empty() && !cache.usable());
+        cache.offer(&id, r.clone(), cache.generation(&id));
+        assert!(cache.is_empty(), "nothing is cached while catching up");
+        assert_eq!(cache.tick(true), Some(token), "the token is sent again until heard");
+        cache.heard(token + 1);
+        assert!(!cache.usable(), "another token does not count");
+        cache.heard(token);
+        assert!(cache.usable());
+        cache.offer(&id, r, cache.generation(&id));
+        assert!(cache.route(&id, &ConnId::new("ca"), &bob()).is_some());
     }
 }

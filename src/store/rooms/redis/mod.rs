@@ -26,7 +26,7 @@ use fred::types::scripts::Script;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
-use super::route_cache::RouteCache;
+use super::route_cache::{self, RouteCache};
 use super::{Intent, LeaveOutcome, LostSeat, RestoredSeat, StoreError};
 use crate::domain::{ConnId, Room, RoomId, UserId};
 use crate::store::redis::clock::RedisClock;
@@ -165,17 +165,30 @@ impl RedisStore {
         self.key(&["changed"])
     }
 
+    /// This instance's own channel for the route cache's sync tokens (to be
+    /// kept subscribed with [`Self::changes_channel`]): Redis delivers what
+    /// one connection subscribes to in the order it was published, across
+    /// channels, so a token heard back here comes after every announcement
+    /// published before it.
+    pub fn sync_channel(&self) -> String {
+        self.key(&["sync", self.me()])
+    }
+
     /// Starts receiving the announcements of room changes on `subscriber`
-    /// (the socket.io adapter's); until `ready` says [`Self::changes_channel`]
-    /// is subscribed, and whenever it is not, relays are routed by asking Redis.
+    /// (the cluster's); until `ready` says [`Self::changes_channel`] and
+    /// [`Self::sync_channel`] are subscribed, and whenever they are not,
+    /// relays are routed by asking Redis.
     pub fn watch_changes(&self, subscriber: SubscriberClient, ready: watch::Receiver<bool>) {
+        let sync = self.sync_channel();
         tokio::spawn(watch_changes(
             self.cache.clone(),
             self.changed.clone(),
             subscriber,
             self.changes_channel(),
+            sync.clone(),
             ready,
         ));
+        tokio::spawn(watch_stalls(self.cache.clone(), self.client.clone(), self.sync_channel()));
     }
 
     pub(super) fn key(&self, parts: &[&str]) -> String {
@@ -403,6 +416,24 @@ impl RedisStore {
     }
 }
 
+/// Ticks the route cache's stall detector; after a stall, publishes its sync
+/// token on `channel` (again every 40 ticks, a second, until heard).
+async fn watch_stalls(cache: Arc<RouteCache>, client: Client, channel: String) {
+    let mut tick = tokio::time::interval(route_cache::TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        n += 1;
+        if let Some(token) = cache.tick(n.is_multiple_of(40)) {
+            let published: Result<(), _> = client.publish(&channel, token.to_string()).await;
+            if let Err(e) = published {
+                tracing::debug!(error = %e, "route cache sync not published; retrying");
+            }
+        }
+    }
+}
+
 /// Drops cached rooms as their changes are announced on `channel`, and
 /// follows the subscription's health (see [`RouteCache`]).
 async fn watch_changes(
@@ -410,6 +441,7 @@ async fn watch_changes(
     changed: Arc<tokio::sync::Notify>,
     subscriber: SubscriberClient,
     channel: String,
+    sync: String,
     mut ready: watch::Receiver<bool>,
 ) {
     let mut messages = subscriber.message_rx();
@@ -422,6 +454,9 @@ async fn watch_changes(
                         cache.invalidate(&id);
                     }
                     changed.notify_one();
+                }
+                Ok(m) if &*m.channel == sync.as_str() => {
+                    cache.heard(m.value.as_u64().unwrap_or(0));
                 }
                 Ok(_) => {}
                 // Announcements were dropped: any copy may be stale.

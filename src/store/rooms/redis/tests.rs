@@ -261,7 +261,7 @@ async fn watching(redis: &RedisProcess, instance: &str) -> Watching {
     subscriber.init().await.unwrap();
     let clock = Arc::new(RedisClock::new(Duration::from_millis(500)));
     let store = RedisStore::new(client, "test", instance, Duration::from_secs(10), clock);
-    subscriber.subscribe(store.changes_channel()).await.unwrap();
+    subscriber.subscribe(vec![store.changes_channel(), store.sync_channel()]).await.unwrap();
     let (ready, watch) = tokio::sync::watch::channel(true);
     store.watch_changes(subscriber, watch);
     store.maintain().await.unwrap();
