@@ -20,6 +20,11 @@
 //!   have removed its participants);
 //! - any store call that failed for want of Redis (its outcome is unknown).
 //!
+//! The same reconcile puts back the `/mesh` clients and `/devices` endpoints
+//! of this instance's live connections where Redis no longer has them (the
+//! election loop then fills empty admin seats); workers put themselves back
+//! with their next heartbeat.
+//!
 //! A seat that cannot be put back (the user's seat moved to another
 //! connection, or the room filled up meanwhile) is not kept in secret: its
 //! connection gets `user-left` for itself, and is closed.
@@ -116,10 +121,15 @@ async fn reconcile(core: &Arc<Core>) -> Result<(), StoreError> {
         let joined = Event::UserJoined { room: seat.room.clone(), user: seat.user.clone() };
         core.courier.notify(&seat.peers, &joined).await;
     }
+    // Mesh clients and device endpoints of live connections, where Redis lost them.
+    let mesh = core.mesh().restore().await?;
+    let devices = super::devices::mailbox::restore_endpoints(core).await?;
     info!(
         restored = done.restored.len(),
         removed = done.removed.len(),
         lost = done.lost.len(),
+        mesh_clients = mesh,
+        device_endpoints = devices,
         "reconciled with Redis"
     );
     announce_left(core, done.removed, "left room (its seat was not this instance's to keep)").await;

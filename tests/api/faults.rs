@@ -348,3 +348,80 @@ async fn a_killed_instance_leaves_no_key_behind() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A `/mesh` member of `org` on `server`.
+async fn mesh_member(server: &Running, org: &str, id: &str, capabilities: &str) -> Peer {
+    let url = format!("{}/?organizationId={org}&clientId={id}&capabilities={capabilities}", server.url);
+    Peer::connect_ns(&url, "/mesh", None).await
+}
+
+fn ids(update: &Value) -> Vec<&str> {
+    let mut ids: Vec<&str> = update["clients"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    ids.sort();
+    ids
+}
+
+/// Problem 8: after Redis lost its data, `/mesh` is rebuilt from the live
+/// connections: the client list is whole again, messages reach their
+/// targets, and an admin is elected, without anyone reconnecting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mesh_is_rebuilt_after_redis_loses_its_data() {
+    let mut redis = tokio::task::block_in_place(RedisProcess::start);
+    let (mut a, mut b) = (instance(&redis, &[]), instance(&redis, &[]));
+    let mut ann = mesh_member(&a, "acme", "ann", "admin.manage").await;
+    let mut bob = mesh_member(&b, "acme", "bob", "location.view").await;
+    bob.wait_for("client-list-update", |u| ids(u) == ["ann", "bob"]).await;
+    assert_eq!(bob.wait_for("admin-elected", |_| true).await["adminId"], "ann");
+    ann.wait_for("client-list-update", |u| ids(u) == ["ann", "bob"]).await;
+
+    tokio::task::block_in_place(|| {
+        redis.stop();
+        redis.restart();
+    });
+    for server in [&mut a, &mut b] {
+        log_starting(server, "reconciled with Redis");
+    }
+    // Each instance sends the list again once it has put its members back.
+    ann.wait_for("client-list-update", |u| ids(u) == ["ann", "bob"]).await;
+    let sent = bob.ack("peer-message", json!({"data": {"targetId": "ann", "message": {"after": "loss"}}})).await;
+    assert_eq!(sent, json!({"ok": true}));
+    assert_eq!(ann.wait_for("peer-message", |_| true).await["message"], json!({"after": "loss"}));
+    assert_eq!(bob.wait_for("admin-elected", |_| true).await["adminId"], "ann", "elected again");
+}
+
+/// Problem 8, `/devices`: after Redis lost its data, the endpoints of live
+/// device connections are put back, so a signal to a connected device is
+/// pushed to it at once (once its owner has announced it again: presence
+/// records are the client's to renew).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_connections_are_found_again_after_redis_loses_its_data() {
+    let mut redis = tokio::task::block_in_place(RedisProcess::start);
+    let (mut a, mut b) = (instance(&redis, &[]), instance(&redis, &[]));
+    let announce = |server: &Running, peer: &str| {
+        let url = format!("{}/network/home/announce", server.url);
+        let body = json!({ "peerId": peer, "signalAddress": "wss://s.example/x" });
+        async move { reqwest::Client::new().post(url).json(&body).send().await.unwrap().status().as_u16() }
+    };
+    for peer in ["peer_a", "peer_b"] {
+        assert_eq!(announce(&a, peer).await, 200);
+    }
+    let sender = crate::helpers::Device::connect(&ws(&a), "peer_a").await;
+    let mut receiver = crate::helpers::Device::connect(&ws(&b), "peer_b").await;
+    assert_eq!(sender.signal("peer_b", json!({ "n": 1 })).await, "delivered");
+    assert_eq!(receiver.next_signal(WAIT).await["data"], json!({ "n": 1 }));
+
+    tokio::task::block_in_place(|| {
+        redis.stop();
+        redis.restart();
+    });
+    for server in [&mut a, &mut b] {
+        log_starting(server, "reconciled with Redis");
+    }
+    for peer in ["peer_a", "peer_b"] {
+        assert_eq!(announce(&b, peer).await, 200);
+    }
+    assert_eq!(sender.signal("peer_b", json!({ "n": 2 })).await, "delivered", "peer_b's connection is known again");
+    assert_eq!(receiver.next_signal(WAIT).await["data"], json!({ "n": 2 }));
+    sender.disconnect().await;
+    receiver.disconnect().await;
+}

@@ -50,6 +50,23 @@ impl Mailboxes {
     }
 }
 
+/// Puts the endpoints of this instance's device connections back where
+/// Redis lost them (or survivors dropped them), and wakes every local
+/// device to read its mail; how many were put back.
+pub async fn restore_endpoints(core: &Arc<Core>) -> Result<usize, StoreError> {
+    let held: Vec<(DeviceId, ConnId)> =
+        core.mailboxes.0.iter().map(|e| (e.key().clone(), e.value().0.clone())).collect();
+    let mut restored = 0;
+    for (device, conn) in held {
+        let at = Endpoint { instance: core.instance.clone(), conn };
+        if core.stores.devices.endpoints.restore(&device, at).await? {
+            restored += 1;
+        }
+    }
+    core.mailboxes.wake_all();
+    Ok(restored)
+}
+
 /// One device's connection on this instance.
 pub struct Mailbox {
     core: Arc<Core>,
@@ -133,7 +150,13 @@ impl Mailbox {
     /// connection no longer holds the device.
     async fn mail(&self, last_signal: u64, last_notice: u64) -> Result<Option<Vec<Mail>>, StoreError> {
         let devices = &self.core.stores.devices;
-        if devices.endpoints.endpoint(&self.device).await?.as_ref() != Some(&self.endpoint) {
+        let held = match devices.endpoints.endpoint(&self.device).await? {
+            Some(at) => at == self.endpoint,
+            // Redis lost it (or survivors dropped it while this instance was
+            // taken for dead): this connection still holds the device.
+            None => devices.endpoints.restore(&self.device, self.endpoint.clone()).await?,
+        };
+        if !held {
             debug!(device_id = %self.device, conn_id = %self.endpoint.conn, "delivery stops: the device is connected elsewhere");
             return Ok(None);
         }

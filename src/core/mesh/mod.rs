@@ -95,6 +95,27 @@ impl Mesh<'_> {
         }
     }
 
+    /// Puts this instance's members back where Redis lost them (or survivors
+    /// dropped them), and sends each organization touched its list again;
+    /// how many were put back. The election loop fills empty admin seats.
+    pub async fn restore(&self) -> Result<usize, crate::store::StoreError> {
+        let core = self.0;
+        let members: Vec<Arc<Member>> = core.mesh_members.0.iter().map(|e| e.value().clone()).collect();
+        let (mut restored, mut touched) = (0, std::collections::BTreeSet::new());
+        for member in &members {
+            let mut client = member.client.clone();
+            client.last_seen = member.last_seen.load(Ordering::Relaxed);
+            if core.stores.mesh.restore(&member.org, client).await? {
+                restored += 1;
+                touched.insert(member.org.clone());
+            }
+        }
+        for org in &touched {
+            self.client_list(org, None).await;
+        }
+        Ok(restored)
+    }
+
     /// Any event from a member: it is alive.
     pub fn seen(&self, member: &Member) -> u64 {
         let now = now_ms();

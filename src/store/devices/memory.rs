@@ -223,6 +223,15 @@ impl Endpoints for MemoryEndpoints {
         Ok(lock(&self.endpoints).insert(device.clone(), at))
     }
 
+    async fn restore(&self, device: &DeviceId, at: Endpoint) -> Result<bool, StoreError> {
+        let mut endpoints = lock(&self.endpoints);
+        if endpoints.contains_key(device) {
+            return Ok(false);
+        }
+        endpoints.insert(device.clone(), at);
+        Ok(true)
+    }
+
     async fn unregister(&self, device: &DeviceId, at: &Endpoint) -> Result<bool, StoreError> {
         let mut endpoints = lock(&self.endpoints);
         if endpoints.get(device) == Some(at) {

@@ -151,6 +151,10 @@ pub trait Endpoints: Send + Sync + 'static {
     /// replaces, if that is still live (its instance alive).
     async fn register(&self, device: &DeviceId, at: Endpoint) -> Result<Option<Endpoint>, StoreError>;
 
+    /// Records `at` again unless the device has an endpoint (Redis lost it,
+    /// or this instance was taken for dead); whether it did.
+    async fn restore(&self, device: &DeviceId, at: Endpoint) -> Result<bool, StoreError>;
+
     /// Forgets the device's connection if it is still `at`; whether it was.
     async fn unregister(&self, device: &DeviceId, at: &Endpoint) -> Result<bool, StoreError>;
 

@@ -45,6 +45,16 @@ impl MeshStore for MemoryMesh {
         Ok(old)
     }
 
+    async fn restore(&self, org: &OrgId, client: MeshClient) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let clients = state.orgs.entry(org.clone()).or_default();
+        if clients.iter().any(|c| c.id == client.id) {
+            return Ok(false);
+        }
+        clients.push(client);
+        Ok(true)
+    }
+
     async fn touch(&self, org: &OrgId, client: &ClientId, conn: &ConnId, now: u64) -> Result<(), StoreError> {
         let mut state = self.lock();
         if let Some(c) =

@@ -28,6 +28,10 @@ pub trait MeshStore: Send + Sync + 'static {
     /// Records `client` in `org` (replacing an older connection of the same id).
     async fn join(&self, org: &OrgId, client: MeshClient) -> Result<Option<MeshClient>, StoreError>;
 
+    /// Puts `client` back in `org` unless its id is there (Redis lost it, or
+    /// this instance was taken for dead); whether it did.
+    async fn restore(&self, org: &OrgId, client: MeshClient) -> Result<bool, StoreError>;
+
     /// Refreshes `client`'s last-seen time, if `conn` still holds it.
     async fn touch(&self, org: &OrgId, client: &ClientId, conn: &ConnId, now: u64) -> Result<(), StoreError>;
 

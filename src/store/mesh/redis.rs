@@ -106,6 +106,12 @@ impl MeshStore for RedisMesh {
         Ok(old)
     }
 
+    async fn restore(&self, org: &OrgId, client: MeshClient) -> Result<bool, StoreError> {
+        let set: bool =
+            self.client.hsetnx(self.org_key(org), client.id.as_str(), encode(&client)?).await.map_err(unavailable)?;
+        Ok(set)
+    }
+
     async fn touch(&self, org: &OrgId, client: &ClientId, conn: &ConnId, now: u64) -> Result<(), StoreError> {
         if let Some((raw, mut c)) = self.read(org, client).await?.filter(|(_, c)| &c.conn == conn) {
             c.last_seen = c.last_seen.max(now);

@@ -68,6 +68,18 @@ async fn seats_and_clients(s: &dyn MeshStore) {
     assert_eq!(ids, vec![(ClientId::parse("bob").unwrap(), 99), (ClientId::parse("ann").unwrap(), 3)]);
     assert!(s.leave(&org(), &ClientId::parse("ann").unwrap(), &ConnId::new("c3")).await.unwrap());
     assert!(s.clients(&OrgId::parse("other").unwrap()).await.unwrap().is_empty(), "organizations are apart");
+
+    // Putting back (after a data loss) fills a gap and never replaces a record.
+    assert!(!s.restore(&org(), client("bob", "c-stale", 1)).await.unwrap(), "bob is there");
+    assert!(s.restore(&org(), client("ann", "c3", 7)).await.unwrap(), "ann had left");
+    let back: Vec<_> = s.clients(&org()).await.unwrap().into_iter().map(|c| (c.id, c.conn)).collect();
+    assert_eq!(
+        back,
+        vec![
+            (ClientId::parse("bob").unwrap(), ConnId::new("c2")),
+            (ClientId::parse("ann").unwrap(), ConnId::new("c3"))
+        ]
+    );
 }
 
 #[tokio::test]

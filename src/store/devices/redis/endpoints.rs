@@ -118,6 +118,13 @@ impl Endpoints for RedisEndpoints {
         self.live(&key, previous).await
     }
 
+    async fn restore(&self, device: &DeviceId, at: Endpoint) -> Result<bool, StoreError> {
+        let json = encode(&EndpointJson::from(&at))?;
+        let set: Option<String> =
+            self.client.set(self.at_key(device), json, None, Some(SetOptions::NX), false).await.map_err(unavailable)?;
+        Ok(set.is_some())
+    }
+
     async fn unregister(&self, device: &DeviceId, at: &Endpoint) -> Result<bool, StoreError> {
         let keys = vec![self.at_key(device)];
         let json = encode(&EndpointJson::from(at))?;

@@ -134,6 +134,12 @@ pub async fn register_returns_the_replaced_endpoint_and_unregister_forgets_only_
     assert!(!s.endpoints.unregister(&a, &at("c2")).await.unwrap(), "once");
     assert_eq!(s.endpoints.endpoint(&a).await.unwrap(), None);
     assert_eq!(s.endpoints.endpoint(&b).await.unwrap(), Some(at("c9")), "another device's stays");
+
+    // Putting back (after a data loss) fills a gap and never replaces an endpoint.
+    assert!(!s.endpoints.restore(&b, at("c-stale")).await.unwrap());
+    assert!(s.endpoints.restore(&a, at("c3")).await.unwrap());
+    assert_eq!(s.endpoints.endpoint(&a).await.unwrap(), Some(at("c3")));
+    assert_eq!(s.endpoints.endpoint(&b).await.unwrap(), Some(at("c9")));
 }
 
 pub async fn a_wake_reaches_every_wakes_receiver(s: Devices) {
