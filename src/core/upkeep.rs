@@ -2,7 +2,8 @@
 //!
 //! Every `INSTANCE_TTL_MS / 4` (at most every second) it refreshes this
 //! instance's heartbeat and removes the participants of instances whose
-//! heartbeat expired, telling their peers `user-left`, and re-publishes this
+//! heartbeat expired, telling their peers `user-left` (and deleting the mesh
+//! clients and device endpoints they left), and re-publishes this
 //! instance's directory client count. It is also the Redis health monitor: a
 //! failed round marks Redis down (`/health` 503, one warning per outage), and
 //! so does a subscriber that has not re-subscribed yet (this instance would
@@ -65,6 +66,9 @@ pub async fn run(core: Arc<Core>, subscriptions: Subscriptions) {
             reconcile_due = true;
         }
         announce_left(&core, upkept.left, "left room (its instance died)").await;
+        for dead in &upkept.reaped {
+            forget_instance(&core, dead).await;
+        }
         if !subscriptions.ready() {
             if went_down(&core) {
                 warn!("Redis unreachable for pub/sub: nothing other instances send reaches this one until it returns");
@@ -103,6 +107,23 @@ fn lapsed(core: &Core, lapse: Lapse) {
         info!(lapse = ?lapse, "{what}");
     } else {
         warn!(lapse = ?lapse, "{what}");
+    }
+}
+
+/// Deletes the mesh clients and device endpoints a reaped instance left.
+async fn forget_instance(core: &Core, dead: &str) {
+    let mesh = core.stores.mesh.forget_instance(dead).await;
+    let endpoints = core.stores.devices.endpoints.forget_instance(dead).await;
+    match (mesh, endpoints) {
+        (Ok(mesh), Ok(endpoints)) => {
+            info!(
+                instance = dead,
+                mesh_clients = mesh,
+                device_endpoints = endpoints,
+                "deleted what a dead instance left"
+            );
+        }
+        (Err(e), _) | (_, Err(e)) => warn!(instance = dead, error = %e, "deleting what a dead instance left failed"),
     }
 }
 

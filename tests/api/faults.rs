@@ -321,8 +321,9 @@ async fn a_persistent_redis_back_after_downtime_reaps_nobody_alive() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `kill -9` still empties the dead instance's rooms within the bound, and
-/// nothing of it stays in Redis.
+/// Problem 10: `kill -9` still empties the dead instance's rooms within the
+/// bound, and nothing of it stays in Redis: no key named after it, no mesh
+/// client and no device endpoint it registered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_instance_leaves_no_key_behind() {
     let redis = tokio::task::block_in_place(RedisProcess::start);
@@ -335,18 +336,37 @@ async fn a_killed_instance_leaves_no_key_behind() {
     let mut alice = Peer::joined_url(&ws(&a), Transport::Websocket, "k9", "alice").await;
     let _bob = Peer::joined_url(&ws(&b), Transport::Websocket, "k9", "bob").await;
     alice.expect("user-joined").await;
+    let mut ann = mesh_member(&a, "acme", "ann", "").await;
+    let _bea = mesh_member(&b, "acme", "bea", "").await;
+    ann.wait_for("client-list-update", |u| ids(u) == ["ann", "bea"]).await;
+    let announce = json!({ "peerId": "peer_b", "signalAddress": "wss://s.example/x" });
+    let announced =
+        reqwest::Client::new().post(format!("{}/network/home/announce", b.url)).json(&announce).send().await;
+    assert_eq!(announced.unwrap().status(), 200);
+    let _device = crate::helpers::Device::connect(&ws(&b), "peer_b").await;
+    let endpoint = || redis_cli(&redis, &["GET", "switchboard:d:at:peer_b"]);
+    assert!(endpoint().contains(&id), "registered: {}", endpoint());
+
     tokio::task::block_in_place(|| b.kill());
     assert_eq!(alice.expect("user-left").await, json!({"roomId": "k9", "userId": "bob"}));
     let deadline = Instant::now() + WAIT;
     loop {
         let keys = redis_cli(&redis, &["KEYS", &format!("*{id}*")]);
         let listed = redis_cli(&redis, &["SMEMBERS", "switchboard:instances"]);
-        if keys.trim().is_empty() && !listed.contains(&id) {
+        let mesh = redis_cli(&redis, &["HKEYS", "switchboard:m:org:acme"]);
+        let gone =
+            keys.trim().is_empty() && !listed.contains(&id) && !mesh.contains("bea") && endpoint().trim().is_empty();
+        if gone {
             break;
         }
-        assert!(Instant::now() < deadline, "left behind: {keys} / {listed}");
+        assert!(
+            Instant::now() < deadline,
+            "left behind: keys {keys} / instances {listed} / mesh {mesh} / endpoint {}",
+            endpoint()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert!(redis_cli(&redis, &["HKEYS", "switchboard:m:org:acme"]).contains("ann"), "the live member stays");
 }
 
 /// A `/mesh` member of `org` on `server`.

@@ -151,6 +151,13 @@ pub trait Endpoints: Send + Sync + 'static {
     /// replaces, if that is still live (its instance alive).
     async fn register(&self, device: &DeviceId, at: Endpoint) -> Result<Option<Endpoint>, StoreError>;
 
+    /// Deletes the endpoints a dead instance left (cluster mode; the memory
+    /// engine has no other instances); how many. Stops if it is alive again.
+    async fn forget_instance(&self, dead: &str) -> Result<usize, StoreError> {
+        let _ = dead;
+        Ok(0)
+    }
+
     /// Records `at` again unless the device has an endpoint (Redis lost it,
     /// or this instance was taken for dead); whether it did.
     async fn restore(&self, device: &DeviceId, at: Endpoint) -> Result<bool, StoreError>;

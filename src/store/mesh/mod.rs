@@ -32,6 +32,13 @@ pub trait MeshStore: Send + Sync + 'static {
     /// this instance was taken for dead); whether it did.
     async fn restore(&self, org: &OrgId, client: MeshClient) -> Result<bool, StoreError>;
 
+    /// Deletes the clients a dead instance left (cluster mode; the memory
+    /// engine has no other instances); how many. Stops if it is alive again.
+    async fn forget_instance(&self, dead: &str) -> Result<usize, StoreError> {
+        let _ = dead;
+        Ok(0)
+    }
+
     /// Refreshes `client`'s last-seen time, if `conn` still holds it.
     async fn touch(&self, org: &OrgId, client: &ClientId, conn: &ConnId, now: u64) -> Result<(), StoreError>;
 

@@ -1,7 +1,9 @@
 //! The mesh in Redis (prefix `p`): `p:m:org:{org}` hash, client id to its
 //! JSON; `p:m:admin:{org}`
-//! string, the admin seat's JSON, with a TTL (the lease). A client whose
-//! instance is dead is not listed.
+//! string, the admin seat's JSON, with a TTL (the lease); `p:m:inst:{instance}`
+//! set, the clients an instance registered (organization and id), so a
+//! survivor deletes them once it is dead. A client whose instance is dead is
+//! not listed meanwhile.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -37,6 +39,17 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[2] == '0' then redis.call('DEL', KEYS[1]) else redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1
 "#;
+
+/// The engine's name in the per-instance notes ([`Instances::note`]).
+const ENGINE: &str = "m";
+
+/// Between organization and client id in a note (ids hold no control character).
+const SEP: char = '\u{1f}';
+
+/// How a client of an organization is noted.
+fn entry(org: &OrgId, client: &ClientId) -> String {
+    format!("{org}{SEP}{client}")
+}
 
 /// Mesh state in Redis, shared by every instance.
 pub struct RedisMesh {
@@ -103,12 +116,16 @@ impl MeshStore for RedisMesh {
         let old = self.read(org, &client.id).await?.map(|(_, c)| c);
         let _: () =
             self.client.hset(self.org_key(org), (client.id.as_str(), encode(&client)?)).await.map_err(unavailable)?;
+        self.instances.note(ENGINE, &entry(org, &client.id)).await?;
         Ok(old)
     }
 
     async fn restore(&self, org: &OrgId, client: MeshClient) -> Result<bool, StoreError> {
         let set: bool =
             self.client.hsetnx(self.org_key(org), client.id.as_str(), encode(&client)?).await.map_err(unavailable)?;
+        if set {
+            self.instances.note(ENGINE, &entry(org, &client.id)).await?;
+        }
         Ok(set)
     }
 
@@ -122,10 +139,32 @@ impl MeshStore for RedisMesh {
     }
 
     async fn leave(&self, org: &OrgId, client: &ClientId, conn: &ConnId) -> Result<bool, StoreError> {
-        match self.read(org, client).await? {
-            Some((raw, c)) if &c.conn == conn => self.swap(org, client, raw, String::new()).await,
-            _ => Ok(false),
+        let left = match self.read(org, client).await? {
+            Some((raw, c)) if &c.conn == conn => self.swap(org, client, raw, String::new()).await?,
+            _ => false,
+        };
+        // This instance's connection is gone either way.
+        self.instances.unnote(ENGINE, &entry(org, client)).await?;
+        Ok(left)
+    }
+
+    async fn forget_instance(&self, dead: &str) -> Result<usize, StoreError> {
+        let mut forgotten = 0;
+        for noted in self.instances.leftovers(ENGINE, dead).await? {
+            let Some((org, client)) = noted.split_once(SEP) else { continue };
+            let (Ok(org), Ok(client)) = (OrgId::parse(org), ClientId::parse(client)) else { continue };
+            let Some((raw, c)) = self.read(&org, &client).await? else { continue };
+            if c.instance != dead {
+                continue;
+            }
+            match self.instances.forget_leftover(dead, &self.org_key(&org), Some(client.as_str()), raw).await? {
+                Some(true) => forgotten += 1,
+                Some(false) => {}
+                None => return Ok(forgotten),
+            }
         }
+        self.instances.drop_leftovers(ENGINE, dead).await?;
+        Ok(forgotten)
     }
 
     async fn clients(&self, org: &OrgId) -> Result<Vec<MeshClient>, StoreError> {

@@ -58,6 +58,19 @@ redis.call('SREM', KEYS[3], ARGV[1])
 return 1
 "#;
 
+/// Deletes what a dead instance left, unless it came back. KEYS: its alive
+/// key, the key. ARGV: the value as read, the hash field ('' for a plain
+/// key). 1 if deleted, 0 if it changed meanwhile, -1 if the instance is alive.
+const FORGET_LEFTOVER: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+if ARGV[2] == '' then
+  if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) return 1 end
+else
+  if redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[1] then redis.call('HDEL', KEYS[2], ARGV[2]) return 1 end
+end
+return 0
+"#;
+
 /// The instances of one cluster (one key prefix), as seen from one of them.
 #[derive(Clone)]
 pub struct Instances {
@@ -88,6 +101,48 @@ impl Instances {
             return Ok(true);
         }
         self.client.exists(self.alive_key(instance)).await.map_err(unavailable)
+    }
+
+    /// `p:{engine}:inst:{instance}`: what `instance` registered in an engine
+    /// (`m` mesh, `d` devices), for the clean-up once it is dead.
+    fn index(&self, engine: &str, instance: &str) -> String {
+        key(&self.prefix, &[engine, "inst", instance])
+    }
+
+    /// Notes that this instance registered `entry` in `engine`.
+    pub async fn note(&self, engine: &str, entry: &str) -> Result<(), StoreError> {
+        self.client.sadd(self.index(engine, &self.me), entry).await.map_err(unavailable)
+    }
+
+    /// Notes that this instance no longer holds `entry` in `engine`.
+    pub async fn unnote(&self, engine: &str, entry: &str) -> Result<(), StoreError> {
+        self.client.srem(self.index(engine, &self.me), entry).await.map_err(unavailable)
+    }
+
+    /// What `dead` noted in `engine`.
+    pub async fn leftovers(&self, engine: &str, dead: &str) -> Result<Vec<String>, StoreError> {
+        self.client.smembers(self.index(engine, dead)).await.map_err(unavailable)
+    }
+
+    /// Deletes `key` (or its hash `field`) if it still holds `raw`, which
+    /// `dead` left; `None` if `dead` is alive again (stop: it is its own).
+    pub async fn forget_leftover(
+        &self,
+        dead: &str,
+        key: &str,
+        field: Option<&str>,
+        raw: String,
+    ) -> Result<Option<bool>, StoreError> {
+        let keys = vec![self.alive_key(dead), key.to_owned()];
+        let args = vec![raw, field.unwrap_or_default().to_owned()];
+        let script = Script::from_lua(FORGET_LEFTOVER);
+        let done: i64 = script.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)?;
+        Ok((done >= 0).then_some(done == 1))
+    }
+
+    /// Deletes `dead`'s notes in `engine` once its leftovers are gone.
+    pub async fn drop_leftovers(&self, engine: &str, dead: &str) -> Result<(), StoreError> {
+        self.client.del(self.index(engine, dead)).await.map_err(unavailable)
     }
 
     /// Which of `instances` are alive, in one round trip.

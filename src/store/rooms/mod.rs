@@ -112,6 +112,9 @@ pub struct Upkept {
     pub left: Vec<LeaveOutcome>,
     /// What the heartbeat found, if anything.
     pub lapse: Option<Lapse>,
+    /// Dead instances whose participants this round removed: what they left
+    /// in the other engines is to be deleted too.
+    pub reaped: Vec<String>,
 }
 
 /// A read-only copy of a room for listings.

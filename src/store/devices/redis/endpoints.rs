@@ -17,6 +17,9 @@ use crate::store::devices::{Endpoint, Endpoints, WAKE_CAPACITY, Wake};
 use crate::store::redis::instances::Instances;
 use crate::store::redis::{decode, encode, unavailable};
 
+/// The engine's name in the per-instance notes ([`Instances::note`]).
+const ENGINE: &str = "d";
+
 /// Deletes an endpoint if it is still the one given. KEYS: endpoint. ARGV: its JSON.
 const UNREGISTER: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -115,6 +118,7 @@ impl Endpoints for RedisEndpoints {
         let key = self.at_key(device);
         let json = encode(&EndpointJson::from(&at))?;
         let previous: Option<String> = self.client.set(&key, json, None, None, true).await.map_err(unavailable)?;
+        self.instances.note(ENGINE, device.as_str()).await?;
         self.live(&key, previous).await
     }
 
@@ -122,6 +126,9 @@ impl Endpoints for RedisEndpoints {
         let json = encode(&EndpointJson::from(&at))?;
         let set: Option<String> =
             self.client.set(self.at_key(device), json, None, Some(SetOptions::NX), false).await.map_err(unavailable)?;
+        if set.is_some() {
+            self.instances.note(ENGINE, device.as_str()).await?;
+        }
         Ok(set.is_some())
     }
 
@@ -130,7 +137,28 @@ impl Endpoints for RedisEndpoints {
         let json = encode(&EndpointJson::from(at))?;
         let removed: i64 =
             self.unregister.evalsha_with_reload(&self.client, keys, vec![json]).await.map_err(unavailable)?;
+        // This instance's connection is gone either way.
+        self.instances.unnote(ENGINE, device.as_str()).await?;
         Ok(removed == 1)
+    }
+
+    async fn forget_instance(&self, dead: &str) -> Result<usize, StoreError> {
+        let mut forgotten = 0;
+        for noted in self.instances.leftovers(ENGINE, dead).await? {
+            let Ok(device) = DeviceId::parse(&noted) else { continue };
+            let key = self.at_key(&device);
+            let Some(raw) = self.client.get::<Option<String>, _>(&key).await.map_err(unavailable)? else { continue };
+            if decode(&key, &raw, EndpointJson::into_endpoint)?.instance.as_ref() != dead {
+                continue;
+            }
+            match self.instances.forget_leftover(dead, &key, None, raw).await? {
+                Some(true) => forgotten += 1,
+                Some(false) => {}
+                None => return Ok(forgotten),
+            }
+        }
+        self.instances.drop_leftovers(ENGINE, dead).await?;
+        Ok(forgotten)
     }
 
     async fn endpoint(&self, device: &DeviceId) -> Result<Option<Endpoint>, StoreError> {

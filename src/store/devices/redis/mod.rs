@@ -10,7 +10,9 @@
 //!   after its last use); `p:d:queued` set: devices with a non-empty queue
 //! - `p:d:n:{device}` sorted set: the expiry notices for the device as a sender, JSON scored by id;
 //!   `p:d:n:{device}:seq`: the last id given (as the queue's); `p:d:noticed` set: devices with notices
-//! - `p:d:at:{device}` string: the device's live connection, JSON `{instance, conn}`
+//! - `p:d:at:{device}` string: the device's live connection, JSON `{instance, conn}`;
+//!   `p:d:inst:{instance}` set: the devices an instance registered, so a
+//!   survivor deletes their endpoints once it is dead
 //! - `p:d:announce:{user}:{device}` string: the announcement limit's bucket
 //!   (see `ANNOUNCE`), expiring once the bucket is full again
 //! - `p:d:wake` channel: ids of devices that have mail

@@ -378,11 +378,12 @@ impl RedisStore {
     }
 
     /// Removes a dead instance's participants, if no other survivor is
-    /// already doing it, stopping as soon as the instance shows it is alive.
-    pub(super) async fn reap(&self, dead: &str) -> Result<Vec<LeaveOutcome>, StoreError> {
+    /// already doing it, stopping as soon as the instance shows it is alive;
+    /// what they left, and whether the instance is forgotten (reaped whole).
+    pub(super) async fn reap(&self, dead: &str) -> Result<(Vec<LeaveOutcome>, bool), StoreError> {
         let instances = self.heartbeat.instances();
         if !instances.claim_reap(dead, self.instance_ttl).await? {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), false));
         }
         let guard = alive_key(&self.prefix, dead);
         let conns: Vec<String> = self.client.smembers(self.instance_conns(dead)).await.map_err(unavailable)?;
@@ -396,15 +397,16 @@ impl RedisStore {
                             instance = dead,
                             "an instance taken for dead came back while its seats were being removed"
                         );
-                        return Ok(left);
+                        return Ok((left, false));
                     }
                 }
             }
         }
-        if instances.forget(dead).await? {
+        let forgotten = instances.forget(dead).await?;
+        if forgotten {
             tracing::info!(instance = dead, participants = left.len(), "removed the participants of a dead instance");
         }
-        Ok(left)
+        Ok((left, forgotten))
     }
 
     pub(super) fn conn_rooms(&self, conn: &ConnId) -> String {

@@ -125,13 +125,17 @@ impl RoomStore for RedisStore {
         // its TTL asks Redis again before routing (survivors may have removed
         // its participants meanwhile).
         self.cache.beat_succeeded(self.instance_ttl / 2);
-        let mut left = Vec::new();
+        let mut upkept = Upkept { lapse, ..Upkept::default() };
         if self.heartbeat.may_reap() {
             for dead in self.heartbeat.instances().dead().await? {
-                left.extend(self.reap(&dead).await?);
+                let (left, forgotten) = self.reap(&dead).await?;
+                upkept.left.extend(left);
+                if forgotten {
+                    upkept.reaped.push(dead);
+                }
             }
         }
-        Ok(Upkept { left, lapse })
+        Ok(upkept)
     }
 
     async fn reconcile(&self, intent: &dyn Intent, max_size: usize) -> Result<Reconciled, StoreError> {
