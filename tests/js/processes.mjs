@@ -105,12 +105,15 @@ export function spawnChild(file, args, name) {
   return { name, child, exited, stop, output: () => output };
 }
 
-/** A private redis-server (no persistence) on a free port of 127.0.0.1; `port`, `stop()`. */
-export async function startRedis() {
+/**
+ * A private redis-server (no persistence) on a free port of 127.0.0.1, with
+ * `extraArgs` added; `port`, `stop()`.
+ */
+export async function startRedis(extraArgs = []) {
   const port = await freePort();
   const proc = spawnChild(
     findExecutable('redis-server', 'REDIS_SERVER_BIN'),
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs],
     'redis-server',
   );
   proc.port = port;

@@ -1,7 +1,17 @@
 #!/usr/bin/env node
 // Soak test of the switchboard binary: bounded load with faults, then checks.
 //
-//   node tests/soak/soak.mjs [--seconds N] [--seed S] [--workers W] [--fault-workers F] [--self-test]
+//   node tests/soak/soak.mjs [--seconds N] [--seed S] [--workers W] [--fault-workers F] [--redis] [--self-test]
+//
+// --redis runs the server in cluster mode on a private redis-server, and a
+// Redis fault worker stalls that Redis every 2 to 6 s: `CLIENT PAUSE` (all
+// commands, or writes only, as a failover does) or `DEBUG SLEEP`, each for
+// 100 to 800 ms, below half of `REDIS_TIMEOUT_MS` (2 s). A stall that short
+// must be invisible to clients but for latency: every check below holds
+// unchanged (no event refused, no relay lost, duplicated or reordered), and
+// `redis-faults` checks that stalls were injected. Longer faults (events
+// answered `unavailable`, restarts, paused instances) are the fault suite's
+// (`cargo test --test api faults::`), each with its own assertions.
 //
 // Starts target/debug/switchboard (or SWITCHBOARD_BIN) on 127.0.0.1, port 0,
 // through tests/js/server.mjs, with the rate and size limits raised. For N
@@ -61,7 +71,9 @@
 // relay in 700: the missing, duplicates and out-of-order checks must then fail
 // (a run that shows the checks can fail).
 
+import { execFile } from 'node:child_process';
 import { startServer } from '../js/server.mjs';
+import { startRedis } from '../js/processes.mjs';
 import { counters, getJson, makeRng, notes, pollUntil, rssKiB, withTimeout } from './lib.mjs';
 import { sessionWorker, warmUp } from './session.mjs';
 import { faultWorker } from './faults.mjs';
@@ -83,6 +95,33 @@ function unclosedConnections(logs) {
   return out.slice(0, 20);
 }
 
+/** Runs `redis-cli -p port ...args`; resolves with its output (never rejects). */
+function redisCli(port, args) {
+  return new Promise((resolve) => {
+    execFile('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 10000 }, (err, stdout) =>
+      resolve(err ? `error: ${err.message}` : stdout.trim()),
+    );
+  });
+}
+
+/** Stalls Redis every 2 to 6 s for 100 to 800 ms until the load ends (see the header). */
+async function redisFaultWorker(ctx, port, rng) {
+  while (Date.now() + 7000 < ctx.loadDeadline) {
+    await new Promise((r) => setTimeout(r, rng.int(2000, 6000)));
+    const ms = rng.int(100, 800);
+    const kind = rng.weighted({ 'pause-all': 1, 'pause-write': 1, 'debug-sleep': 1 });
+    const args =
+      kind === 'pause-all'
+        ? ['CLIENT', 'PAUSE', String(ms), 'ALL']
+        : kind === 'pause-write'
+          ? ['CLIENT', 'PAUSE', String(ms), 'WRITE']
+          : ['DEBUG', 'SLEEP', (ms / 1000).toFixed(3)];
+    const out = await redisCli(port, args);
+    if (out === 'OK') ctx.stats.faults.bump(`redis:${kind}`);
+    else ctx.stats.unexpected.add(`redis ${args.join(' ')}: ${out}`);
+  }
+}
+
 function parseArgs(argv) {
   const opts = { seconds: 120, seed: Date.now() % 1e9, workers: 28, faultWorkers: 4 };
   for (let i = 0; i < argv.length; i++) {
@@ -98,8 +137,9 @@ function parseArgs(argv) {
     else if (flag === '--workers') opts.workers = Math.max(1, Math.floor(value()));
     else if (flag === '--fault-workers') opts.faultWorkers = Math.floor(value());
     else if (flag === '--self-test') opts.selfTest = true;
+    else if (flag === '--redis') opts.redis = true;
     else if (flag === '--help' || flag === '-h') {
-      console.log('usage: node tests/soak/soak.mjs [--seconds N] [--seed S] [--workers W] [--fault-workers F] [--self-test]');
+      console.log('usage: node tests/soak/soak.mjs [--seconds N] [--seed S] [--workers W] [--fault-workers F] [--redis] [--self-test]');
       process.exit(0);
     } else throw new Error(`unknown argument ${argv[i]}`);
   }
@@ -120,8 +160,10 @@ async function main() {
   const rng = makeRng(opts.seed);
   const log = (msg) => console.error(`[soak +${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
 
+  const redis = opts.redis ? await startRedis(['--enable-debug-command', 'local']) : null;
   const server = await startServer({
     extraEnv: {
+      ...(redis ? { REDIS_URL: `redis://127.0.0.1:${redis.port}` } : {}),
       EVENTS_PER_SECOND: '100000',
       EVENT_BURST: '100000',
       MAX_CONNECTIONS_PER_IP: '100000',
@@ -134,7 +176,7 @@ async function main() {
     },
   });
   const pid = server.process.pid;
-  log(`server pid ${pid} at ${server.url}; seed ${opts.seed}; ${opts.seconds} s of load`);
+  log(`server pid ${pid} at ${server.url}${redis ? ` on redis port ${redis.port}` : ''}; seed ${opts.seed}; ${opts.seconds} s of load`);
 
   const stats = {
     sessions: counters(),
@@ -231,6 +273,7 @@ async function main() {
     const workers = [];
     for (let i = 0; i < opts.workers; i++) workers.push(sessionWorker(ctx, makeRng(opts.seed + 1000 + i)));
     for (let i = 0; i < opts.faultWorkers; i++) workers.push(faultWorker(ctx, makeRng(opts.seed + 2000 + i)));
+    if (redis) workers.push(redisFaultWorker(ctx, redis.port, makeRng(opts.seed + 3000)));
     // A session is bounded (connect, join, exchange, delivery and leave waits): 3 minutes covers the last one.
     await withTimeout(Promise.all(workers), opts.seconds * 1000 + 180000, 'workers did not finish in time').catch((e) =>
       stats.unexpected.add(e.message),
@@ -264,6 +307,7 @@ async function main() {
     if (monitor) clearInterval(monitor);
     for (const c of [...ctx.clients]) c.close();
     shutdownCode = await server.stop(15000).catch((e) => `error: ${e.message}`);
+    if (redis) await redis.stop();
   }
 
   // Logs (complete now: the server has exited, and stdout is read to its end).
@@ -290,6 +334,10 @@ async function main() {
     unexpected: stats.unexpected.total,
     violations: stats.violations.total,
   });
+  if (redis) {
+    const injected = ['redis:pause-all', 'redis:pause-write', 'redis:debug-sleep'].reduce((n, k) => n + stats.faults.get(k), 0);
+    check('redis-faults', injected > 0, `${injected} Redis stalls`);
+  }
   check('rooms-empty', finalRooms?.total === 0, finalRooms?.total);
   check('connections-zero', finalHealth?.connections === 0, finalHealth?.connections);
   check(
