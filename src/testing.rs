@@ -115,6 +115,78 @@ impl RedisProcess {
     }
 }
 
+/// A Redis Cluster of three masters (no replicas), each a [`RedisProcess`]
+/// on a free port with its own directory for `nodes.conf`; ready (every slot
+/// served) when [`RedisCluster::start`] returns.
+pub struct RedisCluster {
+    /// The masters.
+    pub nodes: Vec<RedisProcess>,
+    dir: std::path::PathBuf,
+}
+
+impl RedisCluster {
+    /// Starts three masters and joins them with `redis-cli --cluster create`.
+    pub fn start() -> Self {
+        static NEXT: AtomicU16 = AtomicU16::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "switchboard-cluster-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut nodes = Vec::new();
+        for n in 0..3 {
+            let node_dir = dir.join(n.to_string());
+            std::fs::create_dir_all(&node_dir).expect("a directory for the node");
+            let node_dir = node_dir.to_string_lossy().into_owned();
+            // The cluster bus on a free port of its own (the default, port + 10000, may not exist).
+            let bus = free_port().to_string();
+            let args = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-node-timeout",
+                "5000",
+                "--cluster-port",
+                &bus,
+                "--dir",
+                &node_dir,
+            ];
+            nodes.push(RedisProcess::start_with(&args));
+        }
+        let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli is installed with redis-server");
+        assert!(out.status.success(), "cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &nodes {
+            while !node.command(&["CLUSTER", "INFO"]).contains("cluster_state:ok") {
+                assert!(Instant::now() < deadline, "the cluster did not become ready");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Self { nodes, dir }
+    }
+
+    /// `redis-cluster://` with every master.
+    pub fn url(&self) -> String {
+        let first = self.nodes[0].port;
+        let rest: Vec<String> = self.nodes[1..].iter().map(|n| format!("node=127.0.0.1:{}", n.port)).collect();
+        format!("redis-cluster://127.0.0.1:{first}?{}", rest.join("&"))
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// A port no other RedisProcess of this test process has had, and that is free now.
 fn free_port() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);

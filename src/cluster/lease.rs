@@ -90,7 +90,7 @@ mod tests {
         assert!(!b.hold("sweep", "instance-b", short).await.unwrap(), "held by a");
         assert!(b.hold("promote", "instance-b", short).await.unwrap(), "another lease is another lock");
         assert!(a.hold("sweep", "instance-a", Duration::from_secs(30)).await.unwrap(), "renewed by its holder");
-        let left: i64 = client.pttl("test:d:lease:sweep").await.unwrap();
+        let left: i64 = client.pttl("{test}:d:lease:sweep").await.unwrap();
         assert!(left > 1_000, "the renewal extended it: {left} ms left");
 
         assert!(a.hold("sweep", "instance-a", short).await.unwrap());

@@ -208,9 +208,14 @@ async fn subscribe_all(subscriber: &SubscriberClient, channels: BTreeSet<String>
 }
 
 /// How many channels the subscriber's connection holds, as Redis says (`CLIENT INFO`'s `sub=`).
+/// On a Redis Cluster, fred sends a subscriber's `SUBSCRIBE`s to the node of
+/// the slot of its id, so that node is asked.
 async fn subscribed_channels(subscriber: &SubscriberClient) -> Result<usize, Error> {
-    let info: String =
-        subscriber.custom(CustomCommand::new_static("CLIENT", ClusterHash::Random, false), vec!["INFO"]).await?;
+    let node = match subscriber.is_clustered() {
+        true => ClusterHash::Custom(fred::util::redis_keyslot(subscriber.id().as_bytes())),
+        false => ClusterHash::Random,
+    };
+    let info: String = subscriber.custom(CustomCommand::new_static("CLIENT", node, false), vec!["INFO"]).await?;
     let count = info.split_whitespace().find_map(|field| field.strip_prefix("sub=")).and_then(|n| n.parse().ok());
     count.ok_or_else(|| Error::new(ErrorKind::Parse, format!("no subscription count in CLIENT INFO: {info}")))
 }

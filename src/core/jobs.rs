@@ -16,8 +16,8 @@
 //! another instance takes it within `JOB_LEASE_MS` plus a third.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::task::JoinSet;
 
@@ -28,6 +28,43 @@ use crate::metrics::SignalOutcome;
 
 /// The lease's name in the device store: its holder is the cluster's leader.
 pub const LEASE: &str = "leader";
+
+/// Whether this instance holds the leader lease, fenced by time: a holder
+/// counts as one only until the lease it last renewed would run out,
+/// measured from when the renewal was sent on a clock that counts pauses.
+/// An instance stopped past its lease (`kill -STOP`, a VM pause) therefore
+/// runs no job on waking before it has renewed, while another instance may
+/// have taken the lease meanwhile.
+#[derive(Default)]
+pub struct Leadership {
+    held: AtomicBool,
+    /// Until when (ms since `started`) the last renewal vouches.
+    until_ms: AtomicU64,
+    started: std::sync::OnceLock<Instant>,
+}
+
+impl Leadership {
+    fn now_ms(&self) -> u64 {
+        self.started.get_or_init(Instant::now).elapsed().as_millis() as u64
+    }
+
+    /// Whether this instance holds the lease now.
+    pub fn holds(&self) -> bool {
+        self.held.load(Ordering::Acquire) && self.now_ms() < self.until_ms.load(Ordering::Acquire)
+    }
+
+    /// Records a renewal's outcome: `held` for `ttl` from `sent` (taken by
+    /// [`Self::mark`] before it was sent); whether that changed.
+    fn record(&self, held: bool, sent: u64, ttl: Duration) -> bool {
+        self.until_ms.store(if held { sent + ttl.as_millis() as u64 } else { 0 }, Ordering::Release);
+        held != self.held.swap(held, Ordering::AcqRel)
+    }
+
+    /// The moment to pass to [`Self::record`]: now, before a renewal is sent.
+    fn mark(&self) -> u64 {
+        self.now_ms()
+    }
+}
 
 /// Runs the jobs, when this instance holds the lease, until the task is aborted.
 pub async fn run(core: Arc<Core>) {
@@ -41,7 +78,7 @@ pub async fn run(core: Arc<Core>) {
     let mut expire = tokio::time::interval(config.expiry_interval);
     let retention = core.config.workers.retention;
     let mut forget = tokio::time::interval((retention / 4).max(Duration::from_millis(100)));
-    let holds = || core.leader.load(Ordering::Acquire);
+    let holds = || core.leader.holds();
     loop {
         tokio::select! {
             _ = sweep.tick() => if holds() {
@@ -85,6 +122,7 @@ async fn keep_lease(core: Arc<Core>) {
     let mut renew = tokio::time::interval(ttl / 3);
     loop {
         renew.tick().await;
+        let sent = core.leader.mark();
         let held = match core.stores.lease.hold(LEASE, &core.instance, ttl).await {
             Ok(held) => held,
             Err(e) => {
@@ -92,7 +130,7 @@ async fn keep_lease(core: Arc<Core>) {
                 false
             }
         };
-        if held != core.leader.swap(held, Ordering::AcqRel) {
+        if core.leader.record(held, sent, ttl) {
             if held {
                 info!(instance = %core.instance, "this instance is the leader: it runs the cluster-wide jobs");
             } else {
@@ -114,5 +152,26 @@ async fn expire_signals(core: &Core) {
             // The notice waits in the store; the sender gets it when it next connects.
             warn!(error = %err, "could not wake the sender of an expired signal");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leader_runs_jobs_only_while_its_last_renewal_vouches_for_the_lease() {
+        let leadership = Leadership::default();
+        assert!(!leadership.holds(), "not before a renewal");
+        let sent = leadership.mark();
+        assert!(leadership.record(true, sent, Duration::from_millis(40)), "became the leader");
+        assert!(leadership.holds());
+        // As after a pause past the lease: no renewal came.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!leadership.holds(), "the lease may be another's by now");
+        assert!(!leadership.record(true, leadership.mark(), Duration::from_secs(10)), "still the holder: no change");
+        assert!(leadership.holds(), "renewed");
+        assert!(leadership.record(false, leadership.mark(), Duration::from_secs(10)));
+        assert!(!leadership.holds());
     }
 }

@@ -29,7 +29,6 @@ pub mod upkeep;
 pub mod workers;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use tokio::sync::Notify;
 
@@ -88,7 +87,7 @@ pub struct Core {
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
     /// Whether this instance is the cluster's leader (it runs the cluster-wide jobs).
-    pub leader: AtomicBool,
+    pub leader: jobs::Leadership,
     /// The state engines.
     pub stores: Stores,
     seats: rooms::seats::SeatBook,
@@ -110,7 +109,7 @@ impl Core {
             courier: Courier::new(instance.clone(), bus),
             health: health::Health::new(clustered),
             metrics: Arc::default(),
-            leader: AtomicBool::new(false),
+            leader: jobs::Leadership::default(),
             seats: Default::default(),
             rooms_changed: Notify::new(),
             mailboxes: Default::default(),

@@ -139,6 +139,20 @@ async fn a_killed_instance_leaves_every_room_within_the_bound() {
     assert_eq!(apps[0].get("/api/rooms/alone").await.0, 404, "the dead instance's room is gone");
 }
 
+/// peer_a on `a` and peer_b on `b`, announced, connected, and one signal
+/// delivered from a to b.
+async fn devices_across(a: &TestApp, b: &TestApp) -> (Device, Device) {
+    for peer in ["peer_a", "peer_b"] {
+        let body = json!({ "peerId": peer, "signalAddress": "wss://s.example/x" });
+        assert_eq!(a.request("POST", "/network/home/announce", Some(body), None).await.0, 200);
+    }
+    let sender = Device::connect(&a.url("/"), "peer_a").await;
+    let mut receiver = Device::connect(&b.url("/"), "peer_b").await;
+    assert_eq!(sender.signal("peer_b", json!({ "n": 1 })).await, "delivered");
+    assert_eq!(receiver.next_signal(WAIT).await["data"], json!({ "n": 1 }));
+    (sender, receiver)
+}
+
 async fn health_is(app: &TestApp, status: u16, redis: &str) -> bool {
     let (code, body) = app.get("/health").await;
     code == status && body["redis"] == redis
@@ -241,14 +255,7 @@ async fn a_signal_sent_while_an_instance_cannot_subscribe_reaches_its_device_onc
         c.presence.ack_timeout = std::time::Duration::from_secs(60);
     })
     .await;
-    for peer in ["peer_a", "peer_b"] {
-        let body = json!({ "peerId": peer, "signalAddress": "wss://s.example/x" });
-        assert_eq!(apps[0].request("POST", "/network/home/announce", Some(body), None).await.0, 200);
-    }
-    let sender = Device::connect(&apps[0].url("/"), "peer_a").await;
-    let mut receiver = Device::connect(&apps[1].url("/"), "peer_b").await;
-    assert_eq!(sender.signal("peer_b", json!({ "n": 1 })).await, "delivered");
-    assert_eq!(receiver.next_signal(WAIT).await["data"], json!({ "n": 1 }));
+    let (sender, mut receiver) = devices_across(&apps[0], &apps[1]).await;
 
     cut_pubsub(&redis, &apps).await;
     // "delivered": the receiver is connected. The signal waits in its queue,
@@ -290,4 +297,56 @@ async fn an_outage_is_logged_once_when_it_starts_and_once_when_it_ends() {
     let back =
         server.seen.iter().filter(|l| l["message"] == "Redis reachable again; reconciling this instance's rooms");
     assert_eq!(back.count(), 1);
+}
+
+/// Issue 16, build 9: every script declares its keys under one hash tag, so
+/// switchboard runs unchanged on a Redis Cluster of three masters: signaling
+/// across three instances, one listing, rooms capped exactly under
+/// contention, `/mesh` and `/devices` across instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_work_as_one_on_a_redis_cluster_of_three_masters() {
+    let redis = tokio::task::block_in_place(switchboard::testing::RedisCluster::start);
+    let mut apps = Vec::new();
+    for _ in 0..3 {
+        apps.push(
+            spawn_app_with(|c| {
+                c.redis_url = Some(redis.url());
+                c.max_room_size = 5;
+            })
+            .await,
+        );
+    }
+    let mut alice = Peer::joined(&apps[0], Transport::Websocket, "rc", "alice").await;
+    let mut bob = Peer::joined(&apps[1], Transport::Polling, "rc", "bob").await;
+    assert_eq!(alice.expect("user-joined").await["userId"], "bob");
+    let offer = json!({"type": "offer", "sdp": "v=0\r\n"});
+    let ack = alice.ack("offer", json!({"roomId": "rc", "targetId": "bob", "offer": offer})).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert_eq!(bob.expect("offer").await["offer"], offer);
+    bob.emit("answer", json!({"roomId": "rc", "targetId": "alice", "answer": {"n": 1}})).await;
+    assert_eq!(alice.expect("answer").await["senderId"], "bob");
+    let first = listing(&apps[0]).await;
+    assert_eq!(first["total"], 1, "{first}");
+    assert_eq!(listing(&apps[2]).await, first);
+
+    // Contention across instances: exactly MAX_ROOM_SIZE (5 here) seats.
+    let mut peers = Vec::new();
+    for n in 0..15 {
+        peers.push(Peer::connect(&apps[n % 3], Transport::Websocket).await);
+    }
+    let joins =
+        peers.iter().enumerate().map(|(n, p)| p.ack("join-room", json!({"roomId": "full", "userId": format!("u{n}")})));
+    let acks = join_all(joins).await;
+    let admitted = acks.iter().filter(|a| a["ok"] == true).count();
+    let refused = acks.iter().filter(|a| a["error"]["code"] == "room-full").count();
+    assert_eq!((admitted, refused), (5, 10), "{acks:?}");
+    for app in &apps {
+        assert_eq!(app.get("/api/rooms/full").await.1["participantCount"], 5);
+    }
+
+    // Devices across instances.
+    let _devices = devices_across(&apps[0], &apps[1]).await;
+
+    bob.disconnect().await;
+    assert_eq!(alice.expect("user-left").await["userId"], "bob");
 }

@@ -173,7 +173,7 @@ async fn a_relay_after_a_rejoin_elsewhere_reaches_the_new_connection_even_after_
     // Announcements of other rooms queue up ahead of the rejoin's in x's
     // subscriber, as after any busy moment (fewer than its queue holds).
     let noise = "for i = 1, 10000 do redis.call('PUBLISH', ARGV[1], 'other-' .. i) end";
-    redis_cli(&redis, &["EVAL", noise, "0", "switchboard:changed"]);
+    redis_cli(&redis, &["EVAL", noise, "0", "{switchboard}:changed"]);
     let mut new = Peer::connect_to(&ws(&y), Transport::Websocket).await;
     let rejoined = new.ack("join-room", json!({"roomId": "rejoin", "userId": "bob"})).await;
     assert_eq!(rejoined["ok"], true, "{rejoined}");
@@ -344,7 +344,7 @@ async fn a_killed_instance_leaves_no_key_behind() {
         reqwest::Client::new().post(format!("{}/network/home/announce", b.url)).json(&announce).send().await;
     assert_eq!(announced.unwrap().status(), 200);
     let _device = crate::helpers::Device::connect(&ws(&b), "peer_b").await;
-    let endpoint = || redis_cli(&redis, &["GET", "switchboard:d:at:peer_b"]);
+    let endpoint = || redis_cli(&redis, &["GET", "{switchboard}:d:at:peer_b"]);
     assert!(endpoint().contains(&id), "registered: {}", endpoint());
 
     tokio::task::block_in_place(|| b.kill());
@@ -352,8 +352,8 @@ async fn a_killed_instance_leaves_no_key_behind() {
     let deadline = Instant::now() + WAIT;
     loop {
         let keys = redis_cli(&redis, &["KEYS", &format!("*{id}*")]);
-        let listed = redis_cli(&redis, &["SMEMBERS", "switchboard:instances"]);
-        let mesh = redis_cli(&redis, &["HKEYS", "switchboard:m:org:acme"]);
+        let listed = redis_cli(&redis, &["SMEMBERS", "{switchboard}:instances"]);
+        let mesh = redis_cli(&redis, &["HKEYS", "{switchboard}:m:org:acme"]);
         let gone =
             keys.trim().is_empty() && !listed.contains(&id) && !mesh.contains("bea") && endpoint().trim().is_empty();
         if gone {
@@ -366,7 +366,7 @@ async fn a_killed_instance_leaves_no_key_behind() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(redis_cli(&redis, &["HKEYS", "switchboard:m:org:acme"]).contains("ann"), "the live member stays");
+    assert!(redis_cli(&redis, &["HKEYS", "{switchboard}:m:org:acme"]).contains("ann"), "the live member stays");
 }
 
 /// A `/mesh` member of `org` on `server`.

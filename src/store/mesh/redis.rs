@@ -1,4 +1,4 @@
-//! The mesh in Redis (prefix `p`): `p:m:org:{org}` hash, client id to its
+//! The mesh in Redis (`p` is the prefix in braces, `{switchboard}` by default): `p:m:org:{org}` hash, client id to its
 //! JSON; `p:m:admin:{org}`
 //! string, the admin seat's JSON, with a TTL (the lease); `p:m:inst:{instance}`
 //! set, the clients an instance registered (organization and id), so a

@@ -32,9 +32,15 @@ if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET
 return 1
 "#;
 
-/// `prefix:part:part...`: every key and channel of the Redis engines.
+/// `{prefix}:part:part...`: every key and channel of the Redis engines.
+///
+/// The prefix in braces is a Redis Cluster hash tag: every key of a
+/// deployment hashes to one slot, so each script's keys (declared in full)
+/// sit on one node and switchboard runs unchanged on a Redis Cluster. (It
+/// does not spread one deployment over the cluster's nodes; `REDIS_PREFIX`
+/// deployments sharing a cluster land on their own slots.)
 pub fn key(prefix: &str, parts: &[&str]) -> String {
-    let mut key = prefix.to_owned();
+    let mut key = format!("{{{prefix}}}");
     for part in parts {
         key.push(':');
         key.push_str(part);

@@ -1,8 +1,6 @@
 //! `GET /health`: 200 while the instance can do its work; 503 while Redis is
 //! down (cluster mode), so a load balancer takes the instance out.
 
-use std::sync::atomic::Ordering;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -47,7 +45,7 @@ pub(super) async fn health(State(state): State<AppState>) -> (StatusCode, Json<H
         adapter: core.stores.rooms.kind(),
         redis: redis_up.map(|up| if up { "up" } else { "down" }),
         connected_clients: core.metrics.sockets().all,
-        leader: core.leader.load(Ordering::Relaxed),
+        leader: core.leader.holds(),
         ring: if down { None } else { core.workers().figures().await.ok() },
     };
     let status = if down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };

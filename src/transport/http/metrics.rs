@@ -1,8 +1,6 @@
 //! `GET /metrics`: Prometheus text of this instance's counters and the
 //! stores' figures; behind the token with `JWT_SECRET` set (it names networks).
 
-use std::sync::atomic::Ordering;
-
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -24,7 +22,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, H
         rooms,
         presence: &presence,
         queued,
-        leader: core.leader.load(Ordering::Relaxed),
+        leader: core.leader.holds(),
         workers: (ring.workers, ring.healthy, ring.virtual_nodes),
         bootstraps: core.workers().bootstraps(),
     };

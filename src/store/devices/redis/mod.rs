@@ -1,7 +1,7 @@
 //! The Redis device engines: presence, queues, expiry notices, endpoints and
 //! wake-ups, one cluster-wide view for every instance.
 //!
-//! Layout (prefix `p`, default `switchboard`; device and network ids hold no `:`):
+//! Layout (`p` is the prefix in braces, a Redis Cluster hash tag: `{switchboard}` by default; device and network ids hold no `:`):
 //! - `p:d:dev:{device}` string: the device's record (JSON, times in unix ms)
 //! - `p:d:devices` set: every device with a record; `p:d:net:{network}` set: those in one network
 //! - `p:d:q:{device}` sorted set: the signals waiting for the device, JSON scored by id;
@@ -57,7 +57,8 @@ use crate::store::redis::key;
 
 /// `p:d:part:...`, where every key of these engines lives.
 fn device_key(prefix: &str, parts: &[&str]) -> String {
-    key(&key(prefix, &["d"]), parts)
+    let all: Vec<&str> = std::iter::once("d").chain(parts.iter().copied()).collect();
+    key(prefix, &all)
 }
 
 impl Devices {

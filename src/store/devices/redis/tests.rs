@@ -182,12 +182,12 @@ async fn a_wake_on_one_instance_reaches_every_instance() {
 async fn a_corrupt_record_is_reported_as_unavailable() {
     let redis = tokio::task::spawn_blocking(RedisProcess::start).await.unwrap();
     let s = devices(&redis, INSTANCE).await;
-    let _: () = s.client.set("test:d:dev:peer_a", "{not json", None, None, false).await.unwrap();
-    let _: () = s.client.sadd("test:d:devices", "peer_a").await.unwrap();
+    let _: () = s.client.set("{test}:d:dev:peer_a", "{not json", None, None, false).await.unwrap();
+    let _: () = s.client.sadd("{test}:d:devices", "peer_a").await.unwrap();
     for result in [s.presence.device(&id("peer_a")).await.map(|_| ()), s.presence.stats().await.map(|_| ())] {
         match result {
             Err(StoreError::Unavailable(why)) => {
-                assert!(why.starts_with("test:d:dev:peer_a in Redis is corrupt"), "{why}")
+                assert!(why.starts_with("{test}:d:dev:peer_a in Redis is corrupt"), "{why}")
             }
             other => panic!("{other:?}"),
         }

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use fred::prelude::*;
 
 use super::codec::decode;
-use super::{Change, RedisStore, Restoring};
+use super::seats::Restoring;
+use super::{Change, RedisStore};
 use crate::domain::{ConnId, Joined, Request, Room, RoomError, RoomId, RoomMeta, Route, UserId};
 use crate::store::StoreError;
 use crate::store::redis::unavailable;
@@ -180,19 +181,27 @@ impl RoomStore for RedisStore {
     }
 
     async fn list(&self, offset: usize, limit: usize) -> Result<RoomPage, StoreError> {
-        let keys = vec![self.key(&["rooms"])];
-        let args = vec![self.key(&["room", ""]), offset.to_string(), (offset + limit - 1).to_string()];
-        let raw: Vec<Value> = self.list.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)?;
+        // The page's ids, then those rooms and the total in one script that
+        // declares every key it reads (a room deleted in between is skipped).
+        let range = (offset as i64, (offset + limit) as i64 - 1);
+        let ids: Vec<String> = self
+            .client
+            .zrange(self.key(&["rooms"]), range.0, range.1, None, false, None, false)
+            .await
+            .map_err(unavailable)?;
+        let ids: Vec<RoomId> = ids.iter().filter_map(|id| RoomId::parse(id).ok()).collect();
+        let mut keys = vec![self.key(&["rooms"])];
+        keys.extend(ids.iter().map(|id| self.key(&["room", id.as_str()])));
+        let raw: Vec<Value> =
+            self.list.evalsha_with_reload(&self.client, keys, Vec::<String>::new()).await.map_err(unavailable)?;
         let total = raw.first().and_then(Value::as_u64).unwrap_or(0) as usize;
         let mut rooms = Vec::new();
-        for chunk in raw[1..].chunks_exact(3) {
-            let (Some(id), Some(created), Some(members)) =
-                (chunk[0].as_string(), chunk[1].as_u64(), chunk[2].as_string())
-            else {
+        for (id, chunk) in ids.iter().zip(raw[1..].chunks_exact(2)) {
+            let (Some(created), Some(members)) = (chunk[0].as_u64(), chunk[1].as_string()) else { continue };
+            if members.is_empty() {
                 continue;
-            };
-            let Ok(id) = RoomId::parse(&id) else { continue };
-            rooms.push(RoomSnapshot::from(&decode(&id, created, &members)?));
+            }
+            rooms.push(RoomSnapshot::from(&decode(id, created, &members)?));
         }
         Ok(RoomPage { rooms, total })
     }
