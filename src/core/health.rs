@@ -13,12 +13,20 @@ pub struct Health {
     /// A store call failed for want of the store since the last reconcile:
     /// what Redis did with it is not known until the next one.
     unsettled: AtomicBool,
+    /// A store call failed for want of the store, and no upkeep round has
+    /// reached Redis since: events fail at once instead of each waiting
+    /// `REDIS_TIMEOUT_MS` in turn ([`Self::failing_fast`]).
+    stalled: AtomicBool,
 }
 
 impl Health {
     /// Health for a cluster (`clustered`) or a single instance.
     pub fn new(clustered: bool) -> Self {
-        Self { redis_up: clustered.then(|| AtomicBool::new(true)), unsettled: AtomicBool::new(false) }
+        Self {
+            redis_up: clustered.then(|| AtomicBool::new(true)),
+            unsettled: AtomicBool::new(false),
+            stalled: AtomicBool::new(false),
+        }
     }
 
     /// `None` without Redis; otherwise whether Redis answered last time.
@@ -36,6 +44,21 @@ impl Health {
         self.redis_up.as_ref().is_some_and(|flag| flag.swap(up, Ordering::Relaxed) != up)
     }
 
+    /// Whether events that need Redis should fail at once: a call has just
+    /// timed out or failed and no upkeep round has reached Redis since.
+    /// Without it a connection's queued events would each wait out
+    /// `REDIS_TIMEOUT_MS` in turn; with it an event waits at most one
+    /// timeout (its own, or the one before it that opened the gate) plus its
+    /// own work. Closed again by the next good round (within a second).
+    pub fn failing_fast(&self) -> bool {
+        self.redis_up.is_some() && self.stalled.load(Ordering::Acquire)
+    }
+
+    /// An upkeep round reached Redis (`true`: events go through again) or not.
+    pub fn set_reached(&self, reached: bool) {
+        self.stalled.store(!reached, Ordering::Release);
+    }
+
     /// Whether a store call failed since the last call of this (and so
     /// this instance must reconcile); clears it.
     pub fn take_unsettled(&self) -> bool {
@@ -49,6 +72,7 @@ impl Health {
     pub fn reported<E: StoreFailure>(&self, e: E, during: &'static str) -> E {
         let Some(cause) = e.unavailable() else { return e };
         self.unsettled.store(true, Ordering::Release);
+        self.stalled.store(true, Ordering::Release);
         if self.down() {
             tracing::debug!(%cause, during, "state store unavailable");
             return e;

@@ -52,8 +52,12 @@ pub async fn run(core: Arc<Core>, subscriptions: Subscriptions) {
         // The heartbeat is refreshed even while the subscriber is away: this
         // instance is alive, and its seats must not be taken for a dead one's.
         let upkept = match core.stores.rooms.maintain().await {
-            Ok(upkept) => upkept,
+            Ok(upkept) => {
+                core.health.set_reached(true);
+                upkept
+            }
             Err(e) => {
+                core.health.set_reached(false);
                 if went_down(&core) {
                     warn!(error = %e, "Redis unreachable: events that need it fail with `unavailable` until it returns");
                 }

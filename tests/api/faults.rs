@@ -281,6 +281,27 @@ async fn events_answered_unavailable_under_a_write_pause_never_take_effect() {
     assert_eq!(alice.expect("user-joined").await["userId"], "carol");
 }
 
+/// Build 8 (problem 11): a connection's events each wait at most one
+/// `REDIS_TIMEOUT_MS`. Once a call has failed, the events queued behind it
+/// are answered `unavailable` at once, instead of each waiting out its own
+/// timeout (20 joins x 300 ms would outlast this 4 s stall, and the last
+/// ones would then be applied).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_queued_behind_a_stalled_one_are_answered_at_once() {
+    let redis = tokio::task::block_in_place(RedisProcess::start);
+    let a = instance(&redis, &[("INSTANCE_TTL_MS", "10000")]);
+    let carol = Peer::connect_to(&ws(&a), Transport::Websocket).await;
+    redis_cli(&redis, &["CLIENT", "PAUSE", "4000"]);
+    let mut acks = Vec::new();
+    for _ in 0..20 {
+        acks.push(carol.ack_later("join-room", json!({"roomId": "queued", "userId": "carol"})).await);
+    }
+    for (n, ack) in acks.iter_mut().enumerate() {
+        let ack = tokio::time::timeout(WAIT, ack.recv()).await.expect("ack in time").expect("ack");
+        assert_eq!(ack["error"]["code"], "unavailable", "join {n}: {ack}");
+    }
+}
+
 /// Problem 6: a persistent Redis back after 3 s down (longer than the TTL)
 /// finds every heartbeat expired; survivors wait a whole TTL of their own
 /// beats before taking anyone for dead, so nobody sees live users leave.

@@ -28,9 +28,9 @@ use tracing::{error, warn};
 
 use super::admission::Admitted;
 use super::pipeline::{Accepted, Pipeline};
-use crate::core::Core;
 use crate::core::event::Event;
 use crate::core::link::{Confirmation, Confirmed, Link, Undelivered};
+use crate::core::{Core, CoreError};
 use crate::domain::ConnId;
 use crate::state::{AddressSlot, AppState, Stats};
 use crate::transport::wire::error::SignalError;
@@ -196,6 +196,12 @@ impl<N: Namespace> Conn<N> {
         let mut handled: u32 = 0;
         while let Some(job) = self.pipeline.next() {
             match job {
+                // Redis has just failed: answered at once, not after its own timeout.
+                Job::Event { event, reply, .. } if self.core.health.failing_fast() => {
+                    if let Some(socket) = self.socket() {
+                        reply.send(&socket, event.name(), Err::<(), _>(CoreError::Unavailable.into()));
+                    }
+                }
                 Job::Event { event, payload, reply } => {
                     let handling = AssertUnwindSafe(self.ns.handle(self, &event, payload)).catch_unwind().await;
                     match (handling, self.socket()) {
