@@ -148,7 +148,7 @@ pub async fn cluster(config: Arc<Config>) -> std::io::Result<(Arc<Core>, Subscri
     let (prefix, data) = (&config.redis_prefix, &redis.data);
     let clock = Arc::new(RedisClock::new(config.redis_timeout));
     let rooms = RedisStore::new(data.clone(), prefix, &instance, config.instance_ttl, clock.clone());
-    let (devices, endpoints) = Devices::redis(data.clone(), prefix, &instance);
+    let (devices, endpoints) = Devices::redis(data.clone(), prefix, &instance, clock.clone());
     let bus = Bus::new(data.clone(), prefix, config.redis_timeout, clock);
     let own = vec![rooms.changes_channel(), rooms.sync_channel(), endpoints.wake_channel(), bus.channel()];
     let subscriptions = crate::cluster::redis::keep_subscriptions(redis.subscriber.clone(), own);

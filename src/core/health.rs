@@ -13,10 +13,12 @@ pub struct Health {
     /// A store call failed for want of the store since the last reconcile:
     /// what Redis did with it is not known until the next one.
     unsettled: AtomicBool,
-    /// A store call failed for want of the store, and no upkeep round has
-    /// reached Redis since: events fail at once instead of each waiting
-    /// `REDIS_TIMEOUT_MS` in turn ([`Self::failing_fast`]).
-    stalled: AtomicBool,
+    /// Store calls that failed for want of the store, counted.
+    failures: AtomicU64,
+    /// [`Self::failures`] as it was when the last upkeep round that reached
+    /// Redis began: events fail at once while more have failed since
+    /// ([`Self::failing_fast`]).
+    cleared: AtomicU64,
 }
 
 impl Health {
@@ -25,7 +27,8 @@ impl Health {
         Self {
             redis_up: clustered.then(|| AtomicBool::new(true)),
             unsettled: AtomicBool::new(false),
-            stalled: AtomicBool::new(false),
+            failures: AtomicU64::new(0),
+            cleared: AtomicU64::new(0),
         }
     }
 
@@ -51,12 +54,24 @@ impl Health {
     /// timeout (its own, or the one before it that opened the gate) plus its
     /// own work. Closed again by the next good round (within a second).
     pub fn failing_fast(&self) -> bool {
-        self.redis_up.is_some() && self.stalled.load(Ordering::Acquire)
+        self.redis_up.is_some() && self.failures.load(Ordering::Acquire) > self.cleared.load(Ordering::Acquire)
     }
 
-    /// An upkeep round reached Redis (`true`: events go through again) or not.
-    pub fn set_reached(&self, reached: bool) {
-        self.stalled.store(!reached, Ordering::Release);
+    /// An upkeep round could not reach Redis: events fail at once.
+    pub fn unreached(&self) {
+        self.failures.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// To note before an upkeep round, and hand to [`Self::reached`].
+    pub fn round_begins(&self) -> u64 {
+        self.failures.load(Ordering::Acquire)
+    }
+
+    /// An upkeep round that began at `begun` reached Redis: events go
+    /// through again, unless a call failed after it began (then the gate
+    /// stays shut until a later round).
+    pub fn reached(&self, begun: u64) {
+        self.cleared.fetch_max(begun, Ordering::AcqRel);
     }
 
     /// Whether a store call failed since the last call of this (and so
@@ -72,7 +87,7 @@ impl Health {
     pub fn reported<E: StoreFailure>(&self, e: E, during: &'static str) -> E {
         let Some(cause) = e.unavailable() else { return e };
         self.unsettled.store(true, Ordering::Release);
-        self.stalled.store(true, Ordering::Release);
+        self.failures.fetch_add(1, Ordering::AcqRel);
         if self.down() {
             tracing::debug!(%cause, during, "state store unavailable");
             return e;

@@ -51,13 +51,14 @@ pub async fn run(core: Arc<Core>, subscriptions: Subscriptions) {
         tick.tick().await;
         // The heartbeat is refreshed even while the subscriber is away: this
         // instance is alive, and its seats must not be taken for a dead one's.
+        let begun = core.health.round_begins();
         let upkept = match core.stores.rooms.maintain().await {
             Ok(upkept) => {
-                core.health.set_reached(true);
+                core.health.reached(begun);
                 upkept
             }
             Err(e) => {
-                core.health.set_reached(false);
+                core.health.unreached();
                 if went_down(&core) {
                     warn!(error = %e, "Redis unreachable: events that need it fail with `unavailable` until it returns");
                 }

@@ -62,16 +62,24 @@ impl Mesh<'_> {
     /// the client's older connection, if any, to turn out once this one is up.
     pub async fn join(&self, org: OrgId, client: MeshClient) -> Result<(Arc<Member>, Option<MeshClient>), CoreError> {
         let core = self.0;
-        let old = core.stores.mesh.join(&org, client.clone()).await.map_err(|e| core.reported(e, "mesh connect"))?;
+        // Known here first, so a reconcile meanwhile does not take the new
+        // record for a ghost; forgotten again if the store fails.
+        let now = client.last_seen;
+        let member = Arc::new(Member { org: org.clone(), client: client.clone(), last_seen: AtomicU64::new(now) });
+        core.mesh_members.0.insert(member.conn().clone(), member.clone());
+        let old = match core.stores.mesh.join(&org, client.clone()).await {
+            Ok(old) => old,
+            Err(e) => {
+                core.mesh_members.0.remove_if(member.conn(), |_, m| Arc::ptr_eq(m, &member));
+                return Err(core.reported(e, "mesh connect").into());
+            }
+        };
         let groups = &core.courier.groups;
         groups.join(&Group::Org(org.clone()), &client.conn);
         groups.join(&Group::Client(org.clone(), client.id.clone()), &client.conn);
         if client.capabilities.iter().any(|c| c == VIEW_LOCATION) {
             groups.join(&Group::Viewers(org.clone()), &client.conn);
         }
-        let now = client.last_seen;
-        let member = Arc::new(Member { org, client, last_seen: AtomicU64::new(now) });
-        core.mesh_members.0.insert(member.conn().clone(), member.clone());
         let old = old.filter(|old| old.conn != member.client.conn);
         Ok((member, old))
     }
@@ -96,8 +104,9 @@ impl Mesh<'_> {
     }
 
     /// Puts this instance's members back where Redis lost them (or survivors
-    /// dropped them), and sends each organization touched its list again;
-    /// how many were put back. The election loop fills empty admin seats.
+    /// dropped them), deletes records of its connections that are gone, and
+    /// sends each organization it put members back in its list again; how
+    /// many records changed. The election loop fills empty admin seats.
     pub async fn restore(&self) -> Result<usize, crate::store::StoreError> {
         let core = self.0;
         let members: Vec<Arc<Member>> = core.mesh_members.0.iter().map(|e| e.value().clone()).collect();
@@ -110,10 +119,15 @@ impl Mesh<'_> {
                 touched.insert(member.org.clone());
             }
         }
+        // And the other way: records of this instance's connections that are gone.
+        let live = |org: &OrgId, client: &crate::domain::mesh::ClientId, conn: &ConnId| {
+            core.mesh_members.0.get(conn).is_some_and(|m| &m.org == org && &m.client.id == client)
+        };
+        let pruned = core.stores.mesh.prune(&live).await?;
         for org in &touched {
             self.client_list(org, None).await;
         }
-        Ok(restored)
+        Ok(restored + pruned)
     }
 
     /// Any event from a member: it is alive.

@@ -32,6 +32,17 @@ pub trait MeshStore: Send + Sync + 'static {
     /// this instance was taken for dead); whether it did.
     async fn restore(&self, org: &OrgId, client: MeshClient) -> Result<bool, StoreError>;
 
+    /// Deletes the clients this instance registered whose connection `live`
+    /// says is gone (a connect answered `unavailable` that Redis applied
+    /// anyway); how many. The memory engine cannot disagree.
+    async fn prune(
+        &self,
+        live: &(dyn for<'x> Fn(&'x OrgId, &'x ClientId, &'x ConnId) -> bool + Sync),
+    ) -> Result<usize, StoreError> {
+        let _ = live;
+        Ok(0)
+    }
+
     /// Deletes the clients a dead instance left (cluster mode; the memory
     /// engine has no other instances); how many. Stops if it is alive again.
     async fn forget_instance(&self, dead: &str) -> Result<usize, StoreError> {

@@ -148,6 +148,25 @@ impl MeshStore for RedisMesh {
         Ok(left)
     }
 
+    async fn prune(
+        &self,
+        live: &(dyn for<'x> Fn(&'x OrgId, &'x ClientId, &'x ConnId) -> bool + Sync),
+    ) -> Result<usize, StoreError> {
+        let mut pruned = 0;
+        for noted in self.instances.leftovers(ENGINE, self.instances.me()).await? {
+            let Some((org, client)) = noted.split_once(SEP) else { continue };
+            let (Ok(org), Ok(client)) = (OrgId::parse(org), ClientId::parse(client)) else { continue };
+            let record = self.read(&org, &client).await?.filter(|(_, c)| c.instance == self.instances.me());
+            match record {
+                Some((_, c)) if live(&org, &client, &c.conn) => continue,
+                Some((raw, _)) => pruned += usize::from(self.swap(&org, &client, raw, String::new()).await?),
+                None => {}
+            }
+            self.instances.unnote(ENGINE, &noted).await?;
+        }
+        Ok(pruned)
+    }
+
     async fn forget_instance(&self, dead: &str) -> Result<usize, StoreError> {
         let mut forgotten = 0;
         for noted in self.instances.leftovers(ENGINE, dead).await? {

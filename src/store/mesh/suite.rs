@@ -94,3 +94,22 @@ async fn redis_keeps_one_admin_per_organization_and_the_client_registry() {
     client.init().await.unwrap();
     seats_and_clients(&RedisMesh::new(client, "test", "a")).await;
 }
+
+#[tokio::test]
+async fn redis_prunes_only_the_records_of_its_own_connections_that_are_gone() {
+    let redis = tokio::task::spawn_blocking(RedisProcess::start).await.unwrap();
+    let client = Builder::from_config(Config::from_url(&redis.url()).unwrap()).build().unwrap();
+    client.init().await.unwrap();
+    let s = RedisMesh::new(client, "test", "a");
+    s.join(&org(), self::client("ann", "c1", 1)).await.unwrap();
+    s.join(&org(), self::client("bob", "c2", 2)).await.unwrap();
+    let mut elsewhere = self::client("eve", "c9", 3);
+    elsewhere.instance = "b".into();
+    s.join(&org(), elsewhere).await.unwrap();
+    // Only ann's connection is live here; eve is another instance's.
+    let live = |_: &OrgId, _: &ClientId, conn: &ConnId| conn == &ConnId::new("c1");
+    assert_eq!(s.prune(&live).await.unwrap(), 1);
+    let ids: Vec<_> = s.clients(&org()).await.unwrap().into_iter().map(|c| c.id.as_str().to_owned()).collect();
+    assert!(ids.contains(&"ann".to_owned()) && !ids.contains(&"bob".to_owned()), "{ids:?}");
+    assert_eq!(s.prune(&live).await.unwrap(), 0, "once");
+}

@@ -65,11 +65,16 @@ impl Devices {
     /// The Redis engines over `client` (connected), keys under `prefix`, for
     /// the instance `instance`; the endpoints engine is also returned, to be
     /// subscribed to wake-ups ([`RedisEndpoints::watch_wakes`]).
-    pub fn redis(client: Client, prefix: &str, instance: &str) -> (Self, Arc<RedisEndpoints>) {
+    pub fn redis(
+        client: Client,
+        prefix: &str,
+        instance: &str,
+        clock: Arc<crate::store::redis::clock::RedisClock>,
+    ) -> (Self, Arc<RedisEndpoints>) {
         let endpoints = Arc::new(RedisEndpoints::new(client.clone(), prefix, instance));
         let devices = Self {
             presence: Arc::new(RedisPresence::new(client.clone(), prefix)),
-            queues: Arc::new(RedisQueues::new(client, prefix)),
+            queues: Arc::new(RedisQueues::new(client, prefix, clock)),
             endpoints: endpoints.clone(),
         };
         (devices, endpoints)

@@ -1,6 +1,7 @@
 //! [`Queues`] in Redis: each receiver's queue and each sender's notices a
 //! sorted set scored by id, every change one Lua script.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -14,6 +15,7 @@ use crate::domain::presence::DeviceId;
 use crate::domain::signal::{Expired, Notice, Outgoing, Queued};
 use crate::store::StoreError;
 use crate::store::devices::{EnqueueFailure, Queues};
+use crate::store::redis::clock::RedisClock;
 use crate::store::redis::{decode, encode, unavailable};
 
 /// The next id of the counter `k`. A missing counter (never used, expired
@@ -37,10 +39,16 @@ end
 /// again from the time, above every id it gave.
 const COUNTER_TTL_MS: u64 = 7 * 24 * 3_600 * 1_000;
 
-/// Queues a signal unless the queue is full; returns its id, 0 when full.
+/// Queues a signal unless the queue is full; returns its id, 0 when full,
+/// -1 when Redis ran it past its deadline (see
+/// [`RedisClock`](crate::store::redis::clock::RedisClock)): the sender was
+/// answered `unavailable` by then, and a retry must not queue it twice.
 /// The id is spliced in as the JSON's first field.
-/// KEYS: queue, id counter, queued set. ARGV: max, signal JSON without id, receiver, counter TTL.
+/// KEYS: queue, id counter, queued set.
+/// ARGV: max, signal JSON without id, receiver, deadline (Redis's Unix ms), counter TTL.
 const ENQUEUE: &str = r#"
+local t = redis.call('TIME')
+if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[4]) then return -1 end
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
 local id = next_id(KEYS[2])
 redis.call('ZADD', KEYS[1], id, '{"id":' .. id .. ',' .. string.sub(ARGV[2], 2))
@@ -82,13 +90,15 @@ pub struct RedisQueues {
     enqueue: Script,
     expire: Script,
     drop: Script,
+    clock: Arc<RedisClock>,
 }
 
 impl RedisQueues {
     /// The engine over `client` (connected), keys under `prefix`.
-    pub fn new(client: Client, prefix: &str) -> Self {
+    pub fn new(client: Client, prefix: &str, clock: Arc<RedisClock>) -> Self {
         Self {
             client,
+            clock,
             prefix: prefix.to_owned(),
             enqueue: Script::from_lua(format!("{NEXT_ID}{ENQUEUE}")),
             expire: Script::from_lua(format!("{NEXT_ID}{EXPIRE}")),
@@ -184,12 +194,14 @@ impl Queues for RedisQueues {
         let to = signal.to.as_str();
         let keys = vec![self.queue_key(to), self.key(&["q", to, "seq"]), self.key(&["queued"])];
         let signal_json = encode(&SignalJson::new(&signal, now))?;
-        let args = vec![max.to_string(), signal_json, to.to_owned(), COUNTER_TTL_MS.to_string()];
-        let id: u64 = self.enqueue.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)?;
-        if id == 0 {
-            return Err(EnqueueFailure::Full(max));
+        let deadline = self.clock.deadline().to_string();
+        let args = vec![max.to_string(), signal_json, to.to_owned(), deadline, COUNTER_TTL_MS.to_string()];
+        let id: i64 = self.enqueue.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)?;
+        match id {
+            0 => Err(EnqueueFailure::Full(max)),
+            -1 => Err(StoreError::Unavailable("Redis ran an enqueue past its deadline: not queued".into()).into()),
+            id => Ok(Queued { id: id as u64, signal, queued_at: now }),
         }
-        Ok(Queued { id, signal, queued_at: now })
     }
 
     async fn pending(&self, to: &DeviceId) -> Result<Vec<Queued>, StoreError> {

@@ -39,7 +39,8 @@ async fn devices(redis: &RedisProcess, instance: &str) -> Instance {
     config.version = fred::types::RespVersion::RESP3;
     let subscriber = Builder::from_config(config).build_subscriber_client().unwrap();
     subscriber.init().await.unwrap();
-    let (d, endpoints) = Devices::redis(client.clone(), "test", instance);
+    let clock = Arc::new(crate::store::redis::clock::RedisClock::new(Duration::from_secs(2)));
+    let (d, endpoints) = Devices::redis(client.clone(), "test", instance, clock);
     subscriber.subscribe(endpoints.wake_channel()).await.unwrap();
     let (ready, watch) = tokio::sync::watch::channel(true);
     endpoints.watch_wakes(subscriber, watch);
@@ -208,4 +209,19 @@ async fn signal_ids_never_repeat_after_redis_loses_its_data() {
     let _: () = s.client.flushall(false).await.unwrap();
     let after = s.queues.enqueue(signal("peer_a", "peer_b", 4), t(4), 10).await.unwrap().id;
     assert!(after > *before.iter().max().unwrap(), "{after} after {before:?}");
+}
+
+/// Issue 16, problem 5 for `/devices`: an enqueue Redis runs past its
+/// deadline (a write pause longer than half the timeout) queues nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enqueue_redis_runs_after_its_deadline_queues_nothing() {
+    let redis = tokio::task::spawn_blocking(RedisProcess::start).await.unwrap();
+    let s = devices(&redis, INSTANCE).await;
+    // The script loaded, as on a running server.
+    s.queues.enqueue(signal("peer_a", "peer_c", 1), t(1), 10).await.unwrap();
+    // The clock's timeout is 2 s: a deadline 1 s out, a pause of 1.5 s.
+    tokio::task::block_in_place(|| redis.command(&["CLIENT", "PAUSE", "1500", "WRITE"]));
+    let late = s.queues.enqueue(signal("peer_a", "peer_b", 2), t(2), 10).await;
+    assert!(matches!(late, Err(crate::store::devices::EnqueueFailure::Store(StoreError::Unavailable(_)))), "{late:?}");
+    assert!(s.queues.pending(&id("peer_b")).await.unwrap().is_empty(), "nothing was queued");
 }
