@@ -211,20 +211,22 @@ async fn joins_and_leaves_acked_while_reconciles_run_stay_as_acked() {
         }
     });
     let started = Instant::now();
+    // Every client toggles at once each round (bounded: 60 rounds, or 8 s).
     let mut round = 0;
-    // Bounded: 60 rounds, or 8 s.
     while round < 60 && started.elapsed() < Duration::from_secs(8) {
-        let (user, peer, seated) = &mut clients[round % 8];
-        let ack = if *seated {
-            peer.ack("leave-room", json!({"roomId": "race"})).await
-        } else {
-            peer.ack("join-room", json!({"roomId": "race", "userId": user})).await
-        };
-        if ack["ok"] == true {
-            *seated = !*seated;
-        } else {
-            assert_eq!(ack["error"]["code"], "unavailable", "{ack}");
-        }
+        let toggles = clients.iter_mut().map(|(user, peer, seated)| async move {
+            let ack = if *seated {
+                peer.ack("leave-room", json!({"roomId": "race"})).await
+            } else {
+                peer.ack("join-room", json!({"roomId": "race", "userId": user.as_str()})).await
+            };
+            if ack["ok"] == true {
+                *seated = !*seated;
+            } else {
+                assert_eq!(ack["error"]["code"], "unavailable", "{ack}");
+            }
+        });
+        futures_util::future::join_all(toggles).await;
         round += 1;
     }
     tokio::task::block_in_place(|| staller.join().unwrap());
