@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::core::Core;
+use crate::domain::net::limit_key;
 use crate::domain::rate::KeyedLimits;
 
 /// Shared server state.
@@ -138,7 +139,7 @@ impl AddressLimits {
 
     /// Counts a connection from `ip` in, unless `ip` already has `max`.
     pub fn try_connect(&self, ip: IpAddr, max: usize) -> bool {
-        let mut count = self.connections.entry(ip).or_default();
+        let mut count = self.connections.entry(limit_key(ip)).or_default();
         if *count >= max {
             return false;
         }
@@ -148,7 +149,7 @@ impl AddressLimits {
 
     /// Counts a connection from `ip` out.
     pub fn disconnected(&self, ip: IpAddr) {
-        if let Entry::Occupied(mut count) = self.connections.entry(ip) {
+        if let Entry::Occupied(mut count) = self.connections.entry(limit_key(ip)) {
             *count.get_mut() -= 1;
             if *count.get() == 0 {
                 count.remove();
@@ -158,6 +159,6 @@ impl AddressLimits {
 
     /// A REST request from `ip` at `now`: `Err(wait)` when over the limit.
     pub fn rest_request(&self, ip: IpAddr, now: Instant, (rate, burst): (u32, u32)) -> Result<(), Duration> {
-        self.rest.take(&ip, now, f64::from(rate), f64::from(burst))
+        self.rest.take(&limit_key(ip), now, f64::from(rate), f64::from(burst))
     }
 }

@@ -2,8 +2,16 @@
 //!
 //! `X-Forwarded-For` is believed only when the direct peer is a trusted proxy
 //! (`TRUSTED_PROXIES`); otherwise anyone could claim any address and dodge
-//! per-address limits. Behind several proxies the client is the rightmost
-//! address that is not itself a trusted proxy.
+//! per-address limits. Each proxy appends the address it received from, so a
+//! hop is as trustworthy as the proxy to its right: every line of the header,
+//! in order, is walked from the right through trusted proxies, and the first
+//! untrusted hop is the client. A hop that cannot be read (`unknown`, a
+//! garbled value) stops the walk: the client is then the trusted proxy that
+//! wrote it, never a value further left, which the client itself may have
+//! sent. Hops may carry a port (`1.2.3.4:80`, `[2001:db8::1]:80`).
+//!
+//! Limits key an address by [`limit_key`]: IPv6 per /64 (one host is
+//! routinely given a whole /64), IPv4-mapped IPv6 as its IPv4 address.
 
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -52,15 +60,55 @@ impl Cidr {
     }
 }
 
-/// The client's address: the peer, or what a trusted proxy says it forwarded for.
-pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[Cidr]) -> IpAddr {
+/// The client's address: the peer, or what trusted proxies say they
+/// forwarded for (`forwarded_for`: every `X-Forwarded-For` line, in order).
+pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[Cidr]) -> IpAddr {
     let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
-    if !is_trusted(peer) {
-        return peer;
+    let mut client = canonical(peer);
+    if !is_trusted(client) {
+        return client;
     }
-    let Some(header) = forwarded_for else { return peer };
-    let hops: Vec<IpAddr> = header.split(',').filter_map(|hop| hop.trim().parse().ok()).collect();
-    hops.iter().rev().copied().find(|ip| !is_trusted(*ip)).or(hops.first().copied()).unwrap_or(peer)
+    let hops = forwarded_for.iter().flat_map(|line| line.split(',')).collect::<Vec<_>>();
+    for hop in hops.into_iter().rev() {
+        let Some(ip) = parse_hop(hop) else { return client };
+        client = ip;
+        if !is_trusted(ip) {
+            return client;
+        }
+    }
+    client
+}
+
+/// One `X-Forwarded-For` hop: an address, with or without a port.
+pub fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    let ip = if let Some(rest) = hop.strip_prefix('[') {
+        rest.split_once(']')?.0.parse().ok()?
+    } else if let Ok(ip) = hop.parse::<IpAddr>() {
+        ip
+    } else {
+        let (host, port) = hop.rsplit_once(':')?;
+        port.parse::<u16>().ok()?;
+        IpAddr::V4(host.parse().ok()?)
+    };
+    Some(canonical(ip))
+}
+
+/// An IPv4-mapped IPv6 address as IPv4; any other as it is.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+/// What per-address limits count `ip` under: IPv4 as it is (mapped or
+/// not), IPv6 per /64.
+pub fn limit_key(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        v4 => v4,
+    }
 }
 
 #[cfg(test)]
@@ -86,15 +134,41 @@ mod tests {
     #[test]
     fn forwarded_for_counts_only_from_a_trusted_proxy() {
         let trusted = vec!["10.0.0.0/8".parse().unwrap()];
-        assert_eq!(client_ip(ip("203.0.113.9"), Some("1.2.3.4"), &trusted), ip("203.0.113.9"), "untrusted peer");
-        assert_eq!(client_ip(ip("10.0.0.2"), Some("1.2.3.4"), &trusted), ip("1.2.3.4"));
+        assert_eq!(client_ip(ip("203.0.113.9"), &["1.2.3.4"], &trusted), ip("203.0.113.9"), "untrusted peer");
+        assert_eq!(client_ip(ip("10.0.0.2"), &["1.2.3.4"], &trusted), ip("1.2.3.4"));
         assert_eq!(
-            client_ip(ip("10.0.0.2"), Some("6.6.6.6, 1.2.3.4, 10.0.0.7"), &trusted),
+            client_ip(ip("10.0.0.2"), &["6.6.6.6, 1.2.3.4, 10.0.0.7"], &trusted),
             ip("1.2.3.4"),
             "rightmost untrusted"
         );
-        assert_eq!(client_ip(ip("10.0.0.2"), None, &trusted), ip("10.0.0.2"));
-        assert_eq!(client_ip(ip("10.0.0.2"), Some("garbage"), &trusted), ip("10.0.0.2"));
-        assert_eq!(client_ip(ip("10.0.0.2"), Some("1.2.3.4"), &[]), ip("10.0.0.2"), "no proxies trusted");
+        assert_eq!(client_ip(ip("10.0.0.2"), &[], &trusted), ip("10.0.0.2"));
+        assert_eq!(client_ip(ip("10.0.0.2"), &["garbage"], &trusted), ip("10.0.0.2"));
+        assert_eq!(client_ip(ip("10.0.0.2"), &["1.2.3.4"], &[]), ip("10.0.0.2"), "no proxies trusted");
+    }
+
+    /// Issue 17, problem 4: the client's own leftmost value never wins.
+    #[test]
+    fn a_client_cannot_pass_as_another_address_through_a_trusted_proxy() {
+        let trusted = vec!["10.0.0.0/8".parse().unwrap()];
+        let peer = ip("10.0.0.2");
+        // The client's own header is the first line; the proxy appended a second.
+        assert_eq!(client_ip(peer, &["6.6.6.6", "1.2.3.4"], &trusted), ip("1.2.3.4"), "every line is read");
+        // The proxy wrote the client's address with a port.
+        assert_eq!(client_ip(peer, &["6.6.6.6, 1.2.3.4:51234"], &trusted), ip("1.2.3.4"));
+        assert_eq!(client_ip(peer, &["6.6.6.6, [2001:db8::7]:443"], &trusted), ip("2001:db8::7"));
+        // A hop that cannot be read stops the walk at the proxy that wrote it.
+        assert_eq!(client_ip(peer, &["6.6.6.6, unknown"], &trusted), ip("10.0.0.2"));
+        assert_eq!(client_ip(peer, &["6.6.6.6, unknown, 10.0.0.9"], &trusted), ip("10.0.0.9"));
+        // v4-mapped hops and peers are their IPv4 address.
+        assert_eq!(client_ip(peer, &["::ffff:1.2.3.4"], &trusted), ip("1.2.3.4"));
+        assert_eq!(client_ip(ip("::ffff:10.0.0.2"), &["1.2.3.4"], &trusted), ip("1.2.3.4"));
+    }
+
+    #[test]
+    fn limits_count_ipv6_per_64_and_mapped_ipv4_as_ipv4() {
+        assert_eq!(limit_key(ip("2001:db8:1:2:aaaa::1")), limit_key(ip("2001:db8:1:2:ffff::9")));
+        assert_ne!(limit_key(ip("2001:db8:1:2::1")), limit_key(ip("2001:db8:1:3::1")));
+        assert_eq!(limit_key(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
+        assert_eq!(limit_key(ip("192.0.2.1")), ip("192.0.2.1"));
     }
 }

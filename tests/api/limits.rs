@@ -71,3 +71,38 @@ async fn rest_requests_past_the_limit_get_429_with_retry_after_and_health_is_exe
         assert_eq!(app.get("/health").await.0, 200, "/health is never limited");
     }
 }
+
+/// Issue 17, problem 4: behind a trusted proxy a client cannot pass as
+/// another address. Every `X-Forwarded-For` line is read (the client's own
+/// first line changes nothing), a port on a hop is read, a hop that cannot
+/// be read stops at the proxy, and IPv6 clients are counted per /64. Shown
+/// on the per-address REST limit (one request per address here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cannot_pass_as_another_address_behind_a_trusted_proxy() {
+    let app = spawn_app_with(|c| {
+        c.rest_rate = (1, 1);
+        c.trusted_proxies = vec!["127.0.0.1".parse::<Cidr>().unwrap()];
+    })
+    .await;
+    let status = |lines: &'static [&'static str]| {
+        let url = app.url("/api/rooms");
+        async move {
+            let mut request = reqwest::Client::new().get(url);
+            for line in lines {
+                request = request.header("X-Forwarded-For", *line);
+            }
+            request.send().await.unwrap().status().as_u16()
+        }
+    };
+    assert_eq!(status(&["6.6.6.6", "198.51.100.1"]).await, 200);
+    assert_eq!(status(&["7.7.7.7", "198.51.100.1"]).await, 429, "the proxy's line names the client, not the first");
+    assert_eq!(status(&["198.51.100.2"]).await, 200, "another client");
+    assert_eq!(status(&["6.6.6.6, 198.51.100.3:5555"]).await, 200);
+    assert_eq!(status(&["8.8.8.8, 198.51.100.3"]).await, 429, "the same client, with or without a port");
+    assert_eq!(status(&["198.51.100.9, unknown"]).await, 200, "counted as the proxy");
+    assert_eq!(status(&["198.51.100.10, unknown"]).await, 429, "still the proxy, whatever the client wrote");
+    assert_eq!(status(&["2001:db8:0:5::1"]).await, 200);
+    assert_eq!(status(&["2001:db8:0:5::2"]).await, 429, "the same /64");
+    assert_eq!(status(&["2001:db8:0:6::1"]).await, 200, "another /64");
+    assert_eq!(status(&["::ffff:198.51.100.2"]).await, 429, "a v4-mapped address is its IPv4 address");
+}

@@ -11,6 +11,7 @@ use crate::domain::net::{Cidr, client_ip};
 /// The client address, if the server was started with connect info.
 pub fn of(extensions: &Extensions, headers: &HeaderMap, trusted: &[Cidr]) -> Option<IpAddr> {
     let peer = extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    Some(client_ip(peer, forwarded, trusted))
+    // Every line: a proxy may add its own instead of appending to the client's.
+    let forwarded: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+    Some(client_ip(peer, &forwarded, trusted))
 }
