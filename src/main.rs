@@ -38,10 +38,8 @@ fn main() -> ExitCode {
         return healthcheck::run(&config);
     }
     telemetry::init(&config);
-    if config.jwt.is_none() {
-        tracing::warn!(
-            "JWT_SECRET is not set: the server is open; anyone can connect, join any room as any userId, and list rooms"
-        );
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
     }
     match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime.block_on(serve(config)),

@@ -124,3 +124,19 @@ fn a_star_allows_any_origin_and_empty_values_mean_default() {
     assert_eq!(c.port, 4000);
     assert!(c.allowed_origins.allows(&HeaderValue::from_static("http://evil.example")));
 }
+
+#[test]
+fn short_secrets_are_warned_about_naming_their_variable() {
+    let open = with(&[]).unwrap();
+    assert!(open.warnings()[0].starts_with("JWT_SECRET is not set"), "{:?}", open.warnings());
+    let short = with(&[("JWT_SECRET", "short"), ("WORKER_KEY", "k")]).unwrap();
+    let warned = short.warnings();
+    assert_eq!(warned.len(), 2, "{warned:?}");
+    assert!(
+        warned[0].starts_with("JWT_SECRET is 5 bytes") && warned[1].starts_with("WORKER_KEY is 1 bytes"),
+        "{warned:?}"
+    );
+    let long = "x".repeat(32);
+    let fine = with(&[("JWT_SECRET", long.as_str()), ("WORKER_KEY", &long[..16])]).unwrap();
+    assert!(fine.warnings().is_empty(), "{:?}", fine.warnings());
+}

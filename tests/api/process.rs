@@ -100,8 +100,14 @@ fn an_open_server_says_so_at_start_up() {
     // The warning comes before "listening", which `start` waits for.
     let open = Running::start(&[]);
     assert_eq!(open.seen.iter().filter(|l| is_warning(l)).count(), 1, "once: {:?}", open.seen);
-    let secured = Running::start(&[("JWT_SECRET", "s")]);
+    let secured = Running::start(&[("JWT_SECRET", "a-secret-of-thirty-two-bytes-ok!")]);
     assert!(!secured.seen.iter().any(is_warning), "no warning with JWT_SECRET set");
+    // Issue 17, problem 11: a secret that short can be found offline from any token.
+    let weak = Running::start(&[("JWT_SECRET", "s"), ("WORKER_KEY", "k")]);
+    let warned = |var: &str| {
+        weak.seen.iter().any(|l| l["level"] == "WARN" && l["message"].as_str().is_some_and(|m| m.starts_with(var)))
+    };
+    assert!(warned("JWT_SECRET is 1 bytes") && warned("WORKER_KEY is 1 bytes"), "{:?}", weak.seen);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -123,12 +123,17 @@ async fn cors_allows_configured_origins_only() {
 
 /// Sends a websocket upgrade request by hand and returns the status code.
 fn upgrade_status(addr: std::net::SocketAddr, origin: Option<&str>) -> u16 {
+    upgrade_status_as(addr, origin, "websocket")
+}
+
+/// [`upgrade_status`] with the `Upgrade` header's value given.
+fn upgrade_status_as(addr: std::net::SocketAddr, origin: Option<&str>, upgrade: &str) -> u16 {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
     let origin = origin.map(|o| format!("Origin: {o}\r\n")).unwrap_or_default();
     let request = format!(
         "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {addr}\r\n{origin}Connection: Upgrade\r\n\
-         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+         Upgrade: {upgrade}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).unwrap();
     let mut head = [0u8; 12];
@@ -146,9 +151,11 @@ async fn a_websocket_upgrade_from_a_disallowed_origin_is_refused() {
             upgrade_status(addr, Some("http://ok.test")),
             upgrade_status(addr, None),
             upgrade_status(addr, Some(&format!("http://{addr}"))),
+            // Issue 17, problem 12: another protocol listed beside websocket skipped the check.
+            upgrade_status_as(addr, Some("http://evil.test"), "websocket, foo"),
         ]
     })
     .await
     .unwrap();
-    assert_eq!(statuses, [403, 101, 101, 101], "evil, allowed, none, the server's own page");
+    assert_eq!(statuses, [403, 101, 101, 101, 403], "evil, allowed, none, the server's own page, evil listing two");
 }

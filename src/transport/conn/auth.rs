@@ -2,8 +2,8 @@
 //! and the REST routes that reveal rooms or users.
 //!
 //! A token comes from the handshake's `auth.token`, an `Authorization: Bearer`
-//! header, or a `token` query parameter. `exp` is required and checked with
-//! [`LEEWAY_SECONDS`] of leeway for clock skew; `aud` and `iss` are required and
+//! header, or a `token` query parameter. `exp` is required and checked, and
+//! `nbf` checked when present, with [`LEEWAY_SECONDS`] of leeway for clock skew; `aud` and `iss` are required and
 //! checked when `JWT_AUDIENCE` / `JWT_ISSUER` are set. Only HS256 is accepted.
 //! The token's `sub` is the only `userId` the connection may join rooms as, and
 //! the only user its TURN credentials name. Without `JWT_SECRET` the server is
@@ -98,6 +98,7 @@ pub fn verify_scoped(token: &str, jwt: &JwtConfig) -> Result<(UserId, TokenScope
 fn verify_claims(token: &str, jwt: &JwtConfig) -> Result<(UserId, serde_json::Map<String, Value>), AuthError> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = LEEWAY_SECONDS;
+    validation.validate_nbf = true;
     // jsonwebtoken checks `aud` and `iss` only when the token has them, unless
     // they are required: a configured one must be present.
     let mut required = vec!["exp", "sub"];
@@ -123,6 +124,7 @@ fn describe(e: &jsonwebtoken::errors::Error) -> String {
     use jsonwebtoken::errors::ErrorKind;
     match e.kind() {
         ErrorKind::ExpiredSignature => "the token has expired".into(),
+        ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".into(),
         ErrorKind::InvalidSignature => "the token's signature does not verify".into(),
         ErrorKind::InvalidAudience => "the token is for another audience".into(),
         ErrorKind::InvalidIssuer => "the token is from another issuer".into(),
@@ -165,6 +167,15 @@ mod tests {
     fn a_valid_token_names_its_user() {
         let t = token(serde_json::json!({"sub": "alice", "exp": now() + 60, "aud": "sb"}), "k");
         assert_eq!(verify(&t, &jwt()), Ok(UserId::parse("alice").unwrap()));
+    }
+
+    /// Issue 17, problem 12: `nbf` is enforced.
+    #[test]
+    fn a_token_not_valid_yet_is_refused() {
+        let later = token(serde_json::json!({"sub": "a", "exp": now() + 600, "nbf": now() + 300, "aud": "sb"}), "k");
+        assert_eq!(verify(&later, &jwt()), Err(AuthError::Invalid("the token is not valid yet (nbf)".into())));
+        let now_valid = token(serde_json::json!({"sub": "a", "exp": now() + 600, "nbf": now() - 1, "aud": "sb"}), "k");
+        assert!(verify(&now_valid, &jwt()).is_ok());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{Method, header};
+use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
@@ -33,6 +33,15 @@ pub fn cors(origins: &AllowedOrigins) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
+/// Whether the request asks for a websocket: `websocket` among the tokens of
+/// any `Upgrade` line (`Upgrade: websocket, foo` is one too).
+fn asks_for_websocket(headers: &HeaderMap) -> bool {
+    let tokens = headers.get_all(header::UPGRADE).into_iter().filter_map(|v| v.to_str().ok());
+    tokens
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().split('/').next().is_some_and(|p| p.eq_ignore_ascii_case("websocket")))
+}
+
 /// Middleware: a websocket upgrade from a disallowed `Origin` gets 403.
 pub async fn guard_websocket_origin(
     State(origins): State<Arc<AllowedOrigins>>,
@@ -40,10 +49,34 @@ pub async fn guard_websocket_origin(
     next: Next,
 ) -> Response {
     let headers = request.headers();
-    let upgrade = headers.get(header::UPGRADE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
-    if upgrade && !origin_allowed(&origins, headers) {
+    if asks_for_websocket(headers) && !origin_allowed(&origins, headers) {
         tracing::warn!(origin = ?headers.get(header::ORIGIN), "websocket upgrade from a disallowed origin refused");
         return HttpError::OriginNotAllowed.into_response();
     }
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upgrade(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(header::UPGRADE, v.parse().unwrap());
+        }
+        headers
+    }
+
+    /// Issue 17, problem 12: the origin check cannot be skipped by listing
+    /// another protocol beside `websocket`.
+    #[test]
+    fn websocket_among_the_upgrade_tokens_is_a_websocket_upgrade() {
+        assert!(asks_for_websocket(&upgrade(&["websocket"])));
+        assert!(asks_for_websocket(&upgrade(&["WebSocket"])));
+        assert!(asks_for_websocket(&upgrade(&["websocket, foo"])));
+        assert!(asks_for_websocket(&upgrade(&["foo, websocket/13"])));
+        assert!(asks_for_websocket(&upgrade(&["h2c", "websocket"])));
+        assert!(!asks_for_websocket(&upgrade(&["h2c"])) && !asks_for_websocket(&upgrade(&[])));
+    }
 }
