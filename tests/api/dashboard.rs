@@ -132,3 +132,23 @@ async fn with_jwt_a_connection_needs_a_token_and_creates_rooms_only_as_its_user(
     // The refused room was not made: the id is still free for ann.
     assert_eq!(ann.ack("room-created", json!({"data": {"id": "mine", "hostId": "ann"}})).await["ok"], true);
 }
+
+/// Issue 17, problem 8: a join request repeated while it waits asks the host
+/// once (and arms one timer), however often it comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_request_repeated_while_it_waits_reaches_the_host_once() {
+    let app = spawn_app().await;
+    let mut host = dashboard(&app).await;
+    let vip = json!({"id": "vip", "hostId": "boss", "host": "Boss", "requiresApproval": true});
+    assert_eq!(host.ack("room-created", json!({"data": vip})).await["ok"], true);
+    let jo = dashboard(&app).await;
+    for _ in 0..50 {
+        let asked = jo.ack("join-request", json!({"roomId": "vip", "userId": "jo", "userName": "Jo"})).await;
+        assert_eq!(asked, json!({"ok": true, "status": "pending"}));
+    }
+    assert_eq!(host.wait_for("join-request", |_| true).await["userId"], "jo");
+    // Anything sent to the host before this answer has arrived by now.
+    assert_eq!(host.ack("room-list-request", json!({})).await["ok"], true);
+    let again = host.received_so_far().into_iter().filter(|(e, _)| e == "join-request").count();
+    assert_eq!(again, 0, "the host was asked once");
+}

@@ -68,12 +68,18 @@ impl Rooms<'_> {
         let timeout = core.config.join_request_timeout;
         let now = now_ms();
         let request = core.stores.rooms.request(room, user, now, now + timeout.as_millis() as u64).await;
-        if request.map_err(|e| core.reported(e, "join-request"))? == Request::Approved {
+        let request = request.map_err(|e| core.reported(e, "join-request"))?;
+        if request == Request::Approved {
             let approved = Event::JoinDecided { room: room.clone(), user: user.clone(), approved: true, reason: None };
             let _ = core.courier.send(by.conn, &approved).await;
             return Ok(Request::Approved);
         }
         core.courier.groups.join(&Group::Waiting(room.clone(), user.clone()), by.conn);
+        if request == Request::StillPending {
+            // One timer and one question to the host per waiting request,
+            // however often it is repeated.
+            return Ok(Request::Pending);
+        }
         // Armed before anything can fail, so a request never waits for good.
         let (timer, timer_room, timer_user) = (core.clone(), room.clone(), user.clone());
         tokio::spawn(async move {

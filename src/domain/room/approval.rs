@@ -40,6 +40,9 @@ pub const MAX_PENDING_REQUESTS: usize = 64;
 pub enum Request {
     /// Waiting for the host, until the deadline.
     Pending,
+    /// Already waiting: the first request and its deadline stand (the host
+    /// is not asked again).
+    StillPending,
     /// The room needs no approval, or the user is already let in.
     Approved,
 }
@@ -68,6 +71,9 @@ impl Room {
         let meta = self.meta.as_mut().ok_or(RoomError::NoSuchRoom)?;
         if !meta.requires_approval || &meta.host_id == user || meta.approved.contains(user) {
             return Ok(Request::Approved);
+        }
+        if meta.requests.iter().any(|(u, deadline)| u == user && *deadline > now_ms) {
+            return Ok(Request::StillPending);
         }
         // Requests past their deadline are dropped here too, whoever expires them.
         meta.requests.retain(|(u, deadline)| u != user && *deadline > now_ms);

@@ -147,3 +147,17 @@ fn when_the_host_leaves_the_next_participant_in_join_order_hosts() {
     assert_eq!((m.host_id.as_str(), m.host.as_str()), ("a", "Alice"));
     assert_eq!(r.leave(&conn("2")), Some(Departure { user: user("a"), new_host: None }), "nobody left to host");
 }
+
+/// Issue 17, problem 8: a request repeated while it waits changes nothing
+/// (the core then arms no second timer and asks the host once).
+#[test]
+fn a_request_repeated_while_it_waits_keeps_its_first_deadline() {
+    let mut r = Room::create(RoomId::parse("r").unwrap(), SystemTime::UNIX_EPOCH, meta("h", true), &conn("1"));
+    assert_eq!(r.request(&user("a"), 0, 1_000), Ok(Request::Pending));
+    for now in [10, 500, 999] {
+        assert_eq!(r.request(&user("a"), now, now + 1_000), Ok(Request::StillPending));
+    }
+    assert_eq!(r.meta().unwrap().requests, vec![(user("a"), 1_000)], "one request, its first deadline");
+    assert!(r.expire_request(&user("a"), 1_000), "it expires when the first would have");
+    assert_eq!(r.request(&user("a"), 1_001, 2_001), Ok(Request::Pending), "asking again after it lapsed is new");
+}

@@ -136,7 +136,7 @@ impl Namespace for Dashboard {
                 let name = name.unwrap_or_else(|| user.as_str().to_owned());
                 let status = match core.rooms().request(by, &room, &user, &name).await? {
                     Request::Approved => "approved",
-                    Request::Pending => "pending",
+                    Request::Pending | Request::StillPending => "pending",
                 };
                 Ok(Answer::status(status))
             }

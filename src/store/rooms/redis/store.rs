@@ -70,7 +70,8 @@ impl RoomStore for RedisStore {
         self.update(room, |current| {
             let mut next = current.ok_or(RoomError::NoSuchRoom)?;
             let request = next.request(user, now_ms, deadline_ms)?;
-            Ok((Some(Change { room: Some(next), sets: vec![] }), request))
+            let changed = request == Request::Pending;
+            Ok((changed.then(|| Change { room: Some(next), sets: vec![] }), request))
         })
         .await
     }
