@@ -104,12 +104,19 @@ impl Stats {
     }
 }
 
-/// Per-client-address state: open connections and REST buckets.
+/// Per-client-address state: open connections, REST buckets, and the
+/// allowance for wrong worker keys.
 #[derive(Default)]
 pub struct AddressLimits {
     connections: DashMap<IpAddr, usize>,
     rest: KeyedLimits<IpAddr>,
+    key_failures: KeyedLimits<IpAddr>,
 }
+
+/// Wrong worker keys an address may try: a burst of this many...
+pub const KEY_FAILURE_BURST: u32 = 5;
+/// ...then one every this many seconds.
+pub const KEY_FAILURE_REFILL_SECONDS: u32 = 5;
 
 /// A connection counted against its address's limit until dropped.
 pub struct AddressSlot {
@@ -155,6 +162,18 @@ impl AddressLimits {
                 count.remove();
             }
         }
+    }
+
+    /// Whether `ip` may try a worker key now (its wrong guesses are within
+    /// [`KEY_FAILURE_BURST`], refilled one per [`KEY_FAILURE_REFILL_SECONDS`]).
+    pub fn may_try_key(&self, ip: IpAddr, now: Instant) -> bool {
+        self.key_failures.peek(&limit_key(ip), now)
+    }
+
+    /// `ip` tried a wrong worker key at `now`.
+    pub fn key_failed(&self, ip: IpAddr, now: Instant) {
+        let (rate, burst) = (1.0 / f64::from(KEY_FAILURE_REFILL_SECONDS), f64::from(KEY_FAILURE_BURST));
+        let _ = self.key_failures.take(&limit_key(ip), now, rate, burst);
     }
 
     /// A REST request from `ip` at `now`: `Err(wait)` when over the limit.

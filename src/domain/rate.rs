@@ -120,6 +120,11 @@ impl<K: Eq + Hash + Clone> KeyedLimits<K> {
         let mut bucket = self.0.entry(key.clone()).or_insert_with(|| TokenBucket::new(rate, burst, now));
         if bucket.try_take(now) { Ok(()) } else { Err(bucket.wait_time(now)) }
     }
+
+    /// Whether `key` has a token at `now`, without taking it.
+    pub fn peek(&self, key: &K, now: Instant) -> bool {
+        self.0.get(key).is_none_or(|bucket| bucket.wait_time(now).is_zero())
+    }
 }
 
 #[cfg(test)]

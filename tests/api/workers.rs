@@ -82,6 +82,25 @@ async fn an_edge_client_and_its_worker_exchange_signals_through_the_server() {
     assert_eq!(not_a_kind["error"]["code"], "invalid-payload", "{not_a_kind}");
 }
 
+/// Issue 17, problem 11: worker-key guesses are limited per address: after
+/// a burst of five wrong keys, the address is refused whatever it sends
+/// (the right key included) until its allowance refills (one every 5 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_key_guesses_from_one_address_are_limited() {
+    let app = spawn_app_with(with_key).await;
+    for n in 0..5 {
+        let auth = json!({"key": format!("guess-{n}"), "workerId": "w"});
+        let (_, message) = namespace_outcome(&app.url("/"), "/workers", Some(auth)).await;
+        assert!(message.as_str().unwrap().contains("wrong or missing worker key"), "guess {n}: {message}");
+    }
+    for key in ["guess-5", KEY] {
+        let auth = json!({"key": key, "workerId": "w"});
+        let (outcome, message) = namespace_outcome(&app.url("/"), "/workers", Some(auth)).await;
+        assert_eq!(outcome, "error", "{message}");
+        assert!(message.as_str().unwrap().contains("too many wrong worker keys"), "{key}: {message}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_or_missing_worker_key_is_refused_with_the_reason() {
     let app = spawn_app_with(with_key).await;

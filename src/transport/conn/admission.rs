@@ -6,6 +6,7 @@
 //! itself, with the same refusals.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -98,11 +99,24 @@ fn token(state: &AppState, handshake: &Handshake<'_>) -> Result<(Option<UserId>,
     }
 }
 
+/// The worker key: wrong guesses are limited per address (a burst of
+/// [`crate::state::KEY_FAILURE_BURST`], then one every five seconds) and logged at most once a second.
 fn worker_key(state: &AppState, handshake: &Handshake<'_>) -> Result<(), Refused> {
     let expected = state.config.workers.key.as_ref().ok_or(Refused::NoWorkerKey)?;
+    let (ip, now) = (handshake.ip(state), std::time::Instant::now());
+    if ip.is_some_and(|ip| !state.limits.may_try_key(ip, now)) {
+        return Err(Refused::TooManyKeyFailures);
+    }
     let given = handshake.auth.and_then(|a| a.get("key")).and_then(Value::as_str).unwrap_or("");
     if !constant_time_eq(given.as_bytes(), expected.0.as_bytes()) {
-        warn!("worker refused: wrong or missing key");
+        if let Some(ip) = ip {
+            state.limits.key_failed(ip, now);
+        }
+        static LAST_WARNING: AtomicU64 = AtomicU64::new(0);
+        let second = crate::domain::now_ms() / 1000;
+        if LAST_WARNING.swap(second, Ordering::Relaxed) != second {
+            warn!(?ip, "worker refused: wrong or missing key (logged at most once a second)");
+        }
         return Err(Refused::WrongWorkerKey);
     }
     Ok(())

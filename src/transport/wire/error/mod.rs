@@ -148,6 +148,9 @@ pub enum Refused {
     /// The worker key is wrong or absent.
     #[error("wrong or missing worker key")]
     WrongWorkerKey,
+    /// This address tried too many wrong worker keys lately.
+    #[error("too many wrong worker keys from this address; retry in a few seconds")]
+    TooManyKeyFailures,
     /// The store cannot be asked whether the connection may be admitted.
     #[error("the server's state store is unavailable; retry later")]
     Unavailable,
