@@ -26,6 +26,20 @@ fn log_starting(server: &mut Running, start: &str) -> Value {
     tokio::task::block_in_place(|| server.wait_log(|l| l["message"].as_str().is_some_and(|m| m.starts_with(start))))
 }
 
+/// The instance id `server` logged at start-up.
+fn instance_id(server: &mut Running) -> String {
+    let is_it = |l: &Value| l["message"] == "cluster mode: state in Redis";
+    let seen = server.seen.iter().find(|l| is_it(l)).cloned();
+    let started = seen.unwrap_or_else(|| tokio::task::block_in_place(|| server.wait_log(is_it)));
+    started["instance"].as_str().expect("the instance id is logged").to_owned()
+}
+
+/// Milliseconds left on `instance`'s heartbeat key (negative: gone).
+fn heartbeat_left(redis: &RedisProcess, instance: &str) -> i64 {
+    let key = format!("{{switchboard}}:inst:{instance}:alive");
+    redis_cli(redis, &["PTTL", &key]).trim().parse().expect("PTTL answers a number")
+}
+
 fn redis_cli(redis: &RedisProcess, args: &[&str]) -> String {
     tokio::task::block_in_place(|| redis.command(args))
 }
@@ -160,7 +174,9 @@ async fn an_instance_paused_past_its_ttl_comes_back_into_its_rooms() {
 async fn a_relay_after_a_rejoin_elsewhere_reaches_the_new_connection_even_after_a_stall() {
     let redis = tokio::task::block_in_place(RedisProcess::start);
     // The default TTL: the stall below stays well within the heartbeat's window.
-    let (x, y) = (instance(&redis, &[("INSTANCE_TTL_MS", "10000")]), instance(&redis, &[("INSTANCE_TTL_MS", "10000")]));
+    let (mut x, y) =
+        (instance(&redis, &[("INSTANCE_TTL_MS", "10000")]), instance(&redis, &[("INSTANCE_TTL_MS", "10000")]));
+    let x_id = instance_id(&mut x);
     let alice = Peer::joined_url(&ws(&x), Transport::Websocket, "rejoin", "alice").await;
     let mut old = Peer::joined_url(&ws(&y), Transport::Websocket, "rejoin", "bob").await;
     for n in 0..3 {
@@ -180,9 +196,11 @@ async fn a_relay_after_a_rejoin_elsewhere_reaches_the_new_connection_even_after_
     assert_eq!(rejoined["ok"], true, "{rejoined}");
     let offer = json!({"roomId": "rejoin", "targetId": "bob", "offer": {"after": "rejoin"}});
     let mut ack = alice.ack_later("offer", offer).await;
-    // The fault itself: x stays stopped a moment longer, the offer and the
-    // announcement of the rejoin both waiting in its sockets.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // x stays stopped, the offer and the announcement of the rejoin both
+    // waiting in its sockets, until it has missed a heartbeat (one a second):
+    // a stall far longer than the route cache's 150 ms.
+    let missed = || async { heartbeat_left(&redis, &x_id) < 8_800 };
+    eventually("x has missed a heartbeat", missed).await;
     x.signal("CONT");
     let ack = tokio::time::timeout(WAIT, ack.recv()).await.expect("ack in time").expect("ack");
     assert_eq!(ack["ok"], true, "{ack}");
@@ -203,18 +221,14 @@ async fn joins_and_leaves_acked_while_reconciles_run_stay_as_acked() {
         let server = if n % 2 == 0 { &a } else { &b };
         clients.push((format!("u{n}"), Peer::connect_to(&ws(server), Transport::Websocket).await, false));
     }
-    let port = redis.port.to_string();
-    // Short stalls, one after another, while the clients work (bounded: 6 stalls).
-    let staller = std::thread::spawn(move || {
-        for _ in 0..6 {
-            let _ = std::process::Command::new("redis-cli").args(["-p", &port, "CLIENT", "PAUSE", "400"]).output();
-            std::thread::sleep(Duration::from_millis(700));
-        }
-    });
     let started = Instant::now();
-    // Every client toggles at once each round (bounded: 60 rounds, or 8 s).
+    // Every client toggles at once each round (bounded: 60 rounds, or 8 s),
+    // and every tenth round begins with a short stall (6 in all).
     let mut round = 0;
     while round < 60 && started.elapsed() < Duration::from_secs(8) {
+        if round % 10 == 0 {
+            redis_cli(&redis, &["CLIENT", "PAUSE", "400"]);
+        }
         let toggles = clients.iter_mut().map(|(user, peer, seated)| async move {
             let ack = if *seated {
                 peer.ack("leave-room", json!({"roomId": "race"})).await
@@ -230,21 +244,24 @@ async fn joins_and_leaves_acked_while_reconciles_run_stay_as_acked() {
         futures_util::future::join_all(toggles).await;
         round += 1;
     }
-    tokio::task::block_in_place(|| staller.join().unwrap());
     let mut want: Vec<&str> = clients.iter().filter(|c| c.2).map(|c| c.0.as_str()).collect();
     want.sort();
 
-    // One last stall, long enough that both instances reconcile after it
+    // One last stall, longer than an upkeep round and a timeout, so both instances reconcile after it
     // (a marker join on each first, so the reconcile awaited is that one).
     let mut servers = [a, b];
     for (n, server) in servers.iter_mut().enumerate() {
         let marker = format!("m{n}");
-        let _marker = Peer::joined_url(&ws(server), Transport::Websocket, "marker", &marker).await;
+        let peer = Peer::connect_to(&ws(server), Transport::Websocket).await;
+        // Refused `unavailable` until the instance has reached Redis again after the last stall.
+        let joined =
+            || async { peer.ack("join-room", json!({"roomId": "marker", "userId": marker})).await["ok"] == true };
+        eventually("the marker joins", joined).await;
         tokio::task::block_in_place(|| {
             server.wait_log(|l| l["message"] == "joined room" && l["user_id"] == marker.as_str())
         });
     }
-    redis_cli(&redis, &["CLIENT", "PAUSE", "1200"]);
+    redis_cli(&redis, &["CLIENT", "PAUSE", "2000"]);
     for server in servers.iter_mut() {
         log_starting(server, "reconciled with Redis");
     }
@@ -306,9 +323,11 @@ async fn events_queued_behind_a_stalled_one_are_answered_at_once() {
     }
 }
 
-/// Problem 6: a persistent Redis back after 3 s down (longer than the TTL)
+/// Problem 6: a persistent Redis back after downtime longer than the TTL
 /// finds every heartbeat expired; survivors wait a whole TTL of their own
 /// beats before taking anyone for dead, so nobody sees live users leave.
+/// (The heartbeats are made to expire first, with both instances stopped,
+/// so the downtime need not be timed.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_persistent_redis_back_after_downtime_reaps_nobody_alive() {
     let dir = std::env::temp_dir().join(format!("switchboard-aof-{}-{}", std::process::id(), line!()));
@@ -318,16 +337,22 @@ async fn a_persistent_redis_back_after_downtime_reaps_nobody_alive() {
         RedisProcess::start_with(&["--appendonly", "yes", "--appendfsync", "always", "--dir", &dir_arg])
     });
     let (mut a, mut b) = (instance(&redis, &[]), instance(&redis, &[]));
+    let ids = [instance_id(&mut a), instance_id(&mut b)];
     let mut alice = Peer::joined_url(&ws(&a), Transport::Websocket, "aof", "alice").await;
     let mut bob = Peer::joined_url(&ws(&b), Transport::Websocket, "aof", "bob").await;
     alice.expect("user-joined").await;
 
-    tokio::task::block_in_place(|| {
-        redis.shutdown();
-        // The fault itself: down for three TTLs.
-        std::thread::sleep(Duration::from_secs(3));
-        redis.restart();
-    });
+    for server in [&a, &b] {
+        server.signal("STOP");
+    }
+    let expired = || async { ids.iter().all(|id| heartbeat_left(&redis, id) < 0) };
+    eventually("both heartbeats have expired", expired).await;
+    tokio::task::block_in_place(|| redis.shutdown());
+    for server in [&mut a, &mut b] {
+        server.signal("CONT");
+        log_starting(server, "Redis unreachable");
+    }
+    tokio::task::block_in_place(|| redis.restart());
     for server in [&mut a, &mut b] {
         log_starting(server, "reconciled with Redis");
     }
@@ -354,10 +379,7 @@ async fn a_killed_instance_leaves_no_key_behind() {
     let redis = tokio::task::block_in_place(RedisProcess::start);
     let a = instance(&redis, &[]);
     let mut b = instance(&redis, &[]);
-    let id = tokio::task::block_in_place(|| b.wait_log(|l| l["message"] == "cluster mode: state in Redis"))["instance"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = instance_id(&mut b);
     let mut alice = Peer::joined_url(&ws(&a), Transport::Websocket, "k9", "alice").await;
     let _bob = Peer::joined_url(&ws(&b), Transport::Websocket, "k9", "bob").await;
     alice.expect("user-joined").await;
@@ -374,23 +396,13 @@ async fn a_killed_instance_leaves_no_key_behind() {
 
     tokio::task::block_in_place(|| b.kill());
     assert_eq!(alice.expect("user-left").await, json!({"roomId": "k9", "userId": "bob"}));
-    let deadline = Instant::now() + WAIT;
-    loop {
+    let gone = || async {
         let keys = redis_cli(&redis, &["KEYS", &format!("*{id}*")]);
         let listed = redis_cli(&redis, &["SMEMBERS", "{switchboard}:instances"]);
         let mesh = redis_cli(&redis, &["HKEYS", "{switchboard}:m:org:acme"]);
-        let gone =
-            keys.trim().is_empty() && !listed.contains(&id) && !mesh.contains("bea") && endpoint().trim().is_empty();
-        if gone {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "left behind: keys {keys} / instances {listed} / mesh {mesh} / endpoint {}",
-            endpoint()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        keys.trim().is_empty() && !listed.contains(&id) && !mesh.contains("bea") && endpoint().trim().is_empty()
+    };
+    eventually("no key, instance entry, mesh record or endpoint of the dead instance is left", gone).await;
     assert!(redis_cli(&redis, &["HKEYS", "{switchboard}:m:org:acme"]).contains("ann"), "the live member stays");
 }
 
