@@ -68,6 +68,9 @@ pub struct RouteCache {
     ticked: AtomicU64,
     /// The sync token published after a stall and not yet heard back (0: none).
     awaited: AtomicU64,
+    /// Time the tests made pass without waiting ([`RouteCache::skip`]).
+    #[cfg(test)]
+    skipped: AtomicU64,
 }
 
 /// Milliseconds since this process first asked: a clock that counts a pause too.
@@ -84,6 +87,8 @@ impl Default for RouteCache {
             subscribed: AtomicBool::new(false),
             fresh_until: AtomicU64::new(0),
             ticked: AtomicU64::new(monotonic_ms()),
+            #[cfg(test)]
+            skipped: AtomicU64::new(0),
             awaited: AtomicU64::new(0),
         }
     }
@@ -133,7 +138,7 @@ impl RouteCache {
     /// (read anew if the cache was unusable).
     pub fn beat_succeeded(&self, window: Duration) {
         let was = self.usable();
-        self.fresh_until.store(monotonic_ms() + window.as_millis() as u64, Ordering::SeqCst);
+        self.fresh_until.store(self.now() + window.as_millis() as u64, Ordering::SeqCst);
         if !was {
             self.clear();
         }
@@ -166,7 +171,7 @@ impl RouteCache {
     /// Whether copies are kept and served: subscribed, a recent heartbeat
     /// reached Redis, no stall since the last tick, none being caught up on.
     pub fn usable(&self) -> bool {
-        let now = monotonic_ms();
+        let now = self.now();
         self.subscribed.load(Ordering::SeqCst)
             && now < self.fresh_until.load(Ordering::SeqCst)
             && now.saturating_sub(self.ticked.load(Ordering::SeqCst)) <= STALL.as_millis() as u64
@@ -178,7 +183,7 @@ impl RouteCache {
     /// announcement channel) is [`heard`](Self::heard); also returned while
     /// an earlier token is still awaited (`resend`: publish it again).
     pub fn tick(&self, resend: bool) -> Option<u64> {
-        let now = monotonic_ms();
+        let now = self.now();
         let gap = now.saturating_sub(self.ticked.swap(now, Ordering::SeqCst));
         if gap > STALL.as_millis() as u64 {
             let token = now.max(1);
@@ -196,6 +201,20 @@ impl RouteCache {
         if self.awaited.compare_exchange(token, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
             self.clear();
         }
+    }
+
+    /// Now, on [`monotonic_ms`]'s clock.
+    fn now(&self) -> u64 {
+        let now = monotonic_ms();
+        #[cfg(test)]
+        let now = now + self.skipped.load(Ordering::SeqCst);
+        now
+    }
+
+    /// Makes `by` pass for this cache (tests: a pause without waiting one out).
+    #[cfg(test)]
+    pub fn skip(&self, by: Duration) {
+        self.skipped.fetch_add(by.as_millis() as u64, Ordering::SeqCst);
     }
 
     fn counter(&self, room: &RoomId) -> &AtomicU64 {

@@ -91,7 +91,7 @@ fn copies_are_served_only_while_a_heartbeat_vouches_for_them() {
     cache.offer(&id, r, cache.generation(&id));
     assert!(cache.route(&id, &ConnId::new("ca"), &bob()).is_some());
     // As after a pause: no heartbeat within the window.
-    std::thread::sleep(Duration::from_millis(40));
+    cache.skip(Duration::from_millis(40));
     assert!(!cache.usable() && cache.route(&id, &ConnId::new("ca"), &bob()).is_none());
     cache.beat_succeeded(WINDOW);
     assert!(cache.is_empty(), "what was cached before the gap is gone");
@@ -105,7 +105,7 @@ fn after_a_stall_nothing_is_served_until_the_announcements_sent_before_it_are_in
     assert!(cache.route(&id, &ConnId::new("ca"), &bob()).is_some());
     // The process stops (no tick) past STALL: on resuming, before the
     // ticker runs, nothing is served.
-    std::thread::sleep(STALL + Duration::from_millis(20));
+    cache.skip(STALL + Duration::from_millis(20));
     assert!(cache.route(&id, &ConnId::new("ca"), &bob()).is_none());
     let token = cache.tick(false).expect("the ticker sees the stall and asks for a sync");
     assert!(cache.is_empty() && !cache.usable());
