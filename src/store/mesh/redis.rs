@@ -168,22 +168,12 @@ impl MeshStore for RedisMesh {
     }
 
     async fn forget_instance(&self, dead: &str) -> Result<usize, StoreError> {
-        let mut forgotten = 0;
-        for noted in self.instances.leftovers(ENGINE, dead).await? {
-            let Some((org, client)) = noted.split_once(SEP) else { continue };
-            let (Ok(org), Ok(client)) = (OrgId::parse(org), ClientId::parse(client)) else { continue };
-            let Some((raw, c)) = self.read(&org, &client).await? else { continue };
-            if c.instance != dead {
-                continue;
-            }
-            match self.instances.forget_leftover(dead, &self.org_key(&org), Some(client.as_str()), raw).await? {
-                Some(true) => forgotten += 1,
-                Some(false) => {}
-                None => return Ok(forgotten),
-            }
-        }
-        self.instances.drop_leftovers(ENGINE, dead).await?;
-        Ok(forgotten)
+        let locate = |noted: &str| {
+            let (org, client) = noted.split_once(SEP)?;
+            Some((self.org_key(&OrgId::parse(org).ok()?), Some(ClientId::parse(client).ok()?.as_str().to_owned())))
+        };
+        let theirs = |_: &str, raw: &str| Ok(decode::<MeshClient>(raw)?.instance == dead);
+        self.instances.forget_leftovers(ENGINE, dead, locate, theirs).await
     }
 
     async fn clients(&self, org: &OrgId) -> Result<Vec<MeshClient>, StoreError> {

@@ -52,7 +52,8 @@ impl RedisClock {
     }
 }
 
-/// Lua that sets `now` to Redis's Unix ms (for scripts that check a deadline).
+/// Lua that sets `now` to Redis's Unix ms: the first line of every script
+/// that checks a deadline or reports Redis's time.
 pub const LUA_NOW: &str =
     "local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)";
 

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use fred::prelude::*;
 use fred::types::scripts::Script;
 
-use super::clock::RedisClock;
+use super::clock::{LUA_NOW, RedisClock};
 use super::{key, unavailable};
 use crate::domain::now_ms;
 use crate::store::{Lapse, StoreError};
@@ -45,8 +45,7 @@ if not epoch then
   epoch = ARGV[4]
   redis.call('SET', KEYS[3], epoch)
 end
-local t = redis.call('TIME')
-return { lapsed and 1 or 0, epoch, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) }
+return { lapsed and 1 or 0, epoch, now }
 "#;
 
 /// Forgets a dead instance, unless it came back. KEYS: its alive key, its
@@ -126,7 +125,7 @@ impl Instances {
 
     /// Deletes `key` (or its hash `field`) if it still holds `raw`, which
     /// `dead` left; `None` if `dead` is alive again (stop: it is its own).
-    pub async fn forget_leftover(
+    async fn forget_leftover(
         &self,
         dead: &str,
         key: &str,
@@ -140,8 +139,38 @@ impl Instances {
         Ok((done >= 0).then_some(done == 1))
     }
 
+    /// Deletes what `dead` noted in `engine` and still holds: `locate` names
+    /// where a note's record lives (a key, or a field of a hash), `theirs`
+    /// says whether the record read there (key, value) is still `dead`'s.
+    /// Then the notes go. Stops if `dead` is alive again; how many went.
+    pub async fn forget_leftovers(
+        &self,
+        engine: &str,
+        dead: &str,
+        locate: impl Fn(&str) -> Option<(String, Option<String>)> + Sync,
+        theirs: impl Fn(&str, &str) -> Result<bool, StoreError> + Sync,
+    ) -> Result<usize, StoreError> {
+        let mut forgotten = 0;
+        for noted in self.leftovers(engine, dead).await? {
+            let Some((key, field)) = locate(&noted) else { continue };
+            let raw: Option<String> = match &field {
+                Some(field) => self.client.hget(&key, field.as_str()).await,
+                None => self.client.get(&key).await,
+            }
+            .map_err(unavailable)?;
+            let Some(raw) = raw.filter(|raw| theirs(&key, raw).unwrap_or(false)) else { continue };
+            match self.forget_leftover(dead, &key, field.as_deref(), raw).await? {
+                Some(true) => forgotten += 1,
+                Some(false) => {}
+                None => return Ok(forgotten),
+            }
+        }
+        self.drop_leftovers(engine, dead).await?;
+        Ok(forgotten)
+    }
+
     /// Deletes `dead`'s notes in `engine` once its leftovers are gone.
-    pub async fn drop_leftovers(&self, engine: &str, dead: &str) -> Result<(), StoreError> {
+    async fn drop_leftovers(&self, engine: &str, dead: &str) -> Result<(), StoreError> {
         self.client.del(self.index(engine, dead)).await.map_err(unavailable)
     }
 
@@ -231,7 +260,8 @@ struct BeatState {
 impl Heartbeat {
     /// The heartbeat of `instances`' own instance, lasting `ttl`.
     pub fn new(instances: Instances, ttl: Duration, clock: Arc<RedisClock>) -> Self {
-        Self { instances, ttl, clock, script: Script::from_lua(BEAT), state: Mutex::default() }
+        let script = Script::from_lua(format!("{LUA_NOW}\n{BEAT}"));
+        Self { instances, ttl, clock, script, state: Mutex::default() }
     }
 
     /// Marks this instance alive for the TTL and registers it; what it found.

@@ -143,22 +143,9 @@ impl Endpoints for RedisEndpoints {
     }
 
     async fn forget_instance(&self, dead: &str) -> Result<usize, StoreError> {
-        let mut forgotten = 0;
-        for noted in self.instances.leftovers(ENGINE, dead).await? {
-            let Ok(device) = DeviceId::parse(&noted) else { continue };
-            let key = self.at_key(&device);
-            let Some(raw) = self.client.get::<Option<String>, _>(&key).await.map_err(unavailable)? else { continue };
-            if decode(&key, &raw, EndpointJson::into_endpoint)?.instance.as_ref() != dead {
-                continue;
-            }
-            match self.instances.forget_leftover(dead, &key, None, raw).await? {
-                Some(true) => forgotten += 1,
-                Some(false) => {}
-                None => return Ok(forgotten),
-            }
-        }
-        self.instances.drop_leftovers(ENGINE, dead).await?;
-        Ok(forgotten)
+        let locate = |noted: &str| Some((self.at_key(&DeviceId::parse(noted).ok()?), None));
+        let theirs = |key: &str, raw: &str| Ok(&*decode(key, raw, EndpointJson::into_endpoint)?.instance == dead);
+        self.instances.forget_leftovers(ENGINE, dead, locate, theirs).await
     }
 
     async fn endpoint(&self, device: &DeviceId) -> Result<Option<Endpoint>, StoreError> {

@@ -15,7 +15,7 @@ use crate::domain::presence::DeviceId;
 use crate::domain::signal::{Expired, Notice, Outgoing, Queued};
 use crate::store::StoreError;
 use crate::store::devices::{EnqueueFailure, Queues};
-use crate::store::redis::clock::RedisClock;
+use crate::store::redis::clock::{LUA_NOW, RedisClock};
 use crate::store::redis::{decode, encode, unavailable};
 
 /// The next id of the counter `k`. A missing counter (never used, expired
@@ -47,8 +47,7 @@ const COUNTER_TTL_MS: u64 = 7 * 24 * 3_600 * 1_000;
 /// KEYS: queue, id counter, queued set.
 /// ARGV: max, signal JSON without id, receiver, deadline (Redis's Unix ms), counter TTL.
 const ENQUEUE: &str = r#"
-local t = redis.call('TIME')
-if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[4]) then return -1 end
+if now > tonumber(ARGV[4]) then return -1 end
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
 local id = next_id(KEYS[2])
 redis.call('ZADD', KEYS[1], id, '{"id":' .. id .. ',' .. string.sub(ARGV[2], 2))
@@ -100,7 +99,7 @@ impl RedisQueues {
             client,
             clock,
             prefix: prefix.to_owned(),
-            enqueue: Script::from_lua(format!("{NEXT_ID}{ENQUEUE}")),
+            enqueue: Script::from_lua(format!("{LUA_NOW}\n{NEXT_ID}{ENQUEUE}")),
             expire: Script::from_lua(format!("{NEXT_ID}{EXPIRE}")),
             drop: Script::from_lua(DROP),
         }

@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use super::StoreError;
 use super::route_cache::RouteCache;
 use crate::domain::{ConnId, Room, RoomId};
-use crate::store::redis::clock::RedisClock;
+use crate::store::redis::clock::{LUA_NOW, RedisClock};
 use crate::store::redis::instances::{Heartbeat, Instances};
 use crate::store::redis::{MAX_ATTEMPTS, key, millis, unavailable};
 
@@ -85,7 +85,7 @@ impl RedisStore {
             heartbeat: Heartbeat::new(instances, instance_ttl, clock.clone()),
             instance_ttl,
             clock,
-            cas: Script::from_lua(CAS),
+            cas: Script::from_lua(format!("{LUA_NOW}\n{CAS}")),
             list: Script::from_lua(LIST),
             drop_idle: Script::from_lua(DROP_IDLE),
             cache: Arc::default(),

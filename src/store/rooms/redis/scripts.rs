@@ -12,11 +12,9 @@ use crate::store::redis::clock::RedisClock;
 /// (Redis's Unix ms, '0' for none: see [`RedisClock`]), how many guard keys,
 /// then per set update: '+' or '-', and the member.
 /// Returns 1 written, 0 the version moved, -1 a guard key exists, -2 too late.
+/// Runs after [`LUA_NOW`](crate::store::redis::clock::LUA_NOW).
 pub(super) const CAS: &str = r#"
-if ARGV[6] ~= '0' then
-  local t = redis.call('TIME')
-  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[6]) then return -2 end
-end
+if ARGV[6] ~= '0' and now > tonumber(ARGV[6]) then return -2 end
 local guards = tonumber(ARGV[7])
 for i = 4, 3 + guards do
   if redis.call('EXISTS', KEYS[i]) == 1 then return -1 end
