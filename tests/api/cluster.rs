@@ -25,6 +25,26 @@ pub async fn cluster(redis: &RedisProcess, n: usize, tweak: impl Fn(&mut Config)
     apps
 }
 
+/// `n` clients spread over `apps` join `room` at once: exactly 5 (the
+/// `MAX_ROOM_SIZE` of these tests) are admitted, the rest refused
+/// `room-full`, and every instance lists 5. The clients stay connected.
+async fn contend(apps: &[TestApp], room: &str, n: usize) -> Vec<Peer> {
+    let mut peers = Vec::new();
+    for i in 0..n {
+        peers.push(Peer::connect(&apps[i % apps.len()], Transport::Websocket).await);
+    }
+    let joins =
+        peers.iter().enumerate().map(|(i, p)| p.ack("join-room", json!({"roomId": room, "userId": format!("u{i}")})));
+    let acks = join_all(joins).await;
+    let admitted = acks.iter().filter(|a| a["ok"] == true).count();
+    let refused = acks.iter().filter(|a| a["error"]["code"] == "room-full").count();
+    assert_eq!((admitted, refused), (5, n - 5), "{acks:?}");
+    for app in apps {
+        assert_eq!(app.get(&format!("/api/rooms/{room}")).await.1["participantCount"], 5);
+    }
+    peers
+}
+
 async fn listing(app: &TestApp) -> Value {
     app.get("/api/rooms").await.1
 }
@@ -98,21 +118,7 @@ async fn a_burst_of_2000_relays_between_instances_arrives_complete_and_in_order(
 async fn concurrent_joins_over_two_instances_admit_exactly_max_room_size() {
     let redis = tokio::task::block_in_place(RedisProcess::start);
     let apps = cluster(&redis, 2, |c| c.max_room_size = 5).await;
-    let mut peers = Vec::new();
-    for i in 0..16 {
-        peers.push(Peer::connect(&apps[i % 2], Transport::Websocket).await);
-    }
-    let joins = peers
-        .iter()
-        .enumerate()
-        .map(|(i, p)| p.ack("join-room", json!({"roomId": "crowd", "userId": format!("u{i}")})));
-    let acks = join_all(joins).await;
-    let admitted = acks.iter().filter(|a| a["ok"] == true).count();
-    let refused = acks.iter().filter(|a| a["error"]["code"] == "room-full").count();
-    assert_eq!((admitted, refused), (5, 11), "{acks:?}");
-    for app in &apps {
-        assert_eq!(app.get("/api/rooms/crowd").await.1["participantCount"], 5);
-    }
+    let _peers = contend(&apps, "crowd", 16).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,19 +336,7 @@ async fn three_instances_work_as_one_on_a_redis_cluster_of_three_masters() {
     assert_eq!(listing(&apps[2]).await, first);
 
     // Contention across instances: exactly MAX_ROOM_SIZE (5 here) seats.
-    let mut peers = Vec::new();
-    for n in 0..15 {
-        peers.push(Peer::connect(&apps[n % 3], Transport::Websocket).await);
-    }
-    let joins =
-        peers.iter().enumerate().map(|(n, p)| p.ack("join-room", json!({"roomId": "full", "userId": format!("u{n}")})));
-    let acks = join_all(joins).await;
-    let admitted = acks.iter().filter(|a| a["ok"] == true).count();
-    let refused = acks.iter().filter(|a| a["error"]["code"] == "room-full").count();
-    assert_eq!((admitted, refused), (5, 10), "{acks:?}");
-    for app in &apps {
-        assert_eq!(app.get("/api/rooms/full").await.1["participantCount"], 5);
-    }
+    let _peers = contend(&apps, "full", 15).await;
 
     // Devices across instances.
     let _devices = devices_across(&apps[0], &apps[1]).await;

@@ -13,6 +13,14 @@ async fn dashboard(app: &TestApp) -> Peer {
     Peer::connect_ns(&app.url("/"), NS, None).await
 }
 
+/// A dashboard client hosting room "vip" as "boss", which requires approval.
+async fn vip_host(app: &TestApp) -> Peer {
+    let host = dashboard(app).await;
+    let vip = json!({"id": "vip", "hostId": "boss", "host": "Boss", "requiresApproval": true});
+    assert_eq!(host.ack("room-created", json!({"data": vip})).await["ok"], true);
+    host
+}
+
 /// A dashboard client subscribed to `channel`.
 async fn subscribed(app: &TestApp, channel: &str) -> Peer {
     let peer = dashboard(app).await;
@@ -71,9 +79,7 @@ async fn a_subscriber_gets_the_list_at_once_and_then_a_created_room_with_its_met
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_request_reaches_the_host_and_only_the_host_s_approval_lets_the_joiner_in() {
     let app = spawn_app().await;
-    let mut host = dashboard(&app).await;
-    let vip = json!({"id": "vip", "hostId": "boss", "host": "Boss", "requiresApproval": true});
-    assert_eq!(host.ack("room-created", json!({"data": vip})).await["ok"], true);
+    let mut host = vip_host(&app).await;
     let core = Peer::connect(&app, Transport::Websocket).await;
     let unapproved = core.ack("join-room", json!({"roomId": "vip", "userId": "jo"})).await;
     assert_eq!(unapproved["error"]["code"], "not-approved", "{unapproved}");
@@ -138,9 +144,7 @@ async fn with_jwt_a_connection_needs_a_token_and_creates_rooms_only_as_its_user(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_request_repeated_while_it_waits_reaches_the_host_once() {
     let app = spawn_app().await;
-    let mut host = dashboard(&app).await;
-    let vip = json!({"id": "vip", "hostId": "boss", "host": "Boss", "requiresApproval": true});
-    assert_eq!(host.ack("room-created", json!({"data": vip})).await["ok"], true);
+    let mut host = vip_host(&app).await;
     let jo = dashboard(&app).await;
     for _ in 0..50 {
         let asked = jo.ack("join-request", json!({"roomId": "vip", "userId": "jo", "userName": "Jo"})).await;

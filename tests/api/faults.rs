@@ -40,6 +40,18 @@ fn heartbeat_left(redis: &RedisProcess, instance: &str) -> i64 {
     redis_cli(redis, &["PTTL", &key]).trim().parse().expect("PTTL answers a number")
 }
 
+/// Redis loses everything (killed and restarted empty at once), and each of
+/// `servers` has reconciled after it.
+fn lose_redis_data(redis: &mut RedisProcess, servers: &mut [&mut Running]) {
+    tokio::task::block_in_place(|| {
+        redis.stop();
+        redis.restart();
+    });
+    for server in servers {
+        log_starting(server, "reconciled with Redis");
+    }
+}
+
 fn redis_cli(redis: &RedisProcess, args: &[&str]) -> String {
     tokio::task::block_in_place(|| redis.command(args))
 }
@@ -108,10 +120,7 @@ async fn a_redis_that_restarts_empty_at_once_gets_every_room_back() {
     let mut bob = Peer::joined_url(&ws(&b), Transport::Polling, "restart", "bob").await;
     alice.expect("user-joined").await;
 
-    tokio::task::block_in_place(|| {
-        redis.stop();
-        redis.restart();
-    });
+    lose_redis_data(&mut redis, &mut []);
     for server in [&mut a, &mut b] {
         log_starting(server, "Redis lost its data");
         log_starting(server, "reconciled with Redis");
@@ -431,13 +440,7 @@ async fn the_mesh_is_rebuilt_after_redis_loses_its_data() {
     assert_eq!(bob.wait_for("admin-elected", |_| true).await["adminId"], "ann");
     ann.wait_for("client-list-update", |u| ids(u) == ["ann", "bob"]).await;
 
-    tokio::task::block_in_place(|| {
-        redis.stop();
-        redis.restart();
-    });
-    for server in [&mut a, &mut b] {
-        log_starting(server, "reconciled with Redis");
-    }
+    lose_redis_data(&mut redis, &mut [&mut a, &mut b]);
     // Each instance sends the list again once it has put its members back.
     ann.wait_for("client-list-update", |u| ids(u) == ["ann", "bob"]).await;
     let sent = bob.ack("peer-message", json!({"data": {"targetId": "ann", "message": {"after": "loss"}}})).await;
@@ -467,13 +470,7 @@ async fn device_connections_are_found_again_after_redis_loses_its_data() {
     assert_eq!(sender.signal("peer_b", json!({ "n": 1 })).await, "delivered");
     assert_eq!(receiver.next_signal(WAIT).await["data"], json!({ "n": 1 }));
 
-    tokio::task::block_in_place(|| {
-        redis.stop();
-        redis.restart();
-    });
-    for server in [&mut a, &mut b] {
-        log_starting(server, "reconciled with Redis");
-    }
+    lose_redis_data(&mut redis, &mut [&mut a, &mut b]);
     for peer in ["peer_a", "peer_b"] {
         assert_eq!(announce(&b, peer).await, 200);
     }
@@ -501,11 +498,7 @@ async fn a_worker_is_back_in_the_pool_with_its_next_heartbeat_after_redis_loses_
     };
     assert_eq!(bootstrap().await.1["workerId"], "w1");
 
-    tokio::task::block_in_place(|| {
-        redis.stop();
-        redis.restart();
-    });
-    log_starting(&mut a, "reconciled with Redis");
+    lose_redis_data(&mut redis, &mut [&mut a]);
     assert_eq!(bootstrap().await.0, 503, "the pool was lost with Redis's data");
     assert_eq!(worker.ack("heartbeat", json!({})).await, json!({"ok": true}));
     assert_eq!(bootstrap().await.1["workerId"], "w1");

@@ -209,6 +209,9 @@ async fn signal_ids_never_repeat_after_redis_loses_its_data() {
     let _: () = s.client.flushall(false).await.unwrap();
     let after = s.queues.enqueue(signal("peer_a", "peer_b", 4), t(4), 10).await.unwrap().id;
     assert!(after > *before.iter().max().unwrap(), "{after} after {before:?}");
+    // Counters carry a TTL (a week idle): none is kept for good.
+    let left: i64 = s.client.pttl("{test}:d:q:peer_b:seq").await.unwrap();
+    assert!(left > 6 * 24 * 3_600 * 1_000, "the counter expires: {left} ms left");
 }
 
 /// Issue 16, problem 5 for `/devices`: an enqueue Redis runs past its
