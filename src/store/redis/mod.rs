@@ -1,12 +1,13 @@
 //! The Redis toolkit every Redis engine of [`crate::store`] builds on: key
 //! names, the mapping of Redis failures to [`StoreError`], JSON encoding with
 //! corruption reports, the hash compare-and-set script, instance liveness
-//! ([`instances`]) and deadlines on Redis's clock ([`clock`]).
+//! ([`instances`]), the heartbeat ([`heartbeat`]) and deadlines on Redis's clock ([`clock`]).
 //!
 //! Owns no state of its own. Must not import `core`, `transport` or `cluster`:
 //! the engines are below everything that uses them.
 
 pub mod clock;
+pub mod heartbeat;
 pub mod instances;
 
 use std::fmt::Display;

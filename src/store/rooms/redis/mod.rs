@@ -29,7 +29,8 @@ use super::StoreError;
 use super::route_cache::RouteCache;
 use crate::domain::{ConnId, Room, RoomId};
 use crate::store::redis::clock::{LUA_NOW, RedisClock};
-use crate::store::redis::instances::{Heartbeat, Instances};
+use crate::store::redis::heartbeat::Heartbeat;
+use crate::store::redis::instances::Instances;
 use crate::store::redis::{MAX_ATTEMPTS, key, millis, unavailable};
 
 mod announcements;
