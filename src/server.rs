@@ -274,6 +274,8 @@ fn state_wait(config: &Config) -> Duration {
 /// The socket.io settings.
 fn configure(state: &AppState) -> socketioxide::SocketIoBuilder {
     let config = &state.config;
+    // One budget per process: socketioxide's builder cannot pass it per server.
+    engineioxide::outbox::set_max_buffer_bytes(config.socket_buffer_bytes);
     let parser =
         ParserConfig::common().max_incoming_binaries(16).max_incoming_binary_buf_size(config.max_payload_bytes);
     SocketIo::builder()

@@ -39,6 +39,9 @@ pub struct Config {
     /// `SOCKET_BUFFER_PACKETS`: packets queued towards one connection before a
     /// relay to it fails with `target-busy` (default 4096).
     pub socket_buffer_packets: usize,
+    /// `SOCKET_BUFFER_BYTES`: bytes queued towards one connection before a
+    /// relay to it fails with `target-busy` (default 1 MiB).
+    pub socket_buffer_bytes: usize,
     /// `MAX_PENDING_EVENTS`: events one connection may have waiting to be
     /// handled before further ones are refused with `rate-limited` (default 4096).
     pub max_pending_events: usize,
@@ -231,6 +234,7 @@ impl Config {
             ping_interval: env.millis("PING_INTERVAL_MS", 25_000)?,
             ping_timeout: env.millis("PING_TIMEOUT_MS", 20_000)?,
             socket_buffer_packets: env.ranged("SOCKET_BUFFER_PACKETS", 4096, 16..=1_000_000)?,
+            socket_buffer_bytes: env.ranged("SOCKET_BUFFER_BYTES", 1 << 20, 16 << 10..=1 << 30)?,
             max_pending_events: env.ranged("MAX_PENDING_EVENTS", 4096, 16..=1_000_000)?,
             events_per_second: env.ranged("EVENTS_PER_SECOND", 100, 1..=1_000_000)? as u32,
             event_burst: env.ranged("EVENT_BURST", 500, 1..=1_000_000)? as u32,

@@ -21,7 +21,7 @@ fn defaults_match_the_documentation() {
     assert_eq!(c.log_filter, "info");
     assert_eq!((c.redis_url, c.redis_prefix.as_str()), (None, "switchboard"));
     assert_eq!((c.redis_timeout, c.instance_ttl), (Duration::from_secs(2), Duration::from_secs(10)));
-    assert_eq!((c.socket_buffer_packets, c.max_pending_events), (4096, 4096));
+    assert_eq!((c.socket_buffer_packets, c.socket_buffer_bytes, c.max_pending_events), (4096, 1 << 20, 4096));
     assert_eq!((c.events_per_second, c.event_burst, c.rate_limit_disconnect_after), (100, 500, 1000));
     assert_eq!((c.max_rooms_per_connection, c.max_connections_per_ip), (16, 256));
     assert_eq!(c.rest_rate, (20, 100), "REST_REQUESTS_PER_SECOND, REST_BURST");

@@ -1,5 +1,7 @@
 //! Delivery guarantees: order per sender and target, and no silent drops.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::helpers::{Peer, Receiver, StalledPoller, Transport, spawn_app_with, unlimited};
@@ -119,4 +121,44 @@ async fn events_past_the_rate_limit_are_refused_and_a_flood_is_disconnected() {
         let _ = alice.client.emit("offer", json!({"roomId": "flood", "targetId": "bob", "offer": {"seq": seq}})).await;
     }
     assert_eq!(bob.expect_skipping("user-left", &["offer"]).await["userId"], "alice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_held_to_its_byte_budget_and_its_unprompted_pongs_do_not_keep_it() {
+    let app = spawn_app_with(|c| {
+        c.ping_interval = Duration::from_millis(200);
+        c.ping_timeout = Duration::from_millis(400);
+    })
+    .await;
+    let victim = StalledPoller::join(&app, "budget", "victim").await;
+    let mut alice = Peer::joined(&app, Transport::Websocket, "budget", "alice").await;
+    // The attack: the victim reads nothing and sends pongs every 20 ms, unprompted.
+    let pongs = tokio::spawn(async move {
+        for _ in 0..1000 {
+            if !victim.pong().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    // 60 KB relays: past the 1 MiB budget (SOCKET_BUFFER_BYTES) they get target-busy,
+    // long before the 4,096-packet count would refuse them.
+    let sdp = "x".repeat(60_000);
+    let mut accepted = 0;
+    loop {
+        let ack = alice.ack("offer", json!({"roomId": "budget", "targetId": "victim", "offer": {"sdp": sdp}})).await;
+        if ack["ok"] == true {
+            accepted += 1;
+            assert!(
+                accepted <= (1 << 20) / 60_000 + 1,
+                "more than the byte budget was queued for a client that reads nothing"
+            );
+            continue;
+        }
+        assert_eq!(ack["error"]["code"], "target-busy", "{ack}");
+        break;
+    }
+    // Its pongs answer no ping that left its queue: it is disconnected as a slow consumer.
+    alice.wait_for("user-left", |e| e["userId"] == "victim").await;
+    pongs.abort();
 }

@@ -354,6 +354,13 @@ impl StalledPoller {
         poller
     }
 
+    /// Sends an engine.io pong whether or not a ping came; whether the
+    /// session took it (false once the server closed it).
+    pub async fn pong(&self) -> bool {
+        let response = self.http.post(&self.url).body("3").send().await;
+        response.is_ok_and(|r| r.status() == 200)
+    }
+
     async fn post(&self, body: &str) {
         let response = self.http.post(&self.url).body(body.to_owned()).send().await.unwrap();
         assert_eq!(response.status(), 200, "polling POST accepted");

@@ -14,6 +14,8 @@ pub mod handler;
 pub mod layer;
 pub mod service;
 pub mod socket;
+/// switchboard patch: each socket's outgoing queue held to a byte budget.
+pub mod outbox;
 
 /// Socket id type and generator
 pub mod sid {

@@ -64,7 +64,11 @@ use std::{
     time::Duration,
 };
 
-use crate::{config::EngineIoConfig, errors::Error};
+use crate::{
+    config::EngineIoConfig,
+    errors::Error,
+    outbox::{BufferedRx, CONTROL_RESERVE, Outbox},
+};
 use bytes::Bytes;
 use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Str, TransportType};
 use futures_util::FutureExt;
@@ -72,7 +76,7 @@ use http::request::Parts;
 use smallvec::{SmallVec, smallvec};
 use tokio::sync::{
     Mutex,
-    mpsc::{self, Receiver, error::TrySendError},
+    mpsc::{self, error::TrySendError},
     watch,
 };
 
@@ -116,17 +120,24 @@ impl From<&Error> for Option<DisconnectReason> {
 /// A permit holds a place in the internal channel to send one packet to the client.
 pub struct Permit<'a> {
     inner: mpsc::Permit<'a, Queued>,
+    outbox: &'a Outbox,
 }
 impl Permit<'_> {
+    /// Counts the item and sends it (switchboard patch: the outbox's bytes).
+    fn send(self, packets: PacketBuf) {
+        self.outbox.queued(&packets);
+        self.inner.send(Box::new(packets));
+    }
+
     /// Consume the permit and emit a message to the client.
     #[inline]
     pub fn emit(self, msg: Str) {
-        self.inner.send(Box::new(smallvec![Packet::Message(msg)]));
+        self.send(smallvec![Packet::Message(msg)]);
     }
     /// Consume the permit and emit a binary message to the client.
     #[inline]
     pub fn emit_binary(self, data: Bytes) {
-        self.inner.send(Box::new(smallvec![Packet::Binary(data)]));
+        self.send(smallvec![Packet::Binary(data)]);
     }
 
     /// Consume the permit and emit a message with multiple binary data to the client.
@@ -138,7 +149,7 @@ impl Permit<'_> {
         for d in data {
             packets.push(Packet::Binary(d));
         }
-        self.inner.send(Box::new(packets));
+        self.send(packets);
     }
 
     /// Consume the permit and emit a message with multiple binary data to the client.
@@ -150,7 +161,7 @@ impl Permit<'_> {
         for d in data {
             packets.push(Packet::Binary(d));
         }
-        self.inner.send(Box::new(packets));
+        self.send(packets);
     }
 }
 
@@ -187,14 +198,14 @@ pub(crate) type Queued = Box<PacketBuf>;
 
 #[derive(Debug)]
 pub(crate) struct InternalRx {
-    pub buffered_rx: Receiver<Queued>,
+    pub buffered_rx: BufferedRx<Queued>,
     pub peeked_packet: Option<Queued>,
     pub volatile_rx: watch::Receiver<Option<Queued>>,
 }
 
 impl InternalRx {
     fn new(
-        buffered_rx: Receiver<Queued>,
+        buffered_rx: BufferedRx<Queued>,
         volatile_rx: watch::Receiver<Option<Queued>>,
     ) -> Self {
         Self {
@@ -247,6 +258,10 @@ where
     /// Channel to send [PacketBuf] to the internal connection
     pub(crate) internal_tx: mpsc::Sender<Queued>,
 
+    /// The bytes waiting in the channel, and whether a ping left it
+    /// unanswered (switchboard patch: see `outbox`).
+    pub(crate) outbox: Arc<Outbox>,
+
     /// Channel to send volatile [PacketBuf]s that bypass the internal buffer.
     /// Uses a [`watch`](tokio::sync::watch) channel so only the latest volatile
     /// message is retained; subsequent volatile sends overwrite the previous one.
@@ -283,8 +298,9 @@ where
         close_fn: Box<dyn Fn(Sid, DisconnectReason) + Send + Sync>,
         supports_binary: bool,
     ) -> Self {
-        let (internal_tx, internal_rx) = mpsc::channel(config.max_buffer_size);
+        let (internal_tx, internal_rx) = mpsc::channel(config.max_buffer_size + CONTROL_RESERVE);
         let (volatile_tx, volatile_rx) = watch::channel(None);
+        let outbox = Arc::new(Outbox::default());
 
         Self {
             id: Sid::new(),
@@ -292,8 +308,12 @@ where
             transport: AtomicU8::new(transport as u8),
             upgrading: AtomicBool::new(false),
 
-            internal_rx: Mutex::new(InternalRx::new(internal_rx, volatile_rx)),
+            internal_rx: Mutex::new(InternalRx::new(
+                BufferedRx::new(internal_rx, outbox.clone()),
+                volatile_rx,
+            )),
             internal_tx,
+            outbox,
 
             volatile_tx,
 
@@ -314,8 +334,13 @@ where
         #[cfg(feature = "tracing")]
         tracing::debug!(?packet, "sending packet");
 
+        if !self.has_room() {
+            return Err(TrySendError::Full(packet));
+        }
+        let packets: PacketBuf = smallvec![packet];
+        self.outbox.queued(&packets);
         self.internal_tx
-            .try_send(Box::new(smallvec![packet]))
+            .try_send(Box::new(packets))
             .map_err(|p| match p {
                 TrySendError::Full(mut p) => TrySendError::Full(p.pop().unwrap()),
                 TrySendError::Closed(mut p) => TrySendError::Closed(p.pop().unwrap()),
@@ -339,6 +364,15 @@ where
             cancellation_token
                 .run_until_cancelled_owned(async move {
                     if let Err(_e) = self.heartbeat_job(interval, timeout).await {
+                        // Data still waiting (more than the unanswered ping): the
+                        // client stayed behind, it is not merely gone (switchboard patch).
+                        #[cfg(feature = "tracing")]
+                        if self.outbox.bytes() > 1 {
+                            tracing::warn!(
+                                unread_bytes = self.outbox.bytes(),
+                                "slow consumer disconnected: its queue was not read within the ping timeout"
+                            );
+                        }
                         self.close(DisconnectReason::HeartbeatTimeout);
                         #[cfg(feature = "tracing")]
                         tracing::debug!(id = ?self.id, "heartbeat error: {_e}");
@@ -393,8 +427,10 @@ where
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "emitting ping");
 
-            self.internal_tx
-                .try_send(Box::new(smallvec![Packet::Ping]))
+            // Only a pong after this ping left the queue counts (switchboard patch).
+            heartbeat_rx.try_recv().ok();
+            self.outbox.new_ping();
+            self.send_control(Packet::Ping)
                 .map_err(|_| Error::HeartbeatTimeout)?;
 
             #[cfg(feature = "tracing")]
@@ -425,8 +461,7 @@ where
 
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "ping received, sending pong");
-            self.internal_tx
-                .try_send(Box::new(smallvec![Packet::Pong]))
+            self.send_control(Packet::Pong)
                 .map_err(|_| Error::HeartbeatTimeout)?;
         }
     }
@@ -460,8 +495,40 @@ where
     /// If the socket is closed, the function will return a [`TrySendError::Closed`] error.
     #[inline]
     pub fn reserve(&self) -> Result<Permit<'_>, TrySendError<()>> {
+        if !self.has_room() {
+            return Err(TrySendError::Full(()));
+        }
         let permit = self.internal_tx.try_reserve()?;
-        Ok(Permit { inner: permit })
+        Ok(Permit {
+            inner: permit,
+            outbox: &self.outbox,
+        })
+    }
+
+    /// Whether data may be queued (switchboard patch): under the byte budget,
+    /// and more free slots than the control packets' reserve.
+    fn has_room(&self) -> bool {
+        self.outbox.has_room() && self.internal_tx.capacity() > CONTROL_RESERVE
+    }
+
+    /// Queues a control packet, which may take the reserved slots.
+    pub(crate) fn send_control(&self, packet: Packet) -> Result<(), TrySendError<Queued>> {
+        let packets: PacketBuf = smallvec![packet];
+        self.outbox.queued(&packets);
+        self.internal_tx.try_send(Box::new(packets))
+    }
+
+    /// A pong (v4) or a ping (v3) arrived from the client. A v4 pong counts
+    /// only if it answers a ping that left the queue (switchboard patch).
+    pub(crate) fn heartbeat_received(&self) {
+        if self.protocol != ProtocolVersion::V4 || self.outbox.answers_ping() {
+            self.heartbeat_tx.try_send(()).ok();
+        }
+    }
+
+    /// Bytes waiting in this socket's outgoing queue (switchboard patch).
+    pub fn queued_bytes(&self) -> usize {
+        self.outbox.bytes()
     }
 
     /// Emits a message to the client.
@@ -625,6 +692,7 @@ where
     ) -> (Arc<Socket<D>>, tokio::sync::mpsc::Receiver<Packet>) {
         let (internal_tx, internal_rx) = mpsc::channel(buffer_size);
         let (volatile_tx, volatile_rx) = watch::channel(None);
+        let outbox = Arc::new(Outbox::default());
 
         let sock = Self {
             id: sid,
@@ -632,8 +700,12 @@ where
             transport: AtomicU8::new(TransportType::Websocket as u8),
             upgrading: AtomicBool::new(false),
 
-            internal_rx: Mutex::new(InternalRx::new(internal_rx, volatile_rx)),
+            internal_rx: Mutex::new(InternalRx::new(
+                BufferedRx::new(internal_rx, outbox.clone()),
+                volatile_rx,
+            )),
             internal_tx,
+            outbox,
 
             volatile_tx,
 
