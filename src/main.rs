@@ -41,6 +41,11 @@ fn main() -> ExitCode {
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
+    for krate in telemetry::uncapped_packet_loggers(&config.log_filter) {
+        tracing::warn!(
+            "RUST_LOG names {krate}: below info its lines carry raw packets (tokens, SDP); never in production"
+        );
+    }
     match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime.block_on(serve(config)),
         Err(e) => {

@@ -7,12 +7,26 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{Config, LogFormat};
 
-/// Crates whose `debug` and `trace` events print raw packets: socketioxide
-/// logs every incoming message and the CONNECT packet's `auth` (tokens), and
-/// events carry SDP and candidates. The prefix covers their sibling crates
-/// too (`socketioxide_redis`, `socketioxide_core`, `engineioxide_core`), as
-/// a `RUST_LOG` target does.
-const PACKET_LOGGERS: [&str; 2] = ["socketioxide", "engineioxide"];
+/// Crates whose `debug` and `trace` events print raw packets, frames or
+/// commands: socketioxide logs every incoming message and the CONNECT
+/// packet's `auth` (tokens), tungstenite every websocket frame (tokens, SDP,
+/// worker keys), hyper and h2 request parts, fred every Redis command (relays
+/// and their SDP cross the bus). Named exactly, as `RUST_LOG` targets are: a
+/// crate counts if the target is its name or a module path inside it.
+const PACKET_LOGGERS: [&str; 12] = [
+    "socketioxide",
+    "socketioxide_core",
+    "socketioxide_redis",
+    "socketioxide_parser_common",
+    "engineioxide",
+    "engineioxide_core",
+    "tungstenite",
+    "tokio_tungstenite",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "fred",
+];
 
 /// Installs the global subscriber (once, from `main`).
 pub fn init(config: &Config) {
@@ -34,13 +48,32 @@ fn packet_logger_cap(filter: &str) -> FilterFn<impl Fn(&Metadata<'_>) -> bool + 
     filter_fn(move |meta| passes_cap(&capped, meta.target(), *meta.level()))
 }
 
-/// The packet loggers `filter` does not name.
+/// The packet loggers that no directive of `filter` names (its target being
+/// the crate or a module in it): `socketioxide_redis=info` names only
+/// socketioxide_redis, not socketioxide.
 fn capped(filter: &str) -> Vec<&'static str> {
-    PACKET_LOGGERS.into_iter().filter(|name| !filter.contains(name)).collect()
+    let targets: Vec<&str> = filter
+        .split(',')
+        .filter_map(|directive| directive.split_once('=').map(|(target, _)| target))
+        .map(|target| target.split('[').next().unwrap_or_default().trim())
+        .collect();
+    PACKET_LOGGERS.into_iter().filter(|name| !targets.iter().any(|t| within(t, name))).collect()
+}
+
+/// Whether `target` is `krate` or a module path inside it.
+fn within(target: &str, krate: &str) -> bool {
+    target.strip_prefix(krate).is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
 }
 
 fn passes_cap(capped: &[&str], target: &str, level: Level) -> bool {
-    level <= Level::INFO || !capped.iter().any(|name| target.starts_with(name))
+    level <= Level::INFO || !capped.iter().any(|name| within(target, name))
+}
+
+/// The packet loggers `filter` lets through below `info`, for a start-up
+/// warning: their lines can carry tokens and SDP.
+pub fn uncapped_packet_loggers(filter: &str) -> Vec<&'static str> {
+    let capped = capped(filter);
+    PACKET_LOGGERS.into_iter().filter(|name| !capped.contains(name)).collect()
 }
 
 #[cfg(test)]
@@ -48,17 +81,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn packet_loggers_are_capped_at_info_unless_named() {
+    fn packet_loggers_are_capped_at_info_unless_named_exactly() {
         assert_eq!(capped("debug"), PACKET_LOGGERS);
+        assert_eq!(capped("trace"), PACKET_LOGGERS);
         assert_eq!(capped("trace,switchboard=debug"), PACKET_LOGGERS);
-        assert_eq!(capped("debug,socketioxide=debug"), ["engineioxide"]);
-        assert!(capped("engineioxide=trace,socketioxide::client=debug").is_empty());
-        let all = capped("debug");
-        assert!(!passes_cap(&all, "socketioxide::client", Level::DEBUG));
-        assert!(!passes_cap(&all, "engineioxide::transport::ws", Level::TRACE));
-        assert!(!passes_cap(&all, "socketioxide_redis", Level::TRACE));
+        // A sibling crate's name is not the crate's: socketioxide stays capped.
+        assert_eq!(capped("debug,socketioxide_redis=info").len(), PACKET_LOGGERS.len() - 1);
+        assert!(capped("debug,socketioxide_redis=info").contains(&"socketioxide"));
+        assert!(!capped("debug,socketioxide=debug").contains(&"socketioxide"));
+        assert!(!capped("socketioxide::client[conn]=debug").contains(&"socketioxide"));
+        assert_eq!(uncapped_packet_loggers("warn,tungstenite=trace,hyper::proto=debug"), ["tungstenite", "hyper"]);
+        let all = capped("trace");
+        for target in
+            ["socketioxide::client", "engineioxide::transport::ws", "socketioxide_redis", "tungstenite::protocol"]
+        {
+            assert!(!passes_cap(&all, target, Level::TRACE), "{target}");
+        }
+        for target in ["hyper::proto::h1::io", "hyper_util::server", "tokio_tungstenite", "fred::protocol", "h2::codec"]
+        {
+            assert!(!passes_cap(&all, target, Level::DEBUG), "{target}");
+        }
         assert!(passes_cap(&all, "socketioxide::client", Level::INFO));
         assert!(passes_cap(&all, "switchboard::transport::handlers", Level::TRACE));
-        assert!(passes_cap(&["engineioxide"], "socketioxide::client", Level::DEBUG));
+        assert!(passes_cap(&all, "hyperloop", Level::TRACE), "a crate whose name merely starts alike");
     }
 }
