@@ -192,14 +192,14 @@ async fn serve(
     }
     count_sockets(&state, io.clone());
     let features = PROTOCOLS.iter().filter_map(|p| p.routes).fold(Router::new(), |r, routes| r.merge(routes(&state)));
-    let origins = Arc::new(state.config.allowed_origins.clone());
+    let origins = Arc::new(origin::Policy::new(&state.config));
     let app = http::router(state.clone(), features).layer(
         ServiceBuilder::new()
             // Path only: a query string may carry a token.
             .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
                 tracing::debug_span!("http", method = %request.method(), path = %request.uri().path())
             }))
-            .layer(origin::cors(&origins))
+            .layer(origin::cors(&origins.allowed))
             .layer(from_fn_with_state(origins, origin::guard_websocket_origin))
             .layer(axum::middleware::from_fn(static_files::serve_client_bundle))
             .layer(axum::middleware::from_fn(head::detach))

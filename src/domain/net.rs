@@ -79,6 +79,16 @@ pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[Cidr]) -> IpAd
     client
 }
 
+/// The scheme a trusted proxy says it received (`X-Forwarded-Proto`, every
+/// line): its last value, the one the proxy next to the server wrote;
+/// `http` unless that is `https`.
+pub fn forwarded_scheme(lines: &[&str]) -> &'static str {
+    match lines.iter().flat_map(|l| l.split(',')).next_back().map(str::trim) {
+        Some(p) if p.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    }
+}
+
 /// One `X-Forwarded-For` hop: an address, with or without a port.
 pub fn parse_hop(hop: &str) -> Option<IpAddr> {
     let hop = hop.trim();
@@ -114,6 +124,16 @@ pub fn limit_key(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_forwarded_scheme_is_the_last_one_written_and_http_unless_https() {
+        assert_eq!(forwarded_scheme(&["https"]), "https");
+        assert_eq!(forwarded_scheme(&["http, https"]), "https");
+        assert_eq!(forwarded_scheme(&["https", "http"]), "http", "the nearest proxy's line");
+        assert_eq!(forwarded_scheme(&["HTTPS "]), "https");
+        assert_eq!(forwarded_scheme(&["wss"]), "http");
+        assert_eq!(forwarded_scheme(&[]), "http");
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -160,3 +160,19 @@ async fn with_jwt_turn_credentials_name_the_token_s_user_whatever_user_id_says()
     let servers = app.get(&format!("/api/ice-servers?userId=mallory&token={alice}")).await.1;
     assert_eq!(turn_user(&servers), "alice", "?token=: {servers}");
 }
+
+/// Issue 17, problem 12: a socket does not stay authenticated past its
+/// token's `exp`. A token 25 s past it is still accepted (30 s of leeway for
+/// clock skew), so its connection must close about 5 s later: peers see the
+/// user leave, as for any disconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_is_closed_when_its_token_expires() {
+    let app = secured().await;
+    let url = app.url("/");
+    let auth = |sub: &str, exp_offset: i64| Some(json!({"token": token(sub, exp_offset, KEY)}));
+    let mut bob = Peer::joined_with_auth(&url, Transport::Websocket, auth("bob", 3600), "expiring", "bob").await;
+    let alice = Peer::joined_with_auth(&url, Transport::Websocket, auth("alice", -25), "expiring", "alice").await;
+    bob.wait_for("user-joined", |e| e["userId"] == "alice").await;
+    bob.wait_for("user-left", |e| e["userId"] == "alice").await;
+    drop(alice);
+}

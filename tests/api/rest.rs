@@ -128,11 +128,16 @@ fn upgrade_status(addr: std::net::SocketAddr, origin: Option<&str>) -> u16 {
 
 /// [`upgrade_status`] with the `Upgrade` header's value given.
 fn upgrade_status_as(addr: std::net::SocketAddr, origin: Option<&str>, upgrade: &str) -> u16 {
+    upgrade_status_with(addr, origin, upgrade, "")
+}
+
+/// The status of a websocket upgrade with `extra` header lines (each ending in CRLF).
+fn upgrade_status_with(addr: std::net::SocketAddr, origin: Option<&str>, upgrade: &str, extra: &str) -> u16 {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
     let origin = origin.map(|o| format!("Origin: {o}\r\n")).unwrap_or_default();
     let request = format!(
-        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {addr}\r\n{origin}Connection: Upgrade\r\n\
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {addr}\r\n{origin}{extra}Connection: Upgrade\r\n\
          Upgrade: {upgrade}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).unwrap();
@@ -158,4 +163,32 @@ async fn a_websocket_upgrade_from_a_disallowed_origin_is_refused() {
     .await
     .unwrap();
     assert_eq!(statuses, [403, 101, 101, 101, 403], "evil, allowed, none, the server's own page, evil listing two");
+}
+
+/// Issue 17, problem 12: the server's own page is its own origin only with
+/// the scheme the client used: `http` on a plain server, what a trusted TLS
+/// proxy says in `X-Forwarded-Proto` behind one (and only a trusted one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_own_origin_needs_the_scheme_the_client_used() {
+    let plain = app_allowing_only_ok_test().await;
+    let behind_tls = spawn_app_with(|c| {
+        c.allowed_origins = switchboard::config::AllowedOrigins::List(vec!["http://ok.test".parse().unwrap()]);
+        c.trusted_proxies = vec!["127.0.0.1".parse::<switchboard::domain::net::Cidr>().unwrap()];
+    })
+    .await;
+    let (a, b) = (plain.addr, behind_tls.addr);
+    let statuses = tokio::task::spawn_blocking(move || {
+        let tls = "X-Forwarded-Proto: https\r\n";
+        [
+            upgrade_status(a, Some(&format!("http://{a}"))),
+            upgrade_status(a, Some(&format!("https://{a}"))),
+            // The client's own X-Forwarded-Proto is not believed without a trusted proxy.
+            upgrade_status_with(a, Some(&format!("https://{a}")), "websocket", tls),
+            upgrade_status_with(b, Some(&format!("https://{b}")), "websocket", tls),
+            upgrade_status_with(b, Some(&format!("http://{b}")), "websocket", tls),
+        ]
+    })
+    .await
+    .unwrap();
+    assert_eq!(statuses, [101, 403, 403, 101, 403], "plain: http, https, https claimed; behind TLS: https, http");
 }

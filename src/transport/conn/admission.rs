@@ -9,13 +9,11 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
 use serde_json::Value;
 use tracing::{info, warn};
 
 use super::address;
 use super::auth::{self, Authenticated, TokenScope};
-use crate::config::AllowedOrigins;
 use crate::domain::UserId;
 use crate::state::{AddressSlot, AppState};
 use crate::transport::wire::error::AuthError;
@@ -60,6 +58,8 @@ pub struct Admitted {
     pub user: Option<UserId>,
     /// The token's scope claims (with `JWT_SECRET` set).
     pub scope: Option<TokenScope>,
+    /// The token's `exp` (Unix seconds): the connection is closed then.
+    pub expires: Option<u64>,
 }
 
 impl Admitted {
@@ -71,11 +71,11 @@ impl Admitted {
 
 /// Admits a connection: its credential, then a slot for its address.
 pub fn admit(state: &AppState, handshake: &Handshake<'_>, credential: Credential) -> Result<Admitted, Refused> {
-    let (user, scope) = match credential {
+    let (user, scope, expires) = match credential {
         Credential::Token => token(state, handshake)?,
         Credential::WorkerKey => {
             worker_key(state, handshake)?;
-            (None, None)
+            (None, None, None)
         }
     };
     let ip = handshake.ip(state);
@@ -83,15 +83,17 @@ pub fn admit(state: &AppState, handshake: &Handshake<'_>, credential: Credential
         warn!(?ip, path = handshake.parts.uri.path(), "connection refused: too many from this address");
         return Err(Refused::TooManyConnections);
     };
-    Ok(Admitted { slot, user, scope })
+    Ok(Admitted { slot, user, scope, expires })
 }
 
-fn token(state: &AppState, handshake: &Handshake<'_>) -> Result<(Option<UserId>, Option<TokenScope>), Refused> {
-    let Some(jwt) = &state.config.jwt else { return Ok((None, None)) };
+type Verified = (Option<UserId>, Option<TokenScope>, Option<u64>);
+
+fn token(state: &AppState, handshake: &Handshake<'_>) -> Result<Verified, Refused> {
+    let Some(jwt) = &state.config.jwt else { return Ok((None, None, None)) };
     let parts = handshake.parts;
     let token = auth::token_from(handshake.auth, &parts.headers, parts.uri.query()).ok_or(AuthError::Missing);
     match token.and_then(|token| auth::verify_scoped(&token, jwt)) {
-        Ok((user, scope)) => Ok((Some(user), Some(scope))),
+        Ok((user, scope, exp)) => Ok((Some(user), Some(scope), Some(exp))),
         Err(e) => {
             info!(reason = %e, "connection refused: not authenticated");
             Err(Refused::Unauthorized(e))
@@ -126,39 +128,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Whether a websocket upgrade with these headers may proceed: CORS does not
-/// apply to websockets, so an `Origin` must be in `CLIENT_URL` or be the
-/// server's own (the page it serves at `/`). Clients that send no `Origin`
-/// (Node, native apps) are not browsers and pass.
-pub fn origin_allowed(origins: &AllowedOrigins, headers: &HeaderMap) -> bool {
-    match headers.get(header::ORIGIN) {
-        None => true,
-        Some(origin) => origins.allows(origin) || same_origin(origin, headers.get(header::HOST)),
-    }
-}
-
-/// Whether `origin` is the page this server itself serves (same host and port as `Host`).
-fn same_origin(origin: &HeaderValue, host: Option<&HeaderValue>) -> bool {
-    let origin_host = origin.to_str().ok().and_then(|o| o.split_once("://")).map(|(_, rest)| rest);
-    match (origin_host, host.and_then(|h| h.to_str().ok())) {
-        (Some(origin_host), Some(host)) => origin_host.eq_ignore_ascii_case(host),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_page_served_by_this_server_is_its_own_origin() {
-        let host = HeaderValue::from_static("127.0.0.1:4000");
-        assert!(same_origin(&HeaderValue::from_static("http://127.0.0.1:4000"), Some(&host)));
-        assert!(same_origin(&HeaderValue::from_static("https://127.0.0.1:4000"), Some(&host)));
-        assert!(!same_origin(&HeaderValue::from_static("http://127.0.0.1:4001"), Some(&host)));
-        assert!(!same_origin(&HeaderValue::from_static("http://evil.test"), Some(&host)));
-        assert!(!same_origin(&HeaderValue::from_static("http://127.0.0.1:4000"), None));
-    }
 
     #[test]
     fn worker_keys_compare_whole() {

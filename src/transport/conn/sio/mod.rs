@@ -27,6 +27,7 @@ use socketioxide::socket::DisconnectReason;
 use tracing::{error, warn};
 
 use super::admission::Admitted;
+use super::expiry::Expiry;
 use super::pipeline::{Accepted, Pipeline};
 use crate::core::event::Event;
 use crate::core::link::{Confirmation, Confirmed, Link, Undelivered};
@@ -121,9 +122,10 @@ pub struct Conn<N: Namespace> {
     counted: Counted,
 }
 
-/// What counts a connection: its address slot (`None` once released) and `/health`.
+/// What counts a connection: its address slot and its token's expiry timer
+/// (`None` once released), and `/health`.
 struct Counted {
-    slot: Mutex<Option<AddressSlot>>,
+    slot: Mutex<Option<(AddressSlot, Expiry)>>,
     stats: Arc<Stats>,
     default_ns: bool,
 }
@@ -267,8 +269,11 @@ pub fn attach<N: Namespace>(socket: &Arc<Socket>, state: &AppState, admitted: Ad
         ns,
         core: state.core.clone(),
         pipeline: Pipeline::new(&state.config),
-        counted: Counted { slot: Mutex::new(Some(admitted.slot)), stats: state.stats.clone(), default_ns },
+        counted: Counted { slot: Mutex::new(None), stats: state.stats.clone(), default_ns },
     });
+    let link: Weak<dyn Link> = Arc::downgrade(&conn) as Weak<Conn<N>>;
+    *conn.counted.slot.lock().unwrap_or_else(|p| p.into_inner()) =
+        Some((admitted.slot, Expiry::at(admitted.expires, link)));
     let events = conn.clone();
     socket.on_fallback(move |s: SocketRef, reply: Reply, Named(event): Named<N>, TryData(data): TryData<Value>| {
         events.accept(s, Job::Event { event, payload: data.ok(), reply })
