@@ -121,9 +121,10 @@ pub struct Conn<N: Namespace> {
     counted: Counted,
 }
 
-/// What counts a connection: its address slot (`None` once released) and `/health`.
+/// What counts a connection: its hold on its session's address slot (`None`
+/// once released) and `/health`.
 struct Counted {
-    slot: Mutex<Option<AddressSlot>>,
+    slot: Mutex<Option<Arc<AddressSlot>>>,
     stats: Arc<Stats>,
     default_ns: bool,
 }
