@@ -9,8 +9,9 @@
 //! Layer order matters: CORS is outermost so polling preflights get CORS
 //! headers before the socket.io layer (which rejects `OPTIONS`) sees them.
 //! Shutdown runs every connection's clean-up, then closes socket.io, then
-//! lets axum finish: upgraded websockets would otherwise outlive axum's
-//! graceful shutdown, and `SocketIo::close` alone runs no disconnect handler.
+//! lets the accept loop finish ([`accept::serve`], graceful as axum's):
+//! upgraded websockets would otherwise outlive the graceful shutdown, and
+//! `SocketIo::close` alone runs no disconnect handler.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,7 +20,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
-use axum::serve::ListenerExt;
 use socketioxide::{ParserConfig, SocketIo, TransportType};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
@@ -40,7 +40,7 @@ use crate::store::rooms::RoomStore;
 use crate::store::rooms::redis::RedisStore;
 use crate::store::workers::redis::RedisWorkers;
 use crate::transport::conn::sio;
-use crate::transport::http::{self, head, origin, static_files};
+use crate::transport::http::{self, accept, head, origin, sessions, static_files};
 use crate::transport::{dashboard, devices, mesh, rooms, workers};
 
 /// How long connections get to close after a shutdown signal before the
@@ -202,6 +202,7 @@ async fn serve(
             .layer(origin::cors(&origins.allowed))
             .layer(from_fn_with_state(origins, origin::guard_websocket_origin))
             .layer(axum::middleware::from_fn(static_files::serve_client_bundle))
+            .layer(from_fn_with_state(state.clone(), sessions::count))
             .layer(axum::middleware::from_fn(head::detach))
             .layer(sio_layer),
     );
@@ -220,15 +221,7 @@ async fn serve(
         }
         io.close().await;
     };
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    // Signaling messages are small and latency-bound: without TCP_NODELAY, Nagle's
-    // algorithm meets the client's delayed ACK and holds a reply for ~40 ms.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let serve = axum::serve(listener, app).with_graceful_shutdown(signal).into_future();
+    let serve = accept::serve(listener, app, &state.config.connections, signal);
     tokio::pin!(serve);
     tokio::select! {
         result = &mut serve => return result,
@@ -281,6 +274,7 @@ fn configure(state: &AppState) -> socketioxide::SocketIoBuilder {
     SocketIo::builder()
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
+        .connect_timeout(config.connections.connect_timeout)
         .max_payload(config.max_payload_bytes as u64)
         .ws_max_message_size(config.max_payload_bytes)
         .ws_max_frame_size(config.max_payload_bytes)

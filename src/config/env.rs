@@ -93,6 +93,16 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
         })
     }
 
+    pub(super) fn connections(&self) -> Result<ConnectionConfig, ConfigError> {
+        let max = connections::default_max_connections();
+        Ok(ConnectionConfig {
+            max_connections: self.ranged("MAX_CONNECTIONS", max, 1..=1_000_000)?,
+            header_read_timeout: self.millis("HEADER_READ_TIMEOUT_MS", 10_000)?,
+            max_header_bytes: self.ranged("MAX_HEADER_BYTES", 16 * 1024, 8 * 1024..=1 << 20)?,
+            connect_timeout: self.millis("CONNECT_TIMEOUT_MS", 10_000)?,
+        })
+    }
+
     pub(super) fn millis(&self, var: &'static str, default: usize) -> Result<Duration, ConfigError> {
         let ms = self.ranged(var, default, 100..=600_000)?;
         Ok(Duration::from_millis(ms as u64))

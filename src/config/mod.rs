@@ -54,8 +54,11 @@ pub struct Config {
     pub rate_limit_disconnect_after: u32,
     /// `MAX_ROOMS_PER_CONNECTION`: rooms one connection may be in (default 16).
     pub max_rooms_per_connection: usize,
-    /// `MAX_CONNECTIONS_PER_IP`: socket.io connections from one client address (default 256).
+    /// `MAX_CONNECTIONS_PER_IP`: engine.io sessions from one client address,
+    /// counted from their handshake (default 256).
     pub max_connections_per_ip: usize,
+    /// `MAX_CONNECTIONS`, `HEADER_READ_TIMEOUT_MS`, `MAX_HEADER_BYTES`, `CONNECT_TIMEOUT_MS`.
+    pub connections: ConnectionConfig,
     /// `REST_REQUESTS_PER_SECOND` / `REST_BURST`: REST requests one address may make
     /// (defaults 20 and 100); `/health` is exempt.
     pub rest_rate: (u32, u32),
@@ -241,6 +244,7 @@ impl Config {
             rate_limit_disconnect_after: env.ranged("RATE_LIMIT_DISCONNECT_AFTER", 1000, 1..=1_000_000)? as u32,
             max_rooms_per_connection: env.ranged("MAX_ROOMS_PER_CONNECTION", 16, 1..=10_000)?,
             max_connections_per_ip: env.ranged("MAX_CONNECTIONS_PER_IP", 256, 1..=1_000_000)?,
+            connections: env.connections()?,
             rest_rate: (
                 env.ranged("REST_REQUESTS_PER_SECOND", 20, 1..=1_000_000)? as u32,
                 env.ranged("REST_BURST", 100, 1..=1_000_000)? as u32,
@@ -280,11 +284,13 @@ impl Default for Config {
     }
 }
 
+pub mod connections;
 mod env;
 #[cfg(test)]
 mod tests;
 mod warnings;
 
+pub use connections::ConnectionConfig;
 pub use warnings::{MIN_JWT_SECRET_BYTES, MIN_WORKER_KEY_BYTES};
 
 use env::Env;

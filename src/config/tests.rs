@@ -140,3 +140,25 @@ fn short_secrets_are_warned_about_naming_their_variable() {
     let fine = with(&[("JWT_SECRET", long.as_str()), ("WORKER_KEY", &long[..16])]).unwrap();
     assert!(fine.warnings().is_empty(), "{:?}", fine.warnings());
 }
+
+/// Issue 17, problem 5: the connection bounds, their defaults and their ranges.
+#[test]
+fn connection_bounds_default_below_the_file_limit_and_refuse_bad_values() {
+    let c = Config::default().connections;
+    assert_eq!((c.header_read_timeout, c.connect_timeout), (Duration::from_secs(10), Duration::from_secs(10)));
+    assert_eq!(c.max_header_bytes, 16 * 1024);
+    assert_eq!(c.max_connections, connections::default_max_connections());
+    if let Some(limit) = connections::file_limit() {
+        assert!((c.max_connections as u64) < limit, "{} under the file limit {limit}", c.max_connections);
+    }
+    let set = with(&[("MAX_CONNECTIONS", "50"), ("HEADER_READ_TIMEOUT_MS", "250"), ("MAX_HEADER_BYTES", "32768")]);
+    let set = set.unwrap().connections;
+    assert_eq!(
+        (set.max_connections, set.header_read_timeout, set.max_header_bytes),
+        (50, Duration::from_millis(250), 32768)
+    );
+    for (var, bad) in [("MAX_CONNECTIONS", "0"), ("MAX_HEADER_BYTES", "1024"), ("HEADER_READ_TIMEOUT_MS", "x")] {
+        assert_eq!(with(&[(var, bad)]).unwrap_err().var, var);
+    }
+    assert_eq!(with(&[("CONNECT_TIMEOUT_MS", "10")]).unwrap_err().var, "CONNECT_TIMEOUT_MS");
+}

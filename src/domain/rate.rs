@@ -7,9 +7,17 @@
 //! flooding on purpose, and is told so by being disconnected.
 
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+
+/// Whether a log line throttled to one a second may be written at `now_ms`
+/// (Unix milliseconds); `last` holds the second of the last one.
+pub fn once_a_second(last: &AtomicU64, now_ms: u64) -> bool {
+    let second = now_ms / 1000;
+    last.swap(second, Ordering::Relaxed) != second
+}
 
 /// The window in which refusals are counted towards disconnection.
 pub const ABUSE_WINDOW: Duration = Duration::from_secs(10);

@@ -625,3 +625,32 @@ impl Device {
         self.client.disconnect().await.unwrap();
     }
 }
+
+/// Writes `request` as raw bytes on a new TCP connection and reads one
+/// response: its head, then as many body bytes as `Content-Length` says
+/// (or up to the server's close). Bounded by [`WAIT`].
+pub async fn exchange(addr: SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut read = Vec::new();
+    let whole = |read: &[u8]| {
+        let text = String::from_utf8_lossy(read);
+        let Some((head, body)) = text.split_once("\r\n\r\n") else { return false };
+        let length = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()));
+        length.and_then(|l| l.parse::<usize>().ok()).is_none_or(|l| body.len() >= l)
+    };
+    let reading = async {
+        let mut chunk = [0u8; 4096];
+        while !whole(&read) {
+            match tcp.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => read.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, reading).await.expect("a response in time");
+    String::from_utf8_lossy(&read).into_owned()
+}

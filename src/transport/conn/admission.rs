@@ -4,19 +4,30 @@
 //! `MAX_CONNECTIONS_PER_IP`, each refusal typed ([`Refused`]). What a feature
 //! asks of its handshake beyond that (a device id, a mesh identity) it checks
 //! itself, with the same refusals.
+//!
+//! The address slot is taken once per engine.io session, at its handshake
+//! ([`open_session`], before any namespace CONNECT), and kept in the
+//! handshake request's extensions: engineioxide keeps that request's head
+//! (`req_parts()`) in the session for its whole life, so the slot is given
+//! back when the session is dropped. A namespace CONNECT on the session
+//! shares that slot ([`admit`]), so a socket.io connection counts once.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap};
 use serde_json::Value;
 use tracing::{info, warn};
 
 use super::address;
 use super::auth::{self, Authenticated, TokenScope};
 use crate::domain::UserId;
+use crate::domain::rate::once_a_second;
 use crate::state::{AddressSlot, AppState};
 use crate::transport::wire::error::AuthError;
+use crate::transport::wire::error::HttpError;
 use crate::transport::wire::error::Refused;
 use crate::transport::wire::query;
 
@@ -49,11 +60,11 @@ pub enum Credential {
     WorkerKey,
 }
 
-/// An admitted connection: its address slot (released when dropped), and
-/// the user and scope its token names.
+/// An admitted connection: its address slot (released when the last holder
+/// drops it), and the user and scope its token names.
 pub struct Admitted {
-    /// Counted against `MAX_CONNECTIONS_PER_IP` while held.
-    pub slot: AddressSlot,
+    /// Counted against `MAX_CONNECTIONS_PER_IP` while held: its session's.
+    pub slot: Arc<AddressSlot>,
     /// The token's user (with `JWT_SECRET` set).
     pub user: Option<UserId>,
     /// The token's scope claims (with `JWT_SECRET` set).
@@ -69,7 +80,35 @@ impl Admitted {
     }
 }
 
-/// Admits a connection: its credential, then a slot for its address.
+/// The address slot an engine.io session took at its handshake, in the
+/// extensions of the request the session keeps (see the module documentation).
+#[derive(Clone)]
+pub struct SessionSlot(Arc<AddressSlot>);
+
+/// Counts a session-opening request (an engine.io handshake) against its
+/// address's `MAX_CONNECTIONS_PER_IP`: the slot goes into the request's
+/// extensions; past the limit, `429 too-many-connections`.
+pub fn open_session(state: &AppState, extensions: &Extensions, headers: &HeaderMap) -> Result<SessionSlot, HttpError> {
+    let ip = address::of(extensions, headers, &state.config.trusted_proxies);
+    match address_slot(state, ip) {
+        Ok(slot) => Ok(SessionSlot(Arc::new(slot))),
+        Err(_) => Err(HttpError::TooManyConnections),
+    }
+}
+
+/// A slot of `ip`'s `MAX_CONNECTIONS_PER_IP`; refusals are logged at most once a second.
+fn address_slot(state: &AppState, ip: Option<IpAddr>) -> Result<AddressSlot, Refused> {
+    state.limits.slot(ip, state.config.max_connections_per_ip).ok_or_else(|| {
+        static LAST_WARNING: AtomicU64 = AtomicU64::new(0);
+        if once_a_second(&LAST_WARNING, crate::domain::now_ms()) {
+            warn!(?ip, "connection refused: too many from this address (logged at most once a second)");
+        }
+        Refused::TooManyConnections
+    })
+}
+
+/// Admits a connection: its credential, then its session's address slot
+/// (or a slot of its own, for a session that was not counted at its handshake).
 pub fn admit(state: &AppState, handshake: &Handshake<'_>, credential: Credential) -> Result<Admitted, Refused> {
     let (user, scope, expires) = match credential {
         Credential::Token => token(state, handshake)?,
@@ -78,10 +117,9 @@ pub fn admit(state: &AppState, handshake: &Handshake<'_>, credential: Credential
             (None, None, None)
         }
     };
-    let ip = handshake.ip(state);
-    let Some(slot) = state.limits.slot(ip, state.config.max_connections_per_ip) else {
-        warn!(?ip, path = handshake.parts.uri.path(), "connection refused: too many from this address");
-        return Err(Refused::TooManyConnections);
+    let slot = match handshake.parts.extensions.get::<SessionSlot>() {
+        Some(SessionSlot(slot)) => slot.clone(),
+        None => Arc::new(address_slot(state, handshake.ip(state))?),
     };
     Ok(Admitted { slot, user, scope, expires })
 }
@@ -115,8 +153,7 @@ fn worker_key(state: &AppState, handshake: &Handshake<'_>) -> Result<(), Refused
             state.limits.key_failed(ip, now);
         }
         static LAST_WARNING: AtomicU64 = AtomicU64::new(0);
-        let second = crate::domain::now_ms() / 1000;
-        if LAST_WARNING.swap(second, Ordering::Relaxed) != second {
+        if once_a_second(&LAST_WARNING, crate::domain::now_ms()) {
             warn!(?ip, "worker refused: wrong or missing key (logged at most once a second)");
         }
         return Err(Refused::WrongWorkerKey);

@@ -1,18 +1,23 @@
-//! HTTP shared by every feature: the router's frame (`/health`, `/metrics`,
+//! HTTP shared by every feature: the accept loop that counts and times
+//! every connection ([`accept`]), the router's frame (`/health`, `/metrics`,
 //! the static files of `WEB_DIR`, JSON for every miss: unknown route 404,
 //! wrong method 405, and the per-address request limit), CORS and the
 //! websocket origin check ([`origin`]), the token check for REST
-//! ([`guard`]), the embedded socket.io client bundle ([`static_files`]), and
-//! the request-head copy that keeps idle sessions small ([`head`]). Each
+//! ([`guard`]), the embedded socket.io client bundle ([`static_files`]), the
+//! per-address count of engine.io sessions from their handshake
+//! ([`sessions`]), and the request-head copy that keeps idle sessions small
+//! ([`head`]). Each
 //! feature's REST routes are in its own folder; `server.rs` merges them.
 //!
 //! Must not import a feature folder (`transport/<feature>`).
 
+pub mod accept;
 pub mod guard;
 pub mod head;
 mod health;
 mod metrics;
 pub mod origin;
+pub mod sessions;
 pub mod static_files;
 
 use axum::Router;

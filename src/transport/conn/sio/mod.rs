@@ -122,10 +122,10 @@ pub struct Conn<N: Namespace> {
     counted: Counted,
 }
 
-/// What counts a connection: its address slot and its token's expiry timer
-/// (`None` once released), and `/health`.
+/// What counts a connection: its hold on its session's address slot and its
+/// token's expiry timer (`None` once released), and `/health`.
 struct Counted {
-    slot: Mutex<Option<(AddressSlot, Expiry)>>,
+    slot: Mutex<Option<(Arc<AddressSlot>, Expiry)>>,
     stats: Arc<Stats>,
     default_ns: bool,
 }

@@ -41,6 +41,9 @@ pub enum HttpError {
     /// A route that reveals rooms or users, without a valid token (JWT on).
     #[error(transparent)]
     Unauthorized(#[from] AuthError),
+    /// An engine.io handshake from an address with `MAX_CONNECTIONS_PER_IP` sessions open.
+    #[error("too many connections from this address")]
+    TooManyConnections,
     /// Too many requests from this address; retry after the given time.
     #[error("too many requests from this address; retry later")]
     RateLimited(Duration),
@@ -83,6 +86,7 @@ impl HttpError {
             HttpError::OriginNotAllowed => (StatusCode::FORBIDDEN, "origin-not-allowed"),
             HttpError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             HttpError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
+            HttpError::TooManyConnections => (StatusCode::TOO_MANY_REQUESTS, "too-many-connections"),
             HttpError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             HttpError::InvalidFields(_) => (StatusCode::BAD_REQUEST, "invalid-payload"),
             HttpError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
