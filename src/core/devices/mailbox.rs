@@ -160,9 +160,12 @@ impl Mailbox {
             debug!(device_id = %self.device, conn_id = %self.endpoint.conn, "delivery stops: the device is connected elsewhere");
             return Ok(None);
         }
-        let signals = devices.queues.pending(&self.device).await?.into_iter().filter(|q| q.id > last_signal);
+        // Only what fits the window: a page, never the whole queue.
+        let room = WINDOW.saturating_sub(self.in_flight.load(Ordering::Acquire));
+        let signals =
+            if room == 0 { Vec::new() } else { devices.queues.pending(&self.device, last_signal, room).await? };
         let notices = devices.queues.notices(&self.device).await?.into_iter().filter(|n| n.id > last_notice);
-        Ok(Some(signals.map(Mail::Signal).chain(notices.map(Mail::Notice)).collect()))
+        Ok(Some(signals.into_iter().map(Mail::Signal).chain(notices.map(Mail::Notice)).collect()))
     }
 
     /// Pushes one item; its confirmation removes it from the store. False if

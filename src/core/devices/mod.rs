@@ -10,13 +10,13 @@ pub mod mailbox;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use serde_json::Value;
 use tracing::info;
 
 use super::{Core, CoreError};
 use crate::domain::UserId;
 use crate::domain::presence::{Announcement, Device, DeviceId, NetworkId, PeerLookup};
-use crate::domain::signal::{self, MAX_QUEUED_PER_DEVICE, Outgoing, Queued, SignalKind};
+use crate::domain::queue::SignalBody;
+use crate::domain::signal::{self, Outgoing, Queued, SignalKind};
 use crate::metrics::SignalOutcome;
 
 /// What became of a signal sent: delivered now (its receiver is connected
@@ -28,6 +28,10 @@ pub struct Sent {
     /// Whether the receiver is connected (it is pushed now).
     pub live: bool,
 }
+
+/// Most signals one `GET /signaling/messages` returns; the rest come with
+/// the next page (`?after=` the last id read).
+pub const MESSAGES_PAGE: usize = 100;
 
 /// The device operations (a view over [`Core`]).
 pub struct DeviceSignals<'a>(pub(super) &'a Arc<Core>);
@@ -86,12 +90,14 @@ impl DeviceSignals<'_> {
         }
     }
 
-    /// `device`'s queue, oldest first; unless `peek`, what was read is removed
+    /// One page of `device`'s queue: at most [`MESSAGES_PAGE`] signals with
+    /// ids above `after`, oldest first; unless `peek`, what was read is removed
     /// (only what this call removed is returned, so two readers never both get one).
-    pub async fn messages(&self, device: &DeviceId, peek: bool) -> Result<Vec<Queued>, CoreError> {
+    pub async fn messages(&self, device: &DeviceId, after: u64, peek: bool) -> Result<Vec<Queued>, CoreError> {
         let core = self.0;
         let queues = &core.stores.devices.queues;
-        let mut messages = queues.pending(device).await.map_err(|e| core.reported(e, "messages"))?;
+        let page = queues.pending(device, after, MESSAGES_PAGE).await;
+        let mut messages = page.map_err(|e| core.reported(e, "messages"))?;
         if !peek && let Some(last) = messages.last() {
             // Up to what was read: a signal queued meanwhile stays.
             messages = queues.ack(device, last.id).await.map_err(|e| core.reported(e, "messages"))?;
@@ -112,7 +118,7 @@ impl DeviceSignals<'_> {
         from: &DeviceId,
         to: DeviceId,
         kind: SignalKind,
-        data: Value,
+        data: SignalBody,
     ) -> Result<Sent, CoreError> {
         let core = self.0;
         let devices = &core.stores.devices;
@@ -121,8 +127,10 @@ impl DeviceSignals<'_> {
         let sender = sender.map_err(|e| core.reported(e, "signal"))?;
         let receiver = receiver.map_err(|e| core.reported(e, "signal"))?;
         signal::check_route(sender.as_ref(), receiver.as_ref(), now)?;
-        let outgoing = Outgoing { kind, from: from.clone(), to, data };
-        let queued = devices.queues.enqueue(outgoing, now, MAX_QUEUED_PER_DEVICE).await;
+        let sender_user = sender.map(|d| d.user).ok_or(CoreError::Route(signal::RouteError::SenderNotAnnounced))?;
+        let outgoing = Outgoing { kind, from: from.clone(), sender_user, to, data };
+        let budget = &core.config.presence.queue_budget;
+        let queued = devices.queues.enqueue(outgoing, now, budget).await;
         let queued = queued.map_err(|e| core.reported(e, "signal"))?;
         let to = &queued.signal.to;
         let live = devices.endpoints.endpoint(to).await.map_err(|e| core.reported(e, "signal"))?.is_some();

@@ -5,7 +5,8 @@
 //! - `GET /network/{networkId}/peers`
 //! - `GET /network/{networkId}/peer/{userId}`
 //! - `GET /signaling/messages/{deviceId}` (returns and removes, as the seed;
-//!   `?peek=true` returns with ids and removes nothing)
+//!   `?peek=true` returns with ids and removes nothing); one page of at most
+//!   [`MESSAGES_PAGE`](crate::core::devices::MESSAGES_PAGE) messages, oldest first, from `?after=ID` (default 0)
 //! - `DELETE /signaling/messages/{deviceId}?upTo=ID` (removes what was confirmed)
 //!
 //! With `JWT_SECRET` set every route needs a token, the device's user is the
@@ -25,6 +26,7 @@ use serde_json::Value;
 
 use crate::domain::UserId;
 use crate::domain::presence::{Announcement, Capability, Device, DeviceId, NetworkId, PeerLookup, SignalAddress};
+use crate::domain::queue::SignalBody;
 use crate::domain::signal::{Queued, SignalKind};
 use crate::state::AppState;
 use crate::transport::conn::auth::Authenticated;
@@ -208,7 +210,7 @@ struct Message<'a> {
     kind: SignalKind,
     from: &'a DeviceId,
     to: &'a DeviceId,
-    data: &'a Value,
+    data: &'a SignalBody,
     timestamp: String,
 }
 
@@ -230,7 +232,11 @@ async fn messages(
     RawQuery(query): RawQuery,
 ) -> Result<Response, HttpError> {
     let peek = param(query.as_deref(), "peek").is_some_and(|v| v == "true" || v == "1");
-    let queued = state.core.devices().messages(&device, peek).await?;
+    let after = match param(query.as_deref(), "after") {
+        None => 0,
+        Some(v) => v.parse::<u64>().map_err(|_| HttpError::invalid("after", "must be a message id".into()))?,
+    };
+    let queued = state.core.devices().messages(&device, after, peek).await?;
     Ok(Json(Messages { messages: queued.iter().map(Message::from).collect() }).into_response())
 }
 

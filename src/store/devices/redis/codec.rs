@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::presence::{Capability, Device, DeviceId, NetworkId, SignalAddress};
+use crate::domain::queue::SignalBody;
 use crate::domain::signal::{Expired, Notice, Outgoing, Queued, SignalKind};
 use crate::domain::{ConnId, UserId};
 use crate::store::devices::Endpoint;
@@ -57,15 +58,20 @@ impl DeviceJson {
     }
 }
 
-/// A queued signal as stored; `id` is given (and spliced in) by the enqueue script.
+/// A queued signal as stored; `id` is given (and spliced in) by the enqueue
+/// script. `bytes` (its body's weight), `sender_user` and `to` are what the
+/// scripts read to take it off the budgets when it leaves; `data` is the
+/// body's text as received.
 #[derive(Serialize, Deserialize)]
 pub(super) struct SignalJson {
     #[serde(skip_serializing)]
     id: u64,
+    bytes: usize,
+    sender_user: String,
     kind: String,
     from: String,
     to: String,
-    data: serde_json::Value,
+    data: SignalBody,
     queued_at: u64,
 }
 
@@ -73,6 +79,8 @@ impl SignalJson {
     pub(super) fn new(signal: &Outgoing, now: SystemTime) -> Self {
         Self {
             id: 0,
+            bytes: signal.data.len(),
+            sender_user: signal.sender_user.to_string(),
             kind: signal.kind.name().to_owned(),
             from: signal.from.to_string(),
             to: signal.to.to_string(),
@@ -85,6 +93,7 @@ impl SignalJson {
         let signal = Outgoing {
             kind: kind(&self.kind)?,
             from: valid(&self.from, DeviceId::parse)?,
+            sender_user: valid(&self.sender_user, UserId::parse)?,
             to: valid(&self.to, DeviceId::parse)?,
             data: self.data,
         };

@@ -1,6 +1,8 @@
 //! Seed 004's REST API: presence announcements, peer discovery, the queue
 //! routes' access rules and validation, with and without JWT.
 
+mod bounds;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
