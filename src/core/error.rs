@@ -45,6 +45,9 @@ pub enum CoreError {
     /// The device id belongs to another user's live record.
     #[error("this device id belongs to another user")]
     DeviceTaken,
+    /// The device id's record expired, but signals queued for its old owner still wait.
+    #[error("this device id belongs to another user, whose signals still wait for it")]
+    DeviceTakenWhileSignalsWait,
     /// A device announced more often than `RATE_LIMIT_MAX_REQUESTS` per window; retry after this long.
     #[error("too many presence announcements from this device; retry later")]
     TooManyAnnouncements(std::time::Duration),

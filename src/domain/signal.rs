@@ -61,6 +61,9 @@ pub struct Outgoing {
     pub sender_user: UserId,
     /// The receiving device.
     pub to: DeviceId,
+    /// The receiving device's owner when it was queued: only that user ever
+    /// reads it (a device id taken over later does not bring its queue along).
+    pub owner: UserId,
     /// The body, relayed as sent (any JSON value, kept as its text).
     pub data: SignalBody,
 }
@@ -88,6 +91,8 @@ impl Queued {
 pub struct Expired {
     /// The sender to tell.
     pub sender: DeviceId,
+    /// The sender's user when it sent it: only that user reads the notice.
+    pub sender_user: UserId,
     /// The device that never took it.
     pub to: DeviceId,
     /// What it was.
@@ -141,7 +146,14 @@ pub const NOTICE_RETENTION: Duration = Duration::from_secs(3600);
 
 impl From<&Queued> for Expired {
     fn from(q: &Queued) -> Self {
-        Self { sender: q.signal.from.clone(), to: q.signal.to.clone(), kind: q.signal.kind, queued_at: q.queued_at }
+        let s = &q.signal;
+        Self {
+            sender: s.from.clone(),
+            sender_user: s.sender_user.clone(),
+            to: s.to.clone(),
+            kind: s.kind,
+            queued_at: q.queued_at,
+        }
     }
 }
 
@@ -168,6 +180,7 @@ mod tests {
                 from: DeviceId::parse("peer_a").unwrap(),
                 sender_user: crate::domain::UserId::parse("alice").unwrap(),
                 to: DeviceId::parse("peer_b").unwrap(),
+                owner: crate::domain::UserId::parse("bob").unwrap(),
                 data: SignalBody::from_value(&serde_json::json!({"sdp": "v=0"})),
             },
             queued_at: at,

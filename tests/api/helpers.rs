@@ -60,6 +60,23 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     TestApp { addr, stop: Some(stop), task }
 }
 
+/// Starts the server (memory mode) over `devices`, which the test keeps to
+/// seed records and signals with times of its choosing.
+pub async fn spawn_app_over(devices: switchboard::store::devices::Devices, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = Config::default();
+    tweak(&mut config);
+    let stores = switchboard::core::Stores { devices, ..switchboard::core::Stores::memory() };
+    let core = std::sync::Arc::new(switchboard::core::Core::new(std::sync::Arc::new(config), stores, "local", None));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let shutdown = async move {
+        let _ = stopped.await;
+    };
+    let task = tokio::spawn(switchboard::server::run_core(listener, core, None, shutdown));
+    TestApp { addr, stop: Some(stop), task }
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)

@@ -49,6 +49,17 @@ impl DeviceSignals<'_> {
         if let Some(wait) = refused.map_err(|e| core.reported(e, "announce"))? {
             return Err(CoreError::TooManyAnnouncements(wait));
         }
+        // A device id changes hands only once its old owner's signals are gone
+        // (taken or expired); even if this raced a signal, reads are per owner.
+        // Checked unless the record is the announcer's own (it may be gone).
+        let current = presence.device(&a.device).await.map_err(|e| core.reported(e, "announce"))?;
+        if current.is_none_or(|d| d.user != a.user) {
+            let waiting = core.stores.devices.queues.others_waiting(&a.device, &a.user).await;
+            if waiting.map_err(|e| core.reported(e, "announce"))? {
+                info!(device_id = %a.device, user_id = %a.user, "announcement refused: another user's signals wait for this device");
+                return Err(CoreError::DeviceTakenWhileSignalsWait);
+            }
+        }
         let device = presence.announce(a, SystemTime::now()).await.map_err(|e| core.reported(e, "announce"))?;
         info!(network_id = %device.network, device_id = %device.id, user_id = %device.user, "device announced");
         Ok(device)
@@ -80,36 +91,45 @@ impl DeviceSignals<'_> {
         }
     }
 
-    /// With JWT on: whether `user` announced `device` (its record, live or not, is theirs).
-    pub async fn announced_by(&self, device: &DeviceId, user: &UserId) -> Result<(), CoreError> {
+    /// Whose queue of `device` a reader reads: its record's owner (live or
+    /// not). With JWT on (`user` given) only that owner may read it; without
+    /// a record there is no owner, and nothing to read.
+    pub async fn reader(&self, device: &DeviceId, user: Option<&UserId>) -> Result<Option<UserId>, CoreError> {
         let core = self.0;
         let record = core.stores.devices.presence.device(device).await.map_err(|e| core.reported(e, "messages"))?;
-        match record {
-            Some(d) if &d.user == user => Ok(()),
-            _ => Err(CoreError::NotYourDevice),
+        match (record, user) {
+            (Some(d), Some(user)) if &d.user == user => Ok(Some(d.user)),
+            (_, Some(_)) => Err(CoreError::NotYourDevice),
+            (record, None) => Ok(record.map(|d| d.user)),
         }
     }
 
     /// One page of `device`'s queue: at most [`MESSAGES_PAGE`] signals with
     /// ids above `after`, oldest first; unless `peek`, what was read is removed
     /// (only what this call removed is returned, so two readers never both get one).
-    pub async fn messages(&self, device: &DeviceId, after: u64, peek: bool) -> Result<Vec<Queued>, CoreError> {
+    /// Only the signals queued for `owner` ([`Self::reader`]) are read.
+    pub async fn messages(
+        &self,
+        (device, owner): (&DeviceId, &UserId),
+        after: u64,
+        peek: bool,
+    ) -> Result<Vec<Queued>, CoreError> {
         let core = self.0;
         let queues = &core.stores.devices.queues;
-        let page = queues.pending(device, after, MESSAGES_PAGE).await;
+        let page = queues.pending(device, owner, after, MESSAGES_PAGE).await;
         let mut messages = page.map_err(|e| core.reported(e, "messages"))?;
         if !peek && let Some(last) = messages.last() {
             // Up to what was read: a signal queued meanwhile stays.
-            messages = queues.ack(device, last.id).await.map_err(|e| core.reported(e, "messages"))?;
+            messages = queues.ack(device, owner, last.id).await.map_err(|e| core.reported(e, "messages"))?;
         }
         Ok(messages)
     }
 
-    /// Removes `device`'s signals up to `up_to` (confirmed); how many.
-    pub async fn confirm(&self, device: &DeviceId, up_to: u64) -> Result<usize, CoreError> {
+    /// Removes `owner`'s signals of `device`'s queue up to `up_to` (confirmed); how many.
+    pub async fn confirm(&self, (device, owner): (&DeviceId, &UserId), up_to: u64) -> Result<usize, CoreError> {
         let core = self.0;
-        let removed = core.stores.devices.queues.ack(device, up_to).await.map_err(|e| core.reported(e, "confirm"))?;
-        Ok(removed.len())
+        let removed = core.stores.devices.queues.ack(device, owner, up_to).await;
+        Ok(removed.map_err(|e| core.reported(e, "confirm"))?.len())
     }
 
     /// Queues a signal from `from` to `to` and wakes the receiver.
@@ -127,8 +147,11 @@ impl DeviceSignals<'_> {
         let sender = sender.map_err(|e| core.reported(e, "signal"))?;
         let receiver = receiver.map_err(|e| core.reported(e, "signal"))?;
         signal::check_route(sender.as_ref(), receiver.as_ref(), now)?;
-        let sender_user = sender.map(|d| d.user).ok_or(CoreError::Route(signal::RouteError::SenderNotAnnounced))?;
-        let outgoing = Outgoing { kind, from: from.clone(), sender_user, to, data };
+        let (Some(sender), Some(receiver)) = (sender, receiver) else {
+            return Err(CoreError::Route(signal::RouteError::TargetNotFound));
+        };
+        // Stamped with both owners now: a later owner of either id reads neither.
+        let outgoing = Outgoing { kind, from: from.clone(), sender_user: sender.user, to, owner: receiver.user, data };
         let budget = &core.config.presence.queue_budget;
         let queued = devices.queues.enqueue(outgoing, now, budget).await;
         let queued = queued.map_err(|e| core.reported(e, "signal"))?;

@@ -100,16 +100,26 @@ impl Queues for MemoryQueues {
         Ok(queued)
     }
 
-    async fn pending(&self, to: &DeviceId, after: u64, limit: usize) -> Result<Vec<Queued>, StoreError> {
+    async fn pending(
+        &self,
+        to: &DeviceId,
+        owner: &UserId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Queued>, StoreError> {
         let lists = lock(&self.0);
         let Some(queue) = lists.queues.get(to) else { return Ok(Vec::new()) };
         // Ids increase along the queue; each clone shares its body.
         let from = queue.partition_point(|q| q.id <= after);
-        Ok(queue.range(from..).take(limit).cloned().collect())
+        Ok(queue.range(from..).filter(|q| &q.signal.owner == owner).take(limit).cloned().collect())
     }
 
-    async fn ack(&self, to: &DeviceId, up_to: u64) -> Result<Vec<Queued>, StoreError> {
-        Ok(lock(&self.0).remove_signals(to, |q| q.id <= up_to))
+    async fn others_waiting(&self, to: &DeviceId, owner: &UserId) -> Result<bool, StoreError> {
+        Ok(lock(&self.0).queues.get(to).is_some_and(|q| q.iter().any(|q| &q.signal.owner != owner)))
+    }
+
+    async fn ack(&self, to: &DeviceId, owner: &UserId, up_to: u64) -> Result<Vec<Queued>, StoreError> {
+        Ok(lock(&self.0).remove_signals(to, |q| q.id <= up_to && &q.signal.owner == owner))
     }
 
     async fn remove(&self, to: &DeviceId, id: u64) -> Result<bool, StoreError> {
@@ -141,8 +151,10 @@ impl Queues for MemoryQueues {
         Ok(expired)
     }
 
-    async fn notices(&self, sender: &DeviceId) -> Result<Vec<Notice>, StoreError> {
-        Ok(lock(&self.0).notices.get(sender).map(|n| n.iter().cloned().collect()).unwrap_or_default())
+    async fn notices(&self, sender: &DeviceId, owner: &UserId) -> Result<Vec<Notice>, StoreError> {
+        let lists = lock(&self.0);
+        let mine = lists.notices.get(sender).into_iter().flatten().filter(|n| &n.expired.sender_user == owner);
+        Ok(mine.cloned().collect())
     }
 
     async fn remove_notice(&self, sender: &DeviceId, id: u64) -> Result<bool, StoreError> {

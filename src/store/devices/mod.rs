@@ -123,13 +123,19 @@ pub trait Queues: Send + Sync + 'static {
     /// queue, in bytes of bodies); ids increase per receiver.
     async fn enqueue(&self, signal: Outgoing, now: SystemTime, budget: &QueueBudget) -> Result<Queued, EnqueueFailure>;
 
-    /// One page of the receiver's queue: at most `limit` signals with ids
-    /// above `after`, oldest first, left in place (never the whole queue at once).
-    async fn pending(&self, to: &DeviceId, after: u64, limit: usize) -> Result<Vec<Queued>, StoreError>;
+    /// One page of the receiver's queue as `owner` may read it (the signals
+    /// queued while `owner` owned it): at most `limit` with ids above
+    /// `after`, oldest first, left in place (never the whole queue at once).
+    async fn pending(&self, to: &DeviceId, owner: &UserId, after: u64, limit: usize)
+    -> Result<Vec<Queued>, StoreError>;
 
-    /// Removes the receiver's signals with an id up to `up_to` and returns
-    /// them, oldest first (at once: two callers never both get one).
-    async fn ack(&self, to: &DeviceId, up_to: u64) -> Result<Vec<Queued>, StoreError>;
+    /// Whether signals queued for another user than `owner` wait in the
+    /// receiver's queue (its id changed hands, or is about to).
+    async fn others_waiting(&self, to: &DeviceId, owner: &UserId) -> Result<bool, StoreError>;
+
+    /// Removes `owner`'s signals of the receiver's queue with an id up to
+    /// `up_to` and returns them, oldest first (at once: two callers never both get one).
+    async fn ack(&self, to: &DeviceId, owner: &UserId, up_to: u64) -> Result<Vec<Queued>, StoreError>;
 
     /// Removes one signal (the device confirmed it); whether it was there.
     async fn remove(&self, to: &DeviceId, id: u64) -> Result<bool, StoreError>;
@@ -138,8 +144,9 @@ pub trait Queues: Send + Sync + 'static {
     /// sender, drops notices past their retention, and returns what expired now.
     async fn expire(&self, now: SystemTime, ttl: Duration) -> Result<Vec<Expired>, StoreError>;
 
-    /// The notices waiting for `sender`, oldest first, left in place.
-    async fn notices(&self, sender: &DeviceId) -> Result<Vec<Notice>, StoreError>;
+    /// The notices waiting for `sender` as `owner` may read them (of signals
+    /// sent while `owner` owned it), oldest first, left in place.
+    async fn notices(&self, sender: &DeviceId, owner: &UserId) -> Result<Vec<Notice>, StoreError>;
 
     /// Removes one notice (the sender confirmed it); whether it was there.
     async fn remove_notice(&self, sender: &DeviceId, id: u64) -> Result<bool, StoreError>;

@@ -68,6 +68,7 @@ pub(super) struct SignalJson {
     id: u64,
     bytes: usize,
     sender_user: String,
+    owner: String,
     kind: String,
     from: String,
     to: String,
@@ -81,6 +82,7 @@ impl SignalJson {
             id: 0,
             bytes: signal.data.len(),
             sender_user: signal.sender_user.to_string(),
+            owner: signal.owner.to_string(),
             kind: signal.kind.name().to_owned(),
             from: signal.from.to_string(),
             to: signal.to.to_string(),
@@ -95,6 +97,7 @@ impl SignalJson {
             from: valid(&self.from, DeviceId::parse)?,
             sender_user: valid(&self.sender_user, UserId::parse)?,
             to: valid(&self.to, DeviceId::parse)?,
+            owner: valid(&self.owner, UserId::parse)?,
             data: self.data,
         };
         Ok(Queued { id: self.id, signal, queued_at: time(self.queued_at) })
@@ -107,6 +110,7 @@ pub(super) struct NoticeJson {
     #[serde(skip_serializing)]
     id: u64,
     sender: String,
+    sender_user: String,
     to: String,
     kind: String,
     queued_at: u64,
@@ -117,6 +121,7 @@ impl From<&Expired> for NoticeJson {
         Self {
             id: 0,
             sender: e.sender.to_string(),
+            sender_user: e.sender_user.to_string(),
             to: e.to.to_string(),
             kind: e.kind.name().to_owned(),
             queued_at: millis(e.queued_at),
@@ -128,6 +133,7 @@ impl NoticeJson {
     pub(super) fn into_notice(self) -> Result<Notice, String> {
         let expired = Expired {
             sender: valid(&self.sender, DeviceId::parse)?,
+            sender_user: valid(&self.sender_user, UserId::parse)?,
             to: valid(&self.to, DeviceId::parse)?,
             kind: kind(&self.kind)?,
             queued_at: time(self.queued_at),

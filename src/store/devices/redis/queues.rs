@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use super::codec::{NoticeJson, SignalJson};
 use super::device_key;
 use super::scripts::{COUNTER_TTL_MS, DROP, ENQUEUE, EXPIRE, NEXT_ID, PAGE, RELEASE};
+use crate::domain::UserId;
 use crate::domain::presence::DeviceId;
 use crate::domain::queue::{OverBudget, QueueBudget};
 use crate::domain::signal::{Expired, Notice, Outgoing, Queued};
@@ -83,20 +84,21 @@ impl RedisQueues {
             .collect()
     }
 
-    /// Removes the entries with ids from `low` to `high` from `owner`'s
-    /// sorted set `list` (its queue or notices), whose index is `index`; the
-    /// entries removed, as stored, oldest first.
+    /// Removes the entries with ids from `(low, high)` from `device`'s
+    /// sorted set `list` (its queue or notices), whose index is `index`, and
+    /// with `of` only those queued for that user; the entries removed, as
+    /// stored, oldest first.
     async fn drop_ids(
         &self,
-        list: String,
-        index: &str,
-        owner: &str,
-        low: &str,
-        high: &str,
+        (list, index): (String, &str),
+        device: &str,
+        (low, high): (&str, &str),
+        of: Option<&UserId>,
     ) -> Result<Vec<String>, StoreError> {
         let base = if index == "queued" { self.base() } else { String::new() };
         let keys = vec![list, self.key(&[index])];
-        let args = vec![low.to_owned(), high.to_owned(), owner.to_owned(), base];
+        let of = of.map(|u| u.to_string()).unwrap_or_default();
+        let args = vec![low.to_owned(), high.to_owned(), device.to_owned(), base, of];
         self.drop.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)
     }
 
@@ -176,23 +178,59 @@ impl Queues for RedisQueues {
         }
     }
 
-    async fn pending(&self, to: &DeviceId, after: u64, limit: usize) -> Result<Vec<Queued>, StoreError> {
+    async fn pending(
+        &self,
+        to: &DeviceId,
+        owner: &UserId,
+        mut after: u64,
+        limit: usize,
+    ) -> Result<Vec<Queued>, StoreError> {
         let queue = self.queue_key(to.as_str());
-        let args = vec![after.to_string(), limit.to_string()];
-        let raws: Vec<String> =
-            self.page.evalsha_with_reload(&self.client, vec![queue.clone()], args).await.map_err(unavailable)?;
-        raws.iter().map(|raw| decode(&queue, raw, SignalJson::into_queued)).collect()
+        let mut mine = Vec::new();
+        // Pages until `limit` of `owner`'s (another owner's are skipped, and rare).
+        while mine.len() < limit {
+            let args = vec![after.to_string(), (limit - mine.len()).to_string()];
+            let raws: Vec<String> =
+                self.page.evalsha_with_reload(&self.client, vec![queue.clone()], args).await.map_err(unavailable)?;
+            let page = raws.iter().map(|raw| decode(&queue, raw, SignalJson::into_queued));
+            let page = page.collect::<Result<Vec<_>, _>>()?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            mine.extend(page.into_iter().filter(|q| &q.signal.owner == owner));
+        }
+        Ok(mine)
     }
 
-    async fn ack(&self, to: &DeviceId, up_to: u64) -> Result<Vec<Queued>, StoreError> {
+    async fn others_waiting(&self, to: &DeviceId, owner: &UserId) -> Result<bool, StoreError> {
         let queue = self.queue_key(to.as_str());
-        let removed = self.drop_ids(queue.clone(), "queued", to.as_str(), "-inf", &up_to.to_string()).await?;
+        let mut after = 0;
+        loop {
+            let args = vec![after.to_string(), EXPIRE_PAGE.to_string()];
+            let raws: Vec<String> =
+                self.page.evalsha_with_reload(&self.client, vec![queue.clone()], args).await.map_err(unavailable)?;
+            let page = raws.iter().map(|raw| decode(&queue, raw, SignalJson::into_queued));
+            let page = page.collect::<Result<Vec<_>, _>>()?;
+            if page.iter().any(|q| &q.signal.owner != owner) {
+                return Ok(true);
+            }
+            match page.last() {
+                Some(last) if page.len() == EXPIRE_PAGE as usize => after = last.id,
+                _ => return Ok(false),
+            }
+        }
+    }
+
+    async fn ack(&self, to: &DeviceId, owner: &UserId, up_to: u64) -> Result<Vec<Queued>, StoreError> {
+        let queue = self.queue_key(to.as_str());
+        let up_to = up_to.to_string();
+        let removed = self.drop_ids((queue.clone(), "queued"), to.as_str(), ("-inf", &up_to), Some(owner)).await?;
         removed.iter().map(|raw| decode(&queue, raw, SignalJson::into_queued)).collect()
     }
 
     async fn remove(&self, to: &DeviceId, id: u64) -> Result<bool, StoreError> {
         let id = id.to_string();
-        Ok(!self.drop_ids(self.queue_key(to.as_str()), "queued", to.as_str(), &id, &id).await?.is_empty())
+        let list = (self.queue_key(to.as_str()), "queued");
+        Ok(!self.drop_ids(list, to.as_str(), (&id, &id), None).await?.is_empty())
     }
 
     async fn expire(&self, now: SystemTime, ttl: Duration) -> Result<Vec<Expired>, StoreError> {
@@ -201,7 +239,7 @@ impl Queues for RedisQueues {
             for (_, n) in self.entries(&self.notices_key(&sender), (0, -1), NoticeJson::into_notice).await? {
                 if n.is_past_retention(now, ttl) {
                     let id = n.id.to_string();
-                    self.drop_ids(self.notices_key(&sender), "noticed", &sender, &id, &id).await?;
+                    self.drop_ids((self.notices_key(&sender), "noticed"), &sender, (&id, &id), None).await?;
                 }
             }
         }
@@ -213,14 +251,15 @@ impl Queues for RedisQueues {
         Ok(expired)
     }
 
-    async fn notices(&self, sender: &DeviceId) -> Result<Vec<Notice>, StoreError> {
+    async fn notices(&self, sender: &DeviceId, owner: &UserId) -> Result<Vec<Notice>, StoreError> {
         let entries = self.entries(&self.notices_key(sender.as_str()), (0, -1), NoticeJson::into_notice).await?;
-        Ok(entries.into_iter().map(|(_, n)| n).collect())
+        Ok(entries.into_iter().map(|(_, n)| n).filter(|n| &n.expired.sender_user == owner).collect())
     }
 
     async fn remove_notice(&self, sender: &DeviceId, id: u64) -> Result<bool, StoreError> {
         let id = id.to_string();
-        Ok(!self.drop_ids(self.notices_key(sender.as_str()), "noticed", sender.as_str(), &id, &id).await?.is_empty())
+        let list = (self.notices_key(sender.as_str()), "noticed");
+        Ok(!self.drop_ids(list, sender.as_str(), (&id, &id), None).await?.is_empty())
     }
 
     async fn queued(&self) -> Result<usize, StoreError> {

@@ -84,17 +84,21 @@ redis.call('SADD', KEYS[5], ARGV[4])
 return id
 "#;
 
-/// Removes the entries with ids in a range from a queue or a notice list, and
-/// the owner from the index once its list is empty; returns them. Signals
-/// are taken off their byte counters ([`RELEASE`]) when ARGV[4] is the key
+/// Removes the entries with ids in a range from a queue or a notice list
+/// (only those whose `owner` is ARGV[5], unless it is empty), and the
+/// device from the index once its list is empty; returns them. Signals are
+/// taken off their byte counters ([`RELEASE`]) when ARGV[4] is the key
 /// prefix (empty for notices).
-/// KEYS: sorted set, index set. ARGV: lowest id, highest id, owner device, key prefix or ''.
+/// KEYS: sorted set, index set. ARGV: lowest id, highest id, device, key prefix or '', owner or ''.
 pub(super) const DROP: &str = r#"
-local removed = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2])
-if ARGV[4] ~= '' then
-  for _, raw in ipairs(removed) do release(ARGV[4], raw) end
+local removed = {}
+for _, raw in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2])) do
+  if ARGV[5] == '' or cjson.decode(raw).owner == ARGV[5] then
+    redis.call('ZREM', KEYS[1], raw)
+    if ARGV[4] ~= '' then release(ARGV[4], raw) end
+    table.insert(removed, raw)
+  end
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2])
 if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[3]) end
 return removed
 "#;

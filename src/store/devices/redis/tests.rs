@@ -9,7 +9,7 @@ use fred::prelude::*;
 use crate::domain::ConnId;
 use crate::domain::presence::{Capability, NetworkId};
 use crate::store::StoreError;
-use crate::store::devices::suite::{INSTANCE, announcement, at, id, max, signal, t};
+use crate::store::devices::suite::{INSTANCE, announcement, at, id, max, signal, t, user};
 use crate::store::devices::{Devices, Endpoint, Wake};
 use crate::store::redis::instances::alive_key;
 use crate::testing::RedisProcess;
@@ -105,7 +105,8 @@ async fn two_instances_expiring_at_once_file_exactly_one_notice_per_signal() {
     }
     assert_eq!(expired, 300, "each expired signal is reported by one run");
     for sender in ["peer_x", "peer_y", "peer_z"] {
-        let notices: Vec<u64> = b.queues.notices(&id(sender)).await.unwrap().iter().map(|n| n.id).collect();
+        let notices: Vec<u64> =
+            b.queues.notices(&id(sender), &user(sender)).await.unwrap().iter().map(|n| n.id).collect();
         assert_eq!(notices, (notices[0]..notices[0] + 100).collect::<Vec<_>>(), "{sender}: one notice per signal");
     }
     assert_eq!(a.queues.queued().await.unwrap(), 0);
@@ -128,7 +129,8 @@ async fn concurrent_enqueues_from_two_instances_get_distinct_increasing_ids() {
     }
     given.sort();
     assert_eq!(given, (given[0]..given[0] + 40).collect::<Vec<_>>());
-    let pending: Vec<u64> = b.queues.pending(&id("peer_b"), 0, 1000).await.unwrap().iter().map(|q| q.id).collect();
+    let pending: Vec<u64> =
+        b.queues.pending(&id("peer_b"), &user("peer_b"), 0, 1000).await.unwrap().iter().map(|q| q.id).collect();
     assert_eq!(pending, given);
 }
 
@@ -164,9 +166,9 @@ async fn everything_survives_a_restart_of_switchboard() {
 
     let after = devices(&redis, "instance-a2").await;
     assert_eq!(after.presence.device(&id("peer_a")).await.unwrap(), Some(device));
-    let pending = after.queues.pending(&id("peer_a"), 0, 1000).await.unwrap();
+    let pending = after.queues.pending(&id("peer_a"), &user("peer_a"), 0, 1000).await.unwrap();
     assert_eq!((pending.len(), pending[0].id, pending[0].signal.clone()), (1, second, signal("peer_b", "peer_a", 2)));
-    assert_eq!(after.queues.notices(&id("peer_b")).await.unwrap().len(), 1);
+    assert_eq!(after.queues.notices(&id("peer_b"), &user("peer_b")).await.unwrap().len(), 1);
     assert_eq!(after.queues.enqueue(signal("peer_b", "peer_a", 3), t(200), &max(10)).await.unwrap().id, second + 1);
 }
 
@@ -228,5 +230,5 @@ async fn an_enqueue_redis_runs_after_its_deadline_queues_nothing() {
     tokio::task::block_in_place(|| redis.command(&["CLIENT", "PAUSE", "1500", "WRITE"]));
     let late = s.queues.enqueue(signal("peer_a", "peer_b", 2), t(2), &max(10)).await;
     assert!(matches!(late, Err(crate::store::devices::EnqueueFailure::Store(StoreError::Unavailable(_)))), "{late:?}");
-    assert!(s.queues.pending(&id("peer_b"), 0, 1000).await.unwrap().is_empty(), "nothing was queued");
+    assert!(s.queues.pending(&id("peer_b"), &user("peer_b"), 0, 1000).await.unwrap().is_empty(), "nothing was queued");
 }

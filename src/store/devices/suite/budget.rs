@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use super::{id, signal, t};
-use crate::domain::UserId;
+use super::{id, signal, t, user};
 use crate::domain::queue::{OverBudget, QueueBudget, SignalBody};
 use crate::domain::signal::{Outgoing, SignalKind};
 use crate::store::devices::{Devices, EnqueueFailure};
@@ -12,7 +11,7 @@ use crate::store::devices::{Devices, EnqueueFailure};
 fn weighing(from: &str, to: &str, bytes: usize) -> Outgoing {
     let data = SignalBody::from_value(&serde_json::Value::String("x".repeat(bytes - 2)));
     assert_eq!(data.len(), bytes);
-    Outgoing { kind: SignalKind::Offer, from: id(from), sender_user: UserId::parse(from).unwrap(), to: id(to), data }
+    Outgoing { kind: SignalKind::Offer, from: id(from), sender_user: user(from), to: id(to), owner: user(to), data }
 }
 
 fn refused_by(result: Result<crate::domain::signal::Queued, EnqueueFailure>) -> OverBudget {
@@ -42,7 +41,7 @@ pub async fn each_byte_budget_holds_and_frees_up_as_signals_leave(s: Devices) {
     assert_eq!((q.queued().await.unwrap(), q.queued_bytes().await.unwrap()), (7, 70), "refusals hold nothing");
 
     // Every way out gives its bytes back: confirm, remove one, expire.
-    assert_eq!(q.ack(&id("peer_b"), to_b[0]).await.unwrap().len(), 1);
+    assert_eq!(q.ack(&id("peer_b"), &user("peer_b"), to_b[0]).await.unwrap().len(), 1);
     assert!(q.remove(&id("peer_b"), to_b[1]).await.unwrap());
     assert_eq!(q.queued_bytes().await.unwrap(), 50);
     q.enqueue(weighing("peer_a", "peer_b", 10), t(10), &budget).await.unwrap();
@@ -65,7 +64,7 @@ pub async fn a_queue_is_read_in_pages_after_an_id(s: Devices) {
         ids.push(q.enqueue(signal("peer_a", "peer_b", n), t(n), &budget).await.unwrap().id);
     }
     let page = |after: u64, limit: usize| async move {
-        let read = q.pending(&id("peer_b"), after, limit).await.unwrap();
+        let read = q.pending(&id("peer_b"), &user("peer_b"), after, limit).await.unwrap();
         read.iter().map(|m| m.id).collect::<Vec<_>>()
     };
     assert_eq!(page(0, 2).await, ids[..2]);

@@ -13,8 +13,10 @@
 
 mod budget;
 mod mail;
+mod owner;
 pub use budget::*;
 pub use mail::*;
+pub use owner::*;
 
 use std::time::{Duration, SystemTime};
 
@@ -52,7 +54,8 @@ macro_rules! device_store_suite {
             announcements_come_in_a_burst_of_max_then_one_per_interval_per_user_and_device,
             concurrent_announcements_never_exceed_the_burst,
             each_byte_budget_holds_and_frees_up_as_signals_leave,
-            a_queue_is_read_in_pages_after_an_id);
+            a_queue_is_read_in_pages_after_an_id,
+            signals_and_notices_are_read_only_by_the_owner_they_were_queued_for);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -95,16 +98,22 @@ pub fn net(s: &str) -> NetworkId {
     NetworkId::parse(s).unwrap()
 }
 
-/// A candidate from `from` (whose user has the same name) to `to`, body `{"n":n}`.
+/// A candidate from `from` to `to` (each owned by the user of the same name), body `{"n":n}`.
 pub fn signal(from: &str, to: &str, n: u64) -> Outgoing {
     let data = SignalBody::from_value(&serde_json::json!({ "n": n }));
     Outgoing {
         kind: SignalKind::IceCandidate,
         from: id(from),
-        sender_user: UserId::parse(from).unwrap(),
+        sender_user: user(from),
         to: id(to),
+        owner: user(to),
         data,
     }
+}
+
+/// The user named `s`.
+pub fn user(s: &str) -> UserId {
+    UserId::parse(s).unwrap()
 }
 
 /// The default budgets, with at most `signals` per queue.
