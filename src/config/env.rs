@@ -10,6 +10,7 @@ use http::HeaderValue;
 use super::*;
 use crate::domain::ice::IceConfig;
 use crate::domain::net::Cidr;
+use crate::domain::queue::QueueBudget;
 
 /// The lookup plus the parsing helpers, so each field above is one line.
 pub(super) struct Env<'a, F: Fn(&str) -> Option<String>>(pub(super) &'a F);
@@ -90,6 +91,19 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             expiry_interval: interval("SIGNAL_EXPIRY_INTERVAL", 60_000)?,
             ack_timeout: self.millis("SIGNAL_ACK_TIMEOUT_MS", 10_000)?,
             job_lease: Duration::from_millis(self.ranged("JOB_LEASE_MS", 30_000, 300..=3_600_000)? as u64),
+            queue_budget: self.queue_budget()?,
+        })
+    }
+
+    /// The byte budgets of device queues, each from 1 KiB to 1 TiB.
+    fn queue_budget(&self) -> Result<QueueBudget, ConfigError> {
+        let d = QueueBudget::default();
+        let bytes = |var, default| self.ranged(var, default, 1024..=1 << 40);
+        Ok(QueueBudget {
+            signals: d.signals,
+            queue_bytes: bytes("DEVICE_QUEUE_MAX_BYTES", d.queue_bytes)?,
+            sender_bytes: bytes("DEVICE_SENDER_MAX_BYTES", d.sender_bytes)?,
+            total_bytes: bytes("DEVICE_QUEUES_MAX_BYTES", d.total_bytes)?,
         })
     }
 

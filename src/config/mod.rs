@@ -17,6 +17,7 @@ use http::HeaderValue;
 
 use crate::domain::ice::IceConfig;
 use crate::domain::net::Cidr;
+use crate::domain::queue::QueueBudget;
 
 /// Typed, validated server configuration.
 #[derive(Clone, Debug)]
@@ -128,6 +129,11 @@ pub struct PresenceConfig {
     /// `JOB_LEASE_MS`: in a cluster, the jobs run on the instance holding this
     /// lease; it passes to another within this long of its holder dying (default 30 000).
     pub job_lease: Duration,
+    /// `DEVICE_QUEUE_MAX_BYTES` (default 1 MiB), `DEVICE_SENDER_MAX_BYTES`
+    /// (default 4 MiB), `DEVICE_QUEUES_MAX_BYTES` (default 256 MiB): bytes of
+    /// signal bodies that may wait per receiving device, per sending user and
+    /// in all (the instance, or the cluster with Redis); 1 000 signals per device.
+    pub queue_budget: QueueBudget,
 }
 
 /// Worker routing, with seed 002's variable names.

@@ -37,6 +37,8 @@ fn defaults_match_the_documentation() {
     assert_eq!((p.cleanup_interval, p.coordinator_interval), (Duration::from_secs(300), Duration::from_secs(600)));
     assert_eq!((p.signal_ttl, p.expiry_interval), (Duration::from_secs(3600), Duration::from_secs(60)));
     assert_eq!((p.job_lease, p.ack_timeout), (Duration::from_secs(30), Duration::from_secs(10)));
+    let b = &p.queue_budget;
+    assert_eq!((b.signals, b.queue_bytes, b.sender_bytes, b.total_bytes), (1000, 1 << 20, 4 << 20, 256 << 20));
     let w = &c.workers;
     assert_eq!((w.health_timeout, w.retention, w.replicas), (Duration::from_secs(1), Duration::from_secs(600), 150));
 }
@@ -67,6 +69,24 @@ fn the_device_ttl_takes_decimals_so_tests_and_small_deployments_can_go_short() {
         assert_eq!(with(&[(var, bad)]).unwrap_err().var, var);
     }
     assert_eq!(with(&[("MIN_COORDINATORS_PER_NETWORK", "0")]).unwrap().presence.min_coordinators, 0);
+}
+
+#[test]
+fn device_queue_budgets_are_bytes_and_a_bad_one_names_its_variable() {
+    let c = with(&[
+        ("DEVICE_QUEUE_MAX_BYTES", "2048"),
+        ("DEVICE_SENDER_MAX_BYTES", "4096"),
+        ("DEVICE_QUEUES_MAX_BYTES", "8192"),
+    ])
+    .unwrap();
+    let b = c.presence.queue_budget;
+    assert_eq!((b.queue_bytes, b.sender_bytes, b.total_bytes), (2048, 4096, 8192));
+    for var in ["DEVICE_QUEUE_MAX_BYTES", "DEVICE_SENDER_MAX_BYTES", "DEVICE_QUEUES_MAX_BYTES"] {
+        for bad in ["0", "1mb", "-1", "10"] {
+            let err = with(&[(var, bad)]).unwrap_err();
+            assert_eq!(err.var, var, "{var}={bad}");
+        }
+    }
 }
 
 #[test]

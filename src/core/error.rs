@@ -3,6 +3,7 @@
 //! Internal causes (a store that is down) are logged where they happen,
 //! never carried here.
 
+use crate::domain::queue::OverBudget;
 use crate::domain::signal::RouteError;
 use crate::domain::{RoomError, UserId};
 use crate::store::StoreError;
@@ -29,9 +30,9 @@ pub enum CoreError {
     /// The state store or the cluster cannot be reached.
     #[error("the server's state store is unavailable; retry later")]
     Unavailable,
-    /// The receiving device has this many signals waiting already.
-    #[error("{0} signals are waiting for that device already; it must take some first")]
-    QueueFull(usize),
+    /// A device queue budget would be passed (the message names which).
+    #[error(transparent)]
+    QueueFull(OverBudget),
     /// The connection holds `MAX_ROOMS_PER_CONNECTION` seats already.
     #[error("this connection is in {0} rooms already, the most allowed; leave one first")]
     TooManyRooms(usize),
@@ -44,6 +45,9 @@ pub enum CoreError {
     /// The device id belongs to another user's live record.
     #[error("this device id belongs to another user")]
     DeviceTaken,
+    /// The device id's record expired, but signals queued for its old owner still wait.
+    #[error("this device id belongs to another user, whose signals still wait for it")]
+    DeviceTakenWhileSignalsWait,
     /// A device announced more often than `RATE_LIMIT_MAX_REQUESTS` per window; retry after this long.
     #[error("too many presence announcements from this device; retry later")]
     TooManyAnnouncements(std::time::Duration),
@@ -82,7 +86,7 @@ impl From<AnnounceFailure> for CoreError {
 impl From<EnqueueFailure> for CoreError {
     fn from(e: EnqueueFailure) -> Self {
         match e {
-            EnqueueFailure::Full(max) => CoreError::QueueFull(max),
+            EnqueueFailure::Full(over) => CoreError::QueueFull(over),
             EnqueueFailure::Store(_) => CoreError::Unavailable,
         }
     }

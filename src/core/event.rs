@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::domain::mesh::{ClientId, OrgId};
 use crate::domain::presence::DeviceId;
+use crate::domain::queue::SignalBody;
 use crate::domain::signal::SignalKind;
 use crate::domain::{RoomId, UserId};
 
@@ -171,8 +172,8 @@ pub enum Event {
         from: DeviceId,
         /// The receiving device.
         to: DeviceId,
-        /// Its body, as sent.
-        data: Value,
+        /// Its body, as sent (its JSON text, shared).
+        data: SignalBody,
         /// When it was sent, Unix milliseconds.
         timestamp: u64,
     },

@@ -11,6 +11,7 @@ pub mod ids;
 pub mod mesh;
 pub mod net;
 pub mod presence;
+pub mod queue;
 pub mod rate;
 pub mod ring;
 pub mod room;

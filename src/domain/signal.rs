@@ -11,7 +11,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use super::UserId;
 use super::presence::{Device, DeviceId};
+use super::queue::SignalBody;
 
 /// What a signal carries, as seed 004 names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -55,10 +57,15 @@ pub struct Outgoing {
     pub kind: SignalKind,
     /// The sending device.
     pub from: DeviceId,
+    /// The sending device's user, whose sender budget the signal counts against.
+    pub sender_user: UserId,
     /// The receiving device.
     pub to: DeviceId,
-    /// The body, relayed as sent (any JSON value).
-    pub data: serde_json::Value,
+    /// The receiving device's owner when it was queued: only that user ever
+    /// reads it (a device id taken over later does not bring its queue along).
+    pub owner: UserId,
+    /// The body, relayed as sent (any JSON value, kept as its text).
+    pub data: SignalBody,
 }
 
 /// A signal in a device's queue.
@@ -84,6 +91,8 @@ impl Queued {
 pub struct Expired {
     /// The sender to tell.
     pub sender: DeviceId,
+    /// The sender's user when it sent it: only that user reads the notice.
+    pub sender_user: UserId,
     /// The device that never took it.
     pub to: DeviceId,
     /// What it was.
@@ -132,15 +141,19 @@ impl Notice {
     }
 }
 
-/// Most signals waiting for one device; past it a sender gets `queue-full`.
-pub const MAX_QUEUED_PER_DEVICE: usize = 1000;
-
 /// How long an expiry notice waits for its sender after the signal expired.
 pub const NOTICE_RETENTION: Duration = Duration::from_secs(3600);
 
 impl From<&Queued> for Expired {
     fn from(q: &Queued) -> Self {
-        Self { sender: q.signal.from.clone(), to: q.signal.to.clone(), kind: q.signal.kind, queued_at: q.queued_at }
+        let s = &q.signal;
+        Self {
+            sender: s.from.clone(),
+            sender_user: s.sender_user.clone(),
+            to: s.to.clone(),
+            kind: s.kind,
+            queued_at: q.queued_at,
+        }
     }
 }
 
@@ -165,8 +178,10 @@ mod tests {
             signal: Outgoing {
                 kind: SignalKind::Offer,
                 from: DeviceId::parse("peer_a").unwrap(),
+                sender_user: crate::domain::UserId::parse("alice").unwrap(),
                 to: DeviceId::parse("peer_b").unwrap(),
-                data: serde_json::json!({"sdp": "v=0"}),
+                owner: crate::domain::UserId::parse("bob").unwrap(),
+                data: SignalBody::from_value(&serde_json::json!({"sdp": "v=0"})),
             },
             queued_at: at,
         };

@@ -60,6 +60,23 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     TestApp { addr, stop: Some(stop), task }
 }
 
+/// Starts the server (memory mode) over `devices`, which the test keeps to
+/// seed records and signals with times of its choosing.
+pub async fn spawn_app_over(devices: switchboard::store::devices::Devices, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = Config::default();
+    tweak(&mut config);
+    let stores = switchboard::core::Stores { devices, ..switchboard::core::Stores::memory() };
+    let core = std::sync::Arc::new(switchboard::core::Core::new(std::sync::Arc::new(config), stores, "local", None));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let shutdown = async move {
+        let _ = stopped.await;
+    };
+    let task = tokio::spawn(switchboard::server::run_core(listener, core, None, shutdown));
+    TestApp { addr, stop: Some(stop), task }
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
@@ -574,13 +591,18 @@ pub struct Device {
 impl Device {
     /// Connects as `device` (announced already) to the server at `url`.
     pub async fn connect(url: &str, device: &str) -> Self {
+        Self::connect_with(url, json!({ "deviceId": device })).await
+    }
+
+    /// Connects with handshake `auth` (`{ deviceId, token? }`).
+    pub async fn connect_with(url: &str, auth: Value) -> Self {
         let (open_tx, mut open) = mpsc::unbounded_channel();
         let (signal_tx, signals) = mpsc::unbounded_channel();
         let client = ClientBuilder::new(url)
             .namespace("/devices")
             .transport_type(TransportType::Websocket)
             .reconnect(false)
-            .auth(json!({ "deviceId": device }))
+            .auth(auth)
             .on("open", move |_, _| {
                 let _ = open_tx.send(());
                 async {}.boxed()
@@ -600,6 +622,11 @@ impl Device {
 
     /// Sends an offer to `to` and returns the ack's status.
     pub async fn signal(&self, to: &str, data: Value) -> Value {
+        self.signal_ack(to, data).await["status"].clone()
+    }
+
+    /// Sends an offer to `to` and returns the whole ack.
+    pub async fn signal_ack(&self, to: &str, data: Value) -> Value {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let payload = json!({ "type": "offer", "toPeerId": to, "data": data });
         self.client
@@ -613,7 +640,7 @@ impl Device {
             .unwrap();
         let ack = tokio::time::timeout(WAIT, rx.recv()).await.expect("ack in time").unwrap();
         // rust_socketio hands an ack's arguments over as one array.
-        ack.get(0).cloned().unwrap_or(ack)["status"].clone()
+        ack.get(0).cloned().unwrap_or(ack)
     }
 
     /// The next `signal` pushed to this device, within `limit`.

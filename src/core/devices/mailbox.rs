@@ -20,7 +20,7 @@ use crate::core::link::{Confirmed, Link};
 use crate::core::{Core, CoreError};
 use crate::domain::presence::DeviceId;
 use crate::domain::signal::{Notice, Queued};
-use crate::domain::{ConnId, unix_ms};
+use crate::domain::{ConnId, UserId, unix_ms};
 use crate::store::StoreError;
 use crate::store::devices::{Endpoint, Wake};
 
@@ -71,6 +71,9 @@ pub async fn restore_endpoints(core: &Arc<Core>) -> Result<usize, StoreError> {
 pub struct Mailbox {
     core: Arc<Core>,
     device: DeviceId,
+    /// The connection's user (its token's, with JWT on): it is pushed only
+    /// while the device is that user's.
+    user: Option<UserId>,
     endpoint: Endpoint,
     /// Woken when the device has mail, a confirmation frees the window, or the connection closes.
     wake: Arc<Notify>,
@@ -90,13 +93,18 @@ enum Mail {
 impl Mailbox {
     /// Takes `device`'s seat for connection `conn`: the mailbox, and the
     /// device's older connection (still live somewhere) to turn out.
-    pub async fn open(core: &Arc<Core>, device: DeviceId, conn: ConnId) -> Result<(Self, Option<Endpoint>), CoreError> {
+    pub async fn open(
+        core: &Arc<Core>,
+        (device, user): (DeviceId, Option<UserId>),
+        conn: ConnId,
+    ) -> Result<(Self, Option<Endpoint>), CoreError> {
         let endpoint = Endpoint { instance: core.instance.clone(), conn };
         let old = core.stores.devices.endpoints.register(&device, endpoint.clone()).await;
         let old = old.map_err(|e| core.reported(e, "device connect"))?.filter(|old| old != &endpoint);
         let mailbox = Self {
             core: core.clone(),
             device,
+            user,
             endpoint,
             wake: Arc::new(Notify::new()),
             closed: AtomicBool::new(false),
@@ -146,8 +154,9 @@ impl Mailbox {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// The mail after the given ids, signals first; `None` once this
-    /// connection no longer holds the device.
+    /// The mail after the given ids, signals first, of the device's current
+    /// owner only; `None` once this connection no longer holds the device,
+    /// or the device belongs to another user than the connection's.
     async fn mail(&self, last_signal: u64, last_notice: u64) -> Result<Option<Vec<Mail>>, StoreError> {
         let devices = &self.core.stores.devices;
         let held = match devices.endpoints.endpoint(&self.device).await? {
@@ -160,9 +169,23 @@ impl Mailbox {
             debug!(device_id = %self.device, conn_id = %self.endpoint.conn, "delivery stops: the device is connected elsewhere");
             return Ok(None);
         }
-        let signals = devices.queues.pending(&self.device).await?.into_iter().filter(|q| q.id > last_signal);
-        let notices = devices.queues.notices(&self.device).await?.into_iter().filter(|n| n.id > last_notice);
-        Ok(Some(signals.map(Mail::Signal).chain(notices.map(Mail::Notice)).collect()))
+        let Some(owner) = devices.presence.device(&self.device).await?.map(|d| d.user) else {
+            // No record (open mode, never announced): nothing was queued for it.
+            return Ok(Some(Vec::new()));
+        };
+        if self.user.as_ref().is_some_and(|user| user != &owner) {
+            debug!(device_id = %self.device, "delivery stops: the device belongs to another user now");
+            return Ok(None);
+        }
+        // Only what fits the window: a page, never the whole queue.
+        let room = WINDOW.saturating_sub(self.in_flight.load(Ordering::Acquire));
+        let signals = if room == 0 {
+            Vec::new()
+        } else {
+            devices.queues.pending(&self.device, &owner, last_signal, room).await?
+        };
+        let notices = devices.queues.notices(&self.device, &owner).await?.into_iter().filter(|n| n.id > last_notice);
+        Ok(Some(signals.into_iter().map(Mail::Signal).chain(notices.map(Mail::Notice)).collect()))
     }
 
     /// Pushes one item; its confirmation removes it from the store. False if

@@ -10,13 +10,13 @@ pub mod mailbox;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use serde_json::Value;
 use tracing::info;
 
 use super::{Core, CoreError};
 use crate::domain::UserId;
 use crate::domain::presence::{Announcement, Device, DeviceId, NetworkId, PeerLookup};
-use crate::domain::signal::{self, MAX_QUEUED_PER_DEVICE, Outgoing, Queued, SignalKind};
+use crate::domain::queue::SignalBody;
+use crate::domain::signal::{self, Outgoing, Queued, SignalKind};
 use crate::metrics::SignalOutcome;
 
 /// What became of a signal sent: delivered now (its receiver is connected
@@ -28,6 +28,10 @@ pub struct Sent {
     /// Whether the receiver is connected (it is pushed now).
     pub live: bool,
 }
+
+/// Most signals one `GET /signaling/messages` returns; the rest come with
+/// the next page (`?after=` the last id read).
+pub const MESSAGES_PAGE: usize = 100;
 
 /// The device operations (a view over [`Core`]).
 pub struct DeviceSignals<'a>(pub(super) &'a Arc<Core>);
@@ -44,6 +48,17 @@ impl DeviceSignals<'_> {
         let refused = presence.take_announcement(&a.user, &a.device, limit).await;
         if let Some(wait) = refused.map_err(|e| core.reported(e, "announce"))? {
             return Err(CoreError::TooManyAnnouncements(wait));
+        }
+        // A device id changes hands only once its old owner's signals are gone
+        // (taken or expired); even if this raced a signal, reads are per owner.
+        // Checked unless the record is the announcer's own (it may be gone).
+        let current = presence.device(&a.device).await.map_err(|e| core.reported(e, "announce"))?;
+        if current.is_none_or(|d| d.user != a.user) {
+            let waiting = core.stores.devices.queues.others_waiting(&a.device, &a.user).await;
+            if waiting.map_err(|e| core.reported(e, "announce"))? {
+                info!(device_id = %a.device, user_id = %a.user, "announcement refused: another user's signals wait for this device");
+                return Err(CoreError::DeviceTakenWhileSignalsWait);
+            }
         }
         let device = presence.announce(a, SystemTime::now()).await.map_err(|e| core.reported(e, "announce"))?;
         info!(network_id = %device.network, device_id = %device.id, user_id = %device.user, "device announced");
@@ -76,34 +91,45 @@ impl DeviceSignals<'_> {
         }
     }
 
-    /// With JWT on: whether `user` announced `device` (its record, live or not, is theirs).
-    pub async fn announced_by(&self, device: &DeviceId, user: &UserId) -> Result<(), CoreError> {
+    /// Whose queue of `device` a reader reads: its record's owner (live or
+    /// not). With JWT on (`user` given) only that owner may read it; without
+    /// a record there is no owner, and nothing to read.
+    pub async fn reader(&self, device: &DeviceId, user: Option<&UserId>) -> Result<Option<UserId>, CoreError> {
         let core = self.0;
         let record = core.stores.devices.presence.device(device).await.map_err(|e| core.reported(e, "messages"))?;
-        match record {
-            Some(d) if &d.user == user => Ok(()),
-            _ => Err(CoreError::NotYourDevice),
+        match (record, user) {
+            (Some(d), Some(user)) if &d.user == user => Ok(Some(d.user)),
+            (_, Some(_)) => Err(CoreError::NotYourDevice),
+            (record, None) => Ok(record.map(|d| d.user)),
         }
     }
 
-    /// `device`'s queue, oldest first; unless `peek`, what was read is removed
+    /// One page of `device`'s queue: at most [`MESSAGES_PAGE`] signals with
+    /// ids above `after`, oldest first; unless `peek`, what was read is removed
     /// (only what this call removed is returned, so two readers never both get one).
-    pub async fn messages(&self, device: &DeviceId, peek: bool) -> Result<Vec<Queued>, CoreError> {
+    /// Only the signals queued for `owner` ([`Self::reader`]) are read.
+    pub async fn messages(
+        &self,
+        (device, owner): (&DeviceId, &UserId),
+        after: u64,
+        peek: bool,
+    ) -> Result<Vec<Queued>, CoreError> {
         let core = self.0;
         let queues = &core.stores.devices.queues;
-        let mut messages = queues.pending(device).await.map_err(|e| core.reported(e, "messages"))?;
+        let page = queues.pending(device, owner, after, MESSAGES_PAGE).await;
+        let mut messages = page.map_err(|e| core.reported(e, "messages"))?;
         if !peek && let Some(last) = messages.last() {
             // Up to what was read: a signal queued meanwhile stays.
-            messages = queues.ack(device, last.id).await.map_err(|e| core.reported(e, "messages"))?;
+            messages = queues.ack(device, owner, last.id).await.map_err(|e| core.reported(e, "messages"))?;
         }
         Ok(messages)
     }
 
-    /// Removes `device`'s signals up to `up_to` (confirmed); how many.
-    pub async fn confirm(&self, device: &DeviceId, up_to: u64) -> Result<usize, CoreError> {
+    /// Removes `owner`'s signals of `device`'s queue up to `up_to` (confirmed); how many.
+    pub async fn confirm(&self, (device, owner): (&DeviceId, &UserId), up_to: u64) -> Result<usize, CoreError> {
         let core = self.0;
-        let removed = core.stores.devices.queues.ack(device, up_to).await.map_err(|e| core.reported(e, "confirm"))?;
-        Ok(removed.len())
+        let removed = core.stores.devices.queues.ack(device, owner, up_to).await;
+        Ok(removed.map_err(|e| core.reported(e, "confirm"))?.len())
     }
 
     /// Queues a signal from `from` to `to` and wakes the receiver.
@@ -112,7 +138,7 @@ impl DeviceSignals<'_> {
         from: &DeviceId,
         to: DeviceId,
         kind: SignalKind,
-        data: Value,
+        data: SignalBody,
     ) -> Result<Sent, CoreError> {
         let core = self.0;
         let devices = &core.stores.devices;
@@ -121,8 +147,13 @@ impl DeviceSignals<'_> {
         let sender = sender.map_err(|e| core.reported(e, "signal"))?;
         let receiver = receiver.map_err(|e| core.reported(e, "signal"))?;
         signal::check_route(sender.as_ref(), receiver.as_ref(), now)?;
-        let outgoing = Outgoing { kind, from: from.clone(), to, data };
-        let queued = devices.queues.enqueue(outgoing, now, MAX_QUEUED_PER_DEVICE).await;
+        let (Some(sender), Some(receiver)) = (sender, receiver) else {
+            return Err(CoreError::Route(signal::RouteError::TargetNotFound));
+        };
+        // Stamped with both owners now: a later owner of either id reads neither.
+        let outgoing = Outgoing { kind, from: from.clone(), sender_user: sender.user, to, owner: receiver.user, data };
+        let budget = &core.config.presence.queue_budget;
+        let queued = devices.queues.enqueue(outgoing, now, budget).await;
         let queued = queued.map_err(|e| core.reported(e, "signal"))?;
         let to = &queued.signal.to;
         let live = devices.endpoints.endpoint(to).await.map_err(|e| core.reported(e, "signal"))?.is_some();

@@ -1,24 +1,24 @@
 //! The device engines in this process's memory (one instance): each concern
 //! its own struct behind its own lock.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use super::{AnnounceFailure, Endpoint, Endpoints, EnqueueFailure, Presence, Queues, Sweep, WAKE_CAPACITY, Wake};
+pub use super::memory_queues::MemoryQueues;
+use super::{AnnounceFailure, Endpoint, Endpoints, Presence, Sweep, WAKE_CAPACITY, Wake};
 use crate::domain::UserId;
 use crate::domain::presence::{
     self, Announcement, Device, DeviceId, NetworkId, PeerLookup, PresenceStats, earliest_first,
 };
 use crate::domain::rate::KeyedLimits;
-use crate::domain::signal::{Expired, Notice, Outgoing, Queued};
 use crate::store::StoreError;
 
 /// Every critical section leaves the maps consistent, so a poisoned lock is used as is.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -108,100 +108,6 @@ impl Presence for MemoryPresence {
         let rate = f64::from(max) / window.as_secs_f64();
         let key = (user.clone(), device.clone());
         Ok(self.announcements.take(&key, Instant::now(), rate, f64::from(max)).err())
-    }
-}
-
-/// Queues and notices, each list numbered per owner.
-#[derive(Default)]
-pub struct MemoryQueues(Mutex<Lists>);
-
-#[derive(Default)]
-struct Lists {
-    queues: HashMap<DeviceId, VecDeque<Queued>>,
-    next_id: HashMap<DeviceId, u64>,
-    notices: HashMap<DeviceId, VecDeque<Notice>>,
-    next_notice: HashMap<DeviceId, u64>,
-}
-
-/// Removes the entry of `owner`'s list matching `is`, dropping the list once
-/// empty; whether there was one.
-fn remove_entry<T>(lists: &mut HashMap<DeviceId, VecDeque<T>>, owner: &DeviceId, is: impl Fn(&T) -> bool) -> bool {
-    let Some(list) = lists.get_mut(owner) else { return false };
-    let before = list.len();
-    list.retain(|entry| !is(entry));
-    let removed = before != list.len();
-    if list.is_empty() {
-        lists.remove(owner);
-    }
-    removed
-}
-
-#[async_trait]
-impl Queues for MemoryQueues {
-    async fn enqueue(&self, signal: Outgoing, now: SystemTime, max: usize) -> Result<Queued, EnqueueFailure> {
-        let mut lists = lock(&self.0);
-        if lists.queues.get(&signal.to).map_or(0, VecDeque::len) >= max {
-            return Err(EnqueueFailure::Full(max));
-        }
-        let next = lists.next_id.entry(signal.to.clone()).or_insert(0);
-        *next += 1;
-        let queued = Queued { id: *next, signal, queued_at: now };
-        lists.queues.entry(queued.signal.to.clone()).or_default().push_back(queued.clone());
-        Ok(queued)
-    }
-
-    async fn pending(&self, to: &DeviceId) -> Result<Vec<Queued>, StoreError> {
-        Ok(lock(&self.0).queues.get(to).map(|q| q.iter().cloned().collect()).unwrap_or_default())
-    }
-
-    async fn ack(&self, to: &DeviceId, up_to: u64) -> Result<Vec<Queued>, StoreError> {
-        let mut lists = lock(&self.0);
-        let Some(queue) = lists.queues.get_mut(to) else { return Ok(Vec::new()) };
-        let kept = queue.split_off(queue.partition_point(|q| q.id <= up_to));
-        let removed = std::mem::replace(queue, kept).into();
-        if queue.is_empty() {
-            lists.queues.remove(to);
-        }
-        Ok(removed)
-    }
-
-    async fn remove(&self, to: &DeviceId, id: u64) -> Result<bool, StoreError> {
-        Ok(remove_entry(&mut lock(&self.0).queues, to, |q| q.id == id))
-    }
-
-    async fn expire(&self, now: SystemTime, ttl: Duration) -> Result<Vec<Expired>, StoreError> {
-        let mut lists = lock(&self.0);
-        let lists = &mut *lists;
-        let mut expired = Vec::new();
-        for queue in lists.queues.values_mut() {
-            while queue.front().is_some_and(|q| q.is_expired(now, ttl)) {
-                expired.extend(queue.pop_front().as_ref().map(Expired::from));
-            }
-        }
-        lists.queues.retain(|_, q| !q.is_empty());
-        for notices in lists.notices.values_mut() {
-            notices.retain(|n| !n.is_past_retention(now, ttl));
-        }
-        for e in &expired {
-            let next = lists.next_notice.entry(e.sender.clone()).or_insert(0);
-            *next += 1;
-            let notice = Notice { id: *next, expired: e.clone() };
-            lists.notices.entry(e.sender.clone()).or_default().push_back(notice);
-        }
-        lists.notices.retain(|_, n| !n.is_empty());
-        Ok(expired)
-    }
-
-    async fn notices(&self, sender: &DeviceId) -> Result<Vec<Notice>, StoreError> {
-        Ok(lock(&self.0).notices.get(sender).map(|n| n.iter().cloned().collect()).unwrap_or_default())
-    }
-
-    async fn remove_notice(&self, sender: &DeviceId, id: u64) -> Result<bool, StoreError> {
-        Ok(remove_entry(&mut lock(&self.0).notices, sender, |n| n.id == id))
-    }
-
-    async fn queued(&self) -> Result<usize, StoreError> {
-        Ok(lock(&self.0).queues.values().map(VecDeque::len).sum())
     }
 }
 

@@ -15,6 +15,7 @@
 //! Must not import `core`, `transport`, `cluster` or `state` (as all of `store`).
 
 pub mod memory;
+mod memory_queues;
 pub mod redis;
 #[cfg(test)]
 pub mod suite;
@@ -29,6 +30,7 @@ use super::StoreError;
 use crate::domain::ConnId;
 use crate::domain::UserId;
 use crate::domain::presence::{AnnounceError, Announcement, Device, DeviceId, NetworkId, PeerLookup, PresenceStats};
+use crate::domain::queue::{OverBudget, QueueBudget};
 use crate::domain::signal::{Expired, Notice, Outgoing, Queued};
 
 /// Why an announcement was not recorded.
@@ -45,9 +47,9 @@ pub enum AnnounceFailure {
 /// Why a signal was not queued.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EnqueueFailure {
-    /// The receiver has this many signals waiting already.
-    #[error("{0} signals are waiting for this device already, the most kept")]
-    Full(usize),
+    /// A budget would be passed (see [`QueueBudget`]).
+    #[error(transparent)]
+    Full(#[from] OverBudget),
     /// The backing store cannot be reached.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -116,16 +118,24 @@ pub trait Presence: Send + Sync + 'static {
 /// Signals waiting for their receivers, and notices waiting for their senders.
 #[async_trait]
 pub trait Queues: Send + Sync + 'static {
-    /// Queues `signal` for its receiver at `now`, unless `max` are waiting
-    /// already; ids increase per receiver.
-    async fn enqueue(&self, signal: Outgoing, now: SystemTime, max: usize) -> Result<Queued, EnqueueFailure>;
+    /// Queues `signal` for its receiver at `now`, unless it would pass a
+    /// budget (counted with the receiver's queue, the sender's user and every
+    /// queue, in bytes of bodies); ids increase per receiver.
+    async fn enqueue(&self, signal: Outgoing, now: SystemTime, budget: &QueueBudget) -> Result<Queued, EnqueueFailure>;
 
-    /// The receiver's queue, oldest first, left in place.
-    async fn pending(&self, to: &DeviceId) -> Result<Vec<Queued>, StoreError>;
+    /// One page of the receiver's queue as `owner` may read it (the signals
+    /// queued while `owner` owned it): at most `limit` with ids above
+    /// `after`, oldest first, left in place (never the whole queue at once).
+    async fn pending(&self, to: &DeviceId, owner: &UserId, after: u64, limit: usize)
+    -> Result<Vec<Queued>, StoreError>;
 
-    /// Removes the receiver's signals with an id up to `up_to` and returns
-    /// them, oldest first (at once: two callers never both get one).
-    async fn ack(&self, to: &DeviceId, up_to: u64) -> Result<Vec<Queued>, StoreError>;
+    /// Whether signals queued for another user than `owner` wait in the
+    /// receiver's queue (its id changed hands, or is about to).
+    async fn others_waiting(&self, to: &DeviceId, owner: &UserId) -> Result<bool, StoreError>;
+
+    /// Removes `owner`'s signals of the receiver's queue with an id up to
+    /// `up_to` and returns them, oldest first (at once: two callers never both get one).
+    async fn ack(&self, to: &DeviceId, owner: &UserId, up_to: u64) -> Result<Vec<Queued>, StoreError>;
 
     /// Removes one signal (the device confirmed it); whether it was there.
     async fn remove(&self, to: &DeviceId, id: u64) -> Result<bool, StoreError>;
@@ -134,14 +144,18 @@ pub trait Queues: Send + Sync + 'static {
     /// sender, drops notices past their retention, and returns what expired now.
     async fn expire(&self, now: SystemTime, ttl: Duration) -> Result<Vec<Expired>, StoreError>;
 
-    /// The notices waiting for `sender`, oldest first, left in place.
-    async fn notices(&self, sender: &DeviceId) -> Result<Vec<Notice>, StoreError>;
+    /// The notices waiting for `sender` as `owner` may read them (of signals
+    /// sent while `owner` owned it), oldest first, left in place.
+    async fn notices(&self, sender: &DeviceId, owner: &UserId) -> Result<Vec<Notice>, StoreError>;
 
     /// Removes one notice (the sender confirmed it); whether it was there.
     async fn remove_notice(&self, sender: &DeviceId, id: u64) -> Result<bool, StoreError>;
 
     /// Signals waiting in every queue, for `/metrics`.
     async fn queued(&self) -> Result<usize, StoreError>;
+
+    /// Bytes of bodies waiting in every queue (what the total budget counts).
+    async fn queued_bytes(&self) -> Result<usize, StoreError>;
 }
 
 /// Each device's one live connection, and wake-ups to it.

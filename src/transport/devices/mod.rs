@@ -99,7 +99,7 @@ async fn admission(
         })?;
     }
     let conn = ConnId::new(socket.id.as_str());
-    let (mailbox, replaced) = Mailbox::open(&state.core, device, conn).await?;
+    let (mailbox, replaced) = Mailbox::open(&state.core, (device, admitted.user.clone()), conn).await?;
     if let Some(old) = replaced {
         sio::hand_off(&socket, old);
     }

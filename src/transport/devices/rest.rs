@@ -5,7 +5,8 @@
 //! - `GET /network/{networkId}/peers`
 //! - `GET /network/{networkId}/peer/{userId}`
 //! - `GET /signaling/messages/{deviceId}` (returns and removes, as the seed;
-//!   `?peek=true` returns with ids and removes nothing)
+//!   `?peek=true` returns with ids and removes nothing); one page of at most
+//!   [`MESSAGES_PAGE`](crate::core::devices::MESSAGES_PAGE) messages, oldest first, from `?after=ID` (default 0)
 //! - `DELETE /signaling/messages/{deviceId}?upTo=ID` (removes what was confirmed)
 //!
 //! With `JWT_SECRET` set every route needs a token, the device's user is the
@@ -25,6 +26,7 @@ use serde_json::Value;
 
 use crate::domain::UserId;
 use crate::domain::presence::{Announcement, Capability, Device, DeviceId, NetworkId, PeerLookup, SignalAddress};
+use crate::domain::queue::SignalBody;
 use crate::domain::signal::{Queued, SignalKind};
 use crate::state::AppState;
 use crate::transport::conn::auth::Authenticated;
@@ -208,7 +210,7 @@ struct Message<'a> {
     kind: SignalKind,
     from: &'a DeviceId,
     to: &'a DeviceId,
-    data: &'a Value,
+    data: &'a SignalBody,
     timestamp: String,
 }
 
@@ -226,11 +228,18 @@ struct Messages<'a> {
 
 async fn messages(
     State(state): State<AppState>,
-    OwnDevice(device): OwnDevice,
+    OwnDevice(device, owner): OwnDevice,
     RawQuery(query): RawQuery,
 ) -> Result<Response, HttpError> {
     let peek = param(query.as_deref(), "peek").is_some_and(|v| v == "true" || v == "1");
-    let queued = state.core.devices().messages(&device, peek).await?;
+    let after = match param(query.as_deref(), "after") {
+        None => 0,
+        Some(v) => v.parse::<u64>().map_err(|_| HttpError::invalid("after", "must be a message id".into()))?,
+    };
+    let queued = match owner {
+        Some(owner) => state.core.devices().messages((&device, &owner), after, peek).await?,
+        None => Vec::new(),
+    };
     Ok(Json(Messages { messages: queued.iter().map(Message::from).collect() }).into_response())
 }
 
@@ -241,18 +250,23 @@ struct Removed {
 
 async fn confirm(
     State(state): State<AppState>,
-    OwnDevice(device): OwnDevice,
+    OwnDevice(device, owner): OwnDevice,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Removed>, HttpError> {
     let up_to = param(query.as_deref(), "upTo")
         .and_then(|v| v.parse::<u64>().ok())
         .ok_or_else(|| HttpError::invalid("upTo", "is required: the id of the last message received".into()))?;
-    Ok(Json(Removed { removed: state.core.devices().confirm(&device, up_to).await? }))
+    let removed = match owner {
+        Some(owner) => state.core.devices().confirm((&device, &owner), up_to).await?,
+        None => 0,
+    };
+    Ok(Json(Removed { removed }))
 }
 
-/// The `{deviceId}` of the path, if the caller may read its queue: with JWT
-/// on, only a device announced by the token's user.
-struct OwnDevice(DeviceId);
+/// The `{deviceId}` of the path, if the caller may read its queue (with JWT
+/// on, only a device announced by the token's user), and its owner, whose
+/// signals alone are read (none without a record).
+struct OwnDevice(DeviceId, Option<UserId>);
 
 impl FromRequestParts<AppState> for OwnDevice {
     type Rejection = HttpError;
@@ -263,9 +277,8 @@ impl FromRequestParts<AppState> for OwnDevice {
             .map_err(|e| HttpError::invalid("deviceId", e.body_text()))?;
         let device = DeviceId::parse(&raw).map_err(|e| HttpError::invalid("deviceId", e.to_string()))?;
         // `require_token` has put the token's user here when JWT is on.
-        if let Some(Authenticated(sub)) = parts.extensions.get::<Authenticated>() {
-            state.core.devices().announced_by(&device, sub).await?;
-        }
-        Ok(Self(device))
+        let user = parts.extensions.get::<Authenticated>().map(|Authenticated(sub)| sub);
+        let owner = state.core.devices().reader(&device, user).await?;
+        Ok(Self(device, owner))
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::core::event::Event;
 use crate::core::link::{Confirmation, Confirmed, Undelivered};
 use crate::domain::presence::DeviceId;
+use crate::domain::queue::SignalBody;
 use crate::domain::signal::SignalKind;
 use crate::transport::conn::sio::delivered;
 use crate::transport::wire::payload::{PayloadError, body, object, signal_kind};
@@ -28,8 +29,8 @@ pub struct SignalRequest {
     pub kind: SignalKind,
     /// The receiving device.
     pub to: DeviceId,
-    /// The body, relayed as sent.
-    pub data: Value,
+    /// The body, relayed as sent (kept as its JSON text).
+    pub data: SignalBody,
 }
 
 /// Parses a `signal` payload.
@@ -41,7 +42,7 @@ pub fn signal_request(payload: Option<Value>) -> Result<SignalRequest, PayloadEr
         Some(Value::String(id)) => DeviceId::parse(id).map_err(|e| PayloadError::Invalid("toPeerId", e.to_string()))?,
         Some(_) => return Err(PayloadError::NotAString("toPeerId")),
     };
-    Ok(SignalRequest { kind, to, data: body(&mut map, "data")? })
+    Ok(SignalRequest { kind, to, data: SignalBody::from_value(&body(&mut map, "data")?) })
 }
 
 /// The sender's ack: `{ ok: true, status: "delivered" | "queued", id }`.
@@ -64,7 +65,7 @@ struct SignalOut<'a> {
     kind: SignalKind,
     from_peer_id: &'a DeviceId,
     to_peer_id: &'a DeviceId,
-    data: &'a Value,
+    data: &'a SignalBody,
     /// When it was sent, in Unix milliseconds.
     timestamp: u64,
 }
@@ -131,7 +132,7 @@ mod tests {
     #[test]
     fn a_device_signal_names_its_type_target_and_body() {
         let req = signal_request(Some(json!({"type": "offer", "toPeerId": "peer_b", "data": {"sdp": "v=0"}}))).unwrap();
-        assert_eq!((req.kind, req.to.as_str(), req.data), (SignalKind::Offer, "peer_b", json!({"sdp": "v=0"})));
+        assert_eq!((req.kind, req.to.as_str(), req.data.json()), (SignalKind::Offer, "peer_b", r#"{"sdp":"v=0"}"#));
         let cases = [
             (json!({"toPeerId": "peer_b", "data": 1}), "type is required"),
             (json!({"type": "hello", "toPeerId": "peer_b", "data": 1}), "type must be offer, answer or ice-candidate"),

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::presence::{Capability, Device, DeviceId, NetworkId, SignalAddress};
+use crate::domain::queue::SignalBody;
 use crate::domain::signal::{Expired, Notice, Outgoing, Queued, SignalKind};
 use crate::domain::{ConnId, UserId};
 use crate::store::devices::Endpoint;
@@ -57,15 +58,21 @@ impl DeviceJson {
     }
 }
 
-/// A queued signal as stored; `id` is given (and spliced in) by the enqueue script.
+/// A queued signal as stored; `id` is given (and spliced in) by the enqueue
+/// script. `bytes` (its body's weight), `sender_user` and `to` are what the
+/// scripts read to take it off the budgets when it leaves; `data` is the
+/// body's text as received.
 #[derive(Serialize, Deserialize)]
 pub(super) struct SignalJson {
     #[serde(skip_serializing)]
     id: u64,
+    bytes: usize,
+    sender_user: String,
+    owner: String,
     kind: String,
     from: String,
     to: String,
-    data: serde_json::Value,
+    data: SignalBody,
     queued_at: u64,
 }
 
@@ -73,6 +80,9 @@ impl SignalJson {
     pub(super) fn new(signal: &Outgoing, now: SystemTime) -> Self {
         Self {
             id: 0,
+            bytes: signal.data.len(),
+            sender_user: signal.sender_user.to_string(),
+            owner: signal.owner.to_string(),
             kind: signal.kind.name().to_owned(),
             from: signal.from.to_string(),
             to: signal.to.to_string(),
@@ -85,7 +95,9 @@ impl SignalJson {
         let signal = Outgoing {
             kind: kind(&self.kind)?,
             from: valid(&self.from, DeviceId::parse)?,
+            sender_user: valid(&self.sender_user, UserId::parse)?,
             to: valid(&self.to, DeviceId::parse)?,
+            owner: valid(&self.owner, UserId::parse)?,
             data: self.data,
         };
         Ok(Queued { id: self.id, signal, queued_at: time(self.queued_at) })
@@ -98,6 +110,7 @@ pub(super) struct NoticeJson {
     #[serde(skip_serializing)]
     id: u64,
     sender: String,
+    sender_user: String,
     to: String,
     kind: String,
     queued_at: u64,
@@ -108,6 +121,7 @@ impl From<&Expired> for NoticeJson {
         Self {
             id: 0,
             sender: e.sender.to_string(),
+            sender_user: e.sender_user.to_string(),
             to: e.to.to_string(),
             kind: e.kind.name().to_owned(),
             queued_at: millis(e.queued_at),
@@ -119,6 +133,7 @@ impl NoticeJson {
     pub(super) fn into_notice(self) -> Result<Notice, String> {
         let expired = Expired {
             sender: valid(&self.sender, DeviceId::parse)?,
+            sender_user: valid(&self.sender_user, UserId::parse)?,
             to: valid(&self.to, DeviceId::parse)?,
             kind: kind(&self.kind)?,
             queued_at: time(self.queued_at),

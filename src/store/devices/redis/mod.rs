@@ -8,6 +8,10 @@
 //!   `p:d:q:{device}:seq`: the last id given (from Redis's time in µs when
 //!   missing, so ids never repeat, even after Redis lost its data; kept a week
 //!   after its last use); `p:d:queued` set: devices with a non-empty queue
+//! - `p:d:q:{device}:bytes`, `p:d:u:{user}:bytes`, `p:d:bytes`: the bytes of
+//!   signal bodies waiting for the device, sent by the user, and in all (the
+//!   byte budgets; kept by the same scripts that add and remove signals, and
+//!   deleted at zero)
 //! - `p:d:n:{device}` sorted set: the expiry notices for the device as a sender, JSON scored by id;
 //!   `p:d:n:{device}:seq`: the last id given (as the queue's); `p:d:noticed` set: devices with notices
 //! - `p:d:at:{device}` string: the device's live connection, JSON `{instance, conn}`;
@@ -41,6 +45,7 @@ mod codec;
 mod endpoints;
 mod presence;
 mod queues;
+mod scripts;
 #[cfg(test)]
 mod tests;
 

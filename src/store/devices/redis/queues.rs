@@ -11,72 +11,15 @@ use serde::de::DeserializeOwned;
 
 use super::codec::{NoticeJson, SignalJson};
 use super::device_key;
+use super::scripts::{COUNTER_TTL_MS, DROP, ENQUEUE, EXPIRE, NEXT_ID, PAGE, RELEASE};
+use crate::domain::UserId;
 use crate::domain::presence::DeviceId;
+use crate::domain::queue::{OverBudget, QueueBudget};
 use crate::domain::signal::{Expired, Notice, Outgoing, Queued};
 use crate::store::StoreError;
 use crate::store::devices::{EnqueueFailure, Queues};
 use crate::store::redis::clock::{LUA_NOW, RedisClock};
 use crate::store::redis::{decode, encode, unavailable};
-
-/// The next id of the counter `k`. A missing counter (never used, expired
-/// after [`COUNTER_TTL_MS`] idle, or lost with Redis's data) starts from Redis's
-/// time in microseconds, so ids never repeat: each counter gives fewer than
-/// one id per microsecond. (Below 2^53, so JavaScript reads them exactly.)
-const NEXT_ID: &str = r#"
-local function next_id(k)
-  if redis.call('EXISTS', k) == 0 then
-    local t = redis.call('TIME')
-    redis.call('SET', k, string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2])))
-  end
-  local id = redis.call('INCR', k)
-  redis.call('PEXPIRE', k, ARGV[#ARGV])
-  -- As text: Lua would print a number this large in exponent notation.
-  return string.format('%d', id)
-end
-"#;
-
-/// How long an unused id counter is kept (ms); a counter that expires starts
-/// again from the time, above every id it gave.
-const COUNTER_TTL_MS: u64 = 7 * 24 * 3_600 * 1_000;
-
-/// Queues a signal unless the queue is full; returns its id, 0 when full,
-/// -1 when Redis ran it past its deadline (see
-/// [`RedisClock`](crate::store::redis::clock::RedisClock)): the sender was
-/// answered `unavailable` by then, and a retry must not queue it twice.
-/// The id is spliced in as the JSON's first field.
-/// KEYS: queue, id counter, queued set.
-/// ARGV: max, signal JSON without id, receiver, deadline (Redis's Unix ms), counter TTL.
-const ENQUEUE: &str = r#"
-if now > tonumber(ARGV[4]) then return -1 end
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-local id = next_id(KEYS[2])
-redis.call('ZADD', KEYS[1], id, '{"id":' .. id .. ',' .. string.sub(ARGV[2], 2))
-redis.call('SADD', KEYS[3], ARGV[3])
-return id
-"#;
-
-/// Moves one expired signal to its sender's notices, if it is still queued;
-/// returns the notice's id, 0 when another instance moved it first.
-/// KEYS: queue, queued set, sender's notices, sender's notice counter, noticed set.
-/// ARGV: the signal's JSON as read, receiver, notice JSON without id, sender, counter TTL.
-const EXPIRE: &str = r#"
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
-local id = next_id(KEYS[4])
-redis.call('ZADD', KEYS[3], id, '{"id":' .. id .. ',' .. string.sub(ARGV[3], 2))
-redis.call('SADD', KEYS[5], ARGV[4])
-return id
-"#;
-
-/// Removes the entries with ids in a range from a queue or a notice list, and
-/// the owner from the index once its list is empty; returns how many.
-/// KEYS: sorted set, index set. ARGV: lowest id, highest id, owner device.
-const DROP: &str = r#"
-local removed = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2])
-if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[3]) end
-return removed
-"#;
 
 /// Signals of one queue read at a time by `expire`, which takes a queue's
 /// signals oldest first and stops at the first one not expired.
@@ -89,6 +32,7 @@ pub struct RedisQueues {
     enqueue: Script,
     expire: Script,
     drop: Script,
+    page: Script,
     clock: Arc<RedisClock>,
 }
 
@@ -100,8 +44,9 @@ impl RedisQueues {
             clock,
             prefix: prefix.to_owned(),
             enqueue: Script::from_lua(format!("{LUA_NOW}\n{NEXT_ID}{ENQUEUE}")),
-            expire: Script::from_lua(format!("{NEXT_ID}{EXPIRE}")),
-            drop: Script::from_lua(DROP),
+            expire: Script::from_lua(format!("{NEXT_ID}{RELEASE}{EXPIRE}")),
+            drop: Script::from_lua(format!("{RELEASE}{DROP}")),
+            page: Script::from_lua(PAGE),
         }
     }
 
@@ -115,6 +60,11 @@ impl RedisQueues {
 
     fn notices_key(&self, device: &str) -> String {
         self.key(&["n", device])
+    }
+
+    /// `p:d:`, from which the scripts name a signal's byte counters.
+    fn base(&self) -> String {
+        self.key(&[""])
     }
 
     /// id first: each as stored, and decoded.
@@ -134,19 +84,21 @@ impl RedisQueues {
             .collect()
     }
 
-    /// Removes the entries with ids from `low` to `high` from `owner`'s
-    /// sorted set `list` (its queue or notices), whose index is `index`; the
-    /// entries removed, as stored, oldest first.
+    /// Removes the entries with ids from `(low, high)` from `device`'s
+    /// sorted set `list` (its queue or notices), whose index is `index`, and
+    /// with `of` only those queued for that user; the entries removed, as
+    /// stored, oldest first.
     async fn drop_ids(
         &self,
-        list: String,
-        index: &str,
-        owner: &str,
-        low: &str,
-        high: &str,
+        (list, index): (String, &str),
+        device: &str,
+        (low, high): (&str, &str),
+        of: Option<&UserId>,
     ) -> Result<Vec<String>, StoreError> {
+        let base = if index == "queued" { self.base() } else { String::new() };
         let keys = vec![list, self.key(&[index])];
-        let args = vec![low.to_owned(), high.to_owned(), owner.to_owned()];
+        let of = of.map(|u| u.to_string()).unwrap_or_default();
+        let args = vec![low.to_owned(), high.to_owned(), device.to_owned(), base, of];
         self.drop.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)
     }
 
@@ -171,7 +123,8 @@ impl RedisQueues {
                     self.key(&["noticed"]),
                 ];
                 let notice = encode(&NoticeJson::from(&e))?;
-                let args = vec![raw, receiver.to_owned(), notice, sender.to_owned(), COUNTER_TTL_MS.to_string()];
+                let args =
+                    vec![raw, receiver.to_owned(), notice, sender.to_owned(), self.base(), COUNTER_TTL_MS.to_string()];
                 let filed: u64 =
                     self.expire.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)?;
                 // 0: another instance expired it first, and filed its notice.
@@ -189,34 +142,95 @@ impl RedisQueues {
 
 #[async_trait]
 impl Queues for RedisQueues {
-    async fn enqueue(&self, signal: Outgoing, now: SystemTime, max: usize) -> Result<Queued, EnqueueFailure> {
+    async fn enqueue(&self, signal: Outgoing, now: SystemTime, budget: &QueueBudget) -> Result<Queued, EnqueueFailure> {
         let to = signal.to.as_str();
-        let keys = vec![self.queue_key(to), self.key(&["q", to, "seq"]), self.key(&["queued"])];
+        let keys = vec![
+            self.queue_key(to),
+            self.key(&["q", to, "seq"]),
+            self.key(&["queued"]),
+            self.key(&["q", to, "bytes"]),
+            self.key(&["u", signal.sender_user.as_str(), "bytes"]),
+            self.key(&["bytes"]),
+        ];
         let signal_json = encode(&SignalJson::new(&signal, now))?;
         let deadline = self.clock.deadline().to_string();
-        let args = vec![max.to_string(), signal_json, to.to_owned(), deadline, COUNTER_TTL_MS.to_string()];
+        let args = vec![
+            budget.signals.to_string(),
+            signal_json,
+            to.to_owned(),
+            deadline,
+            signal.data.len().to_string(),
+            budget.queue_bytes.to_string(),
+            budget.sender_bytes.to_string(),
+            budget.total_bytes.to_string(),
+            COUNTER_TTL_MS.to_string(),
+        ];
         let id: i64 = self.enqueue.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)?;
         match id {
-            0 => Err(EnqueueFailure::Full(max)),
-            -1 => Err(StoreError::Unavailable("Redis ran an enqueue past its deadline: not queued".into()).into()),
+            0 => Err(OverBudget::Signals(budget.signals).into()),
+            -2 => Err(OverBudget::Queue(budget.queue_bytes).into()),
+            -3 => Err(OverBudget::Sender(budget.sender_bytes).into()),
+            -4 => Err(OverBudget::Total(budget.total_bytes).into()),
+            id if id < 0 => {
+                Err(StoreError::Unavailable("Redis ran an enqueue past its deadline: not queued".into()).into())
+            }
             id => Ok(Queued { id: id as u64, signal, queued_at: now }),
         }
     }
 
-    async fn pending(&self, to: &DeviceId) -> Result<Vec<Queued>, StoreError> {
-        let entries = self.entries(&self.queue_key(to.as_str()), (0, -1), SignalJson::into_queued).await?;
-        Ok(entries.into_iter().map(|(_, q)| q).collect())
+    async fn pending(
+        &self,
+        to: &DeviceId,
+        owner: &UserId,
+        mut after: u64,
+        limit: usize,
+    ) -> Result<Vec<Queued>, StoreError> {
+        let queue = self.queue_key(to.as_str());
+        let mut mine = Vec::new();
+        // Pages until `limit` of `owner`'s (another owner's are skipped, and rare).
+        while mine.len() < limit {
+            let args = vec![after.to_string(), (limit - mine.len()).to_string()];
+            let raws: Vec<String> =
+                self.page.evalsha_with_reload(&self.client, vec![queue.clone()], args).await.map_err(unavailable)?;
+            let page = raws.iter().map(|raw| decode(&queue, raw, SignalJson::into_queued));
+            let page = page.collect::<Result<Vec<_>, _>>()?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            mine.extend(page.into_iter().filter(|q| &q.signal.owner == owner));
+        }
+        Ok(mine)
     }
 
-    async fn ack(&self, to: &DeviceId, up_to: u64) -> Result<Vec<Queued>, StoreError> {
+    async fn others_waiting(&self, to: &DeviceId, owner: &UserId) -> Result<bool, StoreError> {
         let queue = self.queue_key(to.as_str());
-        let removed = self.drop_ids(queue.clone(), "queued", to.as_str(), "-inf", &up_to.to_string()).await?;
+        let mut after = 0;
+        loop {
+            let args = vec![after.to_string(), EXPIRE_PAGE.to_string()];
+            let raws: Vec<String> =
+                self.page.evalsha_with_reload(&self.client, vec![queue.clone()], args).await.map_err(unavailable)?;
+            let page = raws.iter().map(|raw| decode(&queue, raw, SignalJson::into_queued));
+            let page = page.collect::<Result<Vec<_>, _>>()?;
+            if page.iter().any(|q| &q.signal.owner != owner) {
+                return Ok(true);
+            }
+            match page.last() {
+                Some(last) if page.len() == EXPIRE_PAGE as usize => after = last.id,
+                _ => return Ok(false),
+            }
+        }
+    }
+
+    async fn ack(&self, to: &DeviceId, owner: &UserId, up_to: u64) -> Result<Vec<Queued>, StoreError> {
+        let queue = self.queue_key(to.as_str());
+        let up_to = up_to.to_string();
+        let removed = self.drop_ids((queue.clone(), "queued"), to.as_str(), ("-inf", &up_to), Some(owner)).await?;
         removed.iter().map(|raw| decode(&queue, raw, SignalJson::into_queued)).collect()
     }
 
     async fn remove(&self, to: &DeviceId, id: u64) -> Result<bool, StoreError> {
         let id = id.to_string();
-        Ok(!self.drop_ids(self.queue_key(to.as_str()), "queued", to.as_str(), &id, &id).await?.is_empty())
+        let list = (self.queue_key(to.as_str()), "queued");
+        Ok(!self.drop_ids(list, to.as_str(), (&id, &id), None).await?.is_empty())
     }
 
     async fn expire(&self, now: SystemTime, ttl: Duration) -> Result<Vec<Expired>, StoreError> {
@@ -225,7 +239,7 @@ impl Queues for RedisQueues {
             for (_, n) in self.entries(&self.notices_key(&sender), (0, -1), NoticeJson::into_notice).await? {
                 if n.is_past_retention(now, ttl) {
                     let id = n.id.to_string();
-                    self.drop_ids(self.notices_key(&sender), "noticed", &sender, &id, &id).await?;
+                    self.drop_ids((self.notices_key(&sender), "noticed"), &sender, (&id, &id), None).await?;
                 }
             }
         }
@@ -237,14 +251,15 @@ impl Queues for RedisQueues {
         Ok(expired)
     }
 
-    async fn notices(&self, sender: &DeviceId) -> Result<Vec<Notice>, StoreError> {
+    async fn notices(&self, sender: &DeviceId, owner: &UserId) -> Result<Vec<Notice>, StoreError> {
         let entries = self.entries(&self.notices_key(sender.as_str()), (0, -1), NoticeJson::into_notice).await?;
-        Ok(entries.into_iter().map(|(_, n)| n).collect())
+        Ok(entries.into_iter().map(|(_, n)| n).filter(|n| &n.expired.sender_user == owner).collect())
     }
 
     async fn remove_notice(&self, sender: &DeviceId, id: u64) -> Result<bool, StoreError> {
         let id = id.to_string();
-        Ok(!self.drop_ids(self.notices_key(sender.as_str()), "noticed", sender.as_str(), &id, &id).await?.is_empty())
+        let list = (self.notices_key(sender.as_str()), "noticed");
+        Ok(!self.drop_ids(list, sender.as_str(), (&id, &id), None).await?.is_empty())
     }
 
     async fn queued(&self) -> Result<usize, StoreError> {
@@ -255,5 +270,10 @@ impl Queues for RedisQueues {
         }
         let lengths: Vec<u64> = pipeline.all().await.map_err(unavailable)?;
         Ok(lengths.iter().sum::<u64>() as usize)
+    }
+
+    async fn queued_bytes(&self) -> Result<usize, StoreError> {
+        let bytes: Option<u64> = self.client.get(self.key(&["bytes"])).await.map_err(unavailable)?;
+        Ok(bytes.unwrap_or(0) as usize)
     }
 }

@@ -9,7 +9,7 @@ use fred::prelude::*;
 use crate::domain::ConnId;
 use crate::domain::presence::{Capability, NetworkId};
 use crate::store::StoreError;
-use crate::store::devices::suite::{INSTANCE, announcement, at, id, signal, t};
+use crate::store::devices::suite::{INSTANCE, announcement, at, id, max, signal, t, user};
 use crate::store::devices::{Devices, Endpoint, Wake};
 use crate::store::redis::instances::alive_key;
 use crate::testing::RedisProcess;
@@ -92,7 +92,7 @@ async fn two_instances_expiring_at_once_file_exactly_one_notice_per_signal() {
     // 150 signals per queue: more than one page each.
     for n in 0..300 {
         let (from, to) = (["peer_x", "peer_y", "peer_z"][n as usize % 3], ["peer_p", "peer_q"][n as usize % 2]);
-        a.queues.enqueue(signal(from, to, n), t(n), 1000).await.unwrap();
+        a.queues.enqueue(signal(from, to, n), t(n), &max(1000)).await.unwrap();
     }
     let ttl = Duration::from_secs(60);
     let runs: Vec<_> = [a.clone(), b.clone(), a.clone(), b.clone()]
@@ -105,7 +105,8 @@ async fn two_instances_expiring_at_once_file_exactly_one_notice_per_signal() {
     }
     assert_eq!(expired, 300, "each expired signal is reported by one run");
     for sender in ["peer_x", "peer_y", "peer_z"] {
-        let notices: Vec<u64> = b.queues.notices(&id(sender)).await.unwrap().iter().map(|n| n.id).collect();
+        let notices: Vec<u64> =
+            b.queues.notices(&id(sender), &user(sender)).await.unwrap().iter().map(|n| n.id).collect();
         assert_eq!(notices, (notices[0]..notices[0] + 100).collect::<Vec<_>>(), "{sender}: one notice per signal");
     }
     assert_eq!(a.queues.queued().await.unwrap(), 0);
@@ -117,7 +118,9 @@ async fn concurrent_enqueues_from_two_instances_get_distinct_increasing_ids() {
     let tasks: Vec<_> = (0..40)
         .map(|n| {
             let s = if n % 2 == 0 { a.clone() } else { b.clone() };
-            tokio::spawn(async move { s.queues.enqueue(signal("peer_a", "peer_b", n), t(n), 1000).await.unwrap().id })
+            tokio::spawn(
+                async move { s.queues.enqueue(signal("peer_a", "peer_b", n), t(n), &max(1000)).await.unwrap().id },
+            )
         })
         .collect();
     let mut given = Vec::new();
@@ -126,7 +129,8 @@ async fn concurrent_enqueues_from_two_instances_get_distinct_increasing_ids() {
     }
     given.sort();
     assert_eq!(given, (given[0]..given[0] + 40).collect::<Vec<_>>());
-    let pending: Vec<u64> = b.queues.pending(&id("peer_b")).await.unwrap().iter().map(|q| q.id).collect();
+    let pending: Vec<u64> =
+        b.queues.pending(&id("peer_b"), &user("peer_b"), 0, 1000).await.unwrap().iter().map(|q| q.id).collect();
     assert_eq!(pending, given);
 }
 
@@ -155,17 +159,17 @@ async fn everything_survives_a_restart_of_switchboard() {
     let before = devices(&redis, "instance-a").await;
     let device =
         before.presence.announce(announcement("home", "peer_a", "alice", &[Capability::Relay]), t(0)).await.unwrap();
-    before.queues.enqueue(signal("peer_b", "peer_a", 1), t(0), 10).await.unwrap();
-    let second = before.queues.enqueue(signal("peer_b", "peer_a", 2), t(100), 10).await.unwrap().id;
+    before.queues.enqueue(signal("peer_b", "peer_a", 1), t(0), &max(10)).await.unwrap();
+    let second = before.queues.enqueue(signal("peer_b", "peer_a", 2), t(100), &max(10)).await.unwrap().id;
     before.queues.expire(t(60), Duration::from_secs(60)).await.unwrap();
     drop(before);
 
     let after = devices(&redis, "instance-a2").await;
     assert_eq!(after.presence.device(&id("peer_a")).await.unwrap(), Some(device));
-    let pending = after.queues.pending(&id("peer_a")).await.unwrap();
+    let pending = after.queues.pending(&id("peer_a"), &user("peer_a"), 0, 1000).await.unwrap();
     assert_eq!((pending.len(), pending[0].id, pending[0].signal.clone()), (1, second, signal("peer_b", "peer_a", 2)));
-    assert_eq!(after.queues.notices(&id("peer_b")).await.unwrap().len(), 1);
-    assert_eq!(after.queues.enqueue(signal("peer_b", "peer_a", 3), t(200), 10).await.unwrap().id, second + 1);
+    assert_eq!(after.queues.notices(&id("peer_b"), &user("peer_b")).await.unwrap().len(), 1);
+    assert_eq!(after.queues.enqueue(signal("peer_b", "peer_a", 3), t(200), &max(10)).await.unwrap().id, second + 1);
 }
 
 #[tokio::test]
@@ -204,10 +208,10 @@ async fn signal_ids_never_repeat_after_redis_loses_its_data() {
     let s = devices(&redis, INSTANCE).await;
     let mut before = Vec::new();
     for n in 1..=3 {
-        before.push(s.queues.enqueue(signal("peer_a", "peer_b", n), t(n), 10).await.unwrap().id);
+        before.push(s.queues.enqueue(signal("peer_a", "peer_b", n), t(n), &max(10)).await.unwrap().id);
     }
     let _: () = s.client.flushall(false).await.unwrap();
-    let after = s.queues.enqueue(signal("peer_a", "peer_b", 4), t(4), 10).await.unwrap().id;
+    let after = s.queues.enqueue(signal("peer_a", "peer_b", 4), t(4), &max(10)).await.unwrap().id;
     assert!(after > *before.iter().max().unwrap(), "{after} after {before:?}");
     // Counters carry a TTL (a week idle): none is kept for good.
     let left: i64 = s.client.pttl("{test}:d:q:peer_b:seq").await.unwrap();
@@ -221,10 +225,10 @@ async fn an_enqueue_redis_runs_after_its_deadline_queues_nothing() {
     let redis = tokio::task::spawn_blocking(RedisProcess::start).await.unwrap();
     let s = devices(&redis, INSTANCE).await;
     // The script loaded, as on a running server.
-    s.queues.enqueue(signal("peer_a", "peer_c", 1), t(1), 10).await.unwrap();
+    s.queues.enqueue(signal("peer_a", "peer_c", 1), t(1), &max(10)).await.unwrap();
     // The clock's timeout is 2 s: a deadline 1 s out, a pause of 1.5 s.
     tokio::task::block_in_place(|| redis.command(&["CLIENT", "PAUSE", "1500", "WRITE"]));
-    let late = s.queues.enqueue(signal("peer_a", "peer_b", 2), t(2), 10).await;
+    let late = s.queues.enqueue(signal("peer_a", "peer_b", 2), t(2), &max(10)).await;
     assert!(matches!(late, Err(crate::store::devices::EnqueueFailure::Store(StoreError::Unavailable(_)))), "{late:?}");
-    assert!(s.queues.pending(&id("peer_b")).await.unwrap().is_empty(), "nothing was queued");
+    assert!(s.queues.pending(&id("peer_b"), &user("peer_b"), 0, 1000).await.unwrap().is_empty(), "nothing was queued");
 }

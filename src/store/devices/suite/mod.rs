@@ -11,8 +11,12 @@
 // Each function is named as the sentence it checks; that name is its documentation.
 #![allow(missing_docs)]
 
+mod budget;
 mod mail;
+mod owner;
+pub use budget::*;
 pub use mail::*;
+pub use owner::*;
 
 use std::time::{Duration, SystemTime};
 
@@ -20,6 +24,7 @@ use super::{AnnounceFailure, Devices, Endpoint};
 use crate::domain::presence::{
     AnnounceError, Announcement, Capability, DeviceId, NetworkId, PeerLookup, SignalAddress,
 };
+use crate::domain::queue::{QueueBudget, SignalBody};
 use crate::domain::signal::{Outgoing, SignalKind};
 use crate::domain::{ConnId, UserId};
 
@@ -47,7 +52,10 @@ macro_rules! device_store_suite {
             register_returns_the_replaced_endpoint_and_unregister_forgets_only_the_current_one,
             a_wake_reaches_every_wakes_receiver,
             announcements_come_in_a_burst_of_max_then_one_per_interval_per_user_and_device,
-            concurrent_announcements_never_exceed_the_burst);
+            concurrent_announcements_never_exceed_the_burst,
+            each_byte_budget_holds_and_frees_up_as_signals_leave,
+            a_queue_is_read_in_pages_after_an_id,
+            signals_and_notices_are_read_only_by_the_owner_they_were_queued_for);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -90,8 +98,27 @@ pub fn net(s: &str) -> NetworkId {
     NetworkId::parse(s).unwrap()
 }
 
+/// A candidate from `from` to `to` (each owned by the user of the same name), body `{"n":n}`.
 pub fn signal(from: &str, to: &str, n: u64) -> Outgoing {
-    Outgoing { kind: SignalKind::IceCandidate, from: id(from), to: id(to), data: serde_json::json!({ "n": n }) }
+    let data = SignalBody::from_value(&serde_json::json!({ "n": n }));
+    Outgoing {
+        kind: SignalKind::IceCandidate,
+        from: id(from),
+        sender_user: user(from),
+        to: id(to),
+        owner: user(to),
+        data,
+    }
+}
+
+/// The user named `s`.
+pub fn user(s: &str) -> UserId {
+    UserId::parse(s).unwrap()
+}
+
+/// The default budgets, with at most `signals` per queue.
+pub fn max(signals: usize) -> QueueBudget {
+    QueueBudget { signals, ..QueueBudget::default() }
 }
 
 /// Connection `conn` on [`INSTANCE`].

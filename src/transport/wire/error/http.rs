@@ -107,6 +107,9 @@ impl From<CoreError> for HttpError {
         match e {
             CoreError::TooManyAnnouncements(wait) => HttpError::TooManyAnnouncements(wait),
             CoreError::DeviceTaken => HttpError::Forbidden("this device id belongs to another user"),
+            CoreError::DeviceTakenWhileSignalsWait => {
+                HttpError::Forbidden("this device id belongs to another user, whose signals still wait for it")
+            }
             CoreError::NotYourDevice => HttpError::Forbidden("a device may only read its own queue: announce it first"),
             // Anything else a REST route meets is the store's unavailability.
             _ => HttpError::Unavailable,

@@ -1,6 +1,9 @@
 //! Seed 004's REST API: presence announcements, peer discovery, the queue
 //! routes' access rules and validation, with and without JWT.
 
+mod bounds;
+mod owner;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
