@@ -181,3 +181,28 @@ async fn at_any_rust_log_raw_packets_with_the_auth_token_and_sdp_stay_out_of_the
         }
     }
 }
+
+/// Issue 17, problem 10: over polling, the engine.io session id is a bearer
+/// credential (with it, anyone can read the connection's next messages and
+/// post in its name). It never leaves the engine: the connection's public id,
+/// in the logs, is another value, and the sid appears in no log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_s_engine_io_session_id_never_reaches_the_logs() {
+    let mut server = tokio::task::block_in_place(|| Running::start(&[("RUST_LOG", "debug")]));
+    let http = reqwest::Client::new();
+    let base = format!("{}/socket.io/?EIO=4&transport=polling", server.url);
+    let open = http.get(&base).send().await.unwrap().text().await.unwrap();
+    let handshake: Value = serde_json::from_str(open.strip_prefix('0').expect("open packet")).unwrap();
+    let sid = handshake["sid"].as_str().unwrap().to_owned();
+    let url = format!("{base}&sid={sid}");
+    for packet in ["40", r#"42["join-room",{"roomId":"sid","userId":"victim"}]"#] {
+        assert_eq!(http.post(&url).body(packet).send().await.unwrap().status(), 200);
+    }
+    let connected = tokio::task::block_in_place(|| server.wait_log(|l| l["message"] == "connected"));
+    let public = connected["conn_id"].as_str().expect("a public id").to_owned();
+    assert_ne!(public, sid);
+    tokio::task::block_in_place(|| server.wait_log(|l| l["message"] == "joined room" && l["room_id"] == "sid"));
+    let all = tokio::task::block_in_place(|| all_logs(&mut server));
+    assert!(all.contains(&public), "the public id is what the logs name");
+    assert!(!all.contains(&sid), "the session id {sid} is in the logs");
+}

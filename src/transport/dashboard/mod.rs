@@ -33,7 +33,7 @@ use crate::core::rooms::Actor;
 use crate::domain::{Request, UserId, now_ms};
 use crate::state::AppState;
 use crate::transport::conn::admission::Admitted;
-use crate::transport::conn::sio::{self, Conn, Namespace};
+use crate::transport::conn::sio::{self, Conn, Namespace, public_id};
 use crate::transport::wire::error::SignalError;
 use crate::transport::wire::payload::PayloadError;
 
@@ -58,8 +58,8 @@ impl From<&Admitted> for Dashboard {
 
 /// Connect handler: everyone is told the new client count.
 async fn connected(socket: SocketRef, State(state): State<AppState>) {
-    info!(conn_id = %socket.id, "dashboard connected");
-    let conn = crate::domain::ConnId::new(socket.id.as_str());
+    info!(conn_id = %public_id(socket.id.as_str()), "dashboard connected");
+    let conn = public_id(socket.id.as_str());
     state.core.directory().joined(&conn).await;
 }
 

@@ -39,7 +39,7 @@ use crate::domain::presence::DeviceId;
 use crate::state::AppState;
 use crate::store::devices::Endpoint;
 use crate::transport::conn::admission::{Credential, Handshake, admit};
-use crate::transport::conn::sio::{self, Abandoned, Conn, Handle, Namespace, WireName};
+use crate::transport::conn::sio::{self, Abandoned, Conn, Handle, Namespace, WireName, public_id};
 use crate::transport::wire::error::{Refused, SignalError};
 
 /// The namespace's path.
@@ -98,7 +98,7 @@ async fn admission(
             info!(device_id = %device, user_id = %user, "device connection refused: not this user's device");
         })?;
     }
-    let conn = ConnId::new(socket.id.as_str());
+    let conn = public_id(socket.id.as_str());
     let (mailbox, replaced) = Mailbox::open(&state.core, (device, admitted.user.clone()), conn).await?;
     if let Some(old) = replaced {
         sio::hand_off(&socket, old);
@@ -112,7 +112,7 @@ async fn admission(
 async fn connected(socket: SocketRef, State(state): State<AppState>) {
     let Some(conn) = socket.extensions.get::<Arc<Conn<Devices>>>() else { return };
     let mailbox = &conn.ns.mailbox;
-    info!(conn_id = %socket.id, device_id = %mailbox.device(), transport = ?socket.transport_type(), "device connected");
+    info!(conn_id = %public_id(socket.id.as_str()), device_id = %mailbox.device(), transport = ?socket.transport_type(), "device connected");
     if let Some(old) = sio::take_hand_off::<Endpoint>(&socket) {
         info!(device_id = %mailbox.device(), old_conn_id = %old.conn, "device connected again: the older connection is closed");
         // Its delivery stops anyway once it sees it no longer holds the seat.
@@ -122,7 +122,7 @@ async fn connected(socket: SocketRef, State(state): State<AppState>) {
     if !mailbox.deliver(link).await {
         // Another connection holds the device now (or the seat was lost): this
         // one would never receive anything again, so the client is told to go.
-        info!(conn_id = %socket.id, device_id = %mailbox.device(), "device connection closed: it no longer holds the device");
+        info!(conn_id = %public_id(socket.id.as_str()), device_id = %mailbox.device(), "device connection closed: it no longer holds the device");
         let _ = socket.disconnect();
     }
 }

@@ -33,7 +33,7 @@ use crate::domain::{ConnId, now_ms};
 use crate::state::AppState;
 use crate::transport::conn::admission::{Admitted, Credential, Handshake, admit};
 use crate::transport::conn::auth::TokenScope;
-use crate::transport::conn::sio::{self, Abandoned, Conn, Handle, Namespace};
+use crate::transport::conn::sio::{self, Abandoned, Conn, Handle, Namespace, public_id};
 use crate::transport::wire::error::{Refused, SignalError};
 use crate::transport::wire::payload::{PayloadError, fields};
 
@@ -60,10 +60,10 @@ async fn admission(
     let handshake = Handshake { parts: socket.req_parts(), auth: auth.as_ref() };
     let admitted = admit(&state, &handshake, Credential::Token)?;
     let Identity { org, id, name, capabilities } = identity(&handshake, &admitted).inspect_err(|why| {
-        info!(conn_id = %socket.id, reason = %why, "mesh connection refused");
+        info!(conn_id = %public_id(socket.id.as_str()), reason = %why, "mesh connection refused");
     })?;
     let now = now_ms();
-    let conn = ConnId::new(socket.id.as_str());
+    let conn = public_id(socket.id.as_str());
     let instance = state.core.instance.to_string();
     let client = MeshClient { id, name, capabilities, joined_at: now, last_seen: now, instance, conn };
     let (member, replaced) = state.core.mesh().join(org, client).await?;

@@ -27,7 +27,7 @@ use crate::domain::UserId;
 use crate::state::AppState;
 use crate::transport::conn::admission::Admitted;
 use crate::transport::conn::admission::Handshake;
-use crate::transport::conn::sio::{self, Conn, Namespace};
+use crate::transport::conn::sio::{self, Conn, Namespace, public_id};
 use crate::transport::wire::error::SignalError;
 
 /// The namespace's path.
@@ -55,7 +55,7 @@ impl From<&Admitted> for Rooms {
 /// query parameter) when there is one.
 async fn connected(socket: SocketRef, State(state): State<AppState>, TryData(auth): TryData<Value>) {
     let transport = socket.transport_type();
-    info!(conn_id = %socket.id, ?transport, protocol = ?socket.protocol(), "connected");
+    info!(conn_id = %public_id(socket.id.as_str()), ?transport, protocol = ?socket.protocol(), "connected");
     let user = match &state.config.jwt {
         // A client-supplied userId must not get credentials in another user's name.
         Some(_) => socket.extensions.get::<Arc<Conn<Rooms>>>().and_then(|c| c.ns.token_user.clone()),
@@ -63,7 +63,7 @@ async fn connected(socket: SocketRef, State(state): State<AppState>, TryData(aut
     };
     let servers = state.config.ice.servers_for(user.as_ref(), SystemTime::now());
     if let Err(err) = socket.emit(wire::ICE_SERVERS, &servers) {
-        warn!(conn_id = %socket.id, %err, "ice-servers not delivered");
+        warn!(conn_id = %public_id(socket.id.as_str()), %err, "ice-servers not delivered");
     }
 }
 

@@ -12,7 +12,7 @@ use super::wire::{self, Answer, Welcome, WorkerEvent};
 use crate::core::event::Event;
 use crate::core::link::Undelivered;
 use crate::transport::conn::admission::Admitted;
-use crate::transport::conn::sio::{self, Conn, Namespace, WireName};
+use crate::transport::conn::sio::{self, Conn, Namespace, WireName, public_id};
 use crate::transport::wire::error::SignalError;
 
 /// Where clients connect to signal their worker.
@@ -34,7 +34,7 @@ impl From<&Admitted> for Edge {
 
 /// Connect handler: tells the client its id.
 async fn connected(socket: SocketRef) {
-    let _ = socket.emit(wire::WELCOME, &Welcome { client_id: socket.id.as_str() });
+    let _ = socket.emit(wire::WELCOME, &Welcome { client_id: public_id(socket.id.as_str()).as_str() });
 }
 
 impl Namespace for Edge {

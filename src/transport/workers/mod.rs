@@ -33,7 +33,7 @@ use crate::domain::worker::{self, WorkerRecord};
 use crate::domain::{ConnId, now_ms};
 use crate::state::AppState;
 use crate::transport::conn::admission::{Credential, Handshake, admit};
-use crate::transport::conn::sio::{self, Abandoned, Conn, Handle, Namespace};
+use crate::transport::conn::sio::{self, Abandoned, Conn, Handle, Namespace, public_id};
 use crate::transport::wire::error::{Refused, SignalError};
 
 /// Where workers connect.
@@ -59,7 +59,7 @@ async fn admission(
 ) -> Result<(), Refused> {
     let auth = auth.ok();
     let admitted = admit(&state, &Handshake { parts: socket.req_parts(), auth: auth.as_ref() }, Credential::WorkerKey)?;
-    let record = describe(auth.as_ref(), &state, ConnId::new(socket.id.as_str()))?;
+    let record = describe(auth.as_ref(), &state, public_id(socket.id.as_str()))?;
     let replaced = state.core.workers().register(record.clone()).await?;
     if let Some(old) = replaced {
         sio::hand_off(&socket, old);

@@ -11,7 +11,7 @@ use socketioxide_core::parser::Parse;
 use socketioxide_parser_common::CommonParser;
 use tracing::{debug, warn};
 
-use super::{Namespace, SIGNALING_ERROR, Socket, WireName};
+use super::{Namespace, SIGNALING_ERROR, Socket, WireName, public_id};
 use crate::transport::wire::error::{AckError, SignalError, SignalingErrorEvent};
 
 /// The socket a connect middleware runs for, as the [`Arc`] socketioxide
@@ -70,10 +70,10 @@ impl Reply {
             Err(e) => socket.emit(SIGNALING_ERROR, &SignalingErrorEvent::new(event, e)),
         };
         if let Err(e) = &result {
-            debug!(conn_id = %socket.id, event, code = e.code(), reason = %e, "event refused");
+            debug!(conn_id = %public_id(socket.id.as_str()), event, code = e.code(), reason = %e, "event refused");
         }
         if let Err(err) = sent {
-            warn!(conn_id = %socket.id, event, %err, "could not answer the client");
+            warn!(conn_id = %public_id(socket.id.as_str()), event, %err, "could not answer the client");
         }
     }
 }

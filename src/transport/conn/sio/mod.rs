@@ -38,10 +38,12 @@ use crate::transport::wire::error::SignalError;
 
 mod connect;
 mod extract;
+mod public_id;
 mod retire;
 pub use connect::{hand_off, take_hand_off, token_admission};
 use extract::Named;
 pub use extract::{Handle, Reply};
+pub use public_id::public_id;
 pub use retire::retire;
 
 /// A socket.io socket (every namespace runs on the local adapter; the core
@@ -264,7 +266,7 @@ pub fn attach<N: Namespace>(socket: &Arc<Socket>, state: &AppState, admitted: Ad
     let default_ns = socket.ns() == "/";
     state.stats.connected(default_ns);
     let conn = Arc::new(Conn {
-        id: ConnId::new(socket.id.as_str()),
+        id: public_id(socket.id.as_str()),
         socket: Arc::downgrade(socket),
         ns,
         core: state.core.clone(),
