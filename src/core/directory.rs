@@ -1,7 +1,11 @@
 //! The live room directory (seed 001): the room list pushed to the
 //! subscribers of [`ROOMS_CHANNEL`] on every change (any instance's) and
 //! every `ROOM_LIST_INTERVAL_MS` while rooms exist, and the count of
-//! directory clients, cluster-wide, pushed to each of them when it changes.
+//! directory clients, cluster-wide, pushed to each of them when it changes:
+//! at most once per [`COUNT_EVERY`], however fast clients come and go (each
+//! push goes to every directory client, so one client connecting and
+//! disconnecting in a loop must not make the server send a count per change
+//! to everyone).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +29,8 @@ pub const MAX_LISTED: usize = 1000;
 pub const MAX_CHANNELS: usize = 32;
 /// Changes that come in a burst go out as one list.
 const COALESCE: Duration = Duration::from_millis(20);
+/// Client counts go out at most this often.
+pub const COUNT_EVERY: Duration = Duration::from_millis(250);
 
 /// A room as the directory lists it.
 pub fn room_view(room: &RoomSnapshot) -> RoomView {
@@ -93,16 +99,17 @@ impl Directory<'_> {
         Ok(courier.broadcast(&group, &Event::ChannelMessage { event, payload }, Some(conn)).await?)
     }
 
-    /// A directory client connected: counted, and everyone told the new count.
+    /// A directory client connected: counted; everyone is told the new count
+    /// with the next push.
     pub async fn joined(&self, conn: &ConnId) {
         self.0.courier.groups.join(&Group::Directory, conn);
-        self.count_changed().await;
+        self.0.directory_changed.notify_one();
     }
 
-    /// A directory client is leaving: no longer counted, everyone told.
+    /// A directory client is leaving: no longer counted; everyone is told with the next push.
     pub async fn left(&self, conn: &ConnId) {
         self.0.courier.groups.leave(&Group::Directory, conn);
-        self.count_changed().await;
+        self.0.directory_changed.notify_one();
     }
 
     /// Directory clients, cluster-wide.
@@ -114,6 +121,27 @@ impl Directory<'_> {
 
     /// Keeps subscribers' room lists and client counts current. Runs until aborted.
     pub async fn keep_current(&self) {
+        tokio::join!(self.keep_lists_current(), self.keep_count_current());
+    }
+
+    /// Pushes the client count when it changed, here or on another instance,
+    /// at most once per [`COUNT_EVERY`]. Runs until aborted.
+    async fn keep_count_current(&self) {
+        let core = self.0;
+        loop {
+            tokio::select! {
+                _ = core.directory_changed.notified() => {
+                    core.courier.publish_count(&Group::Directory).await;
+                    self.push_count(self.client_count());
+                }
+                // Another instance's count changed: this instance's clients hear it too.
+                _ = core.courier.tally.changed.notified() => self.push_count(self.client_count()),
+            }
+            tokio::time::sleep(COUNT_EVERY).await;
+        }
+    }
+
+    async fn keep_lists_current(&self) {
         let core = self.0;
         let mut every = tokio::time::interval(core.config.room_list_interval);
         let store_changed = core.stores.rooms.changed();
@@ -123,8 +151,6 @@ impl Directory<'_> {
                 _ = async { store_changed.as_ref()?.notified().await; Some(()) }, if store_changed.is_some() => {
                     self.push_list().await;
                 }
-                // Another instance's count changed: this instance's clients hear it too.
-                _ = core.courier.tally.changed.notified() => self.push_count(self.client_count()),
                 _ = every.tick() => {
                     let rooms_exist = core.stores.rooms.count().await.is_ok_and(|n| n > 0);
                     let sent = rooms_exist && self.push_list().await;
@@ -153,11 +179,6 @@ impl Directory<'_> {
                 false
             }
         }
-    }
-
-    async fn count_changed(&self) {
-        self.0.courier.publish_count(&Group::Directory).await;
-        self.push_count(self.client_count());
     }
 
     fn push_count(&self, count: usize) {

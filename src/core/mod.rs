@@ -93,6 +93,8 @@ pub struct Core {
     seats: rooms::seats::SeatBook,
     /// Woken when rooms change here, so directory lists go out.
     rooms_changed: Notify,
+    /// Woken when this instance's directory clients come or go, so the count goes out (coalesced).
+    directory_changed: Notify,
     mailboxes: devices::mailbox::Mailboxes,
     mesh_members: mesh::Members,
     ring: workers::RingCache,
@@ -112,6 +114,7 @@ impl Core {
             leader: jobs::Leadership::default(),
             seats: Default::default(),
             rooms_changed: Notify::new(),
+            directory_changed: Notify::new(),
             mailboxes: Default::default(),
             mesh_members: Default::default(),
             ring: Default::default(),

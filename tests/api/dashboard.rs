@@ -156,3 +156,45 @@ async fn a_join_request_repeated_while_it_waits_reaches_the_host_once() {
     let again = host.received_so_far().into_iter().filter(|(e, _)| e == "join-request").count();
     assert_eq!(again, 0, "the host was asked once");
 }
+
+/// Issue 17, problem 9: every directory connect and disconnect used to send
+/// `client_count` to every directory client at once, so one client looping
+/// connect/disconnect made the server send a count per change to everyone.
+/// Counts now go out coalesced (at most one every 250 ms): 40 raw
+/// connect/disconnect cycles (80 changes) reach a watcher as a few counts,
+/// and the last one is right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_looping_connect_and_disconnect_does_not_make_a_count_per_change_for_everyone() {
+    let app = spawn_app().await;
+    let mut watcher = dashboard(&app).await;
+    watcher.wait_for("client_count", |e| e["count"] == 1).await;
+    let http = reqwest::Client::new();
+    let base = app.url("/socket.io/?EIO=4&transport=polling");
+    for _ in 0..40 {
+        let open = http.get(&base).send().await.unwrap().text().await.unwrap();
+        let handshake: Value = serde_json::from_str(open.strip_prefix('0').expect("open packet")).unwrap();
+        let url = format!("{base}&sid={}", handshake["sid"].as_str().unwrap());
+        assert_eq!(http.post(&url).body("40/dashboard,").send().await.unwrap().status(), 200);
+        // Connected once the namespace's CONNECT is acked (a poll may bring only a ping first).
+        for _ in 0..20 {
+            let polled = http.get(&url).send().await.unwrap().text().await.unwrap();
+            if polled.contains("40/dashboard,") {
+                break;
+            }
+        }
+        assert_eq!(http.post(&url).body("41/dashboard,").send().await.unwrap().status(), 200);
+    }
+    // Two more watchers mark the end: a count of 3 never happens during the cycles.
+    let _markers = (dashboard(&app).await, dashboard(&app).await);
+    let mut counts = 0;
+    loop {
+        let (name, event) = watcher.next().await;
+        if name == "client_count" {
+            counts += 1;
+            if event["count"] == 3 {
+                break;
+            }
+        }
+    }
+    assert!(counts < 40, "{counts} client_count events for 80 changes: not coalesced");
+}
