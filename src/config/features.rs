@@ -67,4 +67,9 @@ pub struct MeshConfig {
     /// `ELECTION_DELAY`: an election runs this long after the admin seat
     /// empties; also the admin lease (default 2 000).
     pub election_delay: Duration,
+    /// `MESH_OPEN_WITH_JWT`: with `JWT_SECRET` set, `/mesh` requires the
+    /// token's `organizationId` and `capabilities` claims unless this is
+    /// `true`, which makes them optional again: a token without them joins any
+    /// organization with any capabilities (default `false`; no effect without JWT).
+    pub open_with_jwt: bool,
 }

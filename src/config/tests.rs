@@ -182,3 +182,19 @@ fn connection_bounds_default_below_the_file_limit_and_refuse_bad_values() {
     }
     assert_eq!(with(&[("CONNECT_TIMEOUT_MS", "10")]).unwrap_err().var, "CONNECT_TIMEOUT_MS");
 }
+
+/// Issue 17, problem 6: `/mesh` requires its claims with JWT on unless `MESH_OPEN_WITH_JWT=true`.
+#[test]
+fn mesh_open_with_jwt_is_off_by_default_takes_true_or_false_and_is_warned_about() {
+    assert!(!Config::default().mesh.open_with_jwt);
+    assert!(with(&[("MESH_OPEN_WITH_JWT", "true")]).unwrap().mesh.open_with_jwt);
+    assert!(!with(&[("MESH_OPEN_WITH_JWT", "false")]).unwrap().mesh.open_with_jwt);
+    let err = with(&[("MESH_OPEN_WITH_JWT", "yes")]).unwrap_err();
+    assert_eq!(err.var, "MESH_OPEN_WITH_JWT");
+    assert!(err.to_string().contains("MESH_OPEN_WITH_JWT") && err.to_string().contains("true or false"), "{err}");
+    let secret = "x".repeat(32);
+    let open = with(&[("JWT_SECRET", secret.as_str()), ("MESH_OPEN_WITH_JWT", "true")]).unwrap();
+    assert!(open.warnings().iter().any(|w| w.starts_with("MESH_OPEN_WITH_JWT=true")), "{:?}", open.warnings());
+    // Without JWT there is nothing to open: no warning.
+    assert!(with(&[("MESH_OPEN_WITH_JWT", "true")]).unwrap().warnings().len() == 1);
+}

@@ -25,10 +25,12 @@ pub const LEEWAY_SECONDS: u64 = 30;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Authenticated(pub UserId);
 
-/// Optional claims that narrow what a token's user may say of itself on
-/// `/mesh`: without them, the user may join any organization with any
-/// capabilities, as in seed 000. Read only where they matter: a token whose
-/// other claims are malformed still works everywhere else.
+/// The claims that bound what a token's user may say of itself on `/mesh`.
+/// `/mesh` requires both ([`Scope::missing_claim`]) unless
+/// `MESH_OPEN_WITH_JWT=true`, where a missing one bounds nothing (the user may
+/// join any organization with any capabilities, as in seed 000). Read only
+/// where they matter: a token whose other claims are malformed still works
+/// everywhere else.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct Scope {
     /// `organizationId`: the organizations the user may join.
@@ -43,6 +45,15 @@ impl Scope {
     /// Whether the user may join `org`.
     pub fn allows_organization(&self, org: &str) -> bool {
         self.organizations.as_ref().is_none_or(|orgs| orgs.iter().any(|o| o == org))
+    }
+
+    /// The first of the claims `/mesh` requires that the token lacks, if any.
+    pub fn missing_claim(&self) -> Option<&'static str> {
+        match (&self.organizations, &self.capabilities) {
+            (None, _) => Some("organizationId"),
+            (_, None) => Some("capabilities"),
+            _ => None,
+        }
     }
 
     /// The first of `declared` the user may not declare, if any.

@@ -126,10 +126,14 @@ fn organization_and_capability_claims_narrow_the_scope_and_a_malformed_one_is_re
     };
     let open = scoped(serde_json::json!({})).unwrap();
     assert_eq!(open, Scope::default());
+    assert_eq!(open.missing_claim(), Some("organizationId"), "required on /mesh unless MESH_OPEN_WITH_JWT");
+    let orgs_only = scoped(serde_json::json!({"organizationId": "acme"})).unwrap();
+    assert_eq!(orgs_only.missing_claim(), Some("capabilities"));
     assert!(open.allows_organization("any") && open.forbidden_capability(&["admin.main".into()]).is_none());
 
     let one = scoped(serde_json::json!({"organizationId": "acme", "capabilities": "location.view, admin.manage"}));
     let one = one.unwrap();
+    assert_eq!(one.missing_claim(), None);
     assert!(one.allows_organization("acme") && !one.allows_organization("other"));
     let declared = ["admin.manage".to_owned(), "admin.main".to_owned()];
     assert_eq!(one.forbidden_capability(&declared), Some("admin.main"));

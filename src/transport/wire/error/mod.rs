@@ -133,6 +133,9 @@ pub enum Refused {
     /// With JWT on, the handshake names another identity than the token's user.
     #[error("this token may only connect as {0} {1:?}")]
     NotTokenUser(&'static str, String),
+    /// With JWT on (and `MESH_OPEN_WITH_JWT` not `true`), the token lacks a claim `/mesh` requires.
+    #[error("unauthorized: the token has no {0} claim, which /mesh requires")]
+    MissingClaim(&'static str),
     /// The token's `organizationId` claim does not list this organization.
     #[error("this token may not join organizationId {0:?}")]
     OrganizationNotAllowed(String),
