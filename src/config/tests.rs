@@ -198,3 +198,24 @@ fn mesh_open_with_jwt_is_off_by_default_takes_true_or_false_and_is_warned_about(
     // Without JWT there is nothing to open: no warning.
     assert!(with(&[("MESH_OPEN_WITH_JWT", "true")]).unwrap().warnings().len() == 1);
 }
+
+/// Issue 17, problem 7: `DEVICE_NETWORK_CLAIM` names a claim, and needs `JWT_SECRET`.
+#[test]
+fn device_network_claim_is_unset_by_default_and_needs_jwt_and_a_claim_name() {
+    assert_eq!(Config::default().presence.network_claim, None);
+    let secret = ("JWT_SECRET", "x".repeat(32));
+    let set = |value: &str| with(&[(secret.0, secret.1.as_str()), ("DEVICE_NETWORK_CLAIM", value)]);
+    assert_eq!(set("networks").unwrap().presence.network_claim.as_deref(), Some("networks"));
+    assert_eq!(
+        set("https:example.com.nets").unwrap().presence.network_claim.as_deref(),
+        Some("https:example.com.nets")
+    );
+    let without_jwt = with(&[("DEVICE_NETWORK_CLAIM", "networks")]).unwrap_err();
+    assert_eq!(without_jwt.var, "DEVICE_NETWORK_CLAIM");
+    assert!(without_jwt.to_string().contains("needs JWT_SECRET"), "{without_jwt}");
+    for bad in ["two words", "sub", "exp", &"n".repeat(65)] {
+        let err = set(bad).unwrap_err();
+        assert_eq!(err.var, "DEVICE_NETWORK_CLAIM", "{bad}");
+        assert!(err.to_string().starts_with("invalid DEVICE_NETWORK_CLAIM="), "{err}");
+    }
+}

@@ -82,7 +82,7 @@ fn core_code(e: &CoreError) -> &'static str {
             "rate-limited"
         }
         CoreError::NotYourUser(_) | CoreError::NotYourDevice => "unauthorized",
-        CoreError::DeviceTaken | CoreError::DeviceTakenWhileSignalsWait => "forbidden",
+        CoreError::DeviceTaken | CoreError::DeviceTakenWhileSignalsWait | CoreError::NotInNetwork(_) => "forbidden",
         // A worker's heartbeat from a connection that lost its id: it holds nothing any more.
         CoreError::Replaced => "not-in-room",
     }
