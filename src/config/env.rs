@@ -92,7 +92,24 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             ack_timeout: self.millis("SIGNAL_ACK_TIMEOUT_MS", 10_000)?,
             job_lease: Duration::from_millis(self.ranged("JOB_LEASE_MS", 30_000, 300..=3_600_000)? as u64),
             queue_budget: self.queue_budget()?,
+            network_claim: self.network_claim("DEVICE_NETWORK_CLAIM")?,
         })
+    }
+
+    /// A claim name, usable only with `JWT_SECRET` (there is no token to read it from otherwise).
+    fn network_claim(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
+        let Some(name) = self.get(var) else { return Ok(None) };
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "_-.:".contains(c);
+        if name.len() > 64 || !name.chars().all(allowed) {
+            return Err(invalid(var, &name, "expected a claim name: 1 to 64 of A-Z a-z 0-9 _ - . :".into()));
+        }
+        if ["sub", "exp", "nbf", "iat", "aud", "iss", "jti"].contains(&name.as_str()) {
+            return Err(invalid(var, &name, "expected a claim of its own, not a registered JWT claim".into()));
+        }
+        if self.get("JWT_SECRET").is_none() {
+            return Err(invalid(var, &name, "needs JWT_SECRET: the networks are read from the token".into()));
+        }
+        Ok(Some(name))
     }
 
     /// The byte budgets of device queues, each from 1 KiB to 1 TiB.
@@ -115,6 +132,15 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             max_header_bytes: self.ranged("MAX_HEADER_BYTES", 16 * 1024, 8 * 1024..=1 << 20)?,
             connect_timeout: self.millis("CONNECT_TIMEOUT_MS", 10_000)?,
         })
+    }
+
+    /// `true` or `false` (default `false`).
+    pub(super) fn flag(&self, var: &'static str) -> Result<bool, ConfigError> {
+        match self.get(var).as_deref() {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(other) => Err(invalid(var, other, "expected true or false".into())),
+        }
     }
 
     pub(super) fn millis(&self, var: &'static str, default: usize) -> Result<Duration, ConfigError> {

@@ -39,6 +39,12 @@ pub struct PresenceConfig {
     /// signal bodies that may wait per receiving device, per sending user and
     /// in all (the instance, or the cluster with Redis); 1 000 signals per device.
     pub queue_budget: QueueBudget,
+    /// `DEVICE_NETWORK_CLAIM`: the name of a token claim listing the networks
+    /// (a string, a comma list, or an array of strings) a token may announce
+    /// into, list and signal within; others get `403 forbidden`. Unset
+    /// (default), every network is open to every token, as in seed 004. Needs
+    /// `JWT_SECRET`; 1 to 64 of `A-Z a-z 0-9 _ - . :`, not a registered claim.
+    pub network_claim: Option<String>,
 }
 
 /// Worker routing, with seed 002's variable names.
@@ -67,4 +73,9 @@ pub struct MeshConfig {
     /// `ELECTION_DELAY`: an election runs this long after the admin seat
     /// empties; also the admin lease (default 2 000).
     pub election_delay: Duration,
+    /// `MESH_OPEN_WITH_JWT`: with `JWT_SECRET` set, `/mesh` requires the
+    /// token's `organizationId` and `capabilities` claims unless this is
+    /// `true`, which makes them optional again: a token without them joins any
+    /// organization with any capabilities (default `false`; no effect without JWT).
+    pub open_with_jwt: bool,
 }

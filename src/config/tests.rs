@@ -182,3 +182,40 @@ fn connection_bounds_default_below_the_file_limit_and_refuse_bad_values() {
     }
     assert_eq!(with(&[("CONNECT_TIMEOUT_MS", "10")]).unwrap_err().var, "CONNECT_TIMEOUT_MS");
 }
+
+/// Issue 17, problem 6: `/mesh` requires its claims with JWT on unless `MESH_OPEN_WITH_JWT=true`.
+#[test]
+fn mesh_open_with_jwt_is_off_by_default_takes_true_or_false_and_is_warned_about() {
+    assert!(!Config::default().mesh.open_with_jwt);
+    assert!(with(&[("MESH_OPEN_WITH_JWT", "true")]).unwrap().mesh.open_with_jwt);
+    assert!(!with(&[("MESH_OPEN_WITH_JWT", "false")]).unwrap().mesh.open_with_jwt);
+    let err = with(&[("MESH_OPEN_WITH_JWT", "yes")]).unwrap_err();
+    assert_eq!(err.var, "MESH_OPEN_WITH_JWT");
+    assert!(err.to_string().contains("MESH_OPEN_WITH_JWT") && err.to_string().contains("true or false"), "{err}");
+    let secret = "x".repeat(32);
+    let open = with(&[("JWT_SECRET", secret.as_str()), ("MESH_OPEN_WITH_JWT", "true")]).unwrap();
+    assert!(open.warnings().iter().any(|w| w.starts_with("MESH_OPEN_WITH_JWT=true")), "{:?}", open.warnings());
+    // Without JWT there is nothing to open: no warning.
+    assert!(with(&[("MESH_OPEN_WITH_JWT", "true")]).unwrap().warnings().len() == 1);
+}
+
+/// Issue 17, problem 7: `DEVICE_NETWORK_CLAIM` names a claim, and needs `JWT_SECRET`.
+#[test]
+fn device_network_claim_is_unset_by_default_and_needs_jwt_and_a_claim_name() {
+    assert_eq!(Config::default().presence.network_claim, None);
+    let secret = ("JWT_SECRET", "x".repeat(32));
+    let set = |value: &str| with(&[(secret.0, secret.1.as_str()), ("DEVICE_NETWORK_CLAIM", value)]);
+    assert_eq!(set("networks").unwrap().presence.network_claim.as_deref(), Some("networks"));
+    assert_eq!(
+        set("https:example.com.nets").unwrap().presence.network_claim.as_deref(),
+        Some("https:example.com.nets")
+    );
+    let without_jwt = with(&[("DEVICE_NETWORK_CLAIM", "networks")]).unwrap_err();
+    assert_eq!(without_jwt.var, "DEVICE_NETWORK_CLAIM");
+    assert!(without_jwt.to_string().contains("needs JWT_SECRET"), "{without_jwt}");
+    for bad in ["two words", "sub", "exp", &"n".repeat(65)] {
+        let err = set(bad).unwrap_err();
+        assert_eq!(err.var, "DEVICE_NETWORK_CLAIM", "{bad}");
+        assert!(err.to_string().starts_with("invalid DEVICE_NETWORK_CLAIM="), "{err}");
+    }
+}

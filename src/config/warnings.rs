@@ -25,6 +25,12 @@ impl Config {
             )),
             Some(_) => {}
         }
+        if self.jwt.is_some() && self.mesh.open_with_jwt {
+            warnings.push(
+                "MESH_OPEN_WITH_JWT=true: on /mesh a token without organizationId and capabilities claims joins any organization with any capabilities, admin.main included"
+                    .to_owned(),
+            );
+        }
         if let Some(key) = self.workers.key.as_ref().filter(|k| k.0.len() < MIN_WORKER_KEY_BYTES) {
             warnings.push(format!(
                 "WORKER_KEY is {} bytes, under {MIN_WORKER_KEY_BYTES}: a key that short can be guessed",

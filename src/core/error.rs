@@ -54,6 +54,9 @@ pub enum CoreError {
     /// With JWT on, the device was not announced by the token's user (or its record expired).
     #[error("this device was not announced by this token's user: announce it first")]
     NotYourDevice,
+    /// With `DEVICE_NETWORK_CLAIM` set, the token's claim does not name this network.
+    #[error("this token's network claim does not name network {0:?}")]
+    NotInNetwork(String),
     /// A newer connection holds this connection's identity now.
     #[error("a newer connection holds this identity now; this one is out of date")]
     Replaced,

@@ -2,8 +2,9 @@
 //! client lists, peer messages, organization isolation and the admin election.
 
 use serde_json::{Value, json};
+use switchboard::config::{JwtConfig, Secret};
 
-use crate::helpers::{Peer, TestApp, namespace_outcome, spawn_app};
+use crate::helpers::{Peer, TestApp, jwt, namespace_outcome, spawn_app, spawn_app_with, unix_now};
 
 const NS: &str = "/mesh";
 
@@ -140,4 +141,85 @@ async fn the_admin_candidate_of_highest_priority_is_elected_and_every_member_is_
         "{elected}"
     );
     assert_eq!(temp.wait_for("admin-elected", |_| true).await["adminId"], "manager");
+}
+
+const KEY: &str = "mesh-secret";
+
+/// A JWT server; `open` is `MESH_OPEN_WITH_JWT`.
+async fn with_jwt(open: bool) -> TestApp {
+    spawn_app_with(|c| {
+        c.jwt = Some(JwtConfig { secret: Secret(KEY.into()), audience: None, issuer: None });
+        c.mesh.open_with_jwt = open;
+    })
+    .await
+}
+
+/// A token for `sub` with the `extra` claims.
+fn token(sub: &str, extra: Value) -> String {
+    let mut claims = json!({ "sub": sub, "exp": unix_now() + 600 });
+    claims.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    jwt(&claims, KEY)
+}
+
+/// The outcome of a `/mesh` handshake as `id` into `org` declaring `capabilities`, with `token`.
+async fn attempt(app: &TestApp, org: &str, id: &str, capabilities: &str, token: &str) -> (String, String) {
+    let auth = json!({ "organizationId": org, "clientId": id, "capabilities": capabilities, "token": token });
+    let (outcome, message) = namespace_outcome(&app.url("/"), NS, Some(auth)).await;
+    (outcome, message.as_str().unwrap_or_default().to_owned())
+}
+
+/// Issue 17, problem 6: an ordinary token (no `organizationId` or
+/// `capabilities` claim) used to join any organization, declare `admin.main`
+/// and take the admin seat; with JWT on it is refused, the claim named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_jwt_a_token_without_organization_or_capability_claims_is_refused_on_mesh() {
+    let app = with_jwt(false).await;
+    let cases = [
+        (json!({}), "the token has no organizationId claim"),
+        (json!({ "capabilities": "admin.main" }), "the token has no organizationId claim"),
+        (json!({ "organizationId": "acme" }), "the token has no capabilities claim"),
+    ];
+    for (claims, reason) in cases {
+        let (outcome, message) =
+            attempt(&app, "acme", "mallory", "admin.main", &token("mallory", claims.clone())).await;
+        assert_eq!(outcome, "error", "{claims}: {message}");
+        assert!(message.contains(reason), "{claims}: {reason:?} in {message}");
+    }
+    // Nobody was admitted: the first real member is alone and is the one elected.
+    let scoped = token("ann", json!({ "organizationId": "acme", "capabilities": "admin.main" }));
+    let auth = json!({ "organizationId": "acme", "clientId": "ann", "capabilities": "admin.main", "token": scoped });
+    let mut ann = Peer::connect_ns(&app.url("/"), NS, Some(auth)).await;
+    assert_eq!(ids(&ann.wait_for("client-list-update", |_| true).await), ["ann"]);
+    assert_eq!(ann.wait_for("admin-elected", |_| true).await["adminId"], "ann");
+}
+
+/// With the claims, a token joins only its organizations and declares only its capabilities.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_jwt_the_claims_bound_the_organization_and_capabilities_a_token_may_use() {
+    let app = with_jwt(false).await;
+    let alice = token("alice", json!({ "organizationId": ["acme", "beta"], "capabilities": "location.view" }));
+    let (outcome, message) = attempt(&app, "globex", "alice", "location.view", &alice).await;
+    assert_eq!(outcome, "error");
+    assert!(message.contains("may not join organizationId") && message.contains("globex"), "{message}");
+    let (outcome, message) = attempt(&app, "acme", "alice", "location.view,admin.main", &alice).await;
+    assert_eq!(outcome, "error");
+    assert!(message.contains("may not declare the capability") && message.contains("admin.main"), "{message}");
+    assert_eq!(attempt(&app, "beta", "alice", "location.view", &alice).await.0, "open");
+    // An empty capabilities claim is present: its holder joins, declaring none.
+    let plain = token("bob", json!({ "organizationId": "acme", "capabilities": [] }));
+    assert_eq!(attempt(&app, "acme", "bob", "", &plain).await.0, "open");
+    assert_eq!(attempt(&app, "acme", "bob", "admin.main", &plain).await.0, "error");
+}
+
+/// `MESH_OPEN_WITH_JWT=true` restores the claimless behaviour: any organization, any capability.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_mesh_open_with_jwt_a_claimless_token_joins_as_before() {
+    let app = with_jwt(true).await;
+    let plain = token("mallory", json!({}));
+    assert_eq!(attempt(&app, "anywhere", "mallory", "admin.main", &plain).await.0, "open");
+    // The token still names the client id, and a claim present still bounds it.
+    assert_eq!(attempt(&app, "anywhere", "bob", "", &plain).await.0, "error");
+    let scoped = token("carol", json!({ "organizationId": "acme" }));
+    assert_eq!(attempt(&app, "acme", "carol", "admin.main", &scoped).await.0, "open");
+    assert_eq!(attempt(&app, "globex", "carol", "", &scoped).await.0, "error");
 }

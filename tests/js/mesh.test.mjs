@@ -174,18 +174,35 @@ describe('with JWT', () => {
     const plain = { token: hs256Token(SECRET, 'alice') };
     assert.match(await attempt(query('acme', 'alice'), {}), /token/i);
     assert.match(await attempt(query('acme', 'bob'), plain), /may only connect as clientId "alice"/);
-    // Without scope claims the user joins any organization with any capabilities, as seed 000.
-    assert.equal(await attempt(query('anywhere', 'alice', 'admin.main'), plain), 'connected');
+    // Without its organizationId and capabilities claims a token is refused on /mesh (issue 17, problem 6).
+    assert.match(await attempt(query('anywhere', 'alice', 'admin.main'), plain), /has no organizationId claim/);
+    const orgOnly = { token: hs256Token(SECRET, 'alice', { organizationId: 'acme' }) };
+    assert.match(await attempt(query('acme', 'alice'), orgOnly), /has no capabilities claim/);
 
     const scoped = { token: hs256Token(SECRET, 'alice', { organizationId: 'acme', capabilities: 'location.view,admin.manage' }) };
     assert.match(await attempt(query('other', 'alice'), scoped), /may not join organizationId "other"/);
     assert.match(await attempt(query('acme', 'alice', 'admin.manage,admin.main'), scoped), /may not declare the capability "admin.main"/);
     assert.equal(await attempt(query('acme', 'alice', 'admin.manage'), scoped), 'connected');
-    const listed = { token: hs256Token(SECRET, 'alice', { organizationId: ['acme', 'beta'] }) };
+    const listed = { token: hs256Token(SECRET, 'alice', { organizationId: ['acme', 'beta'], capabilities: ['admin.main'] }) };
     assert.equal(await attempt(query('beta', 'alice', 'admin.main'), listed), 'connected');
     // A malformed scope claim shuts /mesh and nothing else.
     const odd = { token: hs256Token(SECRET, 'alice', { organizationId: 7 }) };
     assert.match(await attempt(query('acme', 'alice'), odd), /organizationId or capabilities claim is malformed/);
     assert.equal(await handshakeOutcome(`${server.url}/`, { auth: odd }), 'connected');
+  });
+});
+
+describe('with JWT and MESH_OPEN_WITH_JWT=true', () => {
+  const SECRET = 'mesh-test-secret';
+  let server;
+  before(async () => {
+    server = await startServer({ extraEnv: { ...MESH_ENV, JWT_SECRET: SECRET, MESH_OPEN_WITH_JWT: 'true' } });
+  });
+  after(() => server.stop());
+
+  test('a token without scope claims joins any organization with any capabilities, as seed 000', async () => {
+    const query = { organizationId: 'anywhere', clientId: 'alice', capabilities: 'admin.main' };
+    const plain = { token: hs256Token(SECRET, 'alice') };
+    assert.equal(await handshakeOutcome(`${server.url}/mesh`, { query, auth: plain }), 'connected');
   });
 });

@@ -14,7 +14,7 @@ use tracing::info;
 
 use super::{Core, CoreError};
 use crate::domain::UserId;
-use crate::domain::presence::{Announcement, Device, DeviceId, NetworkId, PeerLookup};
+use crate::domain::presence::{Announcement, Device, DeviceId, NetworkAccess, NetworkId, PeerLookup};
 use crate::domain::queue::SignalBody;
 use crate::domain::signal::{self, Outgoing, Queued, SignalKind};
 use crate::metrics::SignalOutcome;
@@ -37,10 +37,12 @@ pub const MESSAGES_PAGE: usize = 100;
 pub struct DeviceSignals<'a>(pub(super) &'a Arc<Core>);
 
 impl DeviceSignals<'_> {
-    /// Records an announcement, within the announcement limit; the device's
-    /// record after it.
-    pub async fn announce(&self, a: Announcement) -> Result<Device, CoreError> {
+    /// Records an announcement into a network `access` allows, within the
+    /// announcement limit; the device's record after it.
+    pub async fn announce(&self, a: Announcement, access: &NetworkAccess) -> Result<Device, CoreError> {
         let core = self.0;
+        // Before the limit is counted: a refused network uses up nothing.
+        within(access, &a.network)?;
         let presence = &core.stores.devices.presence;
         // Counted per user and device, so another user's refused attempts on a
         // device id cannot use up its owner's allowance.
@@ -65,16 +67,23 @@ impl DeviceSignals<'_> {
         Ok(device)
     }
 
-    /// The devices of `network` online now, earliest first.
-    pub async fn peers(&self, network: &NetworkId) -> Result<Vec<Device>, CoreError> {
+    /// The devices of `network` (one `access` allows) online now, earliest first.
+    pub async fn peers(&self, network: &NetworkId, access: &NetworkAccess) -> Result<Vec<Device>, CoreError> {
+        within(access, network)?;
         let core = self.0;
         let ttl = core.config.presence.device_ttl;
         let peers = core.stores.devices.presence.peers(network, SystemTime::now(), ttl).await;
         Ok(peers.map_err(|e| core.reported(e, "peers"))?)
     }
 
-    /// Where `user`'s device in `network` is, or the fallback coordinators.
-    pub async fn find(&self, network: &NetworkId, user: &UserId) -> Result<PeerLookup, CoreError> {
+    /// Where `user`'s device in `network` (one `access` allows) is, or the fallback coordinators.
+    pub async fn find(
+        &self,
+        network: &NetworkId,
+        user: &UserId,
+        access: &NetworkAccess,
+    ) -> Result<PeerLookup, CoreError> {
+        within(access, network)?;
         let core = self.0;
         let ttl = core.config.presence.device_ttl;
         let found = core.stores.devices.presence.find_user(network, user, SystemTime::now(), ttl).await;
@@ -132,10 +141,11 @@ impl DeviceSignals<'_> {
         Ok(removed.map_err(|e| core.reported(e, "confirm"))?.len())
     }
 
-    /// Queues a signal from `from` to `to` and wakes the receiver.
+    /// Queues a signal from `from` to `to` (within one network, which
+    /// `access` must allow) and wakes the receiver.
     pub async fn signal(
         &self,
-        from: &DeviceId,
+        (from, access): (&DeviceId, &NetworkAccess),
         to: DeviceId,
         kind: SignalKind,
         data: SignalBody,
@@ -150,6 +160,8 @@ impl DeviceSignals<'_> {
         let (Some(sender), Some(receiver)) = (sender, receiver) else {
             return Err(CoreError::Route(signal::RouteError::TargetNotFound));
         };
+        // The route keeps it within the sender's network: that one must be allowed.
+        within(access, &sender.network)?;
         // Stamped with both owners now: a later owner of either id reads neither.
         let outgoing = Outgoing { kind, from: from.clone(), sender_user: sender.user, to, owner: receiver.user, data };
         let budget = &core.config.presence.queue_budget;
@@ -165,5 +177,13 @@ impl DeviceSignals<'_> {
         let status = if live { "delivered" } else { "queued" };
         info!(device_id = %from, to_device_id = %to, kind = kind.name(), id = queued.id, status, "signal");
         Ok(Sent { id: queued.id, live })
+    }
+}
+
+/// `NotInNetwork` unless `access` allows `network`.
+fn within(access: &NetworkAccess, network: &NetworkId) -> Result<(), CoreError> {
+    match access.allows(network) {
+        true => Ok(()),
+        false => Err(CoreError::NotInNetwork(network.as_str().to_owned())),
     }
 }

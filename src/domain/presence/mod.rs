@@ -135,6 +135,28 @@ impl Capability {
     }
 }
 
+/// The networks a client may announce into, list and signal within: every
+/// one (seed 004, and whenever `DEVICE_NETWORK_CLAIM` is unset), or only
+/// those its token's claim names. Decided at the edge from the token; the
+/// rules only ask it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetworkAccess {
+    /// Every network.
+    Any,
+    /// Only the networks with these ids (none, for a token without the claim).
+    Only(Arc<[String]>),
+}
+
+impl NetworkAccess {
+    /// Whether `network` is one the client may use.
+    pub fn allows(&self, network: &NetworkId) -> bool {
+        match self {
+            NetworkAccess::Any => true,
+            NetworkAccess::Only(ids) => ids.iter().any(|id| id == network.as_str()),
+        }
+    }
+}
+
 mod device;
 #[cfg(test)]
 mod tests;

@@ -22,8 +22,9 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use super::address;
-use super::auth::{self, Authenticated, TokenScope};
+use super::auth::{self, Authenticated, TokenScope, Verified};
 use crate::domain::UserId;
+use crate::domain::presence::NetworkAccess;
 use crate::domain::rate::once_a_second;
 use crate::state::{AddressSlot, AppState};
 use crate::transport::wire::error::AuthError;
@@ -71,6 +72,8 @@ pub struct Admitted {
     pub scope: Option<TokenScope>,
     /// The token's `exp` (Unix seconds): the connection is closed then.
     pub expires: Option<u64>,
+    /// The device networks it may use: those its `DEVICE_NETWORK_CLAIM` names, or any.
+    pub networks: NetworkAccess,
 }
 
 impl Admitted {
@@ -110,28 +113,32 @@ fn address_slot(state: &AppState, ip: Option<IpAddr>) -> Result<AddressSlot, Ref
 /// Admits a connection: its credential, then its session's address slot
 /// (or a slot of its own, for a session that was not counted at its handshake).
 pub fn admit(state: &AppState, handshake: &Handshake<'_>, credential: Credential) -> Result<Admitted, Refused> {
-    let (user, scope, expires) = match credential {
+    let verified = match credential {
         Credential::Token => token(state, handshake)?,
         Credential::WorkerKey => {
             worker_key(state, handshake)?;
-            (None, None, None)
+            None
         }
+    };
+    let (user, scope, expires, networks) = match verified {
+        Some(v) => (Some(v.user), Some(v.scope), Some(v.expires), v.networks),
+        None => (None, None, None, NetworkAccess::Any),
     };
     let slot = match handshake.parts.extensions.get::<SessionSlot>() {
         Some(SessionSlot(slot)) => slot.clone(),
         None => Arc::new(address_slot(state, handshake.ip(state))?),
     };
-    Ok(Admitted { slot, user, scope, expires })
+    Ok(Admitted { slot, user, scope, expires, networks })
 }
 
-type Verified = (Option<UserId>, Option<TokenScope>, Option<u64>);
-
-fn token(state: &AppState, handshake: &Handshake<'_>) -> Result<Verified, Refused> {
-    let Some(jwt) = &state.config.jwt else { return Ok((None, None, None)) };
+/// The handshake's verified token, with `JWT_SECRET` set.
+fn token(state: &AppState, handshake: &Handshake<'_>) -> Result<Option<Verified>, Refused> {
+    let Some(jwt) = &state.config.jwt else { return Ok(None) };
     let parts = handshake.parts;
     let token = auth::token_from(handshake.auth, &parts.headers, parts.uri.query()).ok_or(AuthError::Missing);
-    match token.and_then(|token| auth::verify_scoped(&token, jwt)) {
-        Ok((user, scope, exp)) => Ok((Some(user), Some(scope), Some(exp))),
+    let claim = state.config.presence.network_claim.as_deref();
+    match token.and_then(|token| auth::verify_scoped(&token, jwt, claim)) {
+        Ok(verified) => Ok(Some(verified)),
         Err(e) => {
             info!(reason = %e, "connection refused: not authenticated");
             Err(Refused::Unauthorized(e))

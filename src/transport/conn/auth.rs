@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::config::JwtConfig;
 use crate::domain::UserId;
+use crate::domain::presence::NetworkAccess;
 use crate::transport::wire::error::AuthError;
 
 /// Seconds a token may be past its `exp` and still be accepted.
@@ -25,10 +26,12 @@ pub const LEEWAY_SECONDS: u64 = 30;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Authenticated(pub UserId);
 
-/// Optional claims that narrow what a token's user may say of itself on
-/// `/mesh`: without them, the user may join any organization with any
-/// capabilities, as in seed 000. Read only where they matter: a token whose
-/// other claims are malformed still works everywhere else.
+/// The claims that bound what a token's user may say of itself on `/mesh`.
+/// `/mesh` requires both ([`Scope::missing_claim`]) unless
+/// `MESH_OPEN_WITH_JWT=true`, where a missing one bounds nothing (the user may
+/// join any organization with any capabilities, as in seed 000). Read only
+/// where they matter: a token whose other claims are malformed still works
+/// everywhere else.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct Scope {
     /// `organizationId`: the organizations the user may join.
@@ -43,6 +46,15 @@ impl Scope {
     /// Whether the user may join `org`.
     pub fn allows_organization(&self, org: &str) -> bool {
         self.organizations.as_ref().is_none_or(|orgs| orgs.iter().any(|o| o == org))
+    }
+
+    /// The first of the claims `/mesh` requires that the token lacks, if any.
+    pub fn missing_claim(&self) -> Option<&'static str> {
+        match (&self.organizations, &self.capabilities) {
+            (None, _) => Some("organizationId"),
+            (_, None) => Some("capabilities"),
+            _ => None,
+        }
     }
 
     /// The first of `declared` the user may not declare, if any.
@@ -68,10 +80,27 @@ enum OneOrList {
 /// organization id or capability holds a comma). Called for present claims
 /// only (a missing one is `None` by `default`), so `null` is malformed.
 fn list_claim<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-    Ok(Some(match OneOrList::deserialize(d)? {
-        OneOrList::One(list) => list.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect(),
-        OneOrList::List(list) => list,
-    }))
+    Ok(Some(OneOrList::deserialize(d)?.into_list()))
+}
+
+impl OneOrList {
+    fn into_list(self) -> Vec<String> {
+        match self {
+            OneOrList::One(list) => {
+                list.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect()
+            }
+            OneOrList::List(list) => list,
+        }
+    }
+}
+
+/// The networks a token may use: with `DEVICE_NETWORK_CLAIM` (`claim`) set,
+/// those its claim names (a string, a comma list, or an array of strings);
+/// a token without the claim, or with a malformed one, names none.
+fn networks(other: &serde_json::Map<String, Value>, claim: Option<&str>) -> NetworkAccess {
+    let Some(claim) = claim else { return NetworkAccess::Any };
+    let named = other.get(claim).and_then(|v| OneOrList::deserialize(v).ok());
+    NetworkAccess::Only(named.map(OneOrList::into_list).unwrap_or_default().into())
 }
 
 #[derive(Deserialize)]
@@ -89,17 +118,32 @@ pub fn verify(token: &str, jwt: &JwtConfig) -> Result<UserId, AuthError> {
     verify_claims(token, jwt).map(|(user, ..)| user)
 }
 
-/// Verifies `token`, returning the user it names, its [`Scope`] and its `exp` (Unix seconds).
-pub fn verify_scoped(token: &str, jwt: &JwtConfig) -> Result<(UserId, TokenScope, u64), AuthError> {
-    let (user, exp, other) = verify_claims(token, jwt)?;
-    let scope = serde_json::from_value::<Scope>(Value::Object(other))
-        .map_err(|_| AuthError::Invalid("the token's organizationId or capabilities claim is malformed".into()));
-    Ok((user, TokenScope(scope), exp))
+/// What a verified token says beyond its user: read once per connection or request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// The user it names (`sub`).
+    pub user: UserId,
+    /// Its `/mesh` claims.
+    pub scope: TokenScope,
+    /// The networks it may use (`DEVICE_NETWORK_CLAIM`).
+    pub networks: NetworkAccess,
+    /// Its `exp` (Unix seconds).
+    pub expires: u64,
 }
 
-type Verified = (UserId, u64, serde_json::Map<String, Value>);
+/// Verifies `token`, returning the user it names, its [`Scope`], the
+/// networks its `network_claim` (`DEVICE_NETWORK_CLAIM`) names and its `exp`.
+pub fn verify_scoped(token: &str, jwt: &JwtConfig, network_claim: Option<&str>) -> Result<Verified, AuthError> {
+    let (user, expires, other) = verify_claims(token, jwt)?;
+    let networks = networks(&other, network_claim);
+    let scope = serde_json::from_value::<Scope>(Value::Object(other))
+        .map_err(|_| AuthError::Invalid("the token's organizationId or capabilities claim is malformed".into()));
+    Ok(Verified { user, scope: TokenScope(scope), networks, expires })
+}
 
-fn verify_claims(token: &str, jwt: &JwtConfig) -> Result<Verified, AuthError> {
+type Checked = (UserId, u64, serde_json::Map<String, Value>);
+
+fn verify_claims(token: &str, jwt: &JwtConfig) -> Result<Checked, AuthError> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = LEEWAY_SECONDS;
     validation.validate_nbf = true;

@@ -122,14 +122,18 @@ fn organization_and_capability_claims_narrow_the_scope_and_a_malformed_one_is_re
     let scoped = |extra: Value| {
         let mut claims = serde_json::json!({"sub": "a", "exp": now() + 60, "aud": "sb"});
         claims.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-        verify_scoped(&token(claims, "k"), &jwt()).unwrap().1.0
+        verify_scoped(&token(claims, "k"), &jwt(), None).unwrap().scope.0
     };
     let open = scoped(serde_json::json!({})).unwrap();
     assert_eq!(open, Scope::default());
+    assert_eq!(open.missing_claim(), Some("organizationId"), "required on /mesh unless MESH_OPEN_WITH_JWT");
+    let orgs_only = scoped(serde_json::json!({"organizationId": "acme"})).unwrap();
+    assert_eq!(orgs_only.missing_claim(), Some("capabilities"));
     assert!(open.allows_organization("any") && open.forbidden_capability(&["admin.main".into()]).is_none());
 
     let one = scoped(serde_json::json!({"organizationId": "acme", "capabilities": "location.view, admin.manage"}));
     let one = one.unwrap();
+    assert_eq!(one.missing_claim(), None);
     assert!(one.allows_organization("acme") && !one.allows_organization("other"));
     let declared = ["admin.manage".to_owned(), "admin.main".to_owned()];
     assert_eq!(one.forbidden_capability(&declared), Some("admin.main"));
@@ -145,7 +149,27 @@ fn organization_and_capability_claims_narrow_the_scope_and_a_malformed_one_is_re
         let mut claims = serde_json::json!({"sub": "a", "exp": now() + 60, "aud": "sb"});
         claims.as_object_mut().unwrap().extend(bad.as_object().unwrap().clone());
         assert_eq!(verify(&token(claims.clone(), "k"), &jwt()).unwrap().as_str(), "a");
-        let (_, TokenScope(scope), _) = verify_scoped(&token(claims, "k"), &jwt()).unwrap();
+        let TokenScope(scope) = verify_scoped(&token(claims, "k"), &jwt(), None).unwrap().scope;
         assert!(matches!(scope, Err(AuthError::Invalid(m)) if m.contains("malformed")), "{bad}");
     }
+}
+
+/// Issue 17, problem 7: the networks `DEVICE_NETWORK_CLAIM` names, read like the other list claims.
+#[test]
+fn the_network_claim_names_the_networks_a_token_may_use_and_none_when_absent_or_malformed() {
+    let networks = |extra: Value, claim: Option<&str>| {
+        let mut claims = serde_json::json!({"sub": "a", "exp": now() + 60, "aud": "sb"});
+        claims.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        verify_scoped(&token(claims, "k"), &jwt(), claim).unwrap().networks
+    };
+    let only = |ids: &[&str]| NetworkAccess::Only(ids.iter().map(|s| s.to_string()).collect());
+    assert_eq!(networks(serde_json::json!({"nets": "home"}), None), NetworkAccess::Any, "unset: open");
+    assert_eq!(networks(serde_json::json!({"nets": "home"}), Some("nets")), only(&["home"]));
+    assert_eq!(networks(serde_json::json!({"nets": "home, work"}), Some("nets")), only(&["home", "work"]));
+    assert_eq!(networks(serde_json::json!({"nets": ["home", "lab"]}), Some("nets")), only(&["home", "lab"]));
+    for none in [serde_json::json!({}), serde_json::json!({"nets": 7}), serde_json::json!({"nets": null})] {
+        assert_eq!(networks(none.clone(), Some("nets")), only(&[]), "{none}");
+    }
+    let home = crate::domain::presence::NetworkId::parse("home").unwrap();
+    assert!(only(&["home"]).allows(&home) && !only(&["work"]).allows(&home) && NetworkAccess::Any.allows(&home));
 }

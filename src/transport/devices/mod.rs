@@ -7,7 +7,9 @@
 //! `JWT_SECRET` set the token is required and the device must have been
 //! announced by its user. One connection per device: a new one replaces the
 //! old, which is disconnected, so a signal is never delivered to two
-//! connections. `signal { type, toPeerId, data }` is queued in every case
+//! connections. With `DEVICE_NETWORK_CLAIM` set, a `signal` is refused
+//! (`forbidden`) unless the token's claim names the sender's network (a
+//! signal never leaves it). `signal { type, toPeerId, data }` is queued in every case
 //! and acked `delivered` (the receiver is connected somewhere and is pushed
 //! it now) or `queued`; delivery and confirmation are the core's mailbox
 //! ([`crate::core::devices::mailbox`]): a signal leaves the queue only when
@@ -16,6 +18,7 @@
 //! Must not import another feature folder of `transport` (shared parts are in
 //! `transport/conn`, `transport/wire`, `core`).
 
+mod extract;
 pub mod rest;
 pub mod wire;
 
@@ -35,7 +38,7 @@ use crate::core::devices::mailbox::Mailbox;
 use crate::core::event::Event;
 use crate::core::link::{Confirmation, Link, Undelivered};
 use crate::domain::ConnId;
-use crate::domain::presence::DeviceId;
+use crate::domain::presence::{DeviceId, NetworkAccess};
 use crate::state::AppState;
 use crate::store::devices::Endpoint;
 use crate::transport::conn::admission::{Credential, Handshake, admit};
@@ -50,9 +53,11 @@ pub fn register(io: &SocketIo) {
     io.ns(PATH, connected.with(admission));
 }
 
-/// One device's connection: its mailbox.
+/// One device's connection: its mailbox, and the networks its token may
+/// signal within (`DEVICE_NETWORK_CLAIM`).
 pub struct Devices {
     mailbox: Arc<Mailbox>,
+    networks: NetworkAccess,
 }
 
 /// The client events of `/devices`.
@@ -103,7 +108,8 @@ async fn admission(
     if let Some(old) = replaced {
         sio::hand_off(&socket, old);
     }
-    sio::attach(&socket, &state, admitted, Devices { mailbox: Arc::new(mailbox) });
+    let networks = admitted.networks.clone();
+    sio::attach(&socket, &state, admitted, Devices { mailbox: Arc::new(mailbox), networks });
     Ok(())
 }
 
@@ -140,7 +146,8 @@ impl Namespace for Devices {
     ) -> Result<SignalAck, SignalError> {
         let DeviceEvent::Signal = event else { return Err(SignalError::UnknownEvent(event.name().to_owned())) };
         let req = wire::signal_request(data)?;
-        let sent = conn.core.devices().signal(self.mailbox.device(), req.to, req.kind, req.data).await?;
+        let from = (self.mailbox.device(), &self.networks);
+        let sent = conn.core.devices().signal(from, req.to, req.kind, req.data).await?;
         Ok(SignalAck { ok: true, status: if sent.live { "delivered" } else { "queued" }, id: sent.id })
     }
 

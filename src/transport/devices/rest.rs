@@ -12,11 +12,12 @@
 //! With `JWT_SECRET` set every route needs a token, the device's user is the
 //! token's `sub`, and a device's queue is readable only by its own user.
 //! Without it the server is open and an announcement may name its `userId`
-//! (else the device is its own user).
+//! (else the device is its own user). With `DEVICE_NETWORK_CLAIM` set, the
+//! network routes serve only the networks the token's claim names (else `403
+//! forbidden`); see [`Networks`].
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequestParts, Path, RawQuery, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, RawQuery, State};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,6 +25,7 @@ use axum::{Extension, Json, Router};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::extract::{Networks, OwnDevice};
 use crate::domain::UserId;
 use crate::domain::presence::{Announcement, Capability, Device, DeviceId, NetworkId, PeerLookup, SignalAddress};
 use crate::domain::queue::SignalBody;
@@ -84,11 +86,12 @@ async fn announce(
     State(state): State<AppState>,
     Path(network): Path<String>,
     authenticated: Option<Extension<Authenticated>>,
+    Networks(access): Networks,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Announced>, HttpError> {
     let body = body.map_err(|e| HttpError::invalid("body", e.body_text()))?.0;
     let sub = authenticated.map(|Extension(Authenticated(sub))| sub);
-    let device = state.core.devices().announce(announcement(&network, &body, sub)?).await?;
+    let device = state.core.devices().announce(announcement(&network, &body, sub)?, &access).await?;
     let expires = device.last_seen + state.config.presence.device_ttl;
     Ok(Json(Announced {
         success: true,
@@ -155,9 +158,13 @@ struct Peers {
     peers: Vec<PeerDto>,
 }
 
-async fn peers(State(state): State<AppState>, Path(network): Path<String>) -> Result<Json<Peers>, HttpError> {
+async fn peers(
+    State(state): State<AppState>,
+    Path(network): Path<String>,
+    Networks(access): Networks,
+) -> Result<Json<Peers>, HttpError> {
     let network = NetworkId::parse(&network).map_err(|e| HttpError::invalid("networkId", e.to_string()))?;
-    let peers = state.core.devices().peers(&network).await?;
+    let peers = state.core.devices().peers(&network, &access).await?;
     Ok(Json(Peers { peers: peers.into_iter().map(PeerDto::from).collect() }))
 }
 
@@ -183,11 +190,12 @@ enum Found {
 async fn peer(
     State(state): State<AppState>,
     Path((network, user)): Path<(String, String)>,
+    Networks(access): Networks,
 ) -> Result<Json<Found>, HttpError> {
     let network = NetworkId::parse(&network).map_err(|e| HttpError::invalid("networkId", e.to_string()));
     let user = UserId::parse(&user).map_err(|e| HttpError::invalid("userId", e.to_string()));
     let (network, user) = (network?, user?);
-    Ok(Json(match state.core.devices().find(&network, &user).await? {
+    Ok(Json(match state.core.devices().find(&network, &user, &access).await? {
         PeerLookup::Online(d) => Found::Online {
             online: true,
             device_id: d.id,
@@ -261,24 +269,4 @@ async fn confirm(
         None => 0,
     };
     Ok(Json(Removed { removed }))
-}
-
-/// The `{deviceId}` of the path, if the caller may read its queue (with JWT
-/// on, only a device announced by the token's user), and its owner, whose
-/// signals alone are read (none without a record).
-struct OwnDevice(DeviceId, Option<UserId>);
-
-impl FromRequestParts<AppState> for OwnDevice {
-    type Rejection = HttpError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, HttpError> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| HttpError::invalid("deviceId", e.body_text()))?;
-        let device = DeviceId::parse(&raw).map_err(|e| HttpError::invalid("deviceId", e.to_string()))?;
-        // `require_token` has put the token's user here when JWT is on.
-        let user = parts.extensions.get::<Authenticated>().map(|Authenticated(sub)| sub);
-        let owner = state.core.devices().reader(&device, user).await?;
-        Ok(Self(device, owner))
-    }
 }

@@ -13,13 +13,19 @@ use crate::transport::wire::error::AuthError;
 use crate::transport::wire::error::HttpError;
 
 /// With `JWT_SECRET` set, a valid token is needed: `Authorization: Bearer`
-/// or `?token=`. The user it names goes on in the request's extensions.
-/// Routes put it on with `route_layer(from_fn_with_state(state, require_token))`.
+/// or `?token=`. The user it names ([`Authenticated`]) and the device
+/// networks it may use ([`NetworkAccess`](crate::domain::presence::NetworkAccess), from `DEVICE_NETWORK_CLAIM`) go on
+/// in the request's extensions; the token is verified once. Routes put it on
+/// with `route_layer(from_fn_with_state(state, require_token))`.
 pub async fn require_token(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     if let Some(jwt) = &state.config.jwt {
         let token = auth::token_from(None, request.headers(), request.uri().query()).ok_or(AuthError::Missing);
-        match token.and_then(|t| auth::verify(&t, jwt)) {
-            Ok(user) => drop(request.extensions_mut().insert(Authenticated(user))),
+        let claim = state.config.presence.network_claim.as_deref();
+        match token.and_then(|t| auth::verify_scoped(&t, jwt, claim)) {
+            Ok(verified) => {
+                request.extensions_mut().insert(Authenticated(verified.user));
+                request.extensions_mut().insert(verified.networks);
+            }
             Err(e) => return HttpError::from(e).into_response(),
         }
     }

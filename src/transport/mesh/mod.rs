@@ -5,8 +5,9 @@
 //! Clients identify in the handshake query (as seed 000) or auth:
 //! `organizationId`, `clientId`, `clientName`, `capabilities` (comma list).
 //! With `JWT_SECRET` set the client id must be the token's user, and the
-//! token's optional `organizationId` and `capabilities` claims bound what it
-//! may join and declare.
+//! token's `organizationId` and `capabilities` claims bound what it may join
+//! and declare: both are required (a token without one is refused, the claim
+//! named), unless `MESH_OPEN_WITH_JWT=true` makes them optional again.
 //!
 //! Must not import another feature folder of `transport` (shared parts are in
 //! `transport/conn`, `transport/wire`, `core`).
@@ -59,7 +60,8 @@ async fn admission(
     let auth = auth.ok();
     let handshake = Handshake { parts: socket.req_parts(), auth: auth.as_ref() };
     let admitted = admit(&state, &handshake, Credential::Token)?;
-    let Identity { org, id, name, capabilities } = identity(&handshake, &admitted).inspect_err(|why| {
+    let open = state.config.mesh.open_with_jwt;
+    let Identity { org, id, name, capabilities } = identity(&handshake, &admitted, open).inspect_err(|why| {
         info!(conn_id = %public_id(socket.id.as_str()), reason = %why, "mesh connection refused");
     })?;
     let now = now_ms();
@@ -82,8 +84,9 @@ struct Identity {
     capabilities: Vec<String>,
 }
 
-/// The handshake's organization and client, within the token's bounds.
-fn identity(handshake: &Handshake<'_>, admitted: &Admitted) -> Result<Identity, Refused> {
+/// The handshake's organization and client, within the token's bounds (its
+/// scope claims required unless `open`, `MESH_OPEN_WITH_JWT`).
+fn identity(handshake: &Handshake<'_>, admitted: &Admitted, open: bool) -> Result<Identity, Refused> {
     let org = handshake.field("organizationId").ok_or(Refused::Missing("organizationId"))?;
     let org = OrgId::parse(&org).map_err(|e| Refused::Invalid("organizationId", e.to_string()))?;
     let id = handshake.field("clientId").ok_or(Refused::Missing("clientId"))?;
@@ -103,6 +106,9 @@ fn identity(handshake: &Handshake<'_>, admitted: &Admitted) -> Result<Identity, 
     }
     if let Some(TokenScope(scope)) = &admitted.scope {
         let scope = scope.clone()?;
+        if let Some(claim) = scope.missing_claim().filter(|_| !open) {
+            return Err(Refused::MissingClaim(claim));
+        }
         if !scope.allows_organization(org.as_str()) {
             return Err(Refused::OrganizationNotAllowed(org.as_str().to_owned()));
         }

@@ -2,6 +2,7 @@
 //! routes' access rules and validation, with and without JWT.
 
 mod bounds;
+mod network;
 mod owner;
 
 use std::time::Duration;

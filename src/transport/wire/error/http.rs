@@ -111,6 +111,7 @@ impl From<CoreError> for HttpError {
                 HttpError::Forbidden("this device id belongs to another user, whose signals still wait for it")
             }
             CoreError::NotYourDevice => HttpError::Forbidden("a device may only read its own queue: announce it first"),
+            CoreError::NotInNetwork(_) => HttpError::Forbidden("this token's network claim does not name this network"),
             // Anything else a REST route meets is the store's unavailability.
             _ => HttpError::Unavailable,
         }

@@ -82,7 +82,7 @@ fn core_code(e: &CoreError) -> &'static str {
             "rate-limited"
         }
         CoreError::NotYourUser(_) | CoreError::NotYourDevice => "unauthorized",
-        CoreError::DeviceTaken | CoreError::DeviceTakenWhileSignalsWait => "forbidden",
+        CoreError::DeviceTaken | CoreError::DeviceTakenWhileSignalsWait | CoreError::NotInNetwork(_) => "forbidden",
         // A worker's heartbeat from a connection that lost its id: it holds nothing any more.
         CoreError::Replaced => "not-in-room",
     }
@@ -133,6 +133,9 @@ pub enum Refused {
     /// With JWT on, the handshake names another identity than the token's user.
     #[error("this token may only connect as {0} {1:?}")]
     NotTokenUser(&'static str, String),
+    /// With JWT on (and `MESH_OPEN_WITH_JWT` not `true`), the token lacks a claim `/mesh` requires.
+    #[error("unauthorized: the token has no {0} claim, which /mesh requires")]
+    MissingClaim(&'static str),
     /// The token's `organizationId` claim does not list this organization.
     #[error("this token may not join organizationId {0:?}")]
     OrganizationNotAllowed(String),

@@ -53,4 +53,8 @@ fn handshake_refusals_name_what_is_wrong() {
         "this token may only connect as clientId \"alice\""
     );
     assert_eq!(Refused::Invalid("auth.deviceId", "must match x".into()).to_string(), "auth.deviceId must match x");
+    assert_eq!(
+        Refused::MissingClaim("organizationId").to_string(),
+        "unauthorized: the token has no organizationId claim, which /mesh requires"
+    );
 }
