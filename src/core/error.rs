@@ -48,6 +48,10 @@ pub enum CoreError {
     /// The device id's record expired, but signals queued for its old owner still wait.
     #[error("this device id belongs to another user, whose signals still wait for it")]
     DeviceTakenWhileSignalsWait,
+    /// More join requests reached this room's host than [`crate::core::rooms::approval::JOIN_REQUESTS_PER_SECOND`]
+    /// allows (a burst of [`crate::core::rooms::approval::JOIN_REQUEST_BURST`]); retry after this long.
+    #[error("too many join requests to this room's host; retry later")]
+    TooManyJoinRequests(std::time::Duration),
     /// A device announced more often than `RATE_LIMIT_MAX_REQUESTS` per window; retry after this long.
     #[error("too many presence announcements from this device; retry later")]
     TooManyAnnouncements(std::time::Duration),

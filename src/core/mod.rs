@@ -95,6 +95,8 @@ pub struct Core {
     rooms_changed: Notify,
     /// Woken when this instance's directory clients come or go, so the count goes out (coalesced).
     directory_changed: Notify,
+    /// New join requests per room, so nobody can flood a host.
+    join_requests: crate::domain::rate::KeyedLimits<crate::domain::RoomId>,
     mailboxes: devices::mailbox::Mailboxes,
     mesh_members: mesh::Members,
     ring: workers::RingCache,
@@ -115,6 +117,7 @@ impl Core {
             seats: Default::default(),
             rooms_changed: Notify::new(),
             directory_changed: Notify::new(),
+            join_requests: Default::default(),
             mailboxes: Default::default(),
             mesh_members: Default::default(),
             ring: Default::default(),

@@ -157,6 +157,33 @@ async fn a_join_request_repeated_while_it_waits_reaches_the_host_once() {
     assert_eq!(again, 0, "the host was asked once");
 }
 
+/// Issue 17, problem 8: requests in many users' names to one host each ask
+/// the host and arm a 60 s timer; they are limited per room (a burst of 20,
+/// then 2 a second), the rest refused as `rate-limited`, and the host is
+/// asked exactly once per request let through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_requests_in_many_names_to_one_host_are_rate_limited() {
+    let app = spawn_app().await;
+    let mut host = vip_host(&app).await;
+    let flooder = dashboard(&app).await;
+    let (mut pending, mut limited) = (0, 0);
+    for n in 0..60 {
+        let asked =
+            flooder.ack("join-request", json!({"roomId": "vip", "userId": format!("u{n}"), "userName": "U"})).await;
+        match (asked["status"].as_str(), asked["error"]["code"].as_str()) {
+            (Some("pending"), _) => pending += 1,
+            (_, Some("rate-limited")) => limited += 1,
+            _ => panic!("request {n}: {asked}"),
+        }
+    }
+    // 20 at once, then 2 a second while the loop runs (well under 5 s).
+    assert!((20..=30).contains(&pending), "{pending} requests reached the host");
+    assert_eq!(pending + limited, 60);
+    assert_eq!(host.ack("room-list-request", json!({})).await["ok"], true);
+    let asked = host.received_so_far().into_iter().filter(|(e, _)| e == "join-request").count();
+    assert_eq!(asked, pending, "the host was asked once per request let through");
+}
+
 /// Issue 17, problem 9: every directory connect and disconnect used to send
 /// `client_count` to every directory client at once, so one client looping
 /// connect/disconnect made the server send a count per change to everyone.

@@ -3,6 +3,11 @@
 //! after `JOIN_REQUEST_TIMEOUT_MS`), display names, and the hand-over to the
 //! next participant when the host leaves. Whoever waits on a request is in
 //! the group [`Group::Waiting`], so the decision reaches it from any instance.
+//! New requests to one room are limited ([`JOIN_REQUESTS_PER_SECOND`], a
+//! burst of [`JOIN_REQUEST_BURST`], per instance): each asks its host and arms
+//! a timer, so nobody can flood a host with requests in many users' names.
+
+use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
@@ -30,6 +35,11 @@ impl Lapse {
         }
     }
 }
+
+/// New join requests one room's host gets per second, sustained (per instance).
+pub const JOIN_REQUESTS_PER_SECOND: f64 = 2.0;
+/// New join requests one room's host may get at once.
+pub const JOIN_REQUEST_BURST: f64 = 20.0;
 
 impl Rooms<'_> {
     /// Creates `room` with `meta`, its host seated on the actor's connection.
@@ -65,6 +75,11 @@ impl Rooms<'_> {
     pub async fn request(&self, by: Actor<'_>, room: &RoomId, user: &UserId, name: &str) -> Result<Request, CoreError> {
         let core = self.0;
         by.may_act_as(user)?;
+        // Only a new request costs a token (it asks the host and arms a timer);
+        // once none is left, every request to the room waits, repeats too.
+        if !core.join_requests.peek(room, Instant::now()) {
+            return Err(CoreError::TooManyJoinRequests(Duration::from_secs_f64(1.0 / JOIN_REQUESTS_PER_SECOND)));
+        }
         let timeout = core.config.join_request_timeout;
         let now = now_ms();
         let request = core.stores.rooms.request(room, user, now, now + timeout.as_millis() as u64).await;
@@ -80,6 +95,8 @@ impl Rooms<'_> {
             // however often it is repeated.
             return Ok(Request::Pending);
         }
+        // Concurrent new requests may all have seen a token: the limit can be overshot by as many.
+        let _ = core.join_requests.take(room, Instant::now(), JOIN_REQUESTS_PER_SECOND, JOIN_REQUEST_BURST);
         // Armed before anything can fail, so a request never waits for good.
         let (timer, timer_room, timer_user) = (core.clone(), room.clone(), user.clone());
         tokio::spawn(async move {

@@ -78,9 +78,10 @@ fn core_code(e: &CoreError) -> &'static str {
         CoreError::Route(RouteError::TargetNotFound) | CoreError::TargetGone => "target-not-found",
         CoreError::TargetBusy | CoreError::QueueFull(_) => "target-busy",
         CoreError::Unavailable => "unavailable",
-        CoreError::TooManyRooms(_) | CoreError::TooManyChannels(_) | CoreError::TooManyAnnouncements(_) => {
-            "rate-limited"
-        }
+        CoreError::TooManyRooms(_)
+        | CoreError::TooManyChannels(_)
+        | CoreError::TooManyAnnouncements(_)
+        | CoreError::TooManyJoinRequests(_) => "rate-limited",
         CoreError::NotYourUser(_) | CoreError::NotYourDevice => "unauthorized",
         CoreError::DeviceTaken | CoreError::DeviceTakenWhileSignalsWait | CoreError::NotInNetwork(_) => "forbidden",
         // A worker's heartbeat from a connection that lost its id: it holds nothing any more.
