@@ -162,3 +162,91 @@ async fn a_client_that_never_reads_is_held_to_its_byte_budget_and_its_unprompted
     alice.wait_for("user-left", |e| e["userId"] == "victim").await;
     pongs.abort();
 }
+
+/// A websocket client speaking engine.io by hand, that can stop reading.
+struct RawWebsocket(tokio::net::TcpStream);
+
+impl RawWebsocket {
+    /// Connects with a small receive buffer (so the server's writes to it block
+    /// soon once it stops reading) and upgrades.
+    async fn connect(addr: std::net::SocketAddr) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut stream = socket.connect(addr).await.unwrap();
+        let request = format!(
+            "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head[9..12], b"101");
+        Self(stream)
+    }
+
+    /// Sends one masked text frame.
+    async fn send(&mut self, text: &str) {
+        use tokio::io::AsyncWriteExt;
+        let (payload, mask) = (text.as_bytes(), [7u8, 1, 2, 3]);
+        let mut frame = vec![0x81];
+        match payload.len() {
+            n @ 0..126 => frame.push(0x80 | n as u8),
+            n => {
+                frame.push(0x80 | 126);
+                frame.extend((n as u16).to_be_bytes());
+            }
+        }
+        frame.extend(mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.0.write_all(&frame).await.unwrap();
+    }
+
+    /// Reads (bytes as text, frames unparsed) until `marker` has come.
+    async fn read_until(&mut self, marker: &str) {
+        use tokio::io::AsyncReadExt;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains(marker) {
+            let n = tokio::time::timeout(crate::helpers::WAIT, self.0.read(&mut buf)).await.unwrap().unwrap();
+            assert!(n > 0, "closed before {marker}");
+            seen.extend(&buf[..n]);
+        }
+    }
+}
+
+/// A websocket client that stops reading (and sends pongs unprompted) is held
+/// to its byte budget and then let go: its session closes and peers see it
+/// leave. The server's writes to it wait for a TCP window that never opens,
+/// which used to hold the session's close forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_client_that_stops_reading_is_let_go() {
+    let app = spawn_app_with(|c| {
+        c.ping_interval = Duration::from_millis(200);
+        c.ping_timeout = Duration::from_millis(400);
+    })
+    .await;
+    let mut victim = RawWebsocket::connect(app.addr).await;
+    victim.send("40").await;
+    victim.read_until("40{").await;
+    let mut alice = Peer::joined(&app, Transport::Websocket, "ws-budget", "alice").await;
+    victim.send(r#"42["join-room",{"roomId":"ws-budget","userId":"victim"}]"#).await;
+    alice.wait_for("user-joined", |e| e["userId"] == "victim").await;
+    // From here on the victim reads nothing; it only writes pongs.
+    let pongs = tokio::spawn(async move {
+        for _ in 0..1000 {
+            victim.send("3").await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let sdp = "x".repeat(60_000);
+    for _ in 0..400 {
+        let ack = alice.ack("offer", json!({"roomId": "ws-budget", "targetId": "victim", "offer": {"sdp": sdp}})).await;
+        if ack["ok"] != true {
+            assert!(["target-busy", "target-not-found"].contains(&ack["error"]["code"].as_str().unwrap()), "{ack}");
+            break;
+        }
+    }
+    alice.wait_for("user-left", |e| e["userId"] == "victim").await;
+    pongs.abort();
+}

@@ -307,6 +307,10 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
         }
 
     // Forward buffered packets until the channel is closed or the session is cancelled.
+    // The whole loop is dropped on cancellation (switchboard patch): a write to a
+    // client that stopped reading waits for its TCP window forever, and the
+    // session's close waits for this task to give up the `internal_rx` lock.
+    let forward = async {
     loop {
         tokio::select! {
             biased;
@@ -342,12 +346,18 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
         tracing::trace!(sid = %socket.id, "ws flush");
         tx.flush().await.ok();
     }
+    };
+    socket.cancellation_token.run_until_cancelled(forward).await;
 
     #[cfg(feature = "tracing")]
     tracing::trace!(sid = %socket.id, "ws closing flush");
 
-    tx.flush().await.ok();
-    tx.close().await.ok();
+    // Bounded (switchboard patch): a client that stopped reading never takes them.
+    let closing = async {
+        tx.flush().await.ok();
+        tx.close().await.ok();
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), closing).await;
 }
 /// Send a Engine.IO [`OpenPacket`] to initiate a websocket connection
 async fn init_handshake<S>(
