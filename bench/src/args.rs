@@ -13,7 +13,7 @@ pub const USAGE: &str =
   attacks:     --tokens ATTACKER,VICTIM,CANARY_A,CANARY_B (JWTs; none: open server) --only devices,slow,lists,sessions
                --canary-rate R (10) --settle-secs S (20) --signals N (1024) --signal-bytes B (63000) --receivers R (8)
                --offers N (4096) --offer-bytes B (60000) --read-secs S (3)
-               --rooms N (1000) --list-requests N (1500) --silent-hold-secs S (45)
+               --rooms N (1000) --list-requests N (1500) --silent-hold-secs S (45) --silent-clients N (1)
                --handshakes N (2000) --connect-timeout-secs S (10) --big-heads N (500) --head-bytes B (390000)
                --idle N (300) --half-sent N (50) --header-timeout-secs S (10)";
 

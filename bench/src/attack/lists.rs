@@ -5,10 +5,11 @@
 //! client that never reads sends `--list-requests` `room-list-request`s (at
 //! most 500 a second), each ~40 bytes asking for the whole list, and an
 //! unprompted pong every 500 ms, for `--silent-hold-secs` (or until a write
-//! fails). Every 500 ms it looks at what the server still holds of it: its
-//! socket.io socket (`/health`'s count) and its TCP connection (the server's
-//! end in `/proc/net/tcp`: established and owned by the process, and how many
-//! bytes wait in the kernel's send queue).
+//! fails); `--silent-clients` such clients share the requests' pace, each
+//! sending `--list-requests`. Every 500 ms it looks at what the server still
+//! holds of them: their socket.io sockets (`/health`'s count) and TCP
+//! connections (the server's ends in `/proc/net/tcp`: established and owned
+//! by the process, and how many bytes wait in the kernel's send queues).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,47 +77,58 @@ pub async fn run(ctx: &Arc<Ctx>) -> Result<Value, Error> {
     reader.close().await;
     let with_rooms = ctx.pid.and_then(rss_kib);
 
-    let mut silent = Client::connect_from(&ctx.addr, src, "/dashboard", Some(&auth)).await?;
+    let count: usize = ctx.args.get("silent-clients", 1)?;
     let hold: u64 = ctx.args.get("silent-hold-secs", 45)?;
+    let mut silent = Vec::with_capacity(count);
+    for _ in 0..count {
+        silent.push(Client::connect_from(&ctx.addr, src, "/dashboard", Some(&auth)).await?);
+    }
     let with_silent = super::sockets(&ctx.addr).await?;
-    let (server, peer) = (ctx.addr.parse().ok(), silent.local_addr());
+    let server = ctx.addr.parse().ok();
+    let peers: Vec<_> = silent.iter().map(Client::local_addr).collect();
     let started = Instant::now();
     let (mut sent, mut sent_bytes, mut pongs) = (0u64, 0u64, 0u64);
     let (mut write_failed, mut socket_gone, mut tcp_released, mut most_queued) = (None, None, None, 0u64);
     let mut next_pong = Instant::now();
     let deadline = started + Duration::from_secs(hold);
-    while Instant::now() < deadline {
-        let result = if Instant::now() >= next_pong {
+    let total = requests * count as u64;
+    'hold: while Instant::now() < deadline {
+        if Instant::now() >= next_pong {
             next_pong += Duration::from_millis(500);
             pongs += 1;
-            // What the server still holds of it: its socket.io socket, its TCP connection.
+            // What the server still holds of them: socket.io sockets, TCP connections.
             if socket_gone.is_none() && super::sockets(&ctx.addr).await.is_ok_and(|n| n < with_silent) {
                 socket_gone = Some(started.elapsed());
             }
-            match server.zip(peer).and_then(|(s, p)| server_tcp(s, p)) {
-                Some((1, queued, true)) => most_queued = most_queued.max(queued),
-                _ => {
-                    tcp_released.get_or_insert(started.elapsed());
+            let mut queued = 0;
+            for peer in &peers {
+                match server.zip(*peer).and_then(|(s, p)| server_tcp(s, p)) {
+                    Some((1, q, true)) => queued += q,
+                    _ => drop(tcp_released.get_or_insert(started.elapsed())),
                 }
             }
-            silent.send("3".into()).await
-        } else if sent < requests {
+            most_queued = most_queued.max(queued);
+            for client in &mut silent {
+                if client.send("3".into()).await.is_err() {
+                    write_failed = Some(started.elapsed());
+                    break 'hold;
+                }
+            }
+        } else if sent < total {
+            let client = &mut silent[sent as usize % count];
             sent += 1;
-            let frame = silent.event_frame(Some(sent), "room-list-request", "{}");
+            let frame = client.event_frame(Some(sent), "room-list-request", "{}");
             sent_bytes += frame.len() as u64;
-            silent.send(frame).await
+            if client.send(frame).await.is_err() {
+                write_failed = Some(started.elapsed());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
         } else {
             tokio::time::sleep_until(next_pong.into()).await;
-            continue;
-        };
-        if result.is_err() {
-            write_failed = Some(started.elapsed());
-            break;
-        }
-        if sent < requests {
-            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
+    let held = ctx.pid.and_then(rss_kib);
     let secs = |d: Option<Duration>| d.map(|d| round3(d.as_secs_f64()));
     drop(silent);
     let _ = close.send(true);
@@ -127,7 +139,8 @@ pub async fn run(ctx: &Arc<Ctx>) -> Result<Value, Error> {
         "rooms": rooms, "roomsCreated": created.json(), "listBytes": list_bytes,
         "requestsSent": sent, "requestBytesSent": sent_bytes, "bytesAskedFor": sent * list_bytes as u64,
         "pongsSent": pongs, "rssWithRoomsKiB": with_rooms,
-        "silentHeldSecs": hold, "silentSocketGoneAfterSecs": secs(socket_gone),
+        "silentClients": count, "silentHeldSecs": hold, "rssAtEndOfHoldKiB": held,
+        "silentSocketGoneAfterSecs": secs(socket_gone),
         "silentTcpReleasedByServerAfterSecs": secs(tcp_released), "silentWriteFailedAfterSecs": secs(write_failed),
         "serverSendQueueMaxBytes": most_queued,
     }))
