@@ -5,13 +5,20 @@ use std::str::FromStr;
 
 /// Shown on a usage error.
 pub const USAGE: &str =
-    "usage: loadgen <connections|relay|churn|bootstrap> --addr HOST:PORT [--server-pid PID] [--label NAME]
+    "usage: loadgen <connections|relay|churn|bootstrap|attacks> --addr HOST:PORT [--server-pid PID] [--label NAME]
   connections: --peers N (1000) --concurrency C (256) --hold-secs S (5)
   relay:       --pairs P (50) --rates R1,R2,.. per sender per second (100) --secs S (5) --drain-secs D (10)
   churn:       --clients C (200) --secs S (10) --room-size K (4)
-  bootstrap:   --workers W (10) --requests N (20000) --key KEY (bench-key)";
+  bootstrap:   --workers W (10) --requests N (20000) --key KEY (bench-key)
+  attacks:     --tokens ATTACKER,VICTIM,CANARY_A,CANARY_B (JWTs; none: open server) --only devices,slow,lists,sessions
+               --canary-rate R (10) --settle-secs S (20) --signals N (1024) --signal-bytes B (63000) --receivers R (8)
+               --offers N (4096) --offer-bytes B (60000) --read-secs S (3)
+               --rooms N (1000) --list-requests N (1500) --silent-hold-secs S (45) --silent-clients N (1)
+               --handshakes N (2000) --connect-timeout-secs S (10) --big-heads N (500) --head-bytes B (390000)
+               --idle N (300) --half-sent N (50) --header-timeout-secs S (10)";
 
 /// Parsed arguments.
+#[derive(Clone)]
 pub struct Args {
     /// `connections`, `relay` or `churn`.
     pub scenario: String,

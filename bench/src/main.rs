@@ -1,12 +1,14 @@
 //! `loadgen`: drives a socket.io signaling server (switchboard, or the Node
-//! reference in `bench/node-reference`) with one of three scenarios and prints
-//! one JSON line of figures.
+//! reference in `bench/node-reference`) with one of its scenarios and prints
+//! one JSON line of figures; `attacks` measures what one attacker can make
+//! switchboard hold (issue 17; run by `bench/attack`).
 //!
 //! ```text
 //! loadgen connections --addr 127.0.0.1:4000 --server-pid PID --peers 19500
 //! loadgen relay       --addr 127.0.0.1:4000 --server-pid PID --pairs 50 --rates 100,200,400
 //! loadgen churn       --addr 127.0.0.1:4000 --server-pid PID --clients 200 --secs 10
 //! loadgen bootstrap   --addr 127.0.0.1:4000 --workers 10 --requests 20000 --key KEY
+//! loadgen attacks     --addr 127.0.0.1:4000 --server-pid PID --tokens A,V,C1,C2
 //! ```
 //!
 //! It runs on one thread (a current-thread runtime): `bench/compare` pins it to
@@ -14,6 +16,7 @@
 //! of websocket clients can do; the JSON says when it fell behind.
 
 mod args;
+mod attack;
 mod bootstrap;
 mod churn;
 mod connections;
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
             "relay" => relay::run(&args).await,
             "churn" => churn::run(&args).await,
             "bootstrap" => bootstrap::run(&args).await,
+            "attacks" => attack::run(args.clone()).await,
             other => Err(format!("unknown scenario {other:?}").into()),
         }
     });

@@ -1,6 +1,7 @@
 //! What the load generator reads of the server process from `/proc`: resident
 //! memory and CPU time. Both servers are measured the same way, from outside.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// The resident set size of `pid` in KiB (`VmRSS` of `/proc/<pid>/status`).
@@ -17,6 +18,29 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     Some(Duration::from_secs_f64(ticks as f64 / CLOCK_TICKS_PER_SECOND))
+}
+
+/// The server's end of the IPv4 TCP connection from `peer` to `server`, as
+/// `/proc/net/tcp` shows it: its state (1 established, 4 FIN-WAIT-1, ...),
+/// the bytes in its send queue, and whether a process still holds it (an
+/// inode; 0 once the process closed it and only the kernel keeps it).
+/// `None` when there is no such connection.
+pub fn server_tcp(server: SocketAddr, peer: SocketAddr) -> Option<(u8, u64, bool)> {
+    let hex = |a: SocketAddr| match a {
+        SocketAddr::V4(v4) => Some(format!("{:08X}:{:04X}", u32::from_le_bytes(v4.ip().octets()), v4.port())),
+        SocketAddr::V6(_) => None,
+    };
+    let (local, remote) = (hex(server)?, hex(peer)?);
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.get(1) != Some(&local.as_str()) || f.get(2) != Some(&remote.as_str()) {
+            return None;
+        }
+        let state = u8::from_str_radix(f.get(3)?, 16).ok()?;
+        let tx = u64::from_str_radix(f.get(4)?.split(':').next()?, 16).ok()?;
+        Some((state, tx, f.get(9)? != &"0"))
+    })
 }
 
 /// `sysconf(_SC_CLK_TCK)`: 100 on every Linux this runs on.
@@ -37,5 +61,7 @@ mod tests {
         assert!(rss_kib(me).is_some_and(|kib| kib > 0));
         assert!(cpu_time(me).is_some());
         assert!(rss_kib(u32::MAX).is_none());
+        let unused: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        assert!(server_tcp(unused, unused).is_none());
     }
 }

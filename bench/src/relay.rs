@@ -331,7 +331,7 @@ fn receive(text: &str, step: Option<Step>, expected: &mut u64, now: u64, end: u6
 }
 
 /// The unsigned number after the last `key` in `text`.
-fn number_after(text: &str, key: &str) -> Option<u64> {
+pub fn number_after(text: &str, key: &str) -> Option<u64> {
     let at = text.rfind(key)? + key.len();
     let digits = text[at..].bytes().take_while(u8::is_ascii_digit).count();
     text[at..at + digits].parse().ok()

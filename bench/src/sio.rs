@@ -7,6 +7,7 @@
 //! with a pong (`3`). Frames are written as pre-formatted text; incoming ones
 //! are classified by prefix and only parsed where a scenario needs a field.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -35,6 +36,8 @@ pub enum Packet<'a> {
 pub struct Client {
     ws: WebSocketStream<TcpStream>,
     next_ack: u64,
+    /// What follows a packet type on this namespace: empty on `/`, else `"/ns,"`.
+    prefix: String,
 }
 
 impl Client {
@@ -45,18 +48,24 @@ impl Client {
 
     /// Connects and joins namespace `ns`, with handshake `auth` (a JSON object) if given.
     pub async fn connect_to(addr: &str, ns: &str, auth: Option<&str>) -> Result<Self, Error> {
-        let tcp = TcpStream::connect(addr).await?;
+        Self::connect_from(addr, None, ns, auth).await
+    }
+
+    /// [`Client::connect_to`] from the loopback address `source` (the server
+    /// counts limits per client address), or from the default one.
+    pub async fn connect_from(addr: &str, source: Option<IpAddr>, ns: &str, auth: Option<&str>) -> Result<Self, Error> {
+        let tcp = crate::http::tcp_from(addr, source).await?;
         tcp.set_nodelay(true)?;
         let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
         // Small buffers: the load generator holds up to 19,500 of these.
         let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
         let (ws, _) = client_async_with_config(url, tcp, Some(config)).await?;
-        let mut client = Self { ws, next_ack: 1 };
+        let prefix = if ns == "/" { String::new() } else { format!("{ns},") };
+        let mut client = Self { ws, next_ack: 1, prefix: prefix.clone() };
         let open = client.next_text().await?;
         if !open.starts_with('0') {
             return Err(format!("expected the engine.io open packet, got {open:.60}").into());
         }
-        let prefix = if ns == "/" { String::new() } else { format!("{ns},") };
         client.ws.send(Message::text(format!("40{prefix}{}", auth.unwrap_or("")))).await?;
         loop {
             let text = client.next_text().await?;
@@ -83,8 +92,13 @@ impl Client {
     pub async fn emit_with_ack(&mut self, name: &str, body: &str) -> Result<u64, Error> {
         let id = self.next_ack;
         self.next_ack += 1;
-        self.ws.send(Message::text(format!("42{id}[\"{name}\",{body}]"))).await?;
+        self.ws.send(Message::text(format!("42{}{id}[\"{name}\",{body}]", self.prefix))).await?;
         Ok(id)
+    }
+
+    /// An event frame for this client's namespace, with ack id `id` if given.
+    pub fn event_frame(&self, id: Option<u64>, name: &str, body: &str) -> String {
+        format!("42{}{}[\"{name}\",{body}]", self.prefix, id.map(|i| i.to_string()).unwrap_or_default())
     }
 
     /// Queues a pre-formatted frame without flushing (see [`Client::flush`]).
@@ -135,18 +149,35 @@ impl Client {
         }
     }
 
+    /// Sends one text frame at once (a pong, or an event without an ack).
+    pub async fn send(&mut self, frame: String) -> Result<(), Error> {
+        Ok(self.ws.send(Message::text(frame)).await?)
+    }
+
+    /// This client's end of its TCP connection.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.ws.get_ref().local_addr().ok()
+    }
+
     /// Closes the websocket (a client-side disconnect).
     pub async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.ws.close(None)).await;
     }
 }
 
-/// Splits an incoming text frame into a [`Packet`].
-pub fn classify(text: &str) -> Packet<'_> {
-    if let Some(rest) = text.strip_prefix("42") {
+/// Splits an incoming text frame into a [`Packet`] (on any namespace: a
+/// `/ns,` after the packet type is skipped).
+pub fn classify<'a>(text: &'a str) -> Packet<'a> {
+    let without_ns = |rest: &'a str| -> &'a str {
+        match rest.strip_prefix('/') {
+            Some(ns) => ns.split_once(',').map_or(rest, |(_, after)| after),
+            None => rest,
+        }
+    };
+    if let Some(rest) = text.strip_prefix("42").map(without_ns) {
         return Packet::Event(rest);
     }
-    if let Some(rest) = text.strip_prefix("43") {
+    if let Some(rest) = text.strip_prefix("43").map(without_ns) {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if let Ok(id) = rest[..digits].parse() {
             return Packet::Ack(id, &rest[digits..]);
@@ -173,6 +204,8 @@ mod tests {
     fn frames_are_classified_by_prefix() {
         assert!(matches!(classify("42[\"offer\",{}]"), Packet::Event("[\"offer\",{}]")));
         assert!(matches!(classify("4317[{\"ok\":true}]"), Packet::Ack(17, "[{\"ok\":true}]")));
+        assert!(matches!(classify("43/devices,5[{}]"), Packet::Ack(5, "[{}]")));
+        assert!(matches!(classify("42/dashboard,[\"pong\",{}]"), Packet::Event("[\"pong\",{}]")));
         assert!(matches!(classify("40{\"sid\":\"x\"}"), Packet::Other));
         assert!(ack_ok("[{\"ok\":true,\"roomId\":\"r\"}]"));
         assert!(!ack_ok("[{\"ok\":false,\"error\":{\"code\":\"room-full\"}}]"));
