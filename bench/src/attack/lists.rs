@@ -128,6 +128,14 @@ pub async fn run(ctx: &Arc<Ctx>) -> Result<Value, Error> {
             tokio::time::sleep_until(next_pong.into()).await;
         }
     }
+    // A write failed: the server closed the connection. When was the socket gone? (bounded: 5 s)
+    let gone_by = Instant::now() + Duration::from_secs(5);
+    while write_failed.is_some() && socket_gone.is_none() && Instant::now() < gone_by {
+        if super::sockets(&ctx.addr).await.is_ok_and(|n| n < with_silent) {
+            socket_gone = Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let held = ctx.pid.and_then(rss_kib);
     let secs = |d: Option<Duration>| d.map(|d| round3(d.as_secs_f64()));
     drop(silent);
