@@ -250,3 +250,49 @@ async fn a_websocket_client_that_stops_reading_is_let_go() {
     alice.wait_for("user-left", |e| e["userId"] == "victim").await;
     pongs.abort();
 }
+
+/// Two slots of every connection's queue are kept for the heartbeat: a queue
+/// filled by someone else's relays cannot make the victim's ping fail (it
+/// used to close the victim's connection). The victim holds back its pong
+/// while the queue fills, so the heartbeat's next ping (1 ms later) meets a
+/// full queue; a poll that brings the 16 relays and then that ping shows it
+/// was queued while the queue was full, and the victim stays connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_filled_by_others_leaves_room_for_the_victim_s_ping() {
+    let app = spawn_app_with(|c| {
+        c.socket_buffer_packets = 16;
+        c.ping_interval = Duration::from_millis(1);
+        c.ping_timeout = Duration::from_secs(5);
+    })
+    .await;
+    let victim = StalledPoller::join(&app, "reserve", "victim").await;
+    let alice = Peer::joined(&app, Transport::Websocket, "reserve", "alice").await;
+    let offer = json!({"roomId": "reserve", "targetId": "victim", "offer": {"sdp": "small"}});
+    let (mut ping_unanswered, mut pinged_while_full) = (false, false);
+    for _ in 0..20 {
+        // A ping is out and unanswered: the heartbeat queues no other meanwhile.
+        for _ in 0..50 {
+            if ping_unanswered {
+                break;
+            }
+            ping_unanswered = victim.poll_raw().await.iter().any(|p| p == "2");
+        }
+        assert!(ping_unanswered, "no ping came: the victim's session is closed");
+        while alice.ack("offer", offer.clone()).await["ok"] == true {}
+        assert!(victim.pong().await, "the victim's session is open");
+        ping_unanswered = false;
+        let packets = victim.poll_raw().await;
+        if let Some(at) = packets.iter().position(|p| p == "2") {
+            ping_unanswered = true;
+            if packets[..at].iter().filter(|p| p.starts_with("42")).count() >= 16 {
+                pinged_while_full = true;
+                break;
+            }
+        }
+    }
+    assert!(pinged_while_full, "no ping was queued behind a full queue in 20 rounds");
+    assert!(victim.pong().await, "the victim's session is open");
+    let end = json!({"sdp": "end"});
+    assert_eq!(alice.ack("offer", json!({"roomId": "reserve", "targetId": "victim", "offer": end})).await["ok"], true);
+    assert_eq!(victim.offers_until(&end).await.last(), Some(&end));
+}

@@ -383,6 +383,13 @@ impl StalledPoller {
         assert_eq!(response.status(), 200, "polling POST accepted");
     }
 
+    /// The packets of one long-poll in order, engine.io pings (`2`) kept and not answered.
+    pub async fn poll_raw(&self) -> Vec<String> {
+        let request = self.http.get(&self.url).timeout(Duration::from_secs(10));
+        let payload = request.send().await.unwrap().text().await.unwrap();
+        payload.split('\u{1e}').map(str::to_owned).collect()
+    }
+
     /// The packets of one long-poll, engine.io pings answered and left out.
     async fn poll(&self) -> Vec<String> {
         let request = self.http.get(&self.url).timeout(Duration::from_secs(10));
