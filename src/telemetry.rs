@@ -50,12 +50,14 @@ fn packet_logger_cap(filter: &str) -> FilterFn<impl Fn(&Metadata<'_>) -> bool + 
 
 /// The packet loggers that no directive of `filter` names (its target being
 /// the crate or a module in it): `socketioxide_redis=info` names only
-/// socketioxide_redis, not socketioxide.
+/// socketioxide_redis, not socketioxide. A directive without `=` names a
+/// target too (at every level), unless it is a level.
 fn capped(filter: &str) -> Vec<&'static str> {
     let targets: Vec<&str> = filter
         .split(',')
-        .filter_map(|directive| directive.split_once('=').map(|(target, _)| target))
+        .map(|directive| directive.split_once('=').map_or(directive, |(target, _)| target))
         .map(|target| target.split('[').next().unwrap_or_default().trim())
+        .filter(|target| !target.is_empty() && target.parse::<tracing_subscriber::filter::LevelFilter>().is_err())
         .collect();
     PACKET_LOGGERS.into_iter().filter(|name| !targets.iter().any(|t| within(t, name))).collect()
 }
@@ -90,6 +92,10 @@ mod tests {
         assert!(capped("debug,socketioxide_redis=info").contains(&"socketioxide"));
         assert!(!capped("debug,socketioxide=debug").contains(&"socketioxide"));
         assert!(!capped("socketioxide::client[conn]=debug").contains(&"socketioxide"));
+        // A target without a level is that target at every level.
+        assert!(!capped("socketioxide").contains(&"socketioxide"));
+        assert!(!capped("debug,tungstenite::protocol").contains(&"tungstenite"));
+        assert_eq!(capped("TRACE"), PACKET_LOGGERS, "a level alone names no crate");
         assert_eq!(uncapped_packet_loggers("warn,tungstenite=trace,hyper::proto=debug"), ["tungstenite", "hyper"]);
         let all = capped("trace");
         for target in
