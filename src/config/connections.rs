@@ -34,7 +34,12 @@ pub const FD_HEADROOM: u64 = 128;
 /// [`FD_HEADROOM`] (or half of it, if smaller); 1 000 000 with no limit
 /// (or none readable).
 pub fn default_max_connections() -> usize {
-    match file_limit() {
+    max_for(file_limit())
+}
+
+/// [`default_max_connections`] under a file limit of `limit`.
+pub fn max_for(limit: Option<u64>) -> usize {
+    match limit {
         Some(limit) => limit.saturating_sub(FD_HEADROOM.min(limit / 2)).clamp(1, 1_000_000) as usize,
         None => 1_000_000,
     }

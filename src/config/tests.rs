@@ -168,6 +168,9 @@ fn connection_bounds_default_below_the_file_limit_and_refuse_bad_values() {
     assert_eq!((c.header_read_timeout, c.connect_timeout), (Duration::from_secs(10), Duration::from_secs(10)));
     assert_eq!(c.max_header_bytes, 16 * 1024);
     assert_eq!(c.max_connections, connections::default_max_connections());
+    // The formula: the limit less 128, or half of a small limit; none without a limit.
+    let cases = [Some(1024), Some(100), Some(1), Some(u64::MAX), None].map(connections::max_for);
+    assert_eq!(cases, [896, 50, 1, 1_000_000, 1_000_000]);
     if let Some(limit) = connections::file_limit() {
         assert!((c.max_connections as u64) < limit, "{} under the file limit {limit}", c.max_connections);
     }
