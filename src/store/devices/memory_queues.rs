@@ -52,16 +52,26 @@ impl Lists {
         self.total_bytes = self.total_bytes.saturating_sub(bytes);
     }
 
-    /// Removes the signals of `to`'s queue matching `is`, oldest first.
-    fn remove_signals(&mut self, to: &DeviceId, is: impl Fn(&Queued) -> bool) -> Vec<Queued> {
+    /// Removes the signals of `to`'s queue with an id up to `up_to` that
+    /// match `is`, oldest first, in place: ids increase along the queue, and
+    /// a device confirms from its front, so only that prefix is looked at.
+    fn remove_signals(&mut self, to: &DeviceId, up_to: u64, is: impl Fn(&Queued) -> bool) -> Vec<Queued> {
         let Some(queue) = self.queues.get_mut(to) else { return Vec::new() };
-        let (removed, kept): (VecDeque<Queued>, VecDeque<Queued>) = std::mem::take(queue).into_iter().partition(is);
-        *queue = kept;
+        let (mut i, mut end) = (0, queue.partition_point(|q| q.id <= up_to));
+        let mut removed = Vec::new();
+        while i < end {
+            if is(&queue[i]) {
+                removed.extend(queue.remove(i));
+                end -= 1;
+            } else {
+                i += 1;
+            }
+        }
         if queue.is_empty() {
             self.queues.remove(to);
         }
         removed.iter().for_each(|q| self.release(q));
-        removed.into()
+        removed
     }
 }
 
@@ -119,11 +129,11 @@ impl Queues for MemoryQueues {
     }
 
     async fn ack(&self, to: &DeviceId, owner: &UserId, up_to: u64) -> Result<Vec<Queued>, StoreError> {
-        Ok(lock(&self.0).remove_signals(to, |q| q.id <= up_to && &q.signal.owner == owner))
+        Ok(lock(&self.0).remove_signals(to, up_to, |q| &q.signal.owner == owner))
     }
 
     async fn remove(&self, to: &DeviceId, id: u64) -> Result<bool, StoreError> {
-        Ok(!lock(&self.0).remove_signals(to, |q| q.id == id).is_empty())
+        Ok(!lock(&self.0).remove_signals(to, id, |q| q.id == id).is_empty())
     }
 
     async fn expire(&self, now: SystemTime, ttl: Duration) -> Result<Vec<Expired>, StoreError> {
