@@ -92,9 +92,8 @@ impl Health {
             tracing::debug!(%cause, during, "state store unavailable");
             return e;
         }
-        static LAST_WARNING: AtomicU64 = AtomicU64::new(0);
-        let now = crate::domain::now_ms() / 1000;
-        if LAST_WARNING.swap(now, Ordering::Relaxed) != now {
+        static WARNING: crate::domain::rate::OncePerSecond = crate::domain::rate::OncePerSecond::new();
+        if WARNING.ready(crate::domain::now_ms()) {
             tracing::warn!(%cause, during, "state store unavailable");
         }
         e

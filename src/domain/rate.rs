@@ -12,11 +12,26 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
-/// Whether a log line throttled to one a second may be written at `now_ms`
-/// (Unix milliseconds); `last` holds the second of the last one.
-pub fn once_a_second(last: &AtomicU64, now_ms: u64) -> bool {
-    let second = now_ms / 1000;
-    last.swap(second, Ordering::Relaxed) != second
+/// A log line throttled to one a second: a `static` at the line's site.
+pub struct OncePerSecond(AtomicU64);
+
+impl OncePerSecond {
+    /// Nothing written yet.
+    pub const fn new() -> Self {
+        Self(AtomicU64::new(u64::MAX))
+    }
+
+    /// Whether the line may be written at `now_ms` (Unix milliseconds).
+    pub fn ready(&self, now_ms: u64) -> bool {
+        let second = now_ms / 1000;
+        self.0.swap(second, Ordering::Relaxed) != second
+    }
+}
+
+impl Default for OncePerSecond {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// The window in which refusals are counted towards disconnection.

@@ -14,7 +14,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap};
@@ -22,10 +21,10 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use super::address;
-use super::auth::{self, Authenticated, TokenScope, Verified};
+use super::auth::{self, TokenScope, Verified};
 use crate::domain::UserId;
 use crate::domain::presence::NetworkAccess;
-use crate::domain::rate::once_a_second;
+use crate::domain::rate::OncePerSecond;
 use crate::state::{AddressSlot, AppState};
 use crate::transport::wire::error::AuthError;
 use crate::transport::wire::error::HttpError;
@@ -76,13 +75,6 @@ pub struct Admitted {
     pub networks: NetworkAccess,
 }
 
-impl Admitted {
-    /// The token's user, as the connection keeps it.
-    pub fn authenticated(&self) -> Option<Authenticated> {
-        self.user.clone().map(Authenticated)
-    }
-}
-
 /// The address slot an engine.io session took at its handshake, in the
 /// extensions of the request the session keeps (see the module documentation).
 #[derive(Clone)]
@@ -102,8 +94,8 @@ pub fn open_session(state: &AppState, extensions: &Extensions, headers: &HeaderM
 /// A slot of `ip`'s `MAX_CONNECTIONS_PER_IP`; refusals are logged at most once a second.
 fn address_slot(state: &AppState, ip: Option<IpAddr>) -> Result<AddressSlot, Refused> {
     state.limits.slot(ip, state.config.max_connections_per_ip).ok_or_else(|| {
-        static LAST_WARNING: AtomicU64 = AtomicU64::new(0);
-        if once_a_second(&LAST_WARNING, crate::domain::now_ms()) {
+        static WARNING: OncePerSecond = OncePerSecond::new();
+        if WARNING.ready(crate::domain::now_ms()) {
             warn!(?ip, "connection refused: too many from this address (logged at most once a second)");
         }
         Refused::TooManyConnections
@@ -159,8 +151,8 @@ fn worker_key(state: &AppState, handshake: &Handshake<'_>) -> Result<(), Refused
         if let Some(ip) = ip {
             state.limits.key_failed(ip, now);
         }
-        static LAST_WARNING: AtomicU64 = AtomicU64::new(0);
-        if once_a_second(&LAST_WARNING, crate::domain::now_ms()) {
+        static WARNING: OncePerSecond = OncePerSecond::new();
+        if WARNING.ready(crate::domain::now_ms()) {
             warn!(?ip, "worker refused: wrong or missing key (logged at most once a second)");
         }
         return Err(Refused::WrongWorkerKey);

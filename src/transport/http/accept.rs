@@ -22,7 +22,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll};
 
 use axum::Router;
@@ -123,8 +122,8 @@ fn http1(bounds: &ConnectionConfig) -> hyper::server::conn::http1::Builder {
 /// A connection past `MAX_CONNECTIONS`: closed at once (the stream is
 /// dropped by the caller), logged at most once a second.
 fn refuse(peer: SocketAddr, max: usize) {
-    static LAST_WARNING: AtomicU64 = AtomicU64::new(0);
-    if crate::domain::rate::once_a_second(&LAST_WARNING, crate::domain::now_ms()) {
+    static WARNING: crate::domain::rate::OncePerSecond = crate::domain::rate::OncePerSecond::new();
+    if WARNING.ready(crate::domain::now_ms()) {
         warn!(%peer, max, "connection refused: MAX_CONNECTIONS are open (logged at most once a second)");
     }
 }

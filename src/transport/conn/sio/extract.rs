@@ -2,7 +2,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use serde::Serialize;
 use socketioxide::adapter::LocalAdapter;
@@ -14,7 +13,7 @@ use tracing::{debug, warn};
 
 use super::{Namespace, SIGNALING_ERROR, Socket, WireName, public_id};
 use crate::domain::now_ms;
-use crate::domain::rate::once_a_second;
+use crate::domain::rate::OncePerSecond;
 use crate::transport::wire::error::{AckError, SignalError, SignalingErrorEvent};
 
 /// The socket a connect middleware runs for, as the [`Arc`] socketioxide
@@ -76,9 +75,9 @@ impl Reply {
             debug!(conn_id = %public_id(socket.id.as_str()), event, code = e.code(), reason = %e, "event refused");
         }
         // A client that reads nothing makes every answer fail: one line a second at most.
-        static LAST_WARNING: AtomicU64 = AtomicU64::new(0);
+        static WARNING: OncePerSecond = OncePerSecond::new();
         if let Err(err) = sent
-            && once_a_second(&LAST_WARNING, now_ms())
+            && WARNING.ready(now_ms())
         {
             warn!(conn_id = %public_id(socket.id.as_str()), event, %err, "could not answer the client (logged at most once a second)");
         }
