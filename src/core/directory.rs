@@ -101,13 +101,13 @@ impl Directory<'_> {
 
     /// A directory client connected: counted; everyone is told the new count
     /// with the next push.
-    pub async fn joined(&self, conn: &ConnId) {
+    pub fn joined(&self, conn: &ConnId) {
         self.0.courier.groups.join(&Group::Directory, conn);
         self.0.directory_changed.notify_one();
     }
 
     /// A directory client is leaving: no longer counted; everyone is told with the next push.
-    pub async fn left(&self, conn: &ConnId) {
+    pub fn left(&self, conn: &ConnId) {
         self.0.courier.groups.leave(&Group::Directory, conn);
         self.0.directory_changed.notify_one();
     }

@@ -123,13 +123,15 @@ async fn events_past_the_rate_limit_are_refused_and_a_flood_is_disconnected() {
     assert_eq!(bob.expect_skipping("user-left", &["offer"]).await["userId"], "alice");
 }
 
+/// A heartbeat that finds a client which stopped reading within a second.
+fn quick_heartbeat(c: &mut switchboard::config::Config) {
+    c.ping_interval = Duration::from_millis(200);
+    c.ping_timeout = Duration::from_millis(400);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_is_held_to_its_byte_budget_and_its_unprompted_pongs_do_not_keep_it() {
-    let app = spawn_app_with(|c| {
-        c.ping_interval = Duration::from_millis(200);
-        c.ping_timeout = Duration::from_millis(400);
-    })
-    .await;
+    let app = spawn_app_with(quick_heartbeat).await;
     let victim = StalledPoller::join(&app, "budget", "victim").await;
     let mut alice = Peer::joined(&app, Transport::Websocket, "budget", "alice").await;
     // The attack: the victim reads nothing and sends pongs every 20 ms, unprompted.
@@ -221,11 +223,7 @@ impl RawWebsocket {
 /// which used to hold the session's close forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_client_that_stops_reading_is_let_go() {
-    let app = spawn_app_with(|c| {
-        c.ping_interval = Duration::from_millis(200);
-        c.ping_timeout = Duration::from_millis(400);
-    })
-    .await;
+    let app = spawn_app_with(quick_heartbeat).await;
     let mut victim = RawWebsocket::connect(app.addr).await;
     victim.send("40").await;
     victim.read_until("40{").await;

@@ -113,11 +113,6 @@ struct Claims {
     other: serde_json::Map<String, Value>,
 }
 
-/// Verifies `token`, returning the user it names.
-pub fn verify(token: &str, jwt: &JwtConfig) -> Result<UserId, AuthError> {
-    verify_claims(token, jwt).map(|(user, ..)| user)
-}
-
 /// What a verified token says beyond its user: read once per connection or request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified {

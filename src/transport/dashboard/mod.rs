@@ -58,9 +58,9 @@ impl From<&Admitted> for Dashboard {
 
 /// Connect handler: everyone is told the new client count.
 async fn connected(socket: SocketRef, State(state): State<AppState>) {
-    info!(conn_id = %public_id(socket.id.as_str()), "dashboard connected");
     let conn = public_id(socket.id.as_str());
-    state.core.directory().joined(&conn).await;
+    info!(conn_id = %conn, "dashboard connected");
+    state.core.directory().joined(&conn);
 }
 
 impl Dashboard {
@@ -153,7 +153,7 @@ impl Namespace for Dashboard {
         let core = &conn.core;
         core.rooms().leave_all(conn.id(), false).await;
         info!(conn_id = %conn.id(), ?reason, "dashboard disconnected");
-        core.directory().left(conn.id()).await;
+        core.directory().left(conn.id());
     }
 
     fn emit(socket: &SocketRef, event: &Event) -> Result<(), Undelivered> {

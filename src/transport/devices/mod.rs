@@ -118,7 +118,7 @@ async fn admission(
 async fn connected(socket: SocketRef, State(state): State<AppState>) {
     let Some(conn) = socket.extensions.get::<Arc<Conn<Devices>>>() else { return };
     let mailbox = &conn.ns.mailbox;
-    info!(conn_id = %public_id(socket.id.as_str()), device_id = %mailbox.device(), transport = ?socket.transport_type(), "device connected");
+    info!(conn_id = %conn.id(), device_id = %mailbox.device(), transport = ?socket.transport_type(), "device connected");
     if let Some(old) = sio::take_hand_off::<Endpoint>(&socket) {
         info!(device_id = %mailbox.device(), old_conn_id = %old.conn, "device connected again: the older connection is closed");
         // Its delivery stops anyway once it sees it no longer holds the seat.
@@ -128,7 +128,7 @@ async fn connected(socket: SocketRef, State(state): State<AppState>) {
     if !mailbox.deliver(link).await {
         // Another connection holds the device now (or the seat was lost): this
         // one would never receive anything again, so the client is told to go.
-        info!(conn_id = %public_id(socket.id.as_str()), device_id = %mailbox.device(), "device connection closed: it no longer holds the device");
+        info!(conn_id = %conn.id(), device_id = %mailbox.device(), "device connection closed: it no longer holds the device");
         let _ = socket.disconnect();
     }
 }

@@ -61,11 +61,11 @@ async fn admission(
     let handshake = Handshake { parts: socket.req_parts(), auth: auth.as_ref() };
     let admitted = admit(&state, &handshake, Credential::Token)?;
     let open = state.config.mesh.open_with_jwt;
+    let conn = public_id(socket.id.as_str());
     let Identity { org, id, name, capabilities } = identity(&handshake, &admitted, open).inspect_err(|why| {
-        info!(conn_id = %public_id(socket.id.as_str()), reason = %why, "mesh connection refused");
+        info!(conn_id = %conn, reason = %why, "mesh connection refused");
     })?;
     let now = now_ms();
-    let conn = public_id(socket.id.as_str());
     let instance = state.core.instance.to_string();
     let client = MeshClient { id, name, capabilities, joined_at: now, last_seen: now, instance, conn };
     let (member, replaced) = state.core.mesh().join(org, client).await?;

@@ -54,8 +54,8 @@ impl From<&Admitted> for Rooms {
 /// set; otherwise the user from the handshake (`auth.userId`, or a `userId`
 /// query parameter) when there is one.
 async fn connected(socket: SocketRef, State(state): State<AppState>, TryData(auth): TryData<Value>) {
-    let transport = socket.transport_type();
-    info!(conn_id = %public_id(socket.id.as_str()), ?transport, protocol = ?socket.protocol(), "connected");
+    let (transport, conn_id) = (socket.transport_type(), public_id(socket.id.as_str()));
+    info!(%conn_id, ?transport, protocol = ?socket.protocol(), "connected");
     let user = match &state.config.jwt {
         // A client-supplied userId must not get credentials in another user's name.
         Some(_) => socket.extensions.get::<Arc<Conn<Rooms>>>().and_then(|c| c.ns.token_user.clone()),
@@ -63,7 +63,7 @@ async fn connected(socket: SocketRef, State(state): State<AppState>, TryData(aut
     };
     let servers = state.config.ice.servers_for(user.as_ref(), SystemTime::now());
     if let Err(err) = socket.emit(wire::ICE_SERVERS, &servers) {
-        warn!(conn_id = %public_id(socket.id.as_str()), %err, "ice-servers not delivered");
+        warn!(%conn_id, %err, "ice-servers not delivered");
     }
 }
 
