@@ -61,14 +61,20 @@ impl DeviceJson {
 /// A queued signal as stored; `id` is given (and spliced in) by the enqueue
 /// script. `bytes` (its body's weight), `sender_user` and `to` are what the
 /// scripts read to take it off the budgets when it leaves; `data` is the
-/// body's text as received.
+/// body's text as received. Entries written before owners and budgets have
+/// no `bytes`, `sender_user` or `owner`: they weigh nothing on the budgets,
+/// and belong to the device ids themselves (the open server's users), so
+/// they stay readable there and expire as usual instead of failing to decode.
 #[derive(Serialize, Deserialize)]
 pub(super) struct SignalJson {
     #[serde(skip_serializing)]
     id: u64,
+    #[serde(default)]
     bytes: usize,
-    sender_user: String,
-    owner: String,
+    #[serde(default)]
+    sender_user: Option<String>,
+    #[serde(default)]
+    owner: Option<String>,
     kind: String,
     from: String,
     to: String,
@@ -81,8 +87,8 @@ impl SignalJson {
         Self {
             id: 0,
             bytes: signal.data.len(),
-            sender_user: signal.sender_user.to_string(),
-            owner: signal.owner.to_string(),
+            sender_user: Some(signal.sender_user.to_string()),
+            owner: Some(signal.owner.to_string()),
             kind: signal.kind.name().to_owned(),
             from: signal.from.to_string(),
             to: signal.to.to_string(),
@@ -95,9 +101,9 @@ impl SignalJson {
         let signal = Outgoing {
             kind: kind(&self.kind)?,
             from: valid(&self.from, DeviceId::parse)?,
-            sender_user: valid(&self.sender_user, UserId::parse)?,
+            sender_user: valid(self.sender_user.as_deref().unwrap_or(&self.from), UserId::parse)?,
             to: valid(&self.to, DeviceId::parse)?,
-            owner: valid(&self.owner, UserId::parse)?,
+            owner: valid(self.owner.as_deref().unwrap_or(&self.to), UserId::parse)?,
             data: self.data,
         };
         Ok(Queued { id: self.id, signal, queued_at: time(self.queued_at) })
@@ -110,7 +116,9 @@ pub(super) struct NoticeJson {
     #[serde(skip_serializing)]
     id: u64,
     sender: String,
-    sender_user: String,
+    /// Absent in notices written before owners: the sender device's id.
+    #[serde(default)]
+    sender_user: Option<String>,
     to: String,
     kind: String,
     queued_at: u64,
@@ -121,7 +129,7 @@ impl From<&Expired> for NoticeJson {
         Self {
             id: 0,
             sender: e.sender.to_string(),
-            sender_user: e.sender_user.to_string(),
+            sender_user: Some(e.sender_user.to_string()),
             to: e.to.to_string(),
             kind: e.kind.name().to_owned(),
             queued_at: millis(e.queued_at),
@@ -133,7 +141,7 @@ impl NoticeJson {
     pub(super) fn into_notice(self) -> Result<Notice, String> {
         let expired = Expired {
             sender: valid(&self.sender, DeviceId::parse)?,
-            sender_user: valid(&self.sender_user, UserId::parse)?,
+            sender_user: valid(self.sender_user.as_deref().unwrap_or(&self.sender), UserId::parse)?,
             to: valid(&self.to, DeviceId::parse)?,
             kind: kind(&self.kind)?,
             queued_at: time(self.queued_at),
@@ -163,4 +171,24 @@ impl EndpointJson {
 
 fn kind(raw: &str) -> Result<SignalKind, String> {
     SignalKind::parse(raw).ok_or_else(|| format!("{raw:?} is no signal kind"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A queue written by the version before owners and budgets still decodes
+    /// (an error here stopped every expiry sweep).
+    #[test]
+    fn entries_from_before_owners_decode_as_the_device_ids_own() {
+        let old = r#"{"id":7,"kind":"offer","from":"peer_a","to":"peer_b","data":{"sdp":"v=0"},"queued_at":1000}"#;
+        let queued = serde_json::from_str::<SignalJson>(old).unwrap().into_queued().unwrap();
+        assert_eq!(
+            (queued.id, queued.signal.owner.as_str(), queued.signal.sender_user.as_str()),
+            (7, "peer_b", "peer_a")
+        );
+        let notice = r#"{"id":2,"sender":"peer_a","to":"peer_b","kind":"answer","queued_at":1000}"#;
+        let notice = serde_json::from_str::<NoticeJson>(notice).unwrap().into_notice().unwrap();
+        assert_eq!(notice.expired.sender_user.as_str(), "peer_a");
+    }
 }
