@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::config::Config;
 use crate::core::Core;
@@ -41,6 +41,7 @@ impl AppState {
             connections: AtomicUsize::new(0),
             all: AtomicUsize::new(0),
             idle: Notify::new(),
+            closing: watch::channel(false).0,
         };
         Self { config: core.config.clone(), core, stats: Arc::new(stats), limits: Arc::default() }
     }
@@ -54,6 +55,8 @@ pub struct Stats {
     all: AtomicUsize,
     /// Woken when the last connection has been cleaned up (for shutdown).
     idle: Notify,
+    /// True once the server shuts down: raw connections close (1001) then.
+    closing: watch::Sender<bool>,
 }
 
 impl Stats {
@@ -83,6 +86,16 @@ impl Stats {
         if self.all.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.idle.notify_waiters();
         }
+    }
+
+    /// Shutdown: every raw connection runs its clean-up and closes with 1001.
+    pub fn shut_down(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Whether the server is shutting down, watched by each raw connection.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// Connections of every namespace and protocol on this instance.

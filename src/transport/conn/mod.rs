@@ -15,4 +15,5 @@ pub mod auth;
 pub mod expiry;
 pub mod inbox;
 pub mod pipeline;
+pub mod raw;
 pub mod sio;

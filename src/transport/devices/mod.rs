@@ -19,6 +19,7 @@
 //! `transport/conn`, `transport/wire`, `core`).
 
 mod extract;
+pub mod raw;
 pub mod rest;
 pub mod wire;
 

@@ -7,7 +7,7 @@
 //! per-address count of engine.io sessions from their handshake
 //! ([`sessions`]), and the request-head copy that keeps idle sessions small
 //! ([`head`]). Each
-//! feature's REST routes are in its own folder; `server.rs` merges them.
+//! feature's REST routes are in its own folder; `server/` merges them.
 //!
 //! Must not import a feature folder (`transport/<feature>`).
 

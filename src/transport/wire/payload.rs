@@ -12,6 +12,12 @@ use crate::domain::signal::SignalKind;
 /// Why a payload is not what the event needs (wire code `invalid-payload`).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PayloadError {
+    /// A raw WebSocket frame that is binary: every raw protocol is JSON text.
+    #[error("frames must be JSON text, not binary")]
+    NotText,
+    /// A raw WebSocket text frame that is not JSON.
+    #[error("the frame is not JSON")]
+    NotJson,
     /// No argument, or an argument that is not a JSON object.
     #[error("payload must be one JSON object")]
     NotAnObject,

@@ -59,6 +59,9 @@ pub enum HttpError {
     /// `POST /bootstrap` with no healthy worker.
     #[error("no worker is available; retry later")]
     NoWorkers,
+    /// A plain request to an endpoint that takes only WebSocket upgrades.
+    #[error("this endpoint takes a WebSocket upgrade (GET with Upgrade: websocket, Sec-WebSocket-Version: 13)")]
+    UpgradeRequired,
 }
 
 /// One field of a request that breaks its rule.
@@ -92,6 +95,7 @@ impl HttpError {
             HttpError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             HttpError::TooManyAnnouncements(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
             HttpError::NoWorkers => (StatusCode::SERVICE_UNAVAILABLE, "no-workers"),
+            HttpError::UpgradeRequired => (StatusCode::UPGRADE_REQUIRED, "upgrade-required"),
         }
     }
 }

@@ -160,6 +160,18 @@ pub enum Refused {
     Unavailable,
 }
 
+impl Refused {
+    /// The WebSocket close code a raw connection is refused with: 1008
+    /// (policy violation) for what the client must change, 1013 (try again
+    /// later) for what may pass.
+    pub fn close_code(&self) -> u16 {
+        match self {
+            Refused::TooManyConnections | Refused::TooManyKeyFailures | Refused::Unavailable => 1013,
+            _ => 1008,
+        }
+    }
+}
+
 impl From<CoreError> for Refused {
     fn from(e: CoreError) -> Self {
         match e {

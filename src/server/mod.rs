@@ -14,7 +14,6 @@
 //! `SocketIo::close` alone runs no disconnect handler.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,61 +38,15 @@ use crate::store::redis::clock::RedisClock;
 use crate::store::rooms::RoomStore;
 use crate::store::rooms::redis::RedisStore;
 use crate::store::workers::redis::RedisWorkers;
-use crate::transport::conn::sio;
+
+mod protocols;
 use crate::transport::http::{self, accept, head, origin, sessions, static_files};
-use crate::transport::{dashboard, devices, mesh, rooms, workers};
+use protocols::root_upgrade;
+pub use protocols::{PROTOCOLS, Protocol, ROOT_PROTOCOLS, RootProtocol};
 
 /// How long connections get to close after a shutdown signal before the
 /// server stops regardless (the process must exit within 10 s).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// One namespace or protocol: where it is served, how it is registered,
-/// and its REST routes.
-pub struct Protocol {
-    /// The socket.io namespace.
-    pub path: &'static str,
-    /// Registers its connect middleware and handler.
-    pub register: fn(&SocketIo),
-    /// Shutdown: runs its local connections' clean-up now.
-    pub retire: fn(&SocketIo) -> Pin<Box<dyn Future<Output = ()> + Send>>,
-    /// Its REST routes, if any.
-    pub routes: Option<fn(&AppState) -> Router<AppState>>,
-}
-
-/// Every namespace: registration, REST routes, metrics and shutdown all follow this table.
-pub const PROTOCOLS: [Protocol; 6] = [
-    Protocol {
-        path: rooms::PATH,
-        register: rooms::register,
-        retire: sio::retire::<rooms::Rooms>,
-        routes: Some(rooms::rest::routes),
-    },
-    Protocol {
-        path: devices::PATH,
-        register: devices::register,
-        retire: sio::retire::<devices::Devices>,
-        routes: Some(devices::rest::routes),
-    },
-    Protocol {
-        path: dashboard::PATH,
-        register: dashboard::register,
-        retire: sio::retire::<dashboard::Dashboard>,
-        routes: Some(dashboard::rest::routes),
-    },
-    Protocol { path: mesh::PATH, register: mesh::register, retire: sio::retire::<mesh::MeshConn>, routes: None },
-    Protocol {
-        path: workers::PATH,
-        register: workers::register,
-        retire: sio::retire::<workers::WorkerConn>,
-        routes: Some(workers::rest::routes),
-    },
-    Protocol {
-        path: workers::edge::PATH,
-        register: workers::edge::register,
-        retire: sio::retire::<workers::edge::Edge>,
-        routes: None,
-    },
-];
 
 /// Serves on `listener` until `shutdown` completes, then closes every
 /// connection and returns. Fails early only if Redis cannot be reached at start.
@@ -203,6 +156,7 @@ async fn serve(
             .layer(from_fn_with_state(origins, origin::guard_websocket_origin))
             .layer(axum::middleware::from_fn(static_files::serve_client_bundle))
             .layer(from_fn_with_state(state.clone(), sessions::count))
+            .layer(from_fn_with_state(state.clone(), root_upgrade))
             .layer(axum::middleware::from_fn(head::detach))
             .layer(sio_layer),
     );
@@ -213,6 +167,7 @@ async fn serve(
         shutdown.await;
         let _ = started_tx.send(());
         info!(connections = stats.all(), "shutting down: disconnecting clients");
+        stats.shut_down();
         // Clear rooms and tell peers first, then close the transports: clients
         // see a transport close (not a server disconnect) and reconnect.
         futures_util::future::join_all(PROTOCOLS.map(|p| (p.retire)(&io))).await;

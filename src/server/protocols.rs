@@ -1,0 +1,89 @@
+//! The tables every protocol is wired from: the socket.io namespaces
+//! ([`PROTOCOLS`]: registration, REST routes, metrics and shutdown) and the
+//! raw WebSocket protocols served at `/` ([`ROOT_PROTOCOLS`], chosen by the
+//! upgrade's query; the other raw endpoints are routes of their feature).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use socketioxide::SocketIo;
+
+use crate::state::AppState;
+use crate::transport::conn::{raw, sio};
+use crate::transport::{dashboard, devices, mesh, rooms, workers};
+
+/// One namespace or protocol: where it is served, how it is registered,
+/// and its REST routes.
+pub struct Protocol {
+    /// The socket.io namespace.
+    pub path: &'static str,
+    /// Registers its connect middleware and handler.
+    pub register: fn(&SocketIo),
+    /// Shutdown: runs its local connections' clean-up now.
+    pub retire: fn(&SocketIo) -> Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// Its REST routes, if any.
+    pub routes: Option<fn(&AppState) -> Router<AppState>>,
+}
+
+/// A raw WebSocket protocol served at `/`, chosen by the upgrade's query.
+pub struct RootProtocol {
+    /// Whether an upgrade with this query is this protocol's (the first that claims it wins).
+    pub claims: fn(Option<&str>) -> bool,
+    /// Answers the upgrade.
+    pub upgrade: fn(&AppState, Request) -> Response,
+}
+
+/// The raw protocols at `/`, in the order they are asked; a plain `GET /`
+/// is the demo page.
+pub const ROOT_PROTOCOLS: [RootProtocol; 0] = [];
+
+/// Middleware: a WebSocket upgrade at `/` goes to the first protocol of
+/// [`ROOT_PROTOCOLS`] that claims its query.
+pub(super) async fn root_upgrade(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if request.uri().path() == "/" && raw::websocket_key(request.method(), request.headers()).is_some() {
+        let query = request.uri().query();
+        if let Some(protocol) = ROOT_PROTOCOLS.iter().find(|p| (p.claims)(query)) {
+            return (protocol.upgrade)(&state, request);
+        }
+    }
+    next.run(request).await
+}
+
+/// Every namespace: registration, REST routes, metrics and shutdown all follow this table.
+pub const PROTOCOLS: [Protocol; 6] = [
+    Protocol {
+        path: rooms::PATH,
+        register: rooms::register,
+        retire: sio::retire::<rooms::Rooms>,
+        routes: Some(rooms::rest::routes),
+    },
+    Protocol {
+        path: devices::PATH,
+        register: devices::register,
+        retire: sio::retire::<devices::Devices>,
+        routes: Some(devices::rest::routes),
+    },
+    Protocol {
+        path: dashboard::PATH,
+        register: dashboard::register,
+        retire: sio::retire::<dashboard::Dashboard>,
+        routes: Some(dashboard::rest::routes),
+    },
+    Protocol { path: mesh::PATH, register: mesh::register, retire: sio::retire::<mesh::MeshConn>, routes: None },
+    Protocol {
+        path: workers::PATH,
+        register: workers::register,
+        retire: sio::retire::<workers::WorkerConn>,
+        routes: Some(workers::rest::routes),
+    },
+    Protocol {
+        path: workers::edge::PATH,
+        register: workers::edge::register,
+        retire: sio::retire::<workers::edge::Edge>,
+        routes: None,
+    },
+];

@@ -1,0 +1,218 @@
+//! A raw connection's one task: reads frames and handles each in arrival
+//! order through the pipeline, writes the outbox when woken, pings, and
+//! ends in one place, running the protocol's clean-up exactly once.
+//!
+//! Pings carry a sequence number. One goes out every `PING_INTERVAL_MS`
+//! when none is awaited; a peer whose oldest unanswered ping is
+//! `PING_TIMEOUT_MS` old is dropped (a pong without a number we sent keeps
+//! nothing alive). A push that asks for confirmation is followed by a ping:
+//! its pong confirms every frame written before it (peers answer pings in
+//! order, after the frames before them). A write the peer does not take
+//! within `PING_TIMEOUT_MS` drops it too (a client that stopped reading).
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error, Message};
+use tracing::{error, info, warn};
+
+use super::outbox::{Close, Out};
+use super::{Protocol, RawConn, Work};
+use crate::core::CoreError;
+use crate::domain::now_ms;
+use crate::domain::rate::OncePerSecond;
+use crate::state::AppState;
+use crate::transport::conn::pipeline::Accepted;
+use crate::transport::wire::error::SignalError;
+use crate::transport::wire::payload::PayloadError;
+
+/// The upgraded connection.
+pub(super) type Ws = WebSocketStream<TokioIo<Upgraded>>;
+
+/// How long a close frame may take to go out.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Why a connection ended.
+enum End {
+    /// The peer closed, or the transport failed.
+    Peer,
+    /// No pong within `PING_TIMEOUT_MS`.
+    PingTimeout,
+    /// The peer did not take what was written within `PING_TIMEOUT_MS`.
+    TooSlow,
+    /// The server asked (token expiry, a newer connection, flooding, shutdown).
+    Server(Close),
+}
+
+/// The pings sent and not yet answered.
+struct Pings {
+    next: u64,
+    waiting: VecDeque<(u64, Instant, Vec<oneshot::Sender<()>>)>,
+    last: Instant,
+    interval: Duration,
+    timeout: Duration,
+}
+
+impl Pings {
+    /// When the timer must fire next: the oldest ping's deadline, or the next ping.
+    fn deadline(&self) -> Instant {
+        match self.waiting.front() {
+            Some((_, sent, _)) => *sent + self.timeout,
+            None => self.last + self.interval,
+        }
+    }
+
+    /// A ping's payload, its pong to confirm `confirms`.
+    fn send(&mut self, now: Instant, confirms: Vec<oneshot::Sender<()>>) -> Message {
+        let seq = self.next;
+        self.next += 1;
+        self.waiting.push_back((seq, now, confirms));
+        self.last = now;
+        Message::Ping(Bytes::copy_from_slice(&seq.to_be_bytes()))
+    }
+
+    /// A pong: every ping up to the one it answers is answered.
+    fn answered(&mut self, payload: &[u8]) {
+        let Ok(seq) = <[u8; 8]>::try_from(payload).map(u64::from_be_bytes) else { return };
+        while self.waiting.front().is_some_and(|(s, _, _)| *s <= seq) {
+            if let Some((_, _, confirms)) = self.waiting.pop_front() {
+                for tx in confirms {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    }
+}
+
+/// Serves `conn` on `ws` until it ends, then runs its clean-up and counts it out.
+pub(super) async fn run<P: Protocol>(mut ws: Ws, conn: Arc<RawConn<P>>, mut work: Option<Work>, state: &AppState) {
+    let (interval, timeout) = (state.config.ping_interval, state.config.ping_timeout);
+    let mut pings = Pings { next: 0, waiting: VecDeque::new(), last: Instant::now(), interval, timeout };
+    let mut closing = state.stats.closing();
+    let timer = tokio::time::sleep_until(pings.deadline());
+    tokio::pin!(timer);
+    let end = loop {
+        if *closing.borrow_and_update() {
+            break End::Server((1001, "the server is shutting down"));
+        }
+        tokio::select! {
+            biased;
+            changed = closing.changed() => if changed.is_err() {
+                break End::Server((1001, "the server is shutting down"));
+            },
+            frame = ws.next() => match frame {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break End::Peer,
+                Some(Ok(Message::Text(text))) => {
+                    if !take(&conn, text).await {
+                        break End::Server((1008, "events kept coming past the rate limit"));
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => conn.ns.refused(&conn, &PayloadError::NotText.into()),
+                Some(Ok(Message::Pong(payload))) => pings.answered(&payload),
+                Some(Ok(_)) => {}
+            },
+            () = conn.outbox.wake.notified() => {}
+            () = &mut timer => {
+                let now = Instant::now();
+                if pings.waiting.front().is_some_and(|(_, sent, _)| now >= *sent + timeout) {
+                    break End::PingTimeout;
+                }
+                if pings.waiting.is_empty() && now >= pings.last + interval {
+                    let ping = pings.send(now, Vec::new());
+                    if ws.feed(ping).await.is_err() {
+                        break End::Peer;
+                    }
+                }
+            }
+            () = async { work.as_mut().expect("guarded").await }, if work.is_some() => work = None,
+        }
+        match tokio::time::timeout(timeout, write(&mut ws, &conn, &mut pings)).await {
+            Ok(Ok(None)) => {}
+            Ok(Ok(Some(close))) => break End::Server(close),
+            Ok(Err(_)) => break End::Peer,
+            Err(_) => break End::TooSlow,
+        }
+        timer.as_mut().reset(pings.deadline());
+    };
+    // Nothing more goes out: pushes are refused, confirmations still owed end as closed.
+    conn.outbox.close((1000, ""));
+    drop(conn.outbox.take());
+    if AssertUnwindSafe(conn.ns.closed(&conn)).catch_unwind().await.is_err() {
+        error!(conn_id = %conn.id, "clean-up panicked");
+    }
+    drop(work);
+    conn.release();
+    match end {
+        End::Server(close) => refuse(&mut ws, close.0, close.1).await,
+        End::TooSlow => {
+            static WARNING: OncePerSecond = OncePerSecond::new();
+            if WARNING.ready(now_ms()) {
+                warn!(conn_id = %conn.id, protocol = P::NAME, "slow consumer disconnected: it did not read what was sent (logged at most once a second)");
+            }
+        }
+        End::PingTimeout => info!(conn_id = %conn.id, protocol = P::NAME, "raw connection dropped: no pong in time"),
+        End::Peer => {}
+    }
+}
+
+/// A text frame through the pipeline; false if the connection must go for flooding.
+async fn take<P: Protocol>(conn: &RawConn<P>, text: tokio_tungstenite::tungstenite::Utf8Bytes) -> bool {
+    match conn.pipeline.accept(text) {
+        Accepted::Drain => {
+            while let Some(text) = conn.pipeline.next() {
+                if conn.core.health.failing_fast() {
+                    conn.ns.refused(conn, &CoreError::Unavailable.into());
+                    continue;
+                }
+                let handling = AssertUnwindSafe(Box::pin(conn.ns.handle(conn, text.as_str()))).catch_unwind().await;
+                if handling.is_err() {
+                    error!(conn_id = %conn.id, "frame handler panicked; the connection goes on");
+                }
+            }
+            true
+        }
+        Accepted::Queued => true,
+        Accepted::Refused { why, flood, .. } => {
+            conn.ns.refused(conn, &SignalError::from(why));
+            !flood
+        }
+    }
+}
+
+/// Writes what the outbox holds, with a ping after it if a confirmation was
+/// asked for; the close asked for, if any.
+async fn write<P: Protocol>(ws: &mut Ws, conn: &RawConn<P>, pings: &mut Pings) -> Result<Option<Close>, Error> {
+    let (frames, close) = conn.outbox.take();
+    let mut confirms = Vec::new();
+    for out in frames {
+        match out {
+            Out::Text(text) => ws.feed(Message::text(text)).await?,
+            Out::Confirm(tx) => confirms.push(tx),
+        }
+    }
+    if !confirms.is_empty() {
+        ws.feed(pings.send(Instant::now(), confirms)).await?;
+    }
+    ws.flush().await?;
+    Ok(close)
+}
+
+/// Closes `ws` with `code` and `reason` (cut to the 123 bytes a close frame holds).
+pub(super) async fn refuse(ws: &mut Ws, code: u16, reason: &str) {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let frame = CloseFrame { code: code.into(), reason: reason[..end].to_owned().into() };
+    let _ = tokio::time::timeout(CLOSE_WAIT, ws.close(Some(frame))).await;
+}
