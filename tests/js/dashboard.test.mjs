@@ -233,6 +233,33 @@ describe('one instance', () => {
     await waitUntil(async () => (await ghosts()).length === 0, 'no room left by a closed connection');
   });
 
+  test('/ and /dashboard over one engine.io connection are two connections: a seat on / gets its peers\' events', async () => {
+    // socket.io-client multiplexes namespaces of one URL over one engine.io
+    // session (one sid): the server must still tell the two apart.
+    const manager = io(server.url, { transports: ['websocket'] }).io;
+    const call = manager.socket('/');
+    const lobby = manager.socket('/dashboard');
+    sockets.push(call, lobby);
+    call.connect();
+    lobby.connect();
+    await Promise.all([waitConnected(call), waitConnected(lobby)]);
+    assert.equal(call.io.engine.id, lobby.io.engine.id, 'one engine.io session');
+    const room = `mux-${Date.now()}`;
+    const joined = await emitWithAck(call, 'join-room', { roomId: room, userId: 'mux-a' });
+    assert.equal(joined.ok, true, JSON.stringify(joined));
+    const peer = io(server.url, { transports: ['websocket'], forceNew: true });
+    sockets.push(peer);
+    await waitConnected(peer);
+    const heard = once(call, 'user-joined');
+    assert.equal((await emitWithAck(peer, 'join-room', { roomId: room, userId: 'mux-b' })).ok, true);
+    assert.equal((await heard).userId, 'mux-b');
+    const offer = once(call, 'offer');
+    const sent = await emitWithAck(peer, 'offer', { roomId: room, targetId: 'mux-a', offer: { type: 'offer', sdp: 'v=0' } });
+    assert.equal(sent.ok, true, JSON.stringify(sent));
+    assert.equal((await offer).senderId, 'mux-b');
+    assert.equal((await emitWithAck(lobby, 'subscribe', { channel: ROOMS })).ok, true);
+  });
+
   test('room-list-request answers the list; a relay may not forge a server event', async () => {
     const a = await subscribed(server.url, 'webrtc-signaling');
     const ack = await emitWithAck(a.socket, 'room-list-request', {});

@@ -58,7 +58,7 @@ impl From<&Admitted> for Dashboard {
 
 /// Connect handler: everyone is told the new client count.
 async fn connected(socket: SocketRef, State(state): State<AppState>) {
-    let conn = public_id(socket.id.as_str());
+    let conn = public_id(socket.ns(), socket.id.as_str());
     info!(conn_id = %conn, "dashboard connected");
     state.core.directory().joined(&conn);
 }

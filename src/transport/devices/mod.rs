@@ -104,7 +104,7 @@ async fn admission(
             info!(device_id = %device, user_id = %user, "device connection refused: not this user's device");
         })?;
     }
-    let conn = public_id(socket.id.as_str());
+    let conn = public_id(socket.ns(), socket.id.as_str());
     let (mailbox, replaced) = Mailbox::open(&state.core, (device, admitted.user.clone()), conn).await?;
     if let Some(old) = replaced {
         sio::hand_off(&socket, old);

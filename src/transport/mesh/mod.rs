@@ -61,7 +61,7 @@ async fn admission(
     let handshake = Handshake { parts: socket.req_parts(), auth: auth.as_ref() };
     let admitted = admit(&state, &handshake, Credential::Token)?;
     let open = state.config.mesh.open_with_jwt;
-    let conn = public_id(socket.id.as_str());
+    let conn = public_id(socket.ns(), socket.id.as_str());
     let Identity { org, id, name, capabilities } = identity(&handshake, &admitted, open).inspect_err(|why| {
         info!(conn_id = %conn, reason = %why, "mesh connection refused");
     })?;

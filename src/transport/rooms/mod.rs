@@ -54,7 +54,7 @@ impl From<&Admitted> for Rooms {
 /// set; otherwise the user from the handshake (`auth.userId`, or a `userId`
 /// query parameter) when there is one.
 async fn connected(socket: SocketRef, State(state): State<AppState>, TryData(auth): TryData<Value>) {
-    let (transport, conn_id) = (socket.transport_type(), public_id(socket.id.as_str()));
+    let (transport, conn_id) = (socket.transport_type(), public_id(socket.ns(), socket.id.as_str()));
     info!(%conn_id, ?transport, protocol = ?socket.protocol(), "connected");
     let user = match &state.config.jwt {
         // A client-supplied userId must not get credentials in another user's name.

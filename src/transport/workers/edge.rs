@@ -34,7 +34,7 @@ impl From<&Admitted> for Edge {
 
 /// Connect handler: tells the client its id.
 async fn connected(socket: SocketRef) {
-    let _ = socket.emit(wire::WELCOME, &Welcome { client_id: public_id(socket.id.as_str()).as_str() });
+    let _ = socket.emit(wire::WELCOME, &Welcome { client_id: public_id(socket.ns(), socket.id.as_str()).as_str() });
 }
 
 impl Namespace for Edge {

@@ -59,7 +59,7 @@ async fn admission(
 ) -> Result<(), Refused> {
     let auth = auth.ok();
     let admitted = admit(&state, &Handshake { parts: socket.req_parts(), auth: auth.as_ref() }, Credential::WorkerKey)?;
-    let record = describe(auth.as_ref(), &state, public_id(socket.id.as_str()))?;
+    let record = describe(auth.as_ref(), &state, public_id(socket.ns(), socket.id.as_str()))?;
     let replaced = state.core.workers().register(record.clone()).await?;
     if let Some(old) = replaced {
         sio::hand_off(&socket, old);

@@ -72,14 +72,14 @@ impl Reply {
             Err(e) => socket.emit(SIGNALING_ERROR, &SignalingErrorEvent::new(event, e)),
         };
         if let Err(e) = &result {
-            debug!(conn_id = %public_id(socket.id.as_str()), event, code = e.code(), reason = %e, "event refused");
+            debug!(conn_id = %public_id(socket.ns(), socket.id.as_str()), event, code = e.code(), reason = %e, "event refused");
         }
         // A client that reads nothing makes every answer fail: one line a second at most.
         static WARNING: OncePerSecond = OncePerSecond::new();
         if let Err(err) = sent
             && WARNING.ready(now_ms())
         {
-            warn!(conn_id = %public_id(socket.id.as_str()), event, %err, "could not answer the client (logged at most once a second)");
+            warn!(conn_id = %public_id(socket.ns(), socket.id.as_str()), event, %err, "could not answer the client (logged at most once a second)");
         }
     }
 }

@@ -266,7 +266,7 @@ pub fn attach<N: Namespace>(socket: &Arc<Socket>, state: &AppState, admitted: Ad
     let default_ns = socket.ns() == "/";
     state.stats.connected(default_ns);
     let conn = Arc::new(Conn {
-        id: public_id(socket.id.as_str()),
+        id: public_id(socket.ns(), socket.id.as_str()),
         socket: Arc::downgrade(socket),
         ns,
         core: state.core.clone(),
