@@ -7,12 +7,17 @@
 // ICE candidates trickle through `ice-candidate`; `candidate: null` is the
 // end-of-candidates signal. Each offerer opens a data channel for the chat.
 //
+// The lobby (lobby.js) lists the rooms live from `/dashboard`, creates rooms
+// (optionally needing the host's approval), knocks, and shows the host's
+// admit/deny prompt; joining from it starts the same call.
+//
 // Query parameters: room, name (prefill), autojoin=1 (join on load),
 // transport=polling or transport=websocket (only that transport; default:
 // socket.io-client's own choice), media=generated (skip the camera).
 
 import { io } from '/socket.io/socket.io.esm.min.js';
 import { getLocalMedia } from './media.js';
+import { createLobby } from './lobby.js';
 
 const MAX_ID_LENGTH = 128;
 const ACK_TIMEOUT_MS = 10000;
@@ -35,6 +40,14 @@ const ui = {
   chatForm: $('chat-form'),
   message: $('message'),
   send: $('send'),
+  lobbyState: $('lobby-state'),
+  rooms: $('rooms'),
+  createForm: $('create-form'),
+  createName: $('create-name'),
+  createApproval: $('create-approval'),
+  create: $('create'),
+  requestsPanel: $('requests-panel'),
+  requests: $('requests'),
 };
 
 const state = {
@@ -64,9 +77,22 @@ const state = {
 // socket.io
 
 const transport = params.get('transport');
-const socket = io(
-  transport === 'polling' || transport === 'websocket' ? { transports: [transport] } : {},
-);
+const transportOptions = transport === 'polling' || transport === 'websocket' ? { transports: [transport] } : {};
+const socket = io(transportOptions);
+// The room directory, on an engine.io connection of its own (forceNew):
+// switchboard gives every namespace of one engine.io connection the same
+// connection id, so a `/dashboard` socket multiplexed with `/` would take
+// over the `/` socket's deliveries (room-users, relays) in the server.
+const lobbySocket = io('/dashboard', { ...transportOptions, forceNew: true });
+const lobby = createLobby({
+  socket: lobbySocket,
+  callSocket: socket,
+  ui,
+  me: () => ui.name.value.trim(),
+  call: () => ({ roomId: state.roomId, joined: state.joined, busy: state.busy }),
+  join: (roomId, userId, options) => join(roomId, userId, options),
+  setStatus,
+});
 
 socket.on('connect', () => {
   setStatus(`Connected (${socket.io.engine.transport.name}).`);
@@ -176,7 +202,8 @@ function validId(value) {
   return value.length > 0 && value.length <= MAX_ID_LENGTH && !/[\u0000-\u001f\u007f-\u009f]/.test(value);
 }
 
-async function join(roomId, userId) {
+/** Joins `roomId` as `userId`; with `create` ({ name, requiresApproval }), creates it first as its host. */
+async function join(roomId, userId, { create } = {}) {
   if (state.busy || state.joined) return;
   if (!validId(roomId) || !validId(userId)) {
     setStatus(`Room and name must be 1 to ${MAX_ID_LENGTH} characters, without control characters.`);
@@ -207,6 +234,19 @@ async function join(roomId, userId) {
     setStatus(`Cannot start the call: ${err.message}`);
     return;
   }
+  if (create) {
+    // Seated as host on /dashboard; the join-room below moves the seat here.
+    const made = await lobby.create(roomId, userId, create);
+    if (gen !== state.generation) {
+      if (made.ok) lobby.abandon(roomId);
+      return;
+    }
+    if (!made.ok) {
+      endCall();
+      setStatus(`Could not create ${create.name} (${made.error?.code}: ${made.error?.message}).`);
+      return;
+    }
+  }
   state.roomId = roomId;
   state.me = userId;
   state.participants = [userId];
@@ -217,6 +257,7 @@ async function join(roomId, userId) {
     state.busy = false;
     if (err || !ack?.ok) {
       const why = err ? 'no answer from the server' : `${ack?.error?.code}: ${ack?.error?.message}`;
+      if (create) lobby.abandon(roomId);
       endCall();
       setStatus(`Could not join ${roomId} (${why}).`);
       return;
@@ -251,6 +292,8 @@ function endCall({ keepWanted = false } = {}) {
   state.joined = false;
   state.busy = false;
   state.participants = [];
+  // Whatever host seat this page held is gone: no request can be answered.
+  lobby.callEnded();
   if (!keepWanted) {
     state.wanted = null;
     state.media?.stop();
@@ -508,6 +551,7 @@ function renderControls() {
 function render() {
   renderParticipants();
   renderControls();
+  lobby.render();
 }
 
 // ---------------------------------------------------------------------------
@@ -526,7 +570,11 @@ ui.chatForm.addEventListener('submit', (event) => {
   sendChat(ui.message.value);
   ui.message.value = '';
 });
-window.addEventListener('pagehide', () => socket.close());
+ui.name.addEventListener('input', () => lobby.render());
+window.addEventListener('pagehide', () => {
+  socket.close();
+  lobbySocket.close();
+});
 
 render();
 if (params.get('autojoin') === '1') {
@@ -554,4 +602,6 @@ window.switchboardDemo = Object.freeze({
   eventIceServers: () => structuredClone(state.eventIce),
   mediaSource: () => state.media?.source ?? null,
   send: (text) => sendChat(text),
+  /** The lobby: { connected, rooms, knock, requests }. */
+  lobby: () => lobby.view(),
 });

@@ -119,6 +119,7 @@ export class Session {
             participants: d.participants(),
             peers: d.peers(),
             messages: d.messages(),
+            lobby: d.lobby?.() ?? null,
           };
         });
         await writeFile(`${dir}/${label}.state.json`, JSON.stringify(hook, null, 2) + '\n');
@@ -186,4 +187,35 @@ export async function waitInPage(page, label, what, fn, arg, { timeout = BROWSER
     }
     throw new Error(`${label}: ${what} (${err.message.split('\n')[0]}); state: ${state}`);
   }
+}
+
+/** Waits until `page` has exactly `ids` as peers, each connected with its chat channel open. */
+export function waitPeers(page, label, ids) {
+  return waitInPage(
+    page,
+    label,
+    `peers ${ids.join(', ')} connected with open chat`,
+    (want) => {
+      const peers = window.switchboardDemo?.peers() ?? [];
+      return (
+        peers.length === want.length &&
+        want.every((id) =>
+          peers.some((p) => p.id === id && p.connectionState === 'connected' && p.dataChannelState === 'open'),
+        )
+      );
+    },
+    [...ids].sort(),
+  );
+}
+
+/** Waits for a chat message from `from` with `text` on `page`. */
+export function waitMessage(page, label, from, text) {
+  return waitInPage(
+    page,
+    label,
+    `chat message "${text}" from ${from}`,
+    ([f, tx]) => window.switchboardDemo.messages().some((m) => m.from === f && m.text === tx && !m.self),
+    [from, text],
+    { describe: () => window.switchboardDemo.messages() },
+  );
 }

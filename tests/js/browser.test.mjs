@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { io } from 'socket.io-client';
 
 import { getJson, once, startServer } from './server.mjs';
-import { artifactsDir, launchBrowser, waitInPage, withSession } from './browser.mjs';
+import { artifactsDir, launchBrowser, waitInPage, waitMessage, waitPeers, withSession } from './browser.mjs';
 
 const WEB_DIR = fileURLToPath(new URL('../../web', import.meta.url));
 const CLIENT_DIST = `${WEB_DIR}/vendor/socket.io-client`;
@@ -40,37 +40,6 @@ after(async () => {
 function pageUrl(base, room, name, extra = {}) {
   const q = new URLSearchParams({ room, name, autojoin: '1', ...extra });
   return `${base}/?${q}`;
-}
-
-/** Waits until `page` has exactly `ids` as peers, each connected with its chat channel open. */
-function waitPeers(page, label, ids) {
-  return waitInPage(
-    page,
-    label,
-    `peers ${ids.join(', ')} connected with open chat`,
-    (want) => {
-      const peers = window.switchboardDemo?.peers() ?? [];
-      return (
-        peers.length === want.length &&
-        want.every((id) =>
-          peers.some((p) => p.id === id && p.connectionState === 'connected' && p.dataChannelState === 'open'),
-        )
-      );
-    },
-    [...ids].sort(),
-  );
-}
-
-/** Waits for a chat message from `from` with `text` on `page`. */
-function waitMessage(page, label, from, text) {
-  return waitInPage(
-    page,
-    label,
-    `chat message "${text}" from ${from}`,
-    ([f, tx]) => window.switchboardDemo.messages().some((m) => m.from === f && m.text === tx && !m.self),
-    [from, text],
-    { describe: () => window.switchboardDemo.messages() },
-  );
 }
 
 function hook(page, fn, arg) {
