@@ -5,7 +5,9 @@
 //! header, or a `token` query parameter. `exp` is required and checked, and
 //! `nbf` checked when present, with [`LEEWAY_SECONDS`] of leeway for clock skew; `aud` and `iss` are required and
 //! checked when `JWT_AUDIENCE` / `JWT_ISSUER` are set. Only HS256 is accepted.
-//! The token's `sub` is the only `userId` the connection may join rooms as, and
+//! The token's user is its `sub`, or, for tokens as seed 004's server issues
+//! them (`jwt.sign({ id })`), its `id` when `sub` is absent (a string or a
+//! number). It is the only `userId` the connection may join rooms as, and
 //! the only user its TURN credentials name. Without `JWT_SECRET` the server is
 //! open, and says so at start-up.
 
@@ -103,9 +105,20 @@ fn networks(other: &serde_json::Map<String, Value>, claim: Option<&str>) -> Netw
     NetworkAccess::Only(named.map(OneOrList::into_list).unwrap_or_default().into())
 }
 
+/// A user claim: a string, or a number (seed 004's `id` may be either).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum UserClaim {
+    Text(String),
+    Number(serde_json::Number),
+}
+
 #[derive(Deserialize)]
 struct Claims {
-    sub: String,
+    /// The user; required unless `id` names it.
+    sub: Option<String>,
+    /// The user of a token as seed 004's server issues them (`req.user.id`), when `sub` is absent.
+    id: Option<UserClaim>,
     /// Required (by the validation, which then names it): a connection is closed when its token expires.
     exp: Option<u64>,
     /// Every other claim, for [`Scope`].
@@ -144,7 +157,8 @@ fn verify_claims(token: &str, jwt: &JwtConfig) -> Result<Checked, AuthError> {
     validation.validate_nbf = true;
     // jsonwebtoken checks `aud` and `iss` only when the token has them, unless
     // they are required: a configured one must be present.
-    let mut required = vec!["exp", "sub"];
+    // `sub` is required too, unless `id` stands for it (checked below).
+    let mut required = vec!["exp"];
     match &jwt.audience {
         Some(aud) => {
             validation.set_audience(&[aud]);
@@ -159,7 +173,13 @@ fn verify_claims(token: &str, jwt: &JwtConfig) -> Result<Checked, AuthError> {
     validation.set_required_spec_claims(&required);
     let key = DecodingKey::from_secret(jwt.secret.0.as_bytes());
     let claims = decode::<Claims>(token, &key, &validation).map_err(|e| AuthError::Invalid(describe(&e)))?.claims;
-    let user = UserId::parse(&claims.sub).map_err(|e| AuthError::Invalid(format!("sub {e}")))?;
+    let (name, user) = match (claims.sub, claims.id) {
+        (Some(sub), _) => ("sub", sub),
+        (None, Some(UserClaim::Text(id))) => ("id", id),
+        (None, Some(UserClaim::Number(id))) => ("id", id.to_string()),
+        (None, None) => return Err(AuthError::Invalid("the token has no sub claim (nor id)".into())),
+    };
+    let user = UserId::parse(&user).map_err(|e| AuthError::Invalid(format!("{name} {e}")))?;
     Ok((user, claims.exp.unwrap_or_default(), claims.other))
 }
 

@@ -27,6 +27,19 @@ fn a_valid_token_names_its_user() {
 }
 
 /// Issue 17, problem 12: `nbf` is enforced.
+/// Issue 18: seed 004's tokens name their user `id`; `sub` wins when both are there.
+#[test]
+fn a_token_without_sub_names_its_user_by_id_as_seed_004_issues_them() {
+    let by_id = token(serde_json::json!({"id": "alice", "exp": now() + 60, "aud": "sb"}), "k");
+    assert_eq!(verify(&by_id, &jwt()), Ok(UserId::parse("alice").unwrap()));
+    let numeric = token(serde_json::json!({"id": 42, "exp": now() + 60, "aud": "sb"}), "k");
+    assert_eq!(verify(&numeric, &jwt()), Ok(UserId::parse("42").unwrap()));
+    let both = token(serde_json::json!({"sub": "bob", "id": "alice", "exp": now() + 60, "aud": "sb"}), "k");
+    assert_eq!(verify(&both, &jwt()), Ok(UserId::parse("bob").unwrap()));
+    let neither = token(serde_json::json!({"exp": now() + 60, "aud": "sb"}), "k");
+    assert_eq!(verify(&neither, &jwt()), Err(AuthError::Invalid("the token has no sub claim (nor id)".into())));
+}
+
 #[test]
 fn a_token_not_valid_yet_is_refused() {
     let later = token(serde_json::json!({"sub": "a", "exp": now() + 600, "nbf": now() + 300, "aud": "sb"}), "k");

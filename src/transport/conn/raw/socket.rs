@@ -111,6 +111,7 @@ pub(super) async fn run<P: Protocol>(mut ws: Ws, conn: Arc<RawConn<P>>, mut work
                 break End::Server((1001, "the server is shutting down"));
             },
             frame = ws.next() => match frame {
+                Some(Err(Error::Capacity(_))) => break End::Server((1009, "the frame is larger than MAX_PAYLOAD_BYTES")),
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break End::Peer,
                 Some(Ok(Message::Text(text))) => {
                     if !take(&conn, text).await {
@@ -144,16 +145,28 @@ pub(super) async fn run<P: Protocol>(mut ws: Ws, conn: Arc<RawConn<P>>, mut work
         }
         timer.as_mut().reset(pings.deadline());
     };
-    // Nothing more goes out: pushes are refused, confirmations still owed end as closed.
+    // Nothing more is taken: pushes are refused, confirmations still owed
+    // end as closed; what is queued goes out before a close the server makes.
     conn.outbox.close((1000, ""));
-    drop(conn.outbox.take());
+    let (last, _) = conn.outbox.take();
     if AssertUnwindSafe(conn.ns.closed(&conn)).catch_unwind().await.is_err() {
         error!(conn_id = %conn.id, "clean-up panicked");
     }
     drop(work);
     conn.release();
     match end {
-        End::Server(close) => refuse(&mut ws, close.0, close.1).await,
+        End::Server(close) => {
+            let texts =
+                last.into_iter().filter_map(|out| if let Out::Text(t) = out { Some(Message::text(t)) } else { None });
+            let flushed = async {
+                for text in texts {
+                    ws.feed(text).await?;
+                }
+                ws.flush().await
+            };
+            let _ = tokio::time::timeout(CLOSE_WAIT, flushed).await;
+            refuse(&mut ws, close.0, close.1).await;
+        }
         End::TooSlow => {
             static WARNING: OncePerSecond = OncePerSecond::new();
             if WARNING.ready(now_ms()) {
