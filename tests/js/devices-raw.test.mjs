@@ -230,6 +230,21 @@ describe('one instance', () => {
     listener.ws.close();
   });
 
+  test('a device that stops reading is dropped; the others are still served', async () => {
+    const sender = await raw(server.url, 'peer_gus');
+    const stuck = await raw(server.url, 'peer_cat');
+    const other = await raw(server.url, 'peer_dan');
+    stuck.ws._socket.pause(); // reads nothing more: no frame, no ping
+    const big = 'x'.repeat(3000);
+    for (let n = 0; n < 200; n += 1) sender.send({ type: 'ice-candidate', toPeerId: 'peer_cat', data: { n, big } });
+    await server.waitForLog((l) => ['raw connection dropped: no pong in time', 'slow consumer disconnected: it did not read what was sent (logged at most once a second)'].includes((l.fields ?? l).message) , 5000);
+    sender.send({ type: 'offer', toPeerId: 'peer_dan', data: { still: true } });
+    await waitFrames(other, (m) => m.data?.still, 1, 'the others are served');
+    stuck.ws.terminate();
+    sender.ws.close();
+    other.ws.close();
+  });
+
   test('nothing is lost when a connection drops mid-stream: what was not confirmed comes again', async () => {
     const sender = await raw(server.url, 'peer_eve');
     const N = 60;
@@ -348,6 +363,35 @@ describe('with JWT', () => {
     assert.equal(res.status, 200);
     byHeader.ws.close();
     zed.ws.close();
+  });
+});
+
+describe('at RUST_LOG=trace', () => {
+  const SECRET = 'raw-redaction-secret';
+  let server;
+  before(async () => {
+    server = await startServer({ extraEnv: { JWT_SECRET: SECRET, RUST_LOG: 'trace' } });
+    await announce(server.url, 'home', 'peer_tom', hs256Token(SECRET, 'tom'));
+    await announce(server.url, 'home', 'peer_ula', hs256Token(SECRET, 'ula'));
+  });
+  after(() => server.stop());
+
+  test('neither the token in ?token= nor a signal body reaches the logs', async () => {
+    const [tomToken, ulaToken] = [hs256Token(SECRET, 'tom'), hs256Token(SECRET, 'ula')];
+    const sdp = 'RECOGNISABLE-RAW-SDP-7f3e';
+    const tom = await raw(server.url, 'peer_tom', { query: `?token=${tomToken}` });
+    const ula = await raw(server.url, 'peer_ula', { query: `?token=${ulaToken}` });
+    tom.send({ type: 'offer', toPeerId: 'peer_ula', data: { sdp } });
+    await waitFrames(ula, (m) => m.data?.sdp === sdp, 1, 'the offer');
+    tom.ws.close();
+    ula.ws.close();
+    await withTimeout(Promise.all([tom.closedP, ula.closedP]));
+    assert.equal(await server.stop(), 0);
+    const all = server.logs.map((l) => JSON.stringify(l)).join('\n');
+    assert.ok(all.includes('device connected (raw)'), 'the connections were logged');
+    assert.ok(all.includes('"level":"DEBUG"'), 'debug lines were written');
+    assert.ok(!all.includes(sdp), 'no signal body in the logs');
+    assert.ok(!all.includes(tomToken.split('.')[2]), 'no token in the logs');
   });
 });
 
