@@ -79,11 +79,8 @@ const state = {
 const transport = params.get('transport');
 const transportOptions = transport === 'polling' || transport === 'websocket' ? { transports: [transport] } : {};
 const socket = io(transportOptions);
-// The room directory, on an engine.io connection of its own (forceNew):
-// switchboard gives every namespace of one engine.io connection the same
-// connection id, so a `/dashboard` socket multiplexed with `/` would take
-// over the `/` socket's deliveries (room-users, relays) in the server.
-const lobbySocket = io('/dashboard', { ...transportOptions, forceNew: true });
+// The room directory, multiplexed with `/` over the same engine.io connection.
+const lobbySocket = io('/dashboard', transportOptions);
 const lobby = createLobby({
   socket: lobbySocket,
   callSocket: socket,
