@@ -38,8 +38,8 @@ pub struct RootProtocol {
 }
 
 /// The raw protocols at `/`, in the order they are asked; a plain `GET /`
-/// is the demo page.
-pub const ROOT_PROTOCOLS: [RootProtocol; 0] = [];
+/// is the demo page. Seed 000 first: its query names an `organizationId`.
+pub const ROOT_PROTOCOLS: [RootProtocol; 1] = [RootProtocol { claims: mesh::raw::claims, upgrade: mesh::raw::upgrade }];
 
 /// Middleware: a WebSocket upgrade at `/` goes to the first protocol of
 /// [`ROOT_PROTOCOLS`] that claims its query.

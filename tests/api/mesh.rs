@@ -133,11 +133,12 @@ async fn the_admin_candidate_of_highest_priority_is_elected_and_every_member_is_
     assert_eq!(
         [
             elected["organizationId"].clone(),
+            elected["deviceId"].clone(),
             elected["adminId"].clone(),
             elected["priority"].clone(),
             elected["temporary"].clone()
         ],
-        [json!("elect"), json!("manager"), json!(11), json!(true)],
+        [json!("elect"), json!("manager"), json!("manager"), json!(11), json!(true)],
         "{elected}"
     );
     assert_eq!(temp.wait_for("admin-elected", |_| true).await["adminId"], "manager");

@@ -24,10 +24,12 @@ async function member(url, org, id, capabilities = '', { silent = false, name = 
 }
 
 /** The admin ids announced to `m` so far, in order. */
-const elected = (m) => m.rec.received.filter((r) => r.event === 'admin-elected').map((r) => r.data.adminId);
+const elected = (m) => m.rec.received.filter((r) => r.event === 'admin-elected').map((r) => r.data.deviceId);
 
+/** The next admin-elected names `adminId`, as `deviceId` and as its alias `adminId`. */
 function electedNext(m, adminId, ms = 5000) {
-  return m.rec.waitFor('admin-elected', (d) => d.adminId === adminId && elected(m).lastIndexOf(adminId) === elected(m).length - 1, ms);
+  const named = (d) => d.deviceId === adminId && d.adminId === adminId;
+  return m.rec.waitFor('admin-elected', (d) => named(d) && elected(m).lastIndexOf(adminId) === elected(m).length - 1, ms);
 }
 
 after(() => closeAll(...sockets));
@@ -147,7 +149,7 @@ describe('two instances with Redis', () => {
     await onB.rec.waitFor('client-list-update', (d) => d.clients.length === 3);
     // Every admin-elected anyone saw names alpha: never two admins.
     for (const m of [onA, onB, watcher]) {
-      await m.rec.waitFor('admin-elected', (d) => d.adminId === 'alpha');
+      await m.rec.waitFor('admin-elected', (d) => d.deviceId === 'alpha');
       await m.rec.waitFor('admin-heartbeat', (d) => d.deviceId === 'alpha');
       assert.deepEqual([...new Set(elected(m))], ['alpha'], `${m.id} saw only one admin`);
     }

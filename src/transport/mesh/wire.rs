@@ -1,6 +1,7 @@
-//! The `/mesh` namespace's wire (seed 000): event names, the shapes the
-//! server sends, and how each core event is rendered ([`emit`]). The
-//! reference is `docs/protocol/mesh.md`.
+//! Seed 000's wire, for both transports: event names, the shapes the
+//! server sends ([`shape`]: a core event's name and fields), and their
+//! socket.io rendering on `/mesh` ([`emit`]; the raw frames are `raw.rs`'s).
+//! The references are `docs/protocol/mesh.md` and `docs/protocol/seed-000.md`.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -9,6 +10,7 @@ use socketioxide::extract::SocketRef;
 use crate::core::event::{ClientView, Event};
 use crate::core::link::Undelivered;
 use crate::domain::mesh::{ClientId, OrgId};
+use crate::domain::now_ms;
 use crate::transport::conn::sio::{WireName, delivered};
 
 /// Server -> client, on connect.
@@ -93,46 +95,59 @@ pub struct Welcome<'a> {
     pub timestamp: u64,
 }
 
+/// `welcome` for a client of `organization_id` on this instance (`server_id`).
+pub fn welcome<'a>(server_id: &'a str, organization_id: &'a OrgId) -> Welcome<'a> {
+    Welcome { server_id, server_name: "switchboard", organization_id, timestamp: now_ms() }
+}
+
+/// `client-list-update { clients }`
 #[derive(Serialize)]
-struct ClientList<'a> {
+pub struct ClientList<'a> {
     clients: &'a [ClientView],
 }
 
+/// `admin-heartbeat { deviceId, timestamp }`
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct AdminHeartbeat<'a> {
+pub struct AdminHeartbeat<'a> {
     device_id: &'a ClientId,
     timestamp: u64,
 }
 
+/// `admin-elected { organizationId, deviceId, adminId, priority, temporary, timestamp }`:
+/// the admin is named `deviceId` as in `admin-heartbeat`, `adminId` kept as an alias.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct AdminElected<'a> {
+pub struct AdminElected<'a> {
     organization_id: &'a OrgId,
+    device_id: &'a ClientId,
     admin_id: &'a ClientId,
     priority: u32,
     temporary: bool,
     timestamp: u64,
 }
 
+/// `admin-stepped-down { adminId, reason, timestamp }`
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct AdminSteppedDown<'a> {
+pub struct AdminSteppedDown<'a> {
     admin_id: &'a ClientId,
     reason: &'a str,
     timestamp: u64,
 }
 
+/// `server-heartbeat { timestamp, clientCount }`
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct ServerHeartbeat {
+pub struct ServerHeartbeat {
     timestamp: u64,
     client_count: usize,
 }
 
+/// `location-update { clientId, latitude, longitude, accuracy, timestamp }`
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct LocationUpdate<'a> {
+pub struct LocationUpdate<'a> {
     client_id: &'a ClientId,
     latitude: f64,
     longitude: f64,
@@ -140,51 +155,81 @@ struct LocationUpdate<'a> {
     timestamp: u64,
 }
 
+/// `peer-message { fromId, fromName, message, timestamp }`
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct PeerMessage<'a> {
+pub struct PeerMessage<'a> {
     from_id: &'a ClientId,
     from_name: &'a str,
     message: &'a Value,
     timestamp: u64,
 }
 
-/// Renders a core event for a mesh client.
-pub fn emit(socket: &SocketRef, event: &Event) -> Result<(), Undelivered> {
-    delivered(match event {
-        Event::ClientList { clients } => socket.emit(CLIENT_LIST_UPDATE, &ClientList { clients }),
+/// What a core event carries to a mesh client, whichever transport frames it.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum Out<'a> {
+    /// `client-list-update`
+    ClientList(ClientList<'a>),
+    /// `admin-heartbeat`
+    AdminHeartbeat(AdminHeartbeat<'a>),
+    /// `admin-elected`
+    AdminElected(AdminElected<'a>),
+    /// `admin-stepped-down`
+    AdminSteppedDown(AdminSteppedDown<'a>),
+    /// `server-heartbeat`
+    ServerHeartbeat(ServerHeartbeat),
+    /// `location-update`
+    LocationUpdate(LocationUpdate<'a>),
+    /// `peer-message`
+    PeerMessage(PeerMessage<'a>),
+}
+
+/// A core event as a mesh event: its name and fields; `None` for one the mesh does not carry.
+pub fn shape(event: &Event) -> Option<(&'static str, Out<'_>)> {
+    Some(match event {
+        Event::ClientList { clients } => (CLIENT_LIST_UPDATE, Out::ClientList(ClientList { clients })),
         Event::AdminHeartbeat { admin, timestamp } => {
-            socket.emit(ADMIN_HEARTBEAT, &AdminHeartbeat { device_id: admin, timestamp: *timestamp })
+            (ADMIN_HEARTBEAT, Out::AdminHeartbeat(AdminHeartbeat { device_id: admin, timestamp: *timestamp }))
         }
-        Event::AdminElected { org, admin, priority, temporary, timestamp } => socket.emit(
+        Event::AdminElected { org, admin, priority, temporary, timestamp } => (
             ADMIN_ELECTED,
-            &AdminElected {
+            Out::AdminElected(AdminElected {
                 organization_id: org,
+                device_id: admin,
                 admin_id: admin,
                 priority: *priority,
                 temporary: *temporary,
                 timestamp: *timestamp,
-            },
+            }),
         ),
-        Event::AdminSteppedDown { admin, reason, timestamp } => {
-            socket.emit(ADMIN_STEPPED_DOWN, &AdminSteppedDown { admin_id: admin, reason, timestamp: *timestamp })
-        }
-        Event::ServerHeartbeat { timestamp, client_count } => {
-            socket.emit(SERVER_HEARTBEAT, &ServerHeartbeat { timestamp: *timestamp, client_count: *client_count })
-        }
-        Event::LocationUpdate { client, latitude, longitude, accuracy, timestamp } => socket.emit(
+        Event::AdminSteppedDown { admin, reason, timestamp } => (
+            ADMIN_STEPPED_DOWN,
+            Out::AdminSteppedDown(AdminSteppedDown { admin_id: admin, reason, timestamp: *timestamp }),
+        ),
+        Event::ServerHeartbeat { timestamp, client_count } => (
+            SERVER_HEARTBEAT,
+            Out::ServerHeartbeat(ServerHeartbeat { timestamp: *timestamp, client_count: *client_count }),
+        ),
+        Event::LocationUpdate { client, latitude, longitude, accuracy, timestamp } => (
             LOCATION_UPDATE,
-            &LocationUpdate {
+            Out::LocationUpdate(LocationUpdate {
                 client_id: client,
                 latitude: *latitude,
                 longitude: *longitude,
                 accuracy: *accuracy,
                 timestamp: *timestamp,
-            },
+            }),
         ),
         Event::PeerMessage { from, from_name, message, timestamp } => {
-            socket.emit(PEER_MESSAGE, &PeerMessage { from_id: from, from_name, message, timestamp: *timestamp })
+            (PEER_MESSAGE, Out::PeerMessage(PeerMessage { from_id: from, from_name, message, timestamp: *timestamp }))
         }
-        _ => return Err(Undelivered::Gone),
+        _ => return None,
     })
+}
+
+/// Renders a core event for a socket.io mesh client.
+pub fn emit(socket: &SocketRef, event: &Event) -> Result<(), Undelivered> {
+    let (name, out) = shape(event).ok_or(Undelivered::Gone)?;
+    delivered(socket.emit(name, &out))
 }

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
@@ -220,12 +221,21 @@ async fn write<P: Protocol>(ws: &mut Ws, conn: &RawConn<P>, pings: &mut Pings) -
     Ok(close)
 }
 
-/// Closes `ws` with `code` and `reason` (cut to the 123 bytes a close frame holds).
+/// Closes `ws` with `code` and `reason` (cut to the 123 bytes a close frame
+/// holds), then reads and discards what the peer still sends until it
+/// closes too (within `CLOSE_WAIT`): a socket dropped with unread input
+/// resets the connection, and the peer may lose the close frame with it.
 pub(super) async fn refuse(ws: &mut Ws, code: u16, reason: &str) {
     let mut end = reason.len().min(123);
     while !reason.is_char_boundary(end) {
         end -= 1;
     }
     let frame = CloseFrame { code: code.into(), reason: reason[..end].to_owned().into() };
-    let _ = tokio::time::timeout(CLOSE_WAIT, ws.close(Some(frame))).await;
+    let deadline = Instant::now() + CLOSE_WAIT;
+    let _ = tokio::time::timeout_at(deadline, ws.close(Some(frame))).await;
+    let mut buffer = [0u8; 1024];
+    let io = ws.get_mut();
+    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, io.read(&mut buffer)).await
+        && n > 0
+    {}
 }
