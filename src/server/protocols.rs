@@ -39,7 +39,10 @@ pub struct RootProtocol {
 
 /// The raw protocols at `/`, in the order they are asked; a plain `GET /`
 /// is the demo page.
-pub const ROOT_PROTOCOLS: [RootProtocol; 0] = [];
+pub const ROOT_PROTOCOLS: [RootProtocol; 1] = [
+    // Seed 000's entry (an upgrade with `organizationId`) goes first: seed 001's claims every query.
+    RootProtocol { claims: dashboard::raw::claims, upgrade: dashboard::raw::at_root },
+];
 
 /// Middleware: a WebSocket upgrade at `/` goes to the first protocol of
 /// [`ROOT_PROTOCOLS`] that claims its query.

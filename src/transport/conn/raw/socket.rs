@@ -111,6 +111,8 @@ pub(super) async fn run<P: Protocol>(mut ws: Ws, conn: Arc<RawConn<P>>, mut work
                 break End::Server((1001, "the server is shutting down"));
             },
             frame = ws.next() => match frame {
+                // Past MAX_PAYLOAD_BYTES: tungstenite refuses it; the peer is told why (1009).
+                Some(Err(Error::Capacity(_))) => break End::Server((1009, "the frame is larger than MAX_PAYLOAD_BYTES")),
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break End::Peer,
                 Some(Ok(Message::Text(text))) => {
                     if !take(&conn, text).await {
