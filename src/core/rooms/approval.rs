@@ -64,7 +64,8 @@ impl Rooms<'_> {
 
     /// `user-left-room { roomId, userId }`: `user`'s seat in `room` is given
     /// up. The connection holding it may give it up (its own seat); the
-    /// room's host may remove anyone's; anyone else gets `not-host`. A seat
+    /// room's host may remove anyone's; anyone else gets `not-host` (a user
+    /// not in the room: `target-not-found`). A seat
     /// removed by the host is given up on its holder's behalf: its holder is
     /// not told (as a departure on the directory tells nobody), and if that
     /// holder is on another instance, that instance still counts it against
@@ -75,6 +76,9 @@ impl Rooms<'_> {
             return self.leave(by, room).await;
         }
         let snapshot = self.get(room).await?.ok_or(RoomError::NoSuchRoom)?;
+        if !snapshot.participants.contains(user) {
+            return Err(RoomError::TargetNotFound.into());
+        }
         if snapshot.host_conn.as_ref() != Some(by.conn) {
             return Err(RoomError::NotHost.into());
         }
