@@ -38,8 +38,12 @@ pub struct RootProtocol {
 }
 
 /// The raw protocols at `/`, in the order they are asked; a plain `GET /`
-/// is the demo page. Seed 000 first: its query names an `organizationId`.
-pub const ROOT_PROTOCOLS: [RootProtocol; 1] = [RootProtocol { claims: mesh::raw::claims, upgrade: mesh::raw::upgrade }];
+/// is the demo page. Seed 000 first (its query names an `organizationId`),
+/// then seed 001, which claims every other query.
+pub const ROOT_PROTOCOLS: [RootProtocol; 2] = [
+    RootProtocol { claims: mesh::raw::claims, upgrade: mesh::raw::upgrade },
+    RootProtocol { claims: dashboard::raw::claims, upgrade: dashboard::raw::at_root },
+];
 
 /// Middleware: a WebSocket upgrade at `/` goes to the first protocol of
 /// [`ROOT_PROTOCOLS`] that claims its query.

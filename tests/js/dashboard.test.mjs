@@ -272,6 +272,22 @@ describe('one instance', () => {
     a.socket.close();
   });
 
+  test('user-left-room { roomId, userId } removes that user: its own seat, or anyone for the host; not-host for others', async () => {
+    const watcher = await subscribed(server.url);
+    const host = await client(server.url);
+    await emitWithAck(host.socket, 'room-created', { data: { id: 'kick', hostId: 'kim' } });
+    const [ann, bob] = [await client(server.url), await client(server.url)];
+    await emitWithAck(ann.socket, 'user-joined-room', { roomId: 'kick', userId: 'ann' });
+    await emitWithAck(bob.socket, 'user-joined-room', { roomId: 'kick', userId: 'bob' });
+    assert.equal((await emitWithAck(ann.socket, 'user-left-room', { data: { roomId: 'kick', userId: 'bob' } })).error.code, 'not-host');
+    assert.deepEqual(await emitWithAck(host.socket, 'user-left-room', { data: { roomId: 'kick', userId: 'bob' } }), { ok: true, roomId: 'kick' });
+    const after = await listWhere(watcher, (rooms) => roomById(rooms, 'kick')?.participantCount === 2);
+    assert.deepEqual(roomById(after.rooms, 'kick').participants.map((p) => p.id), ['kim', 'ann'], 'bob removed, not the sender');
+    assert.equal((await emitWithAck(ann.socket, 'user-left-room', { roomId: 'kick', userId: 'ann' })).ok, true);
+    await listWhere(watcher, (rooms) => roomById(rooms, 'kick')?.participantCount === 1);
+    closeAll(watcher.socket, host.socket, ann.socket, bob.socket);
+  });
+
   test('/health counts connected clients and /dashboard/health lists rooms as seed 001 does', async () => {
     const host = await client(server.url);
     await emitWithAck(host.socket, 'room-created', { data: { id: 'healthy', hostId: 'doc', name: 'Clinic' } });

@@ -16,7 +16,7 @@ use crate::core::CoreError;
 use crate::core::event::Event;
 use crate::core::groups::Group;
 use crate::domain::{Request, RoomError, RoomId, RoomMeta, UserId, now_ms};
-use crate::store::rooms::LeaveOutcome;
+use crate::store::rooms::{Intent, LeaveOutcome};
 
 /// Why a request was rejected without the host's answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +59,41 @@ impl Rooms<'_> {
         }
         core.rooms_changed.notify_one();
         info!(conn_id = %by.conn, room_id = %room, host_id = %host, "room created");
+        Ok(())
+    }
+
+    /// `user-left-room { roomId, userId }`: `user`'s seat in `room` is given
+    /// up. The connection holding it may give it up (its own seat); the
+    /// room's host may remove anyone's; anyone else gets `not-host` (a user
+    /// not in the room: `target-not-found`). A seat
+    /// removed by the host is given up on its holder's behalf: its holder is
+    /// not told (as a departure on the directory tells nobody), and if that
+    /// holder is on another instance, that instance still counts it against
+    /// `MAX_ROOMS_PER_CONNECTION` until it closes.
+    pub async fn remove(&self, by: Actor<'_>, room: &RoomId, user: &UserId) -> Result<(), CoreError> {
+        let core = self.0;
+        if core.seats.holds(by.conn, room).as_ref() == Some(user) {
+            return self.leave(by, room).await;
+        }
+        let snapshot = self.get(room).await?.ok_or(RoomError::NoSuchRoom)?;
+        if !snapshot.participants.contains(user) {
+            return Err(RoomError::TargetNotFound.into());
+        }
+        if snapshot.host_conn.as_ref() != Some(by.conn) {
+            return Err(RoomError::NotHost.into());
+        }
+        let route = core.stores.rooms.route(room, by.conn, user).await;
+        let holder = route.map_err(|e| core.reported(e, "user-left-room"))?.target;
+        // Given up first (when it is held here), so a reconcile meanwhile does not put it back.
+        let before = core.seats.forget(&holder, room);
+        match core.stores.rooms.leave(room, &holder).await {
+            Ok(Some(out)) => self.departed(&out, by.announced, Some(&holder), Some("removed by the host")).await,
+            Ok(None) => return Err(RoomError::TargetNotFound.into()),
+            Err(e) => {
+                core.seats.undo(&holder, room, before);
+                return Err(core.reported(e, "user-left-room").into());
+            }
+        }
         Ok(())
     }
 

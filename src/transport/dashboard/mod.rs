@@ -15,7 +15,9 @@
 //! Must not import another feature folder of `transport` (shared parts are in
 //! `transport/conn`, `transport/wire`, `core`).
 
+pub mod ops;
 pub mod payload;
+pub mod raw;
 pub mod rest;
 pub mod wire;
 
@@ -26,16 +28,15 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
 use tracing::info;
 
-use self::wire::{Answer, DashEvent, RESERVED};
+use self::wire::{Answer, DashEvent};
 use crate::core::event::Event;
 use crate::core::link::Undelivered;
 use crate::core::rooms::Actor;
-use crate::domain::{Request, UserId, now_ms};
+use crate::domain::{UserId, now_ms};
 use crate::state::AppState;
 use crate::transport::conn::admission::Admitted;
 use crate::transport::conn::sio::{self, Conn, Namespace, public_id};
 use crate::transport::wire::error::SignalError;
-use crate::transport::wire::payload::PayloadError;
 
 /// The namespace's path.
 pub const PATH: &str = "/dashboard";
@@ -67,18 +68,17 @@ impl Dashboard {
     fn actor<'a>(&'a self, conn: &'a Conn<Self>) -> Actor<'a> {
         Actor { conn: conn.id(), token_user: self.token_user.as_ref(), announced: false }
     }
+}
 
-    /// Any other event names a channel: it goes to that channel's other subscribers.
-    async fn relay(&self, conn: &Conn<Self>, name: &str, data: Option<Value>) -> Result<Answer, SignalError> {
-        let unknown = || SignalError::UnknownEvent(name.chars().take(64).collect());
-        let Some(Value::Object(map)) = &data else { return Err(unknown()) };
-        if RESERVED.contains(&name) {
-            return Err(PayloadError::Invalid("event", format!("{name:?} is sent by the server only")).into());
+/// Any other event names a channel: it goes to that channel's other subscribers.
+async fn relay(conn: &Conn<Dashboard>, name: &str, data: Option<Value>) -> Result<Answer, SignalError> {
+    let unknown = || SignalError::UnknownEvent(name.chars().take(64).collect());
+    match data {
+        Some(Value::Object(map)) if map.contains_key("channel") => {
+            ops::not_forged(name)?;
+            ops::relay(&conn.core, conn.id(), name, Value::Object(map)).await
         }
-        let channel = payload::channel(map).map_err(|_| unknown())?;
-        let payload = data.unwrap_or_default();
-        conn.core.directory().relay(conn.id(), &channel, name.to_owned(), payload).await?;
-        Ok(Answer::channel(channel))
+        _ => Err(unknown()),
     }
 }
 
@@ -90,16 +90,8 @@ impl Namespace for Dashboard {
     async fn handle(&self, conn: &Conn<Self>, event: &DashEvent, data: Option<Value>) -> Result<Answer, SignalError> {
         let (core, by) = (&conn.core, self.actor(conn));
         match event {
-            DashEvent::Subscribe => {
-                let channel = payload::channel_of(data)?;
-                core.directory().subscribe(conn.id(), &channel).await?;
-                Ok(Answer::channel(channel))
-            }
-            DashEvent::Unsubscribe => {
-                let channel = payload::channel_of(data)?;
-                core.directory().unsubscribe(conn.id(), &channel);
-                Ok(Answer::channel(channel))
-            }
+            DashEvent::Subscribe => ops::subscribe(core, conn.id(), payload::channel_of(data)?).await,
+            DashEvent::Unsubscribe => Ok(ops::unsubscribe(core, conn.id(), payload::channel_of(data)?)),
             DashEvent::Ping => {
                 let timestamp = now_ms();
                 if let Some(socket) = conn.socket() {
@@ -107,45 +99,13 @@ impl Namespace for Dashboard {
                 }
                 Ok(Answer::pong(timestamp))
             }
-            DashEvent::RoomCreated => {
-                let (room, meta) = payload::creation(data)?;
-                core.rooms().create(by, &room, meta).await?;
-                Ok(Answer::room(room, None))
-            }
-            DashEvent::UserJoinedRoom => {
-                let (room, user, name) = payload::joiner(data)?;
-                let out = core.rooms().join(by, &room, &user).await?;
-                if let Some(name) = name {
-                    core.rooms().name(&room, &user, &name).await?;
-                }
-                info!(conn_id = %conn.id(), room_id = %room, user_id = %user, "dashboard user joined room");
-                Ok(Answer::room(room, Some(out.users)))
-            }
-            DashEvent::UserLeftRoom => {
-                let room = payload::room_id(data)?;
-                core.rooms().leave(by, &room).await?;
-                Ok(Answer::room(room, None))
-            }
-            DashEvent::RoomListRequest => {
-                let (total, list) = core.directory().list("room-list-request").await?;
-                let _ = core.courier.send(conn.id(), &list).await;
-                Ok(Answer::listed(total))
-            }
-            DashEvent::JoinRequest => {
-                let (room, user, name) = payload::joiner(data)?;
-                let name = name.unwrap_or_else(|| user.as_str().to_owned());
-                let status = match core.rooms().request(by, &room, &user, &name).await? {
-                    Request::Approved => "approved",
-                    Request::Pending | Request::StillPending => "pending",
-                };
-                Ok(Answer::status(status))
-            }
-            DashEvent::Decide(approve) => {
-                let (room, user) = crate::transport::wire::payload::room_and_user(data)?;
-                core.rooms().decide(by, &room, &user, *approve).await?;
-                Ok(Answer::decided(room, user))
-            }
-            DashEvent::Channel(name) => self.relay(conn, name, data).await,
+            DashEvent::RoomCreated => ops::create(core, by, data).await,
+            DashEvent::UserJoinedRoom => ops::join(core, by, data).await,
+            DashEvent::UserLeftRoom => ops::leave(core, by, data).await,
+            DashEvent::RoomListRequest => ops::list(core, conn.id()).await,
+            DashEvent::JoinRequest => ops::request(core, by, data).await,
+            DashEvent::Decide(approve) => ops::decide(core, by, data, *approve).await,
+            DashEvent::Channel(name) => relay(conn, name, data).await,
         }
     }
 

@@ -58,9 +58,23 @@ pub fn joiner(payload: Option<Value>) -> Result<(RoomId, UserId, Option<String>)
     Ok((room, user, text(&map, "userName", MAX_NAME_CHARS)?))
 }
 
-/// `user-left-room { roomId }`
-pub fn room_id(payload: Option<Value>) -> Result<RoomId, PayloadError> {
-    id(&fields(payload)?, "roomId", RoomId::parse)
+/// `user-left-room { roomId, userId? }`: the room, and whose seat (the
+/// sender's own when no `userId` is given).
+pub fn leaver(payload: Option<Value>) -> Result<(RoomId, Option<UserId>), PayloadError> {
+    let map = fields(payload)?;
+    let room = id(&map, "roomId", RoomId::parse)?;
+    let user = match map.get("userId") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(id(&map, "userId", UserId::parse)?),
+    };
+    Ok((room, user))
+}
+
+/// The room a seed-001 approval message (`join-request`, `join-approved`,
+/// `join-rejected`) names, if it names one validly.
+pub fn named_room(payload: &Value) -> Option<RoomId> {
+    let map = payload.get("data").filter(|d| d.is_object()).unwrap_or(payload).as_object()?;
+    id(map, "roomId", RoomId::parse).ok()
 }
 
 #[cfg(test)]

@@ -32,8 +32,13 @@ pub const ROOM_LIST_REQUEST: &str = "room-list-request";
 pub const SERVER_ROOM_LIST: &str = "server-room-list";
 /// Server -> client: how many directory clients are connected.
 pub const CLIENT_COUNT: &str = "client_count";
+/// The raw protocol's error frame (not in seed 001).
+pub const ERROR: &str = "error";
+/// Seed 001's channel of join requests and their answers.
+pub const ACCESS_CHANNEL: &str = "webrtc-dashboard-access";
 /// Event names only the server sends: a relay may not forge them.
-pub const RESERVED: [&str; 12] = [
+pub const RESERVED: [&str; 13] = [
+    ERROR,
     SERVER_ROOM_LIST,
     CLIENT_COUNT,
     PONG,
