@@ -62,8 +62,9 @@ pub trait Protocol: Send + Sync + Sized + 'static {
         id: &ConnId,
     ) -> impl Future<Output = Result<Self, Refused>> + Send;
 
-    /// What the connection does once it is attached (its first frames, a
-    /// delivery loop), if anything.
+    /// What the connection does once it is open (a delivery loop), if
+    /// anything; frames it queues here go out before anything the core sends
+    /// it (a welcome comes first), since the core reaches it only after.
     fn start(conn: &Arc<RawConn<Self>>) -> Option<Work> {
         let _ = conn;
         None
@@ -145,9 +146,9 @@ impl<P: Protocol> Link for RawConn<P> {
     }
 }
 
-/// Makes `ns` a live connection: counted, reachable by the core, closed at
-/// its token's expiry.
-fn attach<P: Protocol>(state: &AppState, admitted: Admitted, id: ConnId, ns: P) -> Arc<RawConn<P>> {
+/// Makes `ns` a live connection: counted, started ([`Protocol::start`]),
+/// then reachable by the core, closed at its token's expiry.
+fn attach<P: Protocol>(state: &AppState, admitted: Admitted, id: ConnId, ns: P) -> (Arc<RawConn<P>>, Option<Work>) {
     state.stats.connected(false);
     let conn = Arc::new(RawConn {
         id,
@@ -160,7 +161,8 @@ fn attach<P: Protocol>(state: &AppState, admitted: Admitted, id: ConnId, ns: P) 
     });
     let link: std::sync::Weak<dyn Link> = Arc::downgrade(&conn) as std::sync::Weak<RawConn<P>>;
     *conn.counted.lock().unwrap_or_else(|p| p.into_inner()) = Some((admitted.slot, Expiry::at(admitted.expires, link)));
+    let work = P::start(&conn);
     let link: Arc<dyn Link> = conn.clone();
     state.core.courier.attach(&link);
-    conn
+    (conn, work)
 }

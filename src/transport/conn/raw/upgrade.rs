@@ -57,8 +57,7 @@ pub fn upgrade<P: Protocol>(state: &AppState, mut request: Request, ask: P::Ask)
         };
         match opened {
             Ok((admitted, ns)) => {
-                let conn = attach(&state, admitted, id, ns);
-                let work = P::start(&conn);
+                let (conn, work) = attach(&state, admitted, id, ns);
                 socket::run(ws, conn, work, &state).await;
             }
             Err(refused) => {
