@@ -88,7 +88,7 @@ describe('one instance', () => {
   let server;
   before(async () => {
     server = await startServer({ extraEnv: { MAX_PAYLOAD_BYTES: '4096', PING_INTERVAL_MS: '200', PING_TIMEOUT_MS: '400' } });
-    for (const peer of ['peer_ann', 'peer_ben', 'peer_cat', 'peer_dan', 'peer_eve', 'peer_fay', 'peer_gus', 'peer_sio']) {
+    for (const peer of ['peer_ann', 'peer_ben', 'peer_cat', 'peer_dan', 'peer_eve', 'peer_fay', 'peer_gus', 'peer_sio', 'peer_liar']) {
       await announce(server.url, 'home', peer);
     }
   });
@@ -112,7 +112,9 @@ describe('one instance', () => {
     // Delivered means read: the pong after it confirmed it, so it left the queue.
     await waitUntil(async () => (await peek(server.url, 'peer_ann')).length === 0, 'the confirmed signals to leave the queue');
     assert.deepEqual(ann.errors(), [], 'nothing answers a signal taken');
-    ann.ws.close();
+    // A close the client starts is answered: a clean close, not a dropped connection.
+    ann.ws.close(1000, 'bye');
+    assert.equal((await withTimeout(ann.closedP)).code, 1000);
     ben.ws.close();
   });
 
@@ -245,6 +247,22 @@ describe('one instance', () => {
     other.ws.close();
   });
 
+  test('a pong the server did not ask for confirms nothing: the signal stays queued', async () => {
+    const sender = await raw(server.url, 'peer_gus');
+    const liar = await raw(server.url, 'peer_liar', { autoPong: false });
+    sender.send({ type: 'offer', toPeerId: 'peer_liar', data: { n: 'forged' } });
+    await waitFrames(liar, (m) => m.data?.n === 'forged', 1, 'the signal');
+    // Pongs answering pings never sent: the highest number, and no number.
+    liar.ws.pong(Buffer.from('ffffffffffffffff', 'hex'));
+    liar.ws.pong(Buffer.from('hello'));
+    // Frames are handled in order: once this is answered, the pongs were read.
+    liar.send('not json');
+    await waitFrames(liar, (m) => m.error, 1, 'the answer after the pongs');
+    assert.deepEqual((await peek(server.url, 'peer_liar')).map((d) => d.n), ['forged'], 'still queued');
+    liar.ws.terminate();
+    sender.ws.close();
+  });
+
   test('nothing is lost when a connection drops mid-stream: what was not confirmed comes again', async () => {
     const sender = await raw(server.url, 'peer_eve');
     const N = 60;
@@ -301,6 +319,14 @@ describe('bounds', () => {
     for (let n = 0; n < 12; n += 1) one.send({ type: 'offer', toPeerId: 'peer_one', data: { n } });
     const limited = await waitFrames(one, (m) => m.code === 'rate-limited', 5, 'rate-limited refusals');
     assert.match(limited[0].message, /faster/);
+    assert.equal((await withTimeout(one.closedP)).code, 1008);
+  });
+
+  test('binary frames count against the rate limit too: a binary flood closes with 1008', async () => {
+    const one = await raw(server.url, 'peer_one');
+    for (let n = 0; n < 12; n += 1) one.send(Buffer.from([n]));
+    const answers = await waitFrames(one, (m) => m.error, 3, 'answers to the first binary frames');
+    assert.match(answers[0].message, /binary/);
     assert.equal((await withTimeout(one.closedP)).code, 1008);
   });
 

@@ -102,9 +102,14 @@ fn address_slot(state: &AppState, ip: Option<IpAddr>) -> Result<AddressSlot, Ref
     })
 }
 
-/// Admits a connection: its credential, then its session's address slot
-/// (or a slot of its own, for a session that was not counted at its handshake).
+/// Admits a connection: its session's address slot (or a slot of its own,
+/// for a session that was not counted at its handshake), then its
+/// credential: an address at its limit costs no token check.
 pub fn admit(state: &AppState, handshake: &Handshake<'_>, credential: Credential) -> Result<Admitted, Refused> {
+    let slot = match handshake.parts.extensions.get::<SessionSlot>() {
+        Some(SessionSlot(slot)) => slot.clone(),
+        None => Arc::new(address_slot(state, handshake.ip(state))?),
+    };
     let verified = match credential {
         Credential::Token => token(state, handshake)?,
         Credential::WorkerKey => {
@@ -115,10 +120,6 @@ pub fn admit(state: &AppState, handshake: &Handshake<'_>, credential: Credential
     let (user, scope, expires, networks) = match verified {
         Some(v) => (Some(v.user), Some(v.scope), Some(v.expires), v.networks),
         None => (None, None, None, NetworkAccess::Any),
-    };
-    let slot = match handshake.parts.extensions.get::<SessionSlot>() {
-        Some(SessionSlot(slot)) => slot.clone(),
-        None => Arc::new(address_slot(state, handshake.ip(state))?),
     };
     Ok(Admitted { slot, user, scope, expires, networks })
 }
@@ -132,7 +133,10 @@ fn token(state: &AppState, handshake: &Handshake<'_>) -> Result<Option<Verified>
     match token.and_then(|token| auth::verify_scoped(&token, jwt, claim)) {
         Ok(verified) => Ok(Some(verified)),
         Err(e) => {
-            info!(reason = %e, "connection refused: not authenticated");
+            static REFUSALS: OncePerSecond = OncePerSecond::new();
+            if REFUSALS.ready(crate::domain::now_ms()) {
+                info!(reason = %e, "connection refused: not authenticated (logged at most once a second)");
+            }
             Err(Refused::Unauthorized(e))
         }
     }

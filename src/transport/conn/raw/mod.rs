@@ -91,7 +91,7 @@ pub struct RawConn<P: Protocol> {
     /// The core.
     pub core: Arc<Core>,
     outbox: Outbox,
-    pipeline: Pipeline<tokio_tungstenite::tungstenite::Utf8Bytes>,
+    pipeline: Pipeline<Option<tokio_tungstenite::tungstenite::Utf8Bytes>>,
     counted: Mutex<Option<(Arc<AddressSlot>, Expiry)>>,
     stats: Arc<Stats>,
 }
@@ -128,17 +128,15 @@ impl<P: Protocol> Link for RawConn<P> {
 
     /// Confirmed once the client has read it: a ping written after it was
     /// answered (WebSocket peers answer pings in order, after the frames
-    /// before them). A raw protocol has no acks of its own.
+    /// before them). A raw protocol has no acks of its own. `timeout` does
+    /// not apply: on one connection, pushing again cannot help (the pong
+    /// comes, or `PING_TIMEOUT_MS` drops the connection and it is `Closed`),
+    /// and a raw client could not tell a second copy from a new message.
     fn push(&self, event: &Event, timeout: Duration) -> Result<Confirmation, Undelivered> {
+        let _ = timeout;
         let (tx, rx) = oneshot::channel();
         self.outbox.push(P::render(event).ok_or(Undelivered::Gone)?, Some(tx))?;
-        Ok(Box::pin(async move {
-            match tokio::time::timeout(timeout, rx).await {
-                Ok(Ok(())) => Confirmed::Yes,
-                Ok(Err(_)) => Confirmed::Closed,
-                Err(_) => Confirmed::TimedOut,
-            }
-        }))
+        Ok(Box::pin(async move { if rx.await.is_ok() { Confirmed::Yes } else { Confirmed::Closed } }))
     }
 
     fn close(&self) {

@@ -1,6 +1,7 @@
 //! A raw connection's outgoing frames: counted in bytes against
 //! `SOCKET_BUFFER_BYTES` (a full outbox refuses as busy, as a socket.io
-//! connection's does), with the confirmations asked for among them, and a
+//! connection's does) from when they are queued until they are written out
+//! ([`Outbox::written`]), with the confirmations asked for among them, and a
 //! close the server asked for. The connection's task takes everything at
 //! once when woken ([`Outbox::take`]).
 
@@ -26,6 +27,7 @@ pub(super) type Close = (u16, &'static str);
 #[derive(Default)]
 struct Queue {
     frames: VecDeque<Out>,
+    /// Queued, and taken but not yet written.
     bytes: usize,
     close: Option<Close>,
 }
@@ -75,11 +77,17 @@ impl Outbox {
         self.wake.notify_one();
     }
 
-    /// Everything queued, and the close asked for, if any.
+    /// Everything queued, and the close asked for, if any; its bytes count
+    /// until they are [`written`](Self::written).
     pub(super) fn take(&self) -> (VecDeque<Out>, Option<Close>) {
         let mut queue = self.lock();
-        queue.bytes = 0;
         (std::mem::take(&mut queue.frames), queue.close)
+    }
+
+    /// `bytes` taken were written out: they no longer count.
+    pub(super) fn written(&self, bytes: usize) {
+        let mut queue = self.lock();
+        queue.bytes = queue.bytes.saturating_sub(bytes);
     }
 }
 
@@ -94,6 +102,8 @@ mod tests {
         assert_eq!(outbox.push("y".into(), None), Err(Undelivered::Busy));
         let (frames, close) = outbox.take();
         assert_eq!((frames.len(), close), (1, None));
+        assert_eq!(outbox.push("y".into(), None), Err(Undelivered::Busy), "taken but not yet written still counts");
+        outbox.written(25);
         assert_eq!(outbox.push("a".repeat(6), None), Ok(()));
         assert_eq!(outbox.push("b".repeat(5), None), Err(Undelivered::Busy));
         assert_eq!(outbox.push("c".repeat(4), None), Ok(()));

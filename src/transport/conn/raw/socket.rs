@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Error, Message};
+use tokio_tungstenite::tungstenite::{Error, Message, Utf8Bytes};
 use tracing::{error, info, warn};
 
 use super::outbox::{Close, Out};
@@ -45,8 +45,10 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// Why a connection ended.
 enum End {
-    /// The peer closed, or the transport failed.
+    /// The transport failed, or closed without a close frame.
     Peer,
+    /// The peer sent a close frame (tungstenite queued the answer).
+    PeerClosed,
     /// No pong within `PING_TIMEOUT_MS`.
     PingTimeout,
     /// The peer did not take what was written within `PING_TIMEOUT_MS`.
@@ -82,9 +84,13 @@ impl Pings {
         Message::Ping(Bytes::copy_from_slice(&seq.to_be_bytes()))
     }
 
-    /// A pong: every ping up to the one it answers is answered.
+    /// A pong: every ping up to the one it answers is answered (a number
+    /// never sent answers nothing: a forged pong confirms no frame).
     fn answered(&mut self, payload: &[u8]) {
         let Ok(seq) = <[u8; 8]>::try_from(payload).map(u64::from_be_bytes) else { return };
+        if seq >= self.next {
+            return;
+        }
         while self.waiting.front().is_some_and(|(s, _, _)| *s <= seq) {
             if let Some((_, _, confirms)) = self.waiting.pop_front() {
                 for tx in confirms {
@@ -96,7 +102,9 @@ impl Pings {
 }
 
 /// Serves `conn` on `ws` until it ends, then runs its clean-up and counts it out.
-pub(super) async fn run<P: Protocol>(mut ws: Ws, conn: Arc<RawConn<P>>, mut work: Option<Work>, state: &AppState) {
+pub(super) async fn run<P: Protocol>(mut ws: Ws, conn: Arc<RawConn<P>>, work: Option<Work>, state: &AppState) {
+    // A panic in the work ends the work, not the connection's clean-up.
+    let mut work: Option<Work> = work.map(|w| Box::pin(AssertUnwindSafe(w).catch_unwind().map(drop)) as Work);
     let (interval, timeout) = (state.config.ping_interval, state.config.ping_timeout);
     let mut pings = Pings { next: 0, waiting: VecDeque::new(), last: Instant::now(), interval, timeout };
     let mut closing = state.stats.closing();
@@ -106,20 +114,26 @@ pub(super) async fn run<P: Protocol>(mut ws: Ws, conn: Arc<RawConn<P>>, mut work
         if *closing.borrow_and_update() {
             break End::Server((1001, "the server is shutting down"));
         }
+        // Unbiased: a client that keeps sending must not starve the pings or the work.
         tokio::select! {
-            biased;
             changed = closing.changed() => if changed.is_err() {
                 break End::Server((1001, "the server is shutting down"));
             },
             frame = ws.next() => match frame {
                 Some(Err(Error::Capacity(_))) => break End::Server((1009, "the frame is larger than MAX_PAYLOAD_BYTES")),
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break End::Peer,
+                Some(Ok(Message::Close(_))) => break End::PeerClosed,
+                None | Some(Err(_)) => break End::Peer,
                 Some(Ok(Message::Text(text))) => {
-                    if !take(&conn, text).await {
+                    if !take(&conn, Some(text)).await {
                         break End::Server((1008, "events kept coming past the rate limit"));
                     }
                 }
-                Some(Ok(Message::Binary(_))) => conn.ns.refused(&conn, &PayloadError::NotText.into()),
+                // Binary frames go through the rate limit too, then are refused.
+                Some(Ok(Message::Binary(_))) => {
+                    if !take(&conn, None).await {
+                        break End::Server((1008, "events kept coming past the rate limit"));
+                    }
+                }
                 Some(Ok(Message::Pong(payload))) => pings.answered(&payload),
                 Some(Ok(_)) => {}
             },
@@ -150,11 +164,10 @@ pub(super) async fn run<P: Protocol>(mut ws: Ws, conn: Arc<RawConn<P>>, mut work
     // end as closed; what is queued goes out before a close the server makes.
     conn.outbox.close((1000, ""));
     let (last, _) = conn.outbox.take();
-    if AssertUnwindSafe(conn.ns.closed(&conn)).catch_unwind().await.is_err() {
+    drop((work, pings));
+    if AssertUnwindSafe(Box::pin(conn.ns.closed(&conn))).catch_unwind().await.is_err() {
         error!(conn_id = %conn.id, "clean-up panicked");
     }
-    drop(work);
-    conn.release();
     match end {
         End::Server(close) => {
             let texts =
@@ -166,8 +179,10 @@ pub(super) async fn run<P: Protocol>(mut ws: Ws, conn: Arc<RawConn<P>>, mut work
                 ws.flush().await
             };
             let _ = tokio::time::timeout(CLOSE_WAIT, flushed).await;
-            refuse(&mut ws, close.0, close.1).await;
+            Box::pin(refuse(&mut ws, close.0, close.1)).await;
         }
+        // The answer to the peer's close frame.
+        End::PeerClosed => drop(tokio::time::timeout(CLOSE_WAIT, ws.flush()).await),
         End::TooSlow => {
             static WARNING: OncePerSecond = OncePerSecond::new();
             if WARNING.ready(now_ms()) {
@@ -177,13 +192,20 @@ pub(super) async fn run<P: Protocol>(mut ws: Ws, conn: Arc<RawConn<P>>, mut work
         End::PingTimeout => info!(conn_id = %conn.id, protocol = P::NAME, "raw connection dropped: no pong in time"),
         End::Peer => {}
     }
+    // Counted out last: shutdown waits for the close frames too.
+    conn.release();
 }
 
-/// A text frame through the pipeline; false if the connection must go for flooding.
-async fn take<P: Protocol>(conn: &RawConn<P>, text: tokio_tungstenite::tungstenite::Utf8Bytes) -> bool {
+/// A text frame (`None`: a binary one, refused once through) through the
+/// pipeline; false if the connection must go for flooding.
+async fn take<P: Protocol>(conn: &RawConn<P>, text: Option<Utf8Bytes>) -> bool {
     match conn.pipeline.accept(text) {
         Accepted::Drain => {
             while let Some(text) = conn.pipeline.next() {
+                let Some(text) = text else {
+                    conn.ns.refused(conn, &PayloadError::NotText.into());
+                    continue;
+                };
                 if conn.core.health.failing_fast() {
                     conn.ns.refused(conn, &CoreError::Unavailable.into());
                     continue;
@@ -207,10 +229,13 @@ async fn take<P: Protocol>(conn: &RawConn<P>, text: tokio_tungstenite::tungsteni
 /// asked for; the close asked for, if any.
 async fn write<P: Protocol>(ws: &mut Ws, conn: &RawConn<P>, pings: &mut Pings) -> Result<Option<Close>, Error> {
     let (frames, close) = conn.outbox.take();
-    let mut confirms = Vec::new();
+    let (mut confirms, mut bytes) = (Vec::new(), 0);
     for out in frames {
         match out {
-            Out::Text(text) => ws.feed(Message::text(text)).await?,
+            Out::Text(text) => {
+                bytes += text.len();
+                ws.feed(Message::text(text)).await?;
+            }
             Out::Confirm(tx) => confirms.push(tx),
         }
     }
@@ -218,13 +243,15 @@ async fn write<P: Protocol>(ws: &mut Ws, conn: &RawConn<P>, pings: &mut Pings) -
         ws.feed(pings.send(Instant::now(), confirms)).await?;
     }
     ws.flush().await?;
+    conn.outbox.written(bytes);
     Ok(close)
 }
 
 /// Closes `ws` with `code` and `reason` (cut to the 123 bytes a close frame
-/// holds), then reads and discards what the peer still sends until it
-/// closes too (within `CLOSE_WAIT`): a socket dropped with unread input
-/// resets the connection, and the peer may lose the close frame with it.
+/// holds), then reads what the peer still sends until its close frame
+/// answers (within `CLOSE_WAIT`): a socket dropped with unread input resets
+/// the connection, and the peer may lose the close frame with it. Input that
+/// is no frame (the rest of an oversized one) is read raw until the peer closes.
 pub(super) async fn refuse(ws: &mut Ws, code: u16, reason: &str) {
     let mut end = reason.len().min(123);
     while !reason.is_char_boundary(end) {
@@ -233,7 +260,14 @@ pub(super) async fn refuse(ws: &mut Ws, code: u16, reason: &str) {
     let frame = CloseFrame { code: code.into(), reason: reason[..end].to_owned().into() };
     let deadline = Instant::now() + CLOSE_WAIT;
     let _ = tokio::time::timeout_at(deadline, ws.close(Some(frame))).await;
-    let mut buffer = [0u8; 1024];
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Err(_) => return,
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(_))) => break,
+        }
+    }
+    let mut buffer = vec![0u8; 1024];
     let io = ws.get_mut();
     while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, io.read(&mut buffer)).await
         && n > 0

@@ -6,6 +6,8 @@
 //! refusal comes after it, as a close frame with its code (1008 for a bad or
 //! missing token, as seed 004's server does) and the reason.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -18,7 +20,8 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::{debug, info};
 
 use super::{Protocol, attach, socket};
-use crate::domain::ConnId;
+use crate::domain::rate::OncePerSecond;
+use crate::domain::{ConnId, now_ms};
 use crate::state::AppState;
 use crate::transport::conn::admission::{Credential, Handshake, admit};
 use crate::transport::wire::error::{HttpError, Refused};
@@ -34,9 +37,15 @@ pub fn upgrade<P: Protocol>(state: &AppState, mut request: Request, ask: P::Ask)
     };
     let on_upgrade = hyper::upgrade::on(&mut request);
     let (parts, _) = request.into_parts();
-    let admitted = match admit(state, &Handshake { parts: &parts, auth: None }, Credential::Token) {
+    let handshake = Handshake { parts: &parts, auth: None };
+    let admitted = match admit(state, &handshake, Credential::Token) {
+        Ok(admitted) => Ok(admitted),
         Err(Refused::TooManyConnections) => return HttpError::TooManyConnections.into_response(),
-        admitted => admitted,
+        // A refused upgrade holds a slot of its address too, while it is closed.
+        Err(refused) => match state.limits.slot(handshake.ip(state), state.config.max_connections_per_ip) {
+            Some(slot) => Err((refused, Arc::new(slot))),
+            None => return HttpError::TooManyConnections.into_response(),
+        },
     };
     drop(parts);
     let state = state.clone();
@@ -45,14 +54,23 @@ pub fn upgrade<P: Protocol>(state: &AppState, mut request: Request, ask: P::Ask)
             Ok(io) => TokioIo::new(io),
             Err(e) => return debug!(protocol = P::NAME, error = %e, "websocket upgrade failed"),
         };
+        // Writes go straight out (no 128 KiB write buffer kept per peer), and
+        // what tungstenite may hold is bounded by the outbox's budget.
+        let budget = state.config.socket_buffer_bytes + state.config.max_payload_bytes;
         let config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER_BYTES)
+            .write_buffer_size(0)
+            .max_write_buffer_size(budget.saturating_mul(2))
             .max_message_size(Some(state.config.max_payload_bytes))
             .max_frame_size(Some(state.config.max_payload_bytes));
         let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
         let id = new_id();
         let opened = match admitted {
-            Ok(admitted) => P::open(&state, &admitted, ask, &id).await.map(|ns| (admitted, ns)),
+            // Boxed: the task would otherwise be as large as this future for the connection's life.
+            Ok(admitted) => match Box::pin(P::open(&state, &admitted, ask, &id)).await {
+                Ok(ns) => Ok((admitted, ns)),
+                Err(refused) => Err((refused, admitted.slot)),
+            },
             Err(refused) => Err(refused),
         };
         match opened {
@@ -60,9 +78,12 @@ pub fn upgrade<P: Protocol>(state: &AppState, mut request: Request, ask: P::Ask)
                 let (conn, work) = attach(&state, admitted, id, ns);
                 socket::run(ws, conn, work, &state).await;
             }
-            Err(refused) => {
-                info!(protocol = P::NAME, conn_id = %id, reason = %refused, "raw connection refused");
-                socket::refuse(&mut ws, refused.close_code(), &refused.to_string()).await;
+            Err((refused, _slot)) => {
+                static REFUSALS: OncePerSecond = OncePerSecond::new();
+                if REFUSALS.ready(now_ms()) {
+                    info!(protocol = P::NAME, conn_id = %id, reason = %refused, "raw connection refused (logged at most once a second)");
+                }
+                Box::pin(socket::refuse(&mut ws, refused.close_code(), &refused.to_string())).await;
             }
         }
     });
