@@ -80,7 +80,8 @@ impl RawClient {
 
 /// `POST /network/{network}/announce` for `device` (open mode: no token).
 pub async fn announce(addr: &str, network: &str, device: &str) -> Result<(), Error> {
-    let body = format!(r#"{{"peerId":"{device}","signalAddress":"ws://127.0.0.1:9/{device}","capabilities":["relay"]}}"#);
+    let body =
+        format!(r#"{{"peerId":"{device}","signalAddress":"ws://127.0.0.1:9/{device}","capabilities":["relay"]}}"#);
     let headers = ["Content-Type: application/json".to_owned()];
     let r = request(addr, None, "POST", &format!("/network/{network}/announce"), &headers, &body).await?;
     if r.status != 200 {

@@ -151,7 +151,9 @@ pub async fn run(args: &Args) -> Result<String, Error> {
 async fn open(addr: &str, via: Via, i: usize, me: &str, _partner: &str) -> Result<End, Error> {
     Ok(match via {
         Via::Raw => End::Raw(RawClient::connect(addr, me).await?),
-        Via::Devices => End::Sio(Client::connect_to(addr, "/devices", Some(&format!(r#"{{"deviceId":"{me}"}}"#))).await?),
+        Via::Devices => {
+            End::Sio(Client::connect_to(addr, "/devices", Some(&format!(r#"{{"deviceId":"{me}"}}"#))).await?)
+        }
         Via::Room => {
             let mut client = Client::connect(addr).await?;
             client.join(&format!("p{i}"), me).await?;
@@ -251,7 +253,8 @@ impl Pair {
         let to = &self.names[1 - x];
         for _ in 0..n {
             let t = self.origin.elapsed().as_micros();
-            let candidate = format!(r#"{{"candidate":"{CANDIDATE}","sdpMid":"0","sdpMLineIndex":0,"s":{sent},"t":{t}}}"#);
+            let candidate =
+                format!(r#"{{"candidate":"{CANDIDATE}","sdpMid":"0","sdpMLineIndex":0,"s":{sent},"t":{t}}}"#);
             match (self.via, &mut *end) {
                 (Via::Raw, End::Raw(c)) => {
                     c.feed(format!(r#"{{"type":"ice-candidate","toPeerId":"{to}","data":{candidate}}}"#)).await?
