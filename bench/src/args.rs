@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 /// Shown on a usage error.
 pub const USAGE: &str =
-    "usage: loadgen <connections|relay|churn|bootstrap|attacks> --addr HOST:PORT [--server-pid PID] [--label NAME]
+    "usage: loadgen <connections|relay|churn|bootstrap|attacks|raw-idle|device-relay> --addr HOST:PORT [--server-pid PID] [--label NAME]
   connections: --peers N (1000) --concurrency C (256) --hold-secs S (5)
   relay:       --pairs P (50) --rates R1,R2,.. per sender per second (100) --secs S (5) --drain-secs D (10)
   churn:       --clients C (200) --secs S (10) --room-size K (4)
@@ -15,7 +15,9 @@ pub const USAGE: &str =
                --offers N (4096) --offer-bytes B (60000) --read-secs S (3)
                --rooms N (1000) --list-requests N (1500) --silent-hold-secs S (45) --silent-clients N (1)
                --handshakes N (2000) --connect-timeout-secs S (10) --big-heads N (500) --head-bytes B (390000)
-               --idle N (300) --half-sent N (50) --header-timeout-secs S (10)";
+               --idle N (300) --half-sent N (50) --header-timeout-secs S (10)
+  raw-idle:    --peers N (1000) --concurrency C (256) --hold-secs S (16) --announce true|false (false)
+  device-relay: --via raw|devices|room (raw) --pairs K (50) --signals M per sender (2000) --window W (8) --secs S (60)";
 
 /// Parsed arguments.
 #[derive(Clone)]

@@ -9,6 +9,8 @@
 //! loadgen churn       --addr 127.0.0.1:4000 --server-pid PID --clients 200 --secs 10
 //! loadgen bootstrap   --addr 127.0.0.1:4000 --workers 10 --requests 20000 --key KEY
 //! loadgen attacks     --addr 127.0.0.1:4000 --server-pid PID --tokens A,V,C1,C2
+//! loadgen raw-idle    --addr 127.0.0.1:4000 --server-pid PID --peers 10000 --hold-secs 16
+//! loadgen device-relay --addr 127.0.0.1:4000 --server-pid PID --via raw|devices|room --pairs 50
 //! ```
 //!
 //! It runs on one thread (a current-thread runtime): `bench/compare` pins it to
@@ -22,6 +24,7 @@ mod churn;
 mod connections;
 mod http;
 mod procfs;
+mod raw;
 mod relay;
 mod sio;
 mod stats;
@@ -46,6 +49,8 @@ fn main() -> ExitCode {
             "churn" => churn::run(&args).await,
             "bootstrap" => bootstrap::run(&args).await,
             "attacks" => attack::run(args.clone()).await,
+            "raw-idle" => raw::idle::run(&args).await,
+            "device-relay" => raw::relay::run(&args).await,
             other => Err(format!("unknown scenario {other:?}").into()),
         }
     });
