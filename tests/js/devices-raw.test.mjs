@@ -97,6 +97,8 @@ describe('one instance', () => {
   test('a signal reaches a connected device as seed 004 delivers it; nothing answers a signal taken', async () => {
     const ann = await raw(server.url, 'peer_ann');
     const ben = await raw(server.url, 'peer_ben');
+    // /health's connected_clients counts raw connections too.
+    assert.ok((await getJson(server.url, '/health')).body.connected_clients >= 2);
     ann.send({ type: 'offer', toPeerId: 'peer_ben', data: { sdp: 'v=0' } });
     const [msg] = await waitFrames(ben, (m) => m.fromPeerId, 1, 'the offer');
     assert.deepEqual(Object.keys(msg).sort(), ['data', 'fromPeerId', 'timestamp', 'toPeerId', 'type']);

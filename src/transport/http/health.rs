@@ -22,7 +22,7 @@ pub(super) struct Health {
     /// In cluster mode: `up` or `down`.
     #[serde(skip_serializing_if = "Option::is_none")]
     redis: Option<&'static str>,
-    /// Seed 001's name: connections of this instance, every namespace.
+    /// Seed 001's name: connections of this instance, every namespace and raw protocol.
     #[serde(rename = "connected_clients")]
     connected_clients: usize,
     /// Whether this instance is the cluster's leader (always, alone).
@@ -44,7 +44,7 @@ pub(super) async fn health(State(state): State<AppState>) -> (StatusCode, Json<H
         version: env!("CARGO_PKG_VERSION"),
         adapter: core.stores.rooms.kind(),
         redis: redis_up.map(|up| if up { "up" } else { "down" }),
-        connected_clients: core.metrics.sockets().all,
+        connected_clients: state.stats.all(),
         leader: core.leader.holds(),
         ring: if down { None } else { core.workers().figures().await.ok() },
     };

@@ -124,13 +124,13 @@ pub(super) async fn run<P: Protocol>(mut ws: Ws, conn: Arc<RawConn<P>>, work: Op
                 Some(Ok(Message::Close(_))) => break End::PeerClosed,
                 None | Some(Err(_)) => break End::Peer,
                 Some(Ok(Message::Text(text))) => {
-                    if !take(&conn, Some(text)).await {
+                    if !Box::pin(take(&conn, Some(text))).await {
                         break End::Server((1008, "events kept coming past the rate limit"));
                     }
                 }
                 // Binary frames go through the rate limit too, then are refused.
                 Some(Ok(Message::Binary(_))) => {
-                    if !take(&conn, None).await {
+                    if !Box::pin(take(&conn, None)).await {
                         break End::Server((1008, "events kept coming past the rate limit"));
                     }
                 }
@@ -152,7 +152,9 @@ pub(super) async fn run<P: Protocol>(mut ws: Ws, conn: Arc<RawConn<P>>, work: Op
             }
             () = async { work.as_mut().expect("guarded").await }, if work.is_some() => work = None,
         }
-        match tokio::time::timeout(timeout, write(&mut ws, &conn, &mut pings)).await {
+        // Boxed, as everything that runs only now and then: an idle
+        // connection's task is as large as its largest state.
+        match tokio::time::timeout(timeout, Box::pin(write(&mut ws, &conn, &mut pings))).await {
             Ok(Ok(None)) => {}
             Ok(Ok(Some(close))) => break End::Server(close),
             Ok(Err(_)) => break End::Peer,

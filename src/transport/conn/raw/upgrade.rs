@@ -27,8 +27,9 @@ use crate::transport::conn::admission::{Credential, Handshake, admit};
 use crate::transport::wire::error::{HttpError, Refused};
 
 /// Each connection's read buffer: signaling frames are small, and every
-/// idle peer holds one (tungstenite's default is 128 KiB).
-const READ_BUFFER_BYTES: usize = 1024;
+/// idle peer holds one (tungstenite's default is 128 KiB; a larger frame
+/// grows it while it is read).
+const READ_BUFFER_BYTES: usize = 512;
 
 /// Answers a request to a raw endpoint of protocol `P`, which asked for `ask`.
 pub fn upgrade<P: Protocol>(state: &AppState, mut request: Request, ask: P::Ask) -> Response {
