@@ -130,7 +130,8 @@ impl Mailbox {
             let [signal_from, notice_from] = [0, 1].map(|i| self.rewind[i].swap(u64::MAX, Ordering::AcqRel));
             last_signal = last_signal.min(signal_from.saturating_sub(1));
             last_notice = last_notice.min(notice_from.saturating_sub(1));
-            match self.mail(last_signal, last_notice).await {
+            // Boxed: the loop waits idle far longer than it reads, and keeps its largest state.
+            match Box::pin(self.mail(last_signal, last_notice)).await {
                 Ok(None) => break,
                 Ok(Some(mail)) => {
                     for item in mail {
