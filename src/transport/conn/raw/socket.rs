@@ -28,7 +28,9 @@ use tokio_tungstenite::tungstenite::{Error, Message, Utf8Bytes};
 use tracing::{error, info, warn};
 
 use super::outbox::{Close, Out};
+use super::upgrade::Opening;
 use super::{Protocol, RawConn, Work};
+use crate::config::Config;
 use crate::core::CoreError;
 use crate::domain::now_ms;
 use crate::domain::rate::OncePerSecond;
@@ -62,16 +64,14 @@ struct Pings {
     next: u64,
     waiting: VecDeque<(u64, Instant, Vec<oneshot::Sender<()>>)>,
     last: Instant,
-    interval: Duration,
-    timeout: Duration,
 }
 
 impl Pings {
     /// When the timer must fire next: the oldest ping's deadline, or the next ping.
-    fn deadline(&self) -> Instant {
+    fn deadline(&self, config: &Config) -> Instant {
         match self.waiting.front() {
-            Some((_, sent, _)) => *sent + self.timeout,
-            None => self.last + self.interval,
+            Some((_, sent, _)) => *sent + config.ping_timeout,
+            None => self.last + config.ping_interval,
         }
     }
 
@@ -98,22 +98,30 @@ impl Pings {
                 }
             }
         }
+        if self.waiting.is_empty() {
+            // An idle connection keeps no buffer between its pings.
+            self.waiting = VecDeque::new();
+        }
     }
 }
 
-/// Serves `conn` on `ws` until it ends, then runs its clean-up and counts it out.
-pub(super) async fn run<P: Protocol>(mut ws: Ws, conn: Arc<RawConn<P>>, work: Option<Work>, state: &AppState) {
+/// A connection's task: opens it (boxed: held only while it runs), serves it
+/// until it ends, then runs its clean-up and counts it out ([`finish`]).
+/// Only the loop's own state stays for the connection's life.
+pub(super) async fn serve<P: Protocol>(state: AppState, opening: Box<Opening<P>>) {
+    let Some((mut ws, conn, work)) = Box::pin(opening.open(&state)).await else { return };
     // A panic in the work ends the work, not the connection's clean-up.
     let mut work: Option<Work> = work.map(|w| Box::pin(AssertUnwindSafe(w).catch_unwind().map(drop)) as Work);
-    let (interval, timeout) = (state.config.ping_interval, state.config.ping_timeout);
-    let mut pings = Pings { next: 0, waiting: VecDeque::new(), last: Instant::now(), interval, timeout };
+    let config = &state.config;
+    let mut pings = Pings { next: 0, waiting: VecDeque::new(), last: Instant::now() };
     let mut closing = state.stats.closing();
-    let timer = tokio::time::sleep_until(pings.deadline());
+    let timer = tokio::time::sleep_until(pings.deadline(config));
     tokio::pin!(timer);
     let end = loop {
         if *closing.borrow_and_update() {
             break End::Server((1001, "the server is shutting down"));
         }
+        let mut ping = false;
         // Unbiased: a client that keeps sending must not starve the pings or the work.
         tokio::select! {
             changed = closing.changed() => if changed.is_err() {
@@ -123,51 +131,48 @@ pub(super) async fn run<P: Protocol>(mut ws: Ws, conn: Arc<RawConn<P>>, work: Op
                 Some(Err(Error::Capacity(_))) => break End::Server((1009, "the frame is larger than MAX_PAYLOAD_BYTES")),
                 Some(Ok(Message::Close(_))) => break End::PeerClosed,
                 None | Some(Err(_)) => break End::Peer,
-                Some(Ok(Message::Text(text))) => {
-                    if !Box::pin(take(&conn, Some(text))).await {
-                        break End::Server((1008, "events kept coming past the rate limit"));
-                    }
-                }
-                // Binary frames go through the rate limit too, then are refused.
-                Some(Ok(Message::Binary(_))) => {
-                    if !Box::pin(take(&conn, None)).await {
-                        break End::Server((1008, "events kept coming past the rate limit"));
-                    }
-                }
+                // Binary frames (`None`) go through the rate limit too, then are refused.
+                Some(Ok(Message::Text(text))) => if !Box::pin(take(&conn, Some(text))).await {
+                    break End::Server((1008, "events kept coming past the rate limit"));
+                },
+                Some(Ok(Message::Binary(_))) => if !Box::pin(take(&conn, None)).await {
+                    break End::Server((1008, "events kept coming past the rate limit"));
+                },
                 Some(Ok(Message::Pong(payload))) => pings.answered(&payload),
                 Some(Ok(_)) => {}
             },
             () = conn.outbox.wake.notified() => {}
             () = &mut timer => {
                 let now = Instant::now();
-                if pings.waiting.front().is_some_and(|(_, sent, _)| now >= *sent + timeout) {
+                if pings.waiting.front().is_some_and(|(_, sent, _)| now >= *sent + config.ping_timeout) {
                     break End::PingTimeout;
                 }
-                if pings.waiting.is_empty() && now >= pings.last + interval {
-                    let ping = pings.send(now, Vec::new());
-                    if ws.feed(ping).await.is_err() {
-                        break End::Peer;
-                    }
-                }
+                ping = pings.waiting.is_empty() && now >= pings.last + config.ping_interval;
             }
             () = async { work.as_mut().expect("guarded").await }, if work.is_some() => work = None,
         }
         // Boxed, as everything that runs only now and then: an idle
         // connection's task is as large as its largest state.
-        match tokio::time::timeout(timeout, Box::pin(write(&mut ws, &conn, &mut pings))).await {
+        match Box::pin(tokio::time::timeout(config.ping_timeout, write(&mut ws, &conn, &mut pings, ping))).await {
             Ok(Ok(None)) => {}
             Ok(Ok(Some(close))) => break End::Server(close),
             Ok(Err(_)) => break End::Peer,
             Err(_) => break End::TooSlow,
         }
-        timer.as_mut().reset(pings.deadline());
+        timer.as_mut().reset(pings.deadline(config));
     };
-    // Nothing more is taken: pushes are refused, confirmations still owed
-    // end as closed; what is queued goes out before a close the server makes.
+    drop((work, pings));
+    Box::pin(finish(ws, conn, end)).await;
+}
+
+/// After the loop: nothing more is taken (pushes are refused, confirmations
+/// still owed end as closed), the clean-up runs, what is queued goes out
+/// before a close the server makes, and the connection is counted out last
+/// (shutdown waits for the close frames too).
+async fn finish<P: Protocol>(mut ws: Ws, conn: Arc<RawConn<P>>, end: End) {
     conn.outbox.close((1000, ""));
     let (last, _) = conn.outbox.take();
-    drop((work, pings));
-    if AssertUnwindSafe(Box::pin(conn.ns.closed(&conn))).catch_unwind().await.is_err() {
+    if AssertUnwindSafe(conn.ns.closed(&conn)).catch_unwind().await.is_err() {
         error!(conn_id = %conn.id, "clean-up panicked");
     }
     match end {
@@ -181,7 +186,7 @@ pub(super) async fn run<P: Protocol>(mut ws: Ws, conn: Arc<RawConn<P>>, work: Op
                 ws.flush().await
             };
             let _ = tokio::time::timeout(CLOSE_WAIT, flushed).await;
-            Box::pin(refuse(&mut ws, close.0, close.1)).await;
+            refuse(&mut ws, close.0, close.1).await;
         }
         // The answer to the peer's close frame.
         End::PeerClosed => drop(tokio::time::timeout(CLOSE_WAIT, ws.flush()).await),
@@ -194,7 +199,6 @@ pub(super) async fn run<P: Protocol>(mut ws: Ws, conn: Arc<RawConn<P>>, work: Op
         End::PingTimeout => info!(conn_id = %conn.id, protocol = P::NAME, "raw connection dropped: no pong in time"),
         End::Peer => {}
     }
-    // Counted out last: shutdown waits for the close frames too.
     conn.release();
 }
 
@@ -229,7 +233,12 @@ async fn take<P: Protocol>(conn: &RawConn<P>, text: Option<Utf8Bytes>) -> bool {
 
 /// Writes what the outbox holds, with a ping after it if a confirmation was
 /// asked for; the close asked for, if any.
-async fn write<P: Protocol>(ws: &mut Ws, conn: &RawConn<P>, pings: &mut Pings) -> Result<Option<Close>, Error> {
+async fn write<P: Protocol>(
+    ws: &mut Ws,
+    conn: &RawConn<P>,
+    pings: &mut Pings,
+    ping: bool,
+) -> Result<Option<Close>, Error> {
     let (frames, close) = conn.outbox.take();
     let (mut confirms, mut bytes) = (Vec::new(), 0);
     for out in frames {
@@ -241,7 +250,7 @@ async fn write<P: Protocol>(ws: &mut Ws, conn: &RawConn<P>, pings: &mut Pings) -
             Out::Confirm(tx) => confirms.push(tx),
         }
     }
-    if !confirms.is_empty() {
+    if ping || !confirms.is_empty() {
         ws.feed(pings.send(Instant::now(), confirms)).await?;
     }
     ws.flush().await?;

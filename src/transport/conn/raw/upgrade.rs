@@ -19,10 +19,13 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::{debug, info};
 
-use super::{Protocol, attach, socket};
+use super::socket::{self, Ws};
+use super::{Protocol, RawConn, Work, attach};
 use crate::domain::rate::OncePerSecond;
 use crate::domain::{ConnId, now_ms};
+use crate::state::AddressSlot;
 use crate::state::AppState;
+use crate::transport::conn::admission::Admitted;
 use crate::transport::conn::admission::{Credential, Handshake, admit};
 use crate::transport::wire::error::{HttpError, Refused};
 
@@ -49,11 +52,36 @@ pub fn upgrade<P: Protocol>(state: &AppState, mut request: Request, ask: P::Ask)
         },
     };
     drop(parts);
-    let state = state.clone();
-    tokio::spawn(async move {
-        let io = match on_upgrade.await {
+    let opening = Box::new(Opening::<P> { on_upgrade, admitted, ask });
+    tokio::spawn(socket::serve(state.clone(), opening));
+    let accept = HeaderValue::try_from(derive_accept_key(key.as_bytes())).expect("base64 is a valid header value");
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::UPGRADE, HeaderValue::from_static("websocket"))
+        .header(header::CONNECTION, HeaderValue::from_static("Upgrade"))
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Body::empty())
+        .expect("constant parts")
+}
+
+/// What an accepted upgrade carries into its connection's task (boxed: the
+/// task keeps only what the connection needs for its life).
+pub(super) struct Opening<P: Protocol> {
+    on_upgrade: hyper::upgrade::OnUpgrade,
+    admitted: Result<Admitted, (Refused, Arc<AddressSlot>)>,
+    ask: P::Ask,
+}
+
+impl<P: Protocol> Opening<P> {
+    /// The upgraded connection, admitted and attached; `None` once a refusal
+    /// was sent (or the upgrade failed).
+    pub(super) async fn open(self, state: &AppState) -> Option<(Ws, Arc<RawConn<P>>, Option<Work>)> {
+        let io = match self.on_upgrade.await {
             Ok(io) => TokioIo::new(io),
-            Err(e) => return debug!(protocol = P::NAME, error = %e, "websocket upgrade failed"),
+            Err(e) => {
+                debug!(protocol = P::NAME, error = %e, "websocket upgrade failed");
+                return None;
+            }
         };
         // Writes go straight out (no 128 KiB write buffer kept per peer), and
         // what tungstenite may hold is bounded by the outbox's budget.
@@ -66,9 +94,8 @@ pub fn upgrade<P: Protocol>(state: &AppState, mut request: Request, ask: P::Ask)
             .max_frame_size(Some(state.config.max_payload_bytes));
         let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
         let id = new_id();
-        let opened = match admitted {
-            // Boxed: the task would otherwise be as large as this future for the connection's life.
-            Ok(admitted) => match Box::pin(P::open(&state, &admitted, ask, &id)).await {
+        let opened = match self.admitted {
+            Ok(admitted) => match P::open(state, &admitted, self.ask, &id).await {
                 Ok(ns) => Ok((admitted, ns)),
                 Err(refused) => Err((refused, admitted.slot)),
             },
@@ -76,26 +103,19 @@ pub fn upgrade<P: Protocol>(state: &AppState, mut request: Request, ask: P::Ask)
         };
         match opened {
             Ok((admitted, ns)) => {
-                let (conn, work) = attach(&state, admitted, id, ns);
-                socket::run(ws, conn, work, &state).await;
+                let (conn, work) = attach(state, admitted, id, ns);
+                Some((ws, conn, work))
             }
             Err((refused, _slot)) => {
                 static REFUSALS: OncePerSecond = OncePerSecond::new();
                 if REFUSALS.ready(now_ms()) {
                     info!(protocol = P::NAME, conn_id = %id, reason = %refused, "raw connection refused (logged at most once a second)");
                 }
-                Box::pin(socket::refuse(&mut ws, refused.close_code(), &refused.to_string())).await;
+                socket::refuse(&mut ws, refused.close_code(), &refused.to_string()).await;
+                None
             }
         }
-    });
-    let accept = HeaderValue::try_from(derive_accept_key(key.as_bytes())).expect("base64 is a valid header value");
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::UPGRADE, HeaderValue::from_static("websocket"))
-        .header(header::CONNECTION, HeaderValue::from_static("Upgrade"))
-        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
-        .body(Body::empty())
-        .expect("constant parts")
+    }
 }
 
 /// Whether `headers` ask for a WebSocket upgrade (RFC 6455 4.2.1): `GET`,
