@@ -8,12 +8,12 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::core::Core;
@@ -41,7 +41,7 @@ impl AppState {
             connections: AtomicUsize::new(0),
             all: AtomicUsize::new(0),
             idle: Notify::new(),
-            closing: watch::channel(false).0,
+            closing: AtomicBool::new(false),
         };
         Self { config: core.config.clone(), core, stats: Arc::new(stats), limits: Arc::default() }
     }
@@ -55,8 +55,8 @@ pub struct Stats {
     all: AtomicUsize,
     /// Woken when the last connection has been cleaned up (for shutdown).
     idle: Notify,
-    /// True once the server shuts down: raw connections close (1001) then.
-    closing: watch::Sender<bool>,
+    /// True once the server shuts down: a raw connection opened after that closes at once (1001).
+    closing: AtomicBool,
 }
 
 impl Stats {
@@ -88,14 +88,14 @@ impl Stats {
         }
     }
 
-    /// Shutdown: every raw connection runs its clean-up and closes with 1001.
+    /// Shutdown has begun.
     pub fn shut_down(&self) {
-        self.closing.send_replace(true);
+        self.closing.store(true, Ordering::Release);
     }
 
-    /// Whether the server is shutting down, watched by each raw connection.
-    pub fn closing(&self) -> watch::Receiver<bool> {
-        self.closing.subscribe()
+    /// Whether the server is shutting down.
+    pub fn closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
     }
 
     /// Connections of every namespace and protocol on this instance.

@@ -53,4 +53,8 @@ pub trait Link: Send + Sync + 'static {
 
     /// Closes the connection; its clean-up runs as for any disconnect.
     fn close(&self);
+
+    /// Shutdown, for a protocol that closes its connections itself then (a
+    /// raw WebSocket closes with 1001); nothing for the others.
+    fn shut_down(&self) {}
 }

@@ -163,11 +163,13 @@ async fn serve(
 
     let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
     let stats = state.stats.clone();
+    let shutdown_core = state.core.clone();
     let signal = async move {
         shutdown.await;
         let _ = started_tx.send(());
         info!(connections = stats.all(), "shutting down: disconnecting clients");
         stats.shut_down();
+        shutdown_core.courier.shut_down_local();
         // Clear rooms and tell peers first, then close the transports: clients
         // see a transport close (not a server disconnect) and reconnect.
         futures_util::future::join_all(PROTOCOLS.map(|p| (p.retire)(&io))).await;

@@ -132,6 +132,15 @@ impl Courier {
         self.broadcast_here(group, event, None)
     }
 
+    /// Shutdown: every local connection whose protocol closes itself then
+    /// is told to ([`Link::shut_down`]).
+    pub fn shut_down_local(&self) {
+        let links: Vec<_> = self.links.iter().filter_map(|l| l.value().upgrade()).collect();
+        for link in links {
+            link.shut_down();
+        }
+    }
+
     /// Closes `conn`, here or on another instance (a client that connected
     /// again turns its older connection out).
     pub async fn close(&self, conn: &ConnId) {

@@ -142,7 +142,14 @@ impl<P: Protocol> Link for RawConn<P> {
     fn close(&self) {
         self.outbox.close((1000, "closed by the server"));
     }
+
+    fn shut_down(&self) {
+        self.outbox.close(SHUTDOWN);
+    }
 }
+
+/// The close at shutdown: after the connection's clean-up, 1001.
+const SHUTDOWN: outbox::Close = (1001, "the server is shutting down");
 
 /// Makes `ns` a live connection: counted, started ([`Protocol::start`]),
 /// then reachable by the core, closed at its token's expiry.
@@ -162,5 +169,9 @@ fn attach<P: Protocol>(state: &AppState, admitted: Admitted, id: ConnId, ns: P) 
     let work = P::start(&conn);
     let link: Arc<dyn Link> = conn.clone();
     state.core.courier.attach(&link);
+    // Opened while the server shuts down: missed by the courier's sweep.
+    if state.stats.closing() {
+        conn.shut_down();
+    }
     (conn, work)
 }

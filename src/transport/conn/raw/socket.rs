@@ -114,19 +114,12 @@ pub(super) async fn serve<P: Protocol>(state: AppState, opening: Box<Opening<P>>
     let mut work: Option<Work> = work.map(|w| Box::pin(AssertUnwindSafe(w).catch_unwind().map(drop)) as Work);
     let config = &state.config;
     let mut pings = Pings { next: 0, waiting: VecDeque::new(), last: Instant::now() };
-    let mut closing = state.stats.closing();
     let timer = tokio::time::sleep_until(pings.deadline(config));
     tokio::pin!(timer);
     let end = loop {
-        if *closing.borrow_and_update() {
-            break End::Server((1001, "the server is shutting down"));
-        }
         let mut ping = false;
         // Unbiased: a client that keeps sending must not starve the pings or the work.
         tokio::select! {
-            changed = closing.changed() => if changed.is_err() {
-                break End::Server((1001, "the server is shutting down"));
-            },
             frame = ws.next() => match frame {
                 Some(Err(Error::Capacity(_))) => break End::Server((1009, "the frame is larger than MAX_PAYLOAD_BYTES")),
                 Some(Ok(Message::Close(_))) => break End::PeerClosed,
