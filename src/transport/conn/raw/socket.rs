@@ -209,7 +209,8 @@ async fn take<P: Protocol>(conn: &RawConn<P>, text: Option<Utf8Bytes>) -> bool {
                     conn.ns.refused(conn, &CoreError::Unavailable.into());
                     continue;
                 }
-                let handling = AssertUnwindSafe(Box::pin(conn.ns.handle(conn, text.as_str()))).catch_unwind().await;
+                // Not boxed again: `take` runs boxed (see `serve`).
+                let handling = AssertUnwindSafe(conn.ns.handle(conn, text.as_str())).catch_unwind().await;
                 if handling.is_err() {
                     error!(conn_id = %conn.id, "frame handler panicked; the connection goes on");
                 }
