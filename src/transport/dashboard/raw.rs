@@ -149,7 +149,7 @@ impl Protocol for DashSocket {
                 let body = Stamped { count: Some(*count), timestamp: *timestamp };
                 serde_json::to_string(&Typed { kind: wire::CLIENT_COUNT, body })
             }
-            Event::ChannelMessage { event, payload } => serde_json::to_string(&relayed(event, payload)),
+            Event::ChannelMessage { event, payload } => relayed(event, payload),
             Event::JoinRequest { room, user, user_name } => {
                 access(rooms::JOIN_REQUEST, JoinRequest { room_id: room, user_id: user, user_name })
             }
@@ -219,14 +219,37 @@ fn channel(frame: &Value) -> Result<String, PayloadError> {
 
 /// A relayed event as a raw frame: the original message, its `type` the
 /// event's name (a socket.io sender's payload gets one); a payload that is
-/// not an object comes as `data`.
-fn relayed(event: &str, payload: &Value) -> Value {
-    let mut frame = match payload {
-        Value::Object(map) => map.clone(),
-        other => serde_json::Map::from_iter([("data".to_owned(), other.clone())]),
-    };
-    if frame.get("type").and_then(Value::as_str) != Some(event) {
-        frame.insert("type".into(), Value::String(event.to_owned()));
+/// not an object comes as `data`. Rendered for every recipient, so the
+/// payload is copied only when its `type` must change.
+fn relayed(event: &str, payload: &Value) -> serde_json::Result<String> {
+    match payload {
+        // A raw sender's frame: sent on as it came.
+        Value::Object(map) if map.get("type").and_then(Value::as_str) == Some(event) => serde_json::to_string(payload),
+        // A socket.io sender's payload: its fields after the event's name.
+        Value::Object(map) if !map.contains_key("type") => serde_json::to_string(&Typed { kind: event, body: map }),
+        Value::Object(map) => {
+            let mut frame = map.clone();
+            frame.insert("type".into(), Value::String(event.to_owned()));
+            serde_json::to_string(&frame)
+        }
+        other => serde_json::to_string(&Typed { kind: event, body: Data { data: other } }),
     }
-    Value::Object(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_relay_is_the_original_message_with_the_event_s_name_as_its_type() {
+        let frame =
+            |event: &str, payload: Value| serde_json::from_str::<Value>(&relayed(event, &payload).unwrap()).unwrap();
+        let raw = json!({"type": "webrtc-offer", "channel": "c", "data": {"sdp": "v=0"}});
+        assert_eq!(frame("webrtc-offer", raw.clone()), raw, "a raw sender's frame, as sent");
+        let sio = json!({"channel": "c", "data": 1});
+        assert_eq!(frame("note", sio), json!({"type": "note", "channel": "c", "data": 1}));
+        assert_eq!(frame("note", json!({"type": "other", "channel": "c"})), json!({"type": "note", "channel": "c"}));
+        assert_eq!(frame("note", json!([1, 2])), json!({"type": "note", "data": [1, 2]}));
+    }
 }
