@@ -31,7 +31,7 @@ use crate::core::rooms::Actor;
 use crate::domain::{ConnId, UserId, now_ms};
 use crate::state::AppState;
 use crate::transport::conn::admission::Admitted;
-use crate::transport::conn::raw::{self, Protocol, RawConn, Work};
+use crate::transport::conn::raw::{self, Data, Protocol, RawConn, Typed, Work};
 use crate::transport::conn::sio::WireName;
 use crate::transport::wire::error::{Refused, SignalError};
 use crate::transport::wire::payload::{PayloadError, text};
@@ -63,15 +63,6 @@ pub struct DashSocket {
     token_user: Option<UserId>,
 }
 
-/// `{type, ...body}`: every frame the server sends.
-#[derive(Serialize)]
-struct Typed<'a, T: Serialize> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    #[serde(flatten)]
-    body: T,
-}
-
 /// `{channel, data}`
 #[derive(Serialize)]
 struct Channeled<'a, T: Serialize> {
@@ -86,12 +77,6 @@ struct Refusal<'a> {
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     event: Option<&'a str>,
-}
-
-/// `{data}`
-#[derive(Serialize)]
-struct Data<T: Serialize> {
-    data: T,
 }
 
 fn error_frame<'a>(e: &SignalError, event: Option<&'a str>) -> Typed<'a, Data<Refusal<'a>>> {

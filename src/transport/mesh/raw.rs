@@ -27,7 +27,7 @@ use crate::domain::ConnId;
 use crate::domain::mesh::MeshClient;
 use crate::state::AppState;
 use crate::transport::conn::admission::Admitted;
-use crate::transport::conn::raw::{self, Protocol, RawConn, Work};
+use crate::transport::conn::raw::{self, Data, Protocol, RawConn, Typed, Work};
 use crate::transport::conn::sio::WireName;
 use crate::transport::wire::error::{Refused, SignalError};
 use crate::transport::wire::query;
@@ -53,23 +53,6 @@ pub struct MeshSocket {
     replaced: Mutex<Option<MeshClient>>,
 }
 
-/// `{type, data}`: every frame of seed 000 but `server-heartbeat`.
-#[derive(Serialize)]
-struct Frame<'a, T: Serialize> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    data: T,
-}
-
-/// `{type, ...fields}`: `server-heartbeat`, as seed 000 writes it.
-#[derive(Serialize)]
-struct Flat<'a, T: Serialize> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    #[serde(flatten)]
-    fields: T,
-}
-
 /// The error frame's `data`: the code and message of every protocol, and the
 /// type of the frame refused (`null` when it had none, or was not read).
 #[derive(Serialize)]
@@ -79,8 +62,13 @@ struct ErrorData<'a> {
     event: Option<&'a str>,
 }
 
-fn error_frame<'a>(event: Option<&'a str>, e: &SignalError) -> Frame<'static, ErrorData<'a>> {
-    Frame { kind: ERROR, data: ErrorData { code: e.code(), message: e.to_string(), event } }
+/// `{type, data}`: every frame of seed 000 but `server-heartbeat`.
+fn frame<T: Serialize>(kind: &str, data: T) -> Typed<'_, Data<T>> {
+    Typed { kind, body: Data { data } }
+}
+
+fn error_frame<'a>(event: Option<&'a str>, e: &SignalError) -> Typed<'static, Data<ErrorData<'a>>> {
+    frame(ERROR, ErrorData { code: e.code(), message: e.to_string(), event })
 }
 
 impl Protocol for MeshSocket {
@@ -98,7 +86,7 @@ impl Protocol for MeshSocket {
 
     fn start(conn: &Arc<RawConn<Self>>) -> Option<Work> {
         let member = &conn.ns.member;
-        let _ = conn.send(&Frame { kind: wire::WELCOME, data: wire::welcome(&conn.core.instance, &member.org) });
+        let _ = conn.send(&frame(wire::WELCOME, wire::welcome(&conn.core.instance, &member.org)));
         let conn = conn.clone();
         Some(Box::pin(async move {
             let replaced = conn.ns.replaced.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -128,8 +116,9 @@ impl Protocol for MeshSocket {
 
     fn render(event: &Event) -> Option<String> {
         match wire::shape(event)? {
-            (kind, Out::ServerHeartbeat(fields)) => serde_json::to_string(&Flat { kind, fields }),
-            (kind, data) => serde_json::to_string(&Frame { kind, data }),
+            // `{type, ...fields}`, as seed 000 writes it.
+            (kind, Out::ServerHeartbeat(fields)) => serde_json::to_string(&Typed { kind, body: fields }),
+            (kind, data) => serde_json::to_string(&frame(kind, data)),
         }
         .ok()
     }

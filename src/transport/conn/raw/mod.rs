@@ -42,6 +42,25 @@ use crate::state::{AddressSlot, AppState, Stats};
 use crate::transport::wire::error::{Refused, SignalError};
 pub use upgrade::{upgrade, websocket_key};
 
+/// `{type, ...body}`: a frame named by its `type`, the body's fields beside
+/// it (seeds 000 and 001 write every frame so).
+#[derive(Serialize)]
+pub struct Typed<'a, T: Serialize> {
+    /// The frame's `type`.
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    /// The rest of the frame.
+    #[serde(flatten)]
+    pub body: T,
+}
+
+/// `{data}`: a body whose fields are under `data`.
+#[derive(Serialize)]
+pub struct Data<T: Serialize> {
+    /// The fields.
+    pub data: T,
+}
+
 /// Work a connection does beside its frames while it lives (a device's
 /// delivery loop, a mesh client's welcome), polled by its task.
 pub type Work = Pin<Box<dyn Future<Output = ()> + Send>>;
