@@ -72,6 +72,9 @@ function raw(url, deviceId, opts = {}) {
   return withTimeout(Promise.race([opened, c.closedP.then(() => c)]), 5000, `raw ${deviceId} did not open`);
 }
 
+/** A log predicate that matches only lines `server` logged from index `mark` on. */
+const since = (server, mark, pred) => (l) => server.logs.indexOf(l) >= mark && pred(l.fields ?? l);
+
 /** Waits until `c` got `n` frames satisfying `pick`. */
 function waitFrames(c, pick, n, what) {
   return waitUntil(() => c.got.filter(pick).length >= n, what).then(() => c.got.filter(pick));
@@ -98,7 +101,7 @@ describe('one instance', () => {
     const ann = await raw(server.url, 'peer_ann');
     const ben = await raw(server.url, 'peer_ben');
     // /health's connected_clients counts raw connections too.
-    assert.ok((await getJson(server.url, '/health')).body.connected_clients >= 2);
+    assert.equal((await getJson(server.url, '/health')).body.connected_clients, 2);
     ann.send({ type: 'offer', toPeerId: 'peer_ben', data: { sdp: 'v=0' } });
     const [msg] = await waitFrames(ben, (m) => m.fromPeerId, 1, 'the offer');
     assert.deepEqual(Object.keys(msg).sort(), ['data', 'fromPeerId', 'timestamp', 'toPeerId', 'type']);
@@ -114,6 +117,7 @@ describe('one instance', () => {
     // Delivered means read: the pong after it confirmed it, so it left the queue.
     await waitUntil(async () => (await peek(server.url, 'peer_ann')).length === 0, 'the confirmed signals to leave the queue');
     assert.deepEqual(ann.errors(), [], 'nothing answers a signal taken');
+    assert.deepEqual(ann.got.filter((m) => !m.fromPeerId), [], 'nothing but signals reached the sender');
     // A close the client starts is answered: a clean close, not a dropped connection.
     ann.ws.close(1000, 'bye');
     assert.equal((await withTimeout(ann.closedP)).code, 1000);
@@ -220,13 +224,18 @@ describe('one instance', () => {
   test('a listener is kept alive by ping/pong alone; one that stops answering pings is dropped and its seat freed', async () => {
     const listener = await raw(server.url, 'peer_cat');
     const deaf = await raw(server.url, 'peer_dan', { autoPong: false });
+    const clients = async () => (await getJson(server.url, '/health')).body.connected_clients;
+    const both = await clients();
+    const mark = server.logs.length;
     let pings = 0;
     listener.ws.on('ping', () => (pings += 1));
     // Many ping intervals (200 ms) and timeouts (400 ms) pass: the listener, sending nothing, stays.
     await waitUntil(() => pings >= 8, 'eight pings answered');
     assert.equal(listener.closed, null);
     await withTimeout(deaf.closedP, 5000, 'the deaf client is dropped');
-    await server.waitForLog((l) => (l.fields ?? l).message === 'raw connection dropped: no pong in time');
+    await server.waitForLog(since(server, mark, (l) => l.message === 'raw connection dropped: no pong in time'));
+    await server.waitForLog(since(server, mark, (l) => l.message === 'device disconnected (raw)' && l.device_id === 'peer_dan'));
+    await waitUntil(async () => (await clients()) === both - 1, 'the dropped connection counted out');
     // Its seat is free: a signal to it waits in the queue.
     listener.send({ type: 'offer', toPeerId: 'peer_dan', data: { n: 'after' } });
     await waitUntil(async () => (await peek(server.url, 'peer_dan')).some((d) => d.n === 'after'), 'queued for the dropped device');
@@ -238,10 +247,13 @@ describe('one instance', () => {
     const sender = await raw(server.url, 'peer_gus');
     const stuck = await raw(server.url, 'peer_cat');
     const other = await raw(server.url, 'peer_dan');
+    const mark = server.logs.length;
     stuck.ws._socket.pause(); // reads nothing more: no frame, no ping
     const big = 'x'.repeat(3000);
     for (let n = 0; n < 200; n += 1) sender.send({ type: 'ice-candidate', toPeerId: 'peer_cat', data: { n, big } });
-    await server.waitForLog((l) => ['raw connection dropped: no pong in time', 'slow consumer disconnected: it did not read what was sent (logged at most once a second)'].includes((l.fields ?? l).message) , 5000);
+    const dropped = ['raw connection dropped: no pong in time', 'slow consumer disconnected: it did not read what was sent (logged at most once a second)'];
+    await server.waitForLog(since(server, mark, (l) => dropped.includes(l.message)), 5000);
+    await server.waitForLog(since(server, mark, (l) => l.message === 'device disconnected (raw)' && l.device_id === 'peer_cat'));
     sender.send({ type: 'offer', toPeerId: 'peer_dan', data: { still: true } });
     await waitFrames(other, (m) => m.data?.still, 1, 'the others are served');
     stuck.ws.terminate();
@@ -277,6 +289,8 @@ describe('one instance', () => {
     await withTimeout(first.closedP);
     const second = await raw(server.url, 'peer_fay');
     assert.equal(first.signals().length, 10);
+    // The server agrees: what the dead client never read is still queued.
+    assert.ok((await peek(server.url, 'peer_fay')).length >= N - 10);
     const seen = new Set(first.signals().map((m) => m.data.n));
     await waitUntil(() => {
       for (const m of second.signals()) seen.add(m.data.n);
@@ -340,8 +354,9 @@ describe('bounds', () => {
     await withTimeout(open[0].closedP);
     await waitUntil(async () => {
       try {
-        open.push(await raw(server.url, 'peer_n4'));
-        return true;
+        const c = await raw(server.url, 'peer_n4');
+        open.push(c);
+        return c.closed === null;
       } catch {
         return false;
       }
@@ -354,6 +369,8 @@ describe('bounds', () => {
     const code = await server.stop();
     assert.equal(code, 0);
     assert.equal((await withTimeout(one.closedP)).code, 1001);
+    // Its clean-up ran during the shutdown.
+    assert.ok(server.logs.some((l) => (l.fields ?? l).message === 'device disconnected (raw)' && (l.fields ?? l).device_id === 'peer_one'));
   });
 });
 
