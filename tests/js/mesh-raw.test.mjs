@@ -169,13 +169,16 @@ describe('one instance', () => {
     ann.send({ type: 'peer-message', data: { targetId: 'gus', message: 'x' } });
     await errorOf(ann, 'peer-message', 'target-not-found');
 
+    const lists = () => gus.received.filter((f) => f.type === 'client-list-update').length;
+    const listsBefore = lists();
     gus.send({ type: 'request-client-list' });
-    await waitUntil(() => gus.received.filter((f) => f.type === 'client-list-update').length >= 2, 'gus got a list on request');
+    await waitUntil(() => lists() >= 2 && lists() > listsBefore, 'gus got a list on request');
     for (const f of gus.received) {
       assert.ok(!['peer-message', 'location-update'].includes(f.type), `nothing crosses organizations: ${f.type}`);
       if (f.type === 'client-list-update') assert.deepEqual(ids(f), ['gus']);
     }
     assert.equal(ann.received.filter((f) => f.type === 'peer-message').length, 1, 'a broadcast skips its sender');
+    assert.equal(bob.received.filter((f) => f.type === 'peer-message').length, 1, "bob's broadcast skipped bob: only ann's message");
     closeAllRaw(ann, bob, gus);
   });
 
