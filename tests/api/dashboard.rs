@@ -203,12 +203,15 @@ async fn a_client_looping_connect_and_disconnect_does_not_make_a_count_per_chang
         let url = format!("{base}&sid={}", handshake["sid"].as_str().unwrap());
         assert_eq!(http.post(&url).body("40/dashboard,").send().await.unwrap().status(), 200);
         // Connected once the namespace's CONNECT is acked (a poll may bring only a ping first).
+        let mut acked = false;
         for _ in 0..20 {
             let polled = http.get(&url).send().await.unwrap().text().await.unwrap();
             if polled.contains("40/dashboard,") {
+                acked = true;
                 break;
             }
         }
+        assert!(acked, "the namespace CONNECT was acked: the cycle counts");
         assert_eq!(http.post(&url).body("41/dashboard,").send().await.unwrap().status(), 200);
     }
     // Two more watchers mark the end: a count of 3 never happens during the cycles.
