@@ -134,15 +134,6 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
         })
     }
 
-    /// `true` or `false` (default `false`).
-    pub(super) fn flag(&self, var: &'static str) -> Result<bool, ConfigError> {
-        match self.get(var).as_deref() {
-            None | Some("false") => Ok(false),
-            Some("true") => Ok(true),
-            Some(other) => Err(invalid(var, other, "expected true or false".into())),
-        }
-    }
-
     pub(super) fn millis(&self, var: &'static str, default: usize) -> Result<Duration, ConfigError> {
         let ms = self.ranged(var, default, 100..=600_000)?;
         Ok(Duration::from_millis(ms as u64))

@@ -210,7 +210,7 @@ impl Config {
                 heartbeat_interval: env.millis("HEARTBEAT_INTERVAL", 10_000)?,
                 client_timeout: env.millis("CLIENT_TIMEOUT", 30_000)?,
                 election_delay: env.millis("ELECTION_DELAY", 2_000)?,
-                open_with_jwt: env.flag("MESH_OPEN_WITH_JWT")?,
+                open_with_jwt: env.parse("MESH_OPEN_WITH_JWT", false, "true or false")?,
             },
             room_list_interval: env.millis("ROOM_LIST_INTERVAL_MS", 5_000)?,
             join_request_timeout: env.millis("JOIN_REQUEST_TIMEOUT_MS", 60_000)?,
