@@ -14,25 +14,13 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { io } from 'socket.io-client';
 
-import { ALLOWED_ORIGIN, EVIL_ORIGIN, closeAll, emitWithAck, getJson, hs256Token, startServer, waitConnected, withTimeout } from './server.mjs';
+import { ALLOWED_ORIGIN, EVIL_ORIGIN, announce, closeAll, emitWithAck, getJson, hs256Token, startServer, waitConnected, withTimeout } from './server.mjs';
 import { startRedis, waitUntil } from './processes.mjs';
 
 const clients = [];
 after(() => {
   for (const c of clients) c.terminate?.() ?? c.close?.();
 });
-
-/** POSTs an announcement of `peerId` in `network`, with `token` if given. */
-async function announce(url, network, peerId, token) {
-  const headers = { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
-  const res = await fetch(new URL(`/network/${network}/announce`, url), {
-    method: 'POST',
-    headers,
-    body: JSON.stringify({ peerId, signalAddress: `wss://signal.test/${peerId}` }),
-    signal: AbortSignal.timeout(5000),
-  });
-  assert.equal(res.status, 200, `announce ${peerId}: ${await res.text()}`);
-}
 
 const wsUrl = (url, path) => url.replace(/^http/, 'ws') + path;
 

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 
 import {
   TIMEOUT_MS,
+  announce,
   closeAll,
   emitWithAck,
   getJson,
@@ -22,17 +23,6 @@ import { io } from 'socket.io-client';
 import { startRedis, waitUntil } from './processes.mjs';
 
 const sockets = [];
-
-/** POSTs an announcement of `peerId` (its own user) in `network`. */
-async function announce(url, network, peerId, capabilities = []) {
-  const res = await fetch(new URL(`/network/${network}/announce`, url), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ peerId, signalAddress: `wss://signal.test/${peerId}`, capabilities }),
-    signal: AbortSignal.timeout(TIMEOUT_MS),
-  });
-  assert.equal(res.status, 200, `announce ${peerId}: ${await res.text()}`);
-}
 
 /**
  * A /devices socket for `deviceId`; `acking` decides whether it acks each

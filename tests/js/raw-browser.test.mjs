@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startServer } from './server.mjs';
+import { announce, startServer } from './server.mjs';
 import { launchBrowser, withSession } from './browser.mjs';
 
 let browser;
@@ -15,14 +15,7 @@ let server;
 
 before(async () => {
   [browser, server] = await Promise.all([launchBrowser(), startServer()]);
-  for (const peerId of ['peer_page_a', 'peer_page_b']) {
-    const res = await fetch(new URL('/network/home/announce', server.url), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ peerId, signalAddress: `wss://signal.test/${peerId}` }),
-    });
-    assert.equal(res.status, 200);
-  }
+  for (const peerId of ['peer_page_a', 'peer_page_b']) await announce(server.url, 'home', peerId);
 });
 
 after(async () => {

@@ -401,3 +401,18 @@ export async function recordedClient(url, opts = {}, { heartbeatMs } = {}) {
   }
   return { socket, rec };
 }
+
+/**
+ * POSTs a seed-004 announcement of `peerId` in `network` (with `token`, its
+ * user's; without, the device is its own user) and checks the 200.
+ */
+export async function announce(url, network, peerId, token) {
+  const headers = { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
+  const res = await fetch(new URL(`/network/${network}/announce`, url), {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ peerId, signalAddress: `wss://signal.test/${peerId}` }),
+    signal: AbortSignal.timeout(TIMEOUT_MS),
+  });
+  if (res.status !== 200) throw new Error(`announce ${peerId}: ${res.status} ${await res.text()}`);
+}
