@@ -8,9 +8,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import WebSocket from 'ws';
 
-import { TIMEOUT_MS, closeAll, emitWithAck, hs256Token, recordedClient, startServer, withTimeout } from './server.mjs';
+import { TIMEOUT_MS, closeAll, emitWithAck, hs256Token, rawSocket, recordedClient, startServer, withTimeout } from './server.mjs';
 import { startCluster, waitUntil } from './processes.mjs';
 
 const ROOMS = 'webrtc-dashboard-rooms';
@@ -24,46 +23,12 @@ const open = [];
  * `closed` resolves with the close code and reason.
  */
 async function raw(url, { path = '/', headers = {} } = {}) {
-  const ws = new WebSocket(url.replace(/^http/, 'ws') + path, { headers });
-  open.push(ws);
-  const frames = [];
-  const waiters = new Set();
-  const closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })));
-  ws.on('message', (data, isBinary) => {
-    const frame = isBinary ? { type: '(binary)' } : JSON.parse(String(data));
-    frames.push(frame);
-    for (const w of [...waiters]) {
-      if (w.type === frame.type && w.predicate(frame)) {
-        waiters.delete(w);
-        clearTimeout(w.timer);
-        w.resolve(frame);
-      }
-    }
-  });
-  await withTimeout(
-    new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    }),
-  );
+  const c = rawSocket(url + path, { headers }, path);
+  open.push(c.ws);
+  await withTimeout(c.opened);
+  const { ws, frames } = c;
   return {
-    ws,
-    frames,
-    closed,
-    send: (frame) => ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame)),
-    /** The first frame of `type` (already got, or to come) that satisfies `predicate`. */
-    waitFor(type, predicate = () => true, ms = TIMEOUT_MS) {
-      const found = frames.find((f) => f.type === type && predicate(f));
-      if (found) return Promise.resolve(found);
-      return new Promise((resolve, reject) => {
-        const w = { type, predicate, resolve };
-        w.timer = setTimeout(() => {
-          waiters.delete(w);
-          reject(new Error(`timed out after ${ms} ms waiting for "${type}"; got ${JSON.stringify(frames.map((f) => f.type))}`));
-        }, ms);
-        waiters.add(w);
-      });
-    },
+    ...c,
     /** Frames got after a pong answering a ping sent now: everything before it has arrived. */
     async settle() {
       const before = frames.filter((f) => f.type === 'pong').length;

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 
-import { TIMEOUT_MS, closeAll, emitWithAck, hs256Token, recordedClient, startServer } from './server.mjs';
+import { TIMEOUT_MS, closeAll, emitWithAck, hs256Token, rawSocket, recordedClient, startServer } from './server.mjs';
 import { startCluster, waitUntil } from './processes.mjs';
 
 const MESH_ENV = { HEARTBEAT_INTERVAL: '200', CLIENT_TIMEOUT: '1000', ELECTION_DELAY: '300' };
@@ -28,53 +28,14 @@ function rawClient(base, org, id, capabilities = '', { silent = false, name = id
   for (const [k, v] of Object.entries({ ...query, clientName: name, capabilities, ...extra })) {
     if (v !== undefined) url.searchParams.set(k, v);
   }
-  const ws = new WebSocket(url, { headers, ...wsOptions });
-  open.push(ws);
-  const received = [];
-  const waiters = new Set();
-  ws.on('message', (data, isBinary) => {
-    const frame = isBinary ? { binary: true } : JSON.parse(data.toString());
-    received.push(frame);
-    for (const w of [...waiters]) {
-      if (w.match(frame)) {
-        waiters.delete(w);
-        w.resolve(frame);
-      }
-    }
-  });
-  const closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
-  const opened = new Promise((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('error', reject);
-  });
-  let timer;
+  const c = rawSocket(url.href, { headers, ...wsOptions }, id);
+  open.push(c.ws);
   if (!silent) {
-    timer = setInterval(() => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify({ type: 'heartbeat' })), 200);
+    const timer = setInterval(() => c.ws.readyState === WebSocket.OPEN && c.send({ type: 'heartbeat' }), 200);
     timer.unref();
-    ws.once('close', () => clearInterval(timer));
+    c.ws.once('close', () => clearInterval(timer));
   }
-  return {
-    id,
-    ws,
-    received,
-    closed,
-    opened,
-    send: (frame) => ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame)),
-    /** The first frame of `type` matching `predicate`, already received or to come. */
-    waitFor(type, predicate = () => true, ms = TIMEOUT_MS) {
-      const match = (f) => f.type === type && predicate(f);
-      const found = received.find(match);
-      if (found) return Promise.resolve(found);
-      return new Promise((resolve, reject) => {
-        const w = { match, resolve: (f) => (clearTimeout(w.timer), resolve(f)) };
-        w.timer = setTimeout(() => {
-          waiters.delete(w);
-          reject(new Error(`${id}: timed out after ${ms} ms waiting for "${type}"; got ${JSON.stringify(received.map((f) => f.type))}`));
-        }, ms);
-        waiters.add(w);
-      });
-    },
-  };
+  return { ...c, id, received: c.frames };
 }
 
 /** A raw client once its welcome came. */

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { io } from 'socket.io-client';
 import ioV2 from 'socket.io-client-v2';
+import WebSocket from 'ws';
 
 /** The origin every test server allows (CLIENT_URL). */
 export const ALLOWED_ORIGIN = 'http://allowed.test';
@@ -415,4 +416,54 @@ export async function announce(url, network, peerId, token) {
     signal: AbortSignal.timeout(TIMEOUT_MS),
   });
   if (res.status !== 200) throw new Error(`announce ${peerId}: ${res.status} ${await res.text()}`);
+}
+
+/**
+ * A raw WebSocket client (`ws`) on `url` (`http:` or `ws:`): every frame it
+ * gets is recorded, parsed, in order (`frames`; a binary one as
+ * `{ binary: true }`). `closed` resolves with `{ code, reason }`; `opened`
+ * resolves once open and rejects if the upgrade fails. `label` names it in
+ * timeouts.
+ */
+export function rawSocket(url, wsOptions = {}, label = 'raw client') {
+  const ws = new WebSocket(String(url).replace(/^http/, 'ws'), wsOptions);
+  const frames = [];
+  const waiters = new Set();
+  ws.on('message', (data, isBinary) => {
+    const frame = isBinary ? { binary: true } : JSON.parse(data.toString());
+    frames.push(frame);
+    for (const w of [...waiters]) {
+      if (w.match(frame)) {
+        waiters.delete(w);
+        clearTimeout(w.timer);
+        w.resolve(frame);
+      }
+    }
+  });
+  const closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  const opened = new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  return {
+    ws,
+    frames,
+    closed,
+    opened,
+    send: (frame) => ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame)),
+    /** The first frame of `type` satisfying `predicate`, already got or to come. */
+    waitFor(type, predicate = () => true, ms = TIMEOUT_MS) {
+      const match = (f) => f.type === type && predicate(f);
+      const found = frames.find(match);
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        const w = { match, resolve };
+        w.timer = setTimeout(() => {
+          waiters.delete(w);
+          reject(new Error(`${label}: timed out after ${ms} ms waiting for "${type}"; got ${JSON.stringify(frames.map((f) => f.type))}`));
+        }, ms);
+        waiters.add(w);
+      });
+    },
+  };
 }
