@@ -61,10 +61,7 @@ pub async fn run(args: &Args) -> Result<String, Error> {
     let rss_after = pid.and_then(rss_kib);
 
     let joined = join.len();
-    let per_peer = match (rss_before, rss_holding) {
-        (Some(b), Some(h)) if joined > 0 => json!((h.saturating_sub(b) * 1024) / joined as u64),
-        _ => json!(null),
-    };
+    let per_peer = crate::procfs::bytes_per_peer(rss_before, rss_holding, joined);
     errors.truncate(5);
     Ok(json!({
         "scenario": "connections", "label": args.label(), "peers": peers, "joined": joined,

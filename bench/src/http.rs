@@ -100,6 +100,14 @@ pub async fn connections(addr: &str) -> Result<u64, Error> {
     get_json(addr, "/health").await?["connections"].as_u64().ok_or_else(|| "no connections in /health".into())
 }
 
+/// `/health`'s `connected_clients`: every connection, raw ones included
+/// (`connections` counts the socket.io namespace `/` only).
+pub async fn connected_clients(addr: &str) -> Result<u64, Error> {
+    get_json(addr, "/health").await?["connected_clients"]
+        .as_u64()
+        .ok_or_else(|| "no connected_clients in /health".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,15 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Memory per peer in bytes: the RSS grown from `before` to `holding`
+/// (KiB) over `peers`; `null` without both readings or any peer.
+pub fn bytes_per_peer(before: Option<u64>, holding: Option<u64>, peers: usize) -> serde_json::Value {
+    match (before, holding) {
+        (Some(b), Some(h)) if peers > 0 => serde_json::json!((h.saturating_sub(b) * 1024) / peers as u64),
+        _ => serde_json::Value::Null,
+    }
+}
+
 /// User plus system CPU time `pid` has used (fields 14 and 15 of `/proc/<pid>/stat`).
 pub fn cpu_time(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

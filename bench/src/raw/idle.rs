@@ -79,24 +79,21 @@ pub async fn run(args: &Args) -> Result<String, Error> {
     let pings_before = pings.load(Ordering::Relaxed);
     tokio::time::sleep(hold).await;
     let rss_holding = pid.and_then(rss_kib);
-    let held = clients(&addr).await;
+    let held = crate::http::connected_clients(&addr).await.ok();
     let pings_held = pings.load(Ordering::Relaxed) - pings_before;
     let _ = close_tx.send(true);
     while tasks.join_next().await.is_some() {}
     // The server counts a raw peer out once its clean-up ran.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while clients(&addr).await != Some(0) && Instant::now() < deadline {
+    while crate::http::connected_clients(&addr).await.ok() != Some(0) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let drained = clients(&addr).await == Some(0);
+    let drained = crate::http::connected_clients(&addr).await.ok() == Some(0);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = pid.and_then(rss_kib);
 
     let opened = open.len();
-    let per_peer = match (rss_before, rss_holding) {
-        (Some(b), Some(h)) if opened > 0 => json!((h.saturating_sub(b) * 1024) / opened as u64),
-        _ => json!(null),
-    };
+    let per_peer = crate::procfs::bytes_per_peer(rss_before, rss_holding, opened);
     errors.truncate(5);
     Ok(json!({
         "scenario": "raw-idle", "label": args.label(), "peers": peers, "announced": announced, "opened": opened,
@@ -107,11 +104,6 @@ pub async fn run(args: &Args) -> Result<String, Error> {
         "bytesPerPeer": per_peer, "drained": drained,
     })
     .to_string())
-}
-
-/// `/health`'s `connected_clients` (every connection; `connections` counts `/` only).
-async fn clients(addr: &str) -> Option<u64> {
-    crate::http::get_json(addr, "/health").await.ok()?["connected_clients"].as_u64()
 }
 
 /// Holds `client` open, counting pings, until told to close; false if the server closed it first.
