@@ -7,11 +7,12 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use fred::prelude::*;
 use fred::types::scripts::Script;
+use fred::types::sorted_sets::{ZRange, ZRangeBound, ZRangeKind};
 use serde::de::DeserializeOwned;
 
 use super::codec::{NoticeJson, SignalJson};
 use super::device_key;
-use super::scripts::{COUNTER_TTL_MS, DROP, ENQUEUE, EXPIRE, NEXT_ID, PAGE, RELEASE};
+use super::scripts::{COUNTER_TTL_MS, DROP, ENQUEUE, EXPIRE, NEXT_ID, RELEASE};
 use crate::domain::UserId;
 use crate::domain::presence::DeviceId;
 use crate::domain::queue::{OverBudget, QueueBudget};
@@ -32,7 +33,6 @@ pub struct RedisQueues {
     enqueue: Script,
     expire: Script,
     drop: Script,
-    page: Script,
     clock: Arc<RedisClock>,
 }
 
@@ -46,7 +46,6 @@ impl RedisQueues {
             enqueue: Script::from_lua(format!("{LUA_NOW}\n{NEXT_ID}{ENQUEUE}")),
             expire: Script::from_lua(format!("{NEXT_ID}{RELEASE}{EXPIRE}")),
             drop: Script::from_lua(format!("{RELEASE}{DROP}")),
-            page: Script::from_lua(PAGE),
         }
     }
 
@@ -82,6 +81,15 @@ impl RedisQueues {
                 Ok((raw, value))
             })
             .collect()
+    }
+
+    /// Up to `n` signals of `queue` with ids above `after`, oldest first (one ZRANGEBYSCORE).
+    async fn page(&self, queue: &str, after: u64, n: usize) -> Result<Vec<Queued>, StoreError> {
+        let above = ZRange { kind: ZRangeKind::Exclusive, range: ZRangeBound::Index(after as i64) };
+        let limit = Some((0, n as i64));
+        let raws: Vec<String> =
+            self.client.zrangebyscore(queue, above, "+inf", false, limit).await.map_err(unavailable)?;
+        raws.iter().map(|raw| decode(queue, raw, SignalJson::into_queued)).collect()
     }
 
     /// Removes the entries with ids from `(low, high)` from `device`'s
@@ -189,11 +197,7 @@ impl Queues for RedisQueues {
         let mut mine = Vec::new();
         // Pages until `limit` of `owner`'s (another owner's are skipped, and rare).
         while mine.len() < limit {
-            let args = vec![after.to_string(), (limit - mine.len()).to_string()];
-            let raws: Vec<String> =
-                self.page.evalsha_with_reload(&self.client, vec![queue.clone()], args).await.map_err(unavailable)?;
-            let page = raws.iter().map(|raw| decode(&queue, raw, SignalJson::into_queued));
-            let page = page.collect::<Result<Vec<_>, _>>()?;
+            let page = self.page(&queue, after, limit - mine.len()).await?;
             let Some(last) = page.last() else { break };
             after = last.id;
             mine.extend(page.into_iter().filter(|q| &q.signal.owner == owner));
@@ -205,11 +209,7 @@ impl Queues for RedisQueues {
         let queue = self.queue_key(to.as_str());
         let mut after = 0;
         loop {
-            let args = vec![after.to_string(), EXPIRE_PAGE.to_string()];
-            let raws: Vec<String> =
-                self.page.evalsha_with_reload(&self.client, vec![queue.clone()], args).await.map_err(unavailable)?;
-            let page = raws.iter().map(|raw| decode(&queue, raw, SignalJson::into_queued));
-            let page = page.collect::<Result<Vec<_>, _>>()?;
+            let page = self.page(&queue, after, EXPIRE_PAGE as usize).await?;
             if page.iter().any(|q| &q.signal.owner != owner) {
                 return Ok(true);
             }

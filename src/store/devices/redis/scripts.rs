@@ -63,12 +63,6 @@ end
 return id
 "#;
 
-/// One page of a queue: at most ARGV[2] entries with ids above ARGV[1].
-/// KEYS: queue.
-pub(super) const PAGE: &str = r#"
-return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'LIMIT', 0, tonumber(ARGV[2]))
-"#;
-
 /// Moves one expired signal to its sender's notices, if it is still queued;
 /// returns the notice's id, 0 when another instance moved it first.
 /// KEYS: queue, queued set, sender's notices, sender's notice counter, noticed set.
