@@ -180,7 +180,7 @@ impl AddressLimits {
     /// Whether `ip` may try a worker key now (its wrong guesses are within
     /// [`KEY_FAILURE_BURST`], refilled one per [`KEY_FAILURE_REFILL_SECONDS`]).
     pub fn may_try_key(&self, ip: IpAddr, now: Instant) -> bool {
-        self.key_failures.peek(&limit_key(ip), now)
+        self.key_failures.wait(&limit_key(ip), now).is_zero()
     }
 
     /// `ip` tried a wrong worker key at `now`.

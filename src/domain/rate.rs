@@ -144,9 +144,9 @@ impl<K: Eq + Hash + Clone> KeyedLimits<K> {
         if bucket.try_take(now) { Ok(()) } else { Err(bucket.wait_time(now)) }
     }
 
-    /// Whether `key` has a token at `now`, without taking it.
-    pub fn peek(&self, key: &K, now: Instant) -> bool {
-        self.0.get(key).is_none_or(|bucket| bucket.wait_time(now).is_zero())
+    /// How long until `key` has a token at `now` (zero: it has one), without taking it.
+    pub fn wait(&self, key: &K, now: Instant) -> Duration {
+        self.0.get(key).map_or(Duration::ZERO, |bucket| bucket.wait_time(now))
     }
 }
 

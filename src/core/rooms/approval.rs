@@ -7,7 +7,7 @@
 //! burst of [`JOIN_REQUEST_BURST`], per instance): each asks its host and arms
 //! a timer, so nobody can flood a host with requests in many users' names.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::{debug, info, warn};
 
@@ -112,8 +112,9 @@ impl Rooms<'_> {
         by.may_act_as(user)?;
         // Only a new request costs a token (it asks the host and arms a timer);
         // once none is left, every request to the room waits, repeats too.
-        if !core.join_requests.peek(room, Instant::now()) {
-            return Err(CoreError::TooManyJoinRequests(Duration::from_secs_f64(1.0 / JOIN_REQUESTS_PER_SECOND)));
+        let wait = core.join_requests.wait(room, Instant::now());
+        if !wait.is_zero() {
+            return Err(CoreError::TooManyJoinRequests(wait));
         }
         let timeout = core.config.join_request_timeout;
         let now = now_ms();
