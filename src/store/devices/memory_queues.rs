@@ -24,13 +24,26 @@ pub struct MemoryQueues(Mutex<Lists>);
 
 #[derive(Default)]
 struct Lists {
-    queues: HashMap<DeviceId, VecDeque<Queued>>,
+    queues: HashMap<DeviceId, Queue>,
     next_id: HashMap<DeviceId, u64>,
     notices: HashMap<DeviceId, VecDeque<Notice>>,
     next_notice: HashMap<DeviceId, u64>,
-    queue_bytes: HashMap<DeviceId, usize>,
     sender_bytes: HashMap<UserId, usize>,
     total_bytes: usize,
+}
+
+/// One device's queue and the bytes its bodies hold (gone with it).
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Queued>,
+    bytes: usize,
+}
+
+impl Queue {
+    /// Takes `q`, which left the queue, off its bytes.
+    fn left(&mut self, q: &Queued) {
+        self.bytes = self.bytes.saturating_sub(q.signal.data.len());
+    }
 }
 
 /// Takes `bytes` off `key`'s count, dropping it at zero.
@@ -44,10 +57,10 @@ fn take_off<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K, by
 }
 
 impl Lists {
-    /// Counts a signal that left its queue off every budget.
+    /// Counts a signal that left its queue off its sender's and the total
+    /// budget (its queue's count is the queue's own).
     fn release(&mut self, q: &Queued) {
         let bytes = q.signal.data.len();
-        take_off(&mut self.queue_bytes, &q.signal.to, bytes);
         take_off(&mut self.sender_bytes, &q.signal.sender_user, bytes);
         self.total_bytes = self.total_bytes.saturating_sub(bytes);
     }
@@ -57,17 +70,18 @@ impl Lists {
     /// a device confirms from its front, so only that prefix is looked at.
     fn remove_signals(&mut self, to: &DeviceId, up_to: u64, is: impl Fn(&Queued) -> bool) -> Vec<Queued> {
         let Some(queue) = self.queues.get_mut(to) else { return Vec::new() };
-        let (mut i, mut end) = (0, queue.partition_point(|q| q.id <= up_to));
+        let (mut i, mut end) = (0, queue.items.partition_point(|q| q.id <= up_to));
         let mut removed = Vec::new();
         while i < end {
-            if is(&queue[i]) {
-                removed.extend(queue.remove(i));
+            if is(&queue.items[i]) {
+                removed.extend(queue.items.remove(i));
                 end -= 1;
             } else {
                 i += 1;
             }
         }
-        if queue.is_empty() {
+        removed.iter().for_each(|q| queue.left(q));
+        if queue.items.is_empty() {
             self.queues.remove(to);
         }
         removed.iter().for_each(|q| self.release(q));
@@ -93,20 +107,21 @@ impl Queues for MemoryQueues {
     async fn enqueue(&self, signal: Outgoing, now: SystemTime, budget: &QueueBudget) -> Result<Queued, EnqueueFailure> {
         let mut lists = lock(&self.0);
         let held = Held {
-            signals: lists.queues.get(&signal.to).map_or(0, VecDeque::len),
-            queue_bytes: lists.queue_bytes.get(&signal.to).copied().unwrap_or(0),
+            signals: lists.queues.get(&signal.to).map_or(0, |q| q.items.len()),
+            queue_bytes: lists.queues.get(&signal.to).map_or(0, |q| q.bytes),
             sender_bytes: lists.sender_bytes.get(&signal.sender_user).copied().unwrap_or(0),
             total_bytes: lists.total_bytes,
         };
         let bytes = signal.data.len();
         budget.admits(held, bytes)?;
-        *lists.queue_bytes.entry(signal.to.clone()).or_default() += bytes;
         *lists.sender_bytes.entry(signal.sender_user.clone()).or_default() += bytes;
         lists.total_bytes += bytes;
         let next = lists.next_id.entry(signal.to.clone()).or_insert(0);
         *next += 1;
         let queued = Queued { id: *next, signal, queued_at: now };
-        lists.queues.entry(queued.signal.to.clone()).or_default().push_back(queued.clone());
+        let queue = lists.queues.entry(queued.signal.to.clone()).or_default();
+        queue.bytes += bytes;
+        queue.items.push_back(queued.clone());
         Ok(queued)
     }
 
@@ -120,12 +135,12 @@ impl Queues for MemoryQueues {
         let lists = lock(&self.0);
         let Some(queue) = lists.queues.get(to) else { return Ok(Vec::new()) };
         // Ids increase along the queue; each clone shares its body.
-        let from = queue.partition_point(|q| q.id <= after);
-        Ok(queue.range(from..).filter(|q| &q.signal.owner == owner).take(limit).cloned().collect())
+        let from = queue.items.partition_point(|q| q.id <= after);
+        Ok(queue.items.range(from..).filter(|q| &q.signal.owner == owner).take(limit).cloned().collect())
     }
 
     async fn others_waiting(&self, to: &DeviceId, owner: &UserId) -> Result<bool, StoreError> {
-        Ok(lock(&self.0).queues.get(to).is_some_and(|q| q.iter().any(|q| &q.signal.owner != owner)))
+        Ok(lock(&self.0).queues.get(to).is_some_and(|q| q.items.iter().any(|q| &q.signal.owner != owner)))
     }
 
     async fn ack(&self, to: &DeviceId, owner: &UserId, up_to: u64) -> Result<Vec<Queued>, StoreError> {
@@ -141,11 +156,12 @@ impl Queues for MemoryQueues {
         let lists = &mut *lists;
         let mut gone = Vec::new();
         for queue in lists.queues.values_mut() {
-            while queue.front().is_some_and(|q| q.is_expired(now, ttl)) {
-                gone.extend(queue.pop_front());
+            while let Some(q) = queue.items.pop_front_if(|q| q.is_expired(now, ttl)) {
+                queue.left(&q);
+                gone.push(q);
             }
         }
-        lists.queues.retain(|_, q| !q.is_empty());
+        lists.queues.retain(|_, q| !q.items.is_empty());
         gone.iter().for_each(|q| lists.release(q));
         let expired: Vec<Expired> = gone.iter().map(Expired::from).collect();
         for notices in lists.notices.values_mut() {
@@ -172,7 +188,7 @@ impl Queues for MemoryQueues {
     }
 
     async fn queued(&self) -> Result<usize, StoreError> {
-        Ok(lock(&self.0).queues.values().map(VecDeque::len).sum())
+        Ok(lock(&self.0).queues.values().map(|q| q.items.len()).sum())
     }
 
     async fn queued_bytes(&self) -> Result<usize, StoreError> {
