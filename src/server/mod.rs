@@ -147,7 +147,8 @@ async fn serve(
         (protocol.register)(&io);
     }
     count_sockets(&state, io.clone());
-    let features = PROTOCOLS.iter().filter_map(|p| p.routes).chain(RAW_ROUTES);
+    let served = RAW_ROUTES.iter().filter(|(name, _)| state.config.protocols.serves(name)).map(|(_, routes)| *routes);
+    let features = PROTOCOLS.iter().filter_map(|p| p.routes).chain(served);
     let features = features.fold(Router::new(), |r, routes| r.merge(routes(&state)));
     let origins = Arc::new(origin::Policy::new(&state.config));
     let app = http::router(state.clone(), features).layer(

@@ -30,9 +30,9 @@ pub struct Protocol {
     pub routes: Option<fn(&AppState) -> Router<AppState>>,
 }
 
-/// The routes of the protocols that are no socket.io namespace (each
-/// answers `404` while `PROTOCOLS` leaves it out: see [`raw::upgrade`]).
-pub const RAW_ROUTES: [fn(&AppState) -> Router<AppState>; 1] = [peerjs::rest::routes];
+/// The routes of the protocols that are no socket.io namespace, by
+/// protocol name: merged only while `PROTOCOLS` serves the protocol.
+pub const RAW_ROUTES: [(&str, fn(&AppState) -> Router<AppState>); 1] = [("peerjs", peerjs::rest::routes)];
 
 /// A raw WebSocket protocol served at `/`, chosen by the upgrade's query.
 pub struct RootProtocol {

@@ -8,7 +8,14 @@ use crate::helpers::{Peer, Running, Transport, command, jwt, unix_now};
 
 #[test]
 fn a_bad_configuration_value_exits_with_code_2_naming_the_variable() {
-    for (var, value) in [("PORT", "forty"), ("MAX_ROOM_SIZE", "0"), ("LOG_FORMAT", "xml"), ("CLIENT_URL", "nope")] {
+    let bad = [
+        ("PORT", "forty"),
+        ("MAX_ROOM_SIZE", "0"),
+        ("LOG_FORMAT", "xml"),
+        ("CLIENT_URL", "nope"),
+        ("PROTOCOLS", "ftp"),
+    ];
+    for (var, value) in bad.into_iter().chain([("PEERJS_PATH", "/health")]) {
         let out = command(&[(var, value)]).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{var}={value}");
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -167,6 +167,9 @@ impl<N: Namespace> Conn<N> {
     }
 
     fn accept(self: &Arc<Self>, socket: SocketRef, job: Job<N::Event>) -> impl Future<Output = ()> + Send + use<N> {
+        if matches!(job, Job::Event { .. }) {
+            self.core.metrics.protocol_message("socket.io");
+        }
         let drain = match self.pipeline.accept(job) {
             Accepted::Drain => true,
             Accepted::Queued => false,

@@ -1,0 +1,112 @@
+// Operations across protocols: /health lists the protocols served, /metrics
+// counts connections and messages per protocol, and PROTOCOLS switches
+// protocols off (their endpoints answer 404 JSON; the others keep working).
+
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+
+import { connect, getJson, rawSocket, startServer, withTimeout } from './server.mjs';
+
+const servers = [];
+after(async () => {
+  for (const s of servers) assert.equal(await s.stop(), 0);
+});
+
+async function server(extraEnv = {}) {
+  const s = await startServer({ extraEnv });
+  servers.push(s);
+  return s;
+}
+
+const ws = (s, path) => s.url.replace('http', 'ws') + path;
+const peerjs = (s, id) => rawSocket(ws(s, `/peerjs/peerjs?key=peerjs&id=${id}&token=t-${id}`), {}, id);
+
+/** The value of one sample line of /metrics, e.g. `name{protocol="peerjs"}`. */
+async function sample(s, line) {
+  const text = await (await fetch(`${s.url}/metrics`)).text();
+  const found = text.split('\n').find((l) => l.startsWith(`${line} `));
+  assert.ok(found, `${line} missing from /metrics:\n${text}`);
+  return Number(found.split(' ')[1]);
+}
+
+/** What an upgrade request to `path` gets: 101, or the HTTP status it is refused with. */
+function upgradeStatus(s, path) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${s.url}${path}`, {
+      headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' },
+    });
+    req.on('upgrade', (_res, socket) => (socket.destroy(), resolve(101)));
+    req.on('response', (res) => (res.resume(), resolve(res.statusCode)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('/health lists every protocol by default', async () => {
+  const s = await server();
+  const { body } = await getJson(s.url, '/health');
+  assert.deepEqual(body.protocols, ['socket.io', 'seed-000', 'seed-001', 'seed-004', 'peerjs', 'y-webrtc']);
+});
+
+test('/metrics counts connections and messages per protocol', async () => {
+  const s = await server();
+  const before = await sample(s, 'switchboard_protocol_messages_total{protocol="peerjs"}');
+  const a = peerjs(s, 'm-a');
+  await a.waitFor('OPEN');
+  const socket = await connect(s.url);
+  assert.equal(await sample(s, 'switchboard_protocol_connections{protocol="peerjs"}'), 1);
+  assert.equal(await sample(s, 'switchboard_protocol_connections{protocol="socket.io"}'), 1);
+  assert.equal(await sample(s, 'switchboard_protocol_connections_total{protocol="peerjs"}'), 1);
+  a.send({ type: 'HEARTBEAT' });
+  a.send({ type: 'OFFER', dst: 'nobody', payload: {} });
+  a.send({ type: 'HEARTBEAT' });
+  const counted = async () => {
+    while ((await sample(s, 'switchboard_protocol_messages_total{protocol="peerjs"}')) < before + 3) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  await withTimeout(counted(), 5000, 'three peerjs messages were not counted');
+  a.ws.close();
+  socket.close();
+  const closed = async () => {
+    while ((await sample(s, 'switchboard_protocol_connections{protocol="peerjs"}')) !== 0) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  await withTimeout(closed(), 5000, 'the closed peerjs connection was still counted');
+});
+
+test('PROTOCOLS=peerjs serves PeerJS alone: socket.io and the seeds answer 404', async () => {
+  const s = await server({ PROTOCOLS: 'peerjs' });
+  const { body } = await getJson(s.url, '/health');
+  assert.deepEqual(body.protocols, ['peerjs']);
+  const polling = await fetch(`${s.url}/socket.io/?EIO=4&transport=polling`);
+  assert.equal(polling.status, 404);
+  assert.equal((await polling.json()).error.code, 'not-found');
+  for (const path of ['/signaling/dev_1', '/dashboard/ws', '/', '/?organizationId=o&clientId=c', '/y-webrtc']) {
+    assert.equal(await upgradeStatus(s, path), 404, path);
+  }
+  const a = peerjs(s, 'only');
+  await a.waitFor('OPEN');
+  a.ws.close();
+});
+
+test('PROTOCOLS without peerjs: its REST and socket answer 404, socket.io works', async () => {
+  const s = await server({ PROTOCOLS: 'socket.io,seed-004' });
+  assert.equal((await fetch(`${s.url}/peerjs/peerjs/id`)).status, 404);
+  assert.equal(await upgradeStatus(s, '/peerjs/peerjs?key=peerjs&id=x&token=y'), 404);
+  assert.equal(await upgradeStatus(s, '/signaling/dev_1'), 101);
+  const socket = await connect(s.url);
+  assert.ok(socket.connected);
+  socket.close();
+});
+
+test('socket.io events count as socket.io messages', async () => {
+  const s = await server();
+  const before = await sample(s, 'switchboard_protocol_messages_total{protocol="socket.io"}');
+  const socket = await connect(s.url);
+  await new Promise((resolve) => socket.emit('join-room', { roomId: 'metrics', userId: 'u1' }, resolve));
+  assert.equal(await sample(s, 'switchboard_protocol_messages_total{protocol="socket.io"}'), before + 1);
+  socket.close();
+});
