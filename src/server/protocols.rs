@@ -27,12 +27,15 @@ pub struct Protocol {
     /// Shutdown: runs its local connections' clean-up now.
     pub retire: fn(&SocketIo) -> Pin<Box<dyn Future<Output = ()> + Send>>,
     /// Its REST routes, if any.
-    pub routes: Option<fn(&AppState) -> Router<AppState>>,
+    pub routes: Option<Routes>,
 }
 
 /// The routes of the protocols that are no socket.io namespace, by
 /// protocol name: merged only while `PROTOCOLS` serves the protocol.
-pub const RAW_ROUTES: [(&str, fn(&AppState) -> Router<AppState>); 1] = [("peerjs", peerjs::rest::routes)];
+pub const RAW_ROUTES: [(&str, Routes); 1] = [("peerjs", peerjs::rest::routes)];
+
+/// A feature's REST routes.
+pub type Routes = fn(&AppState) -> Router<AppState>;
 
 /// A raw WebSocket protocol served at `/`, chosen by the upgrade's query.
 pub struct RootProtocol {
