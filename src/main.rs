@@ -64,11 +64,12 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let shutdown = shutdown_signal();
     match listener.local_addr() {
         Ok(addr) => info!(%addr, version = env!("CARGO_PKG_VERSION"), "listening"),
         Err(e) => error!(error = %e, "cannot read the bound address"),
     }
-    match server::run(listener, config, shutdown_signal()).await {
+    match server::run(listener, config, shutdown).await {
         Ok(()) => {
             info!("stopped");
             ExitCode::SUCCESS
@@ -80,30 +81,39 @@ async fn serve(config: Config) -> ExitCode {
     }
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Completes on SIGINT or SIGTERM. The handlers are installed now, before
+/// "listening" is logged: a signal sent the moment it is must not kill the
+/// process (the default action) instead of shutting it down.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt =
+            signal(SignalKind::interrupt()).inspect_err(|e| error!(error = %e, "cannot listen for SIGINT")).ok();
+        let mut terminate =
+            signal(SignalKind::terminate()).inspect_err(|e| error!(error = %e, "cannot listen for SIGTERM")).ok();
+        async move {
+            tokio::select! {
+                _ = recv(interrupt.as_mut()) => info!(signal = "SIGINT", "shutdown requested"),
+                _ = recv(terminate.as_mut()) => info!(signal = "SIGTERM", "shutdown requested"),
             }
         }
-    };
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => info!(signal = "SIGINT", "shutdown requested"),
-        _ = terminate => info!(signal = "SIGTERM", "shutdown requested"),
+    async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            info!(signal = "SIGINT", "shutdown requested");
+        } else {
+            std::future::pending::<()>().await
+        }
+    }
+}
+
+/// The next signal of `signal`; never, without a handler.
+#[cfg(unix)]
+async fn recv(signal: Option<&mut tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => drop(signal.recv().await),
+        None => std::future::pending::<()>().await,
     }
 }
