@@ -31,8 +31,13 @@ window.p2p = (() => {
       doc.getMap('map').set(key, value);
     },
 
-    /** Leaves the room. */
+    /**
+     * Leaves the room and closes the signaling connection: y-webrtc 10.3.0's
+     * destroy() alone leaves the websocket open (only disconnect() closes a
+     * signaling connection no other provider uses).
+     */
     destroy() {
+      provider?.disconnect();
       provider?.destroy();
     },
 
