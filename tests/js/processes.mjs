@@ -69,12 +69,12 @@ export function tcpConnects(port) {
 }
 
 /**
- * Spawns a helper process (redis-server, nginx); `exited` resolves with its
- * exit, `output()` is what it wrote so far, `stop()` sends SIGTERM, then
- * SIGKILL if it is still running after `ms`.
+ * Spawns a helper process (redis-server, nginx) with `env`; `exited`
+ * resolves with its exit, `output()` is what it wrote so far, `stop()` sends
+ * SIGTERM, then SIGKILL if it is still running after `ms`.
  */
-export function spawnChild(file, args, name) {
-  const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnChild(file, args, name, env = process.env) {
+  const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   for (const stream of [child.stdout, child.stderr]) {
     stream.setEncoding('utf8');
@@ -106,28 +106,42 @@ export function spawnChild(file, args, name) {
 }
 
 /**
- * A private redis-server (no persistence) on a free port of 127.0.0.1, with
- * `extraArgs` added; `port`, `stop()`.
+ * Spawns `file` (spawnChild) on a free port of 127.0.0.1: `args(port)`, and
+ * `env` (or `env(port)`, a function). Resolves with it, `port` set, once the port accepts TCP;
+ * rejects (and stops it) if it exits first or after `ms`.
  */
-export async function startRedis(extraArgs = []) {
+export async function spawnOnFreePort(file, args, name, { env = process.env, ms = 10000 } = {}) {
   const port = await freePort();
-  const proc = spawnChild(
-    findExecutable('redis-server', 'REDIS_SERVER_BIN'),
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs],
-    'redis-server',
-  );
+  const proc = spawnChild(file, args(port), name, typeof env === 'function' ? env(port) : env);
   proc.port = port;
   let exit;
   proc.exited.then((e) => {
     exit = e;
   });
-  await waitUntil(
-    () => tcpConnects(port),
-    `redis-server on port ${port}`,
-    10000,
-    () => exit && new Error(`redis-server exited: ${JSON.stringify(exit)}; output: ${proc.output()}`),
-  );
+  try {
+    await waitUntil(
+      () => tcpConnects(port),
+      `${name} on port ${port}`,
+      ms,
+      () => exit && new Error(`${name} exited: ${JSON.stringify(exit)}; output: ${proc.output()}`),
+    );
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
   return proc;
+}
+
+/**
+ * A private redis-server (no persistence) on a free port of 127.0.0.1, with
+ * `extraArgs` added; `port`, `stop()`.
+ */
+export function startRedis(extraArgs = []) {
+  return spawnOnFreePort(
+    findExecutable('redis-server', 'REDIS_SERVER_BIN'),
+    (port) => ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs],
+    'redis-server',
+  );
 }
 
 /**
