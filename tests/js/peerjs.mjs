@@ -112,13 +112,14 @@ export function peer(target, id, { token = `tok-${id}`, params = {}, wsOptions =
     /** Frames other than OPEN, as delivered. */
     relays: () => c.frames.filter((f) => f.type !== 'OPEN'),
     /**
-     * Sends an OFFER to itself and waits for it: the server handles one
+     * Sends an OFFER to itself (once open) and waits for it: the server handles one
      * client's frames in order, so anything it answered to earlier frames
      * has arrived by then.
      */
     async sync(ms = TIMEOUT_MS) {
       markers += 1;
       const marker = `sync-${id}-${markers}`;
+      await withTimeout(c.opened, ms, `${label} did not open`);
       c.send({ type: 'OFFER', dst: id, payload: { marker } });
       return c.waitFor('OFFER', (f) => f.payload?.marker === marker, ms);
     },
@@ -130,7 +131,11 @@ export function peer(target, id, { token = `tok-${id}`, params = {}, wsOptions =
 /** A PeerJS client once its OPEN came (it is the first frame). */
 export async function openPeer(target, id, opts = {}) {
   const c = peer(target, id, opts);
-  const open = await c.waitFor('OPEN');
+  // Fails at once when the upgrade is refused or the socket closes first.
+  const refused = c.opened.then(() => c.closed).then((closed) => {
+    throw new Error(`${id}: closed (${closed.code}) before OPEN; got ${JSON.stringify(c.frames)}`);
+  });
+  const open = await Promise.race([c.waitFor('OPEN'), refused]);
   if (c.frames[0] !== open) throw new Error(`${id}: OPEN was not the first frame: ${JSON.stringify(c.frames)}`);
   return c;
 }

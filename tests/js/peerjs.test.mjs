@@ -348,12 +348,16 @@ describe('concurrent limit', () => {
     const two = await openPeer(t, 'lim-2');
     await refusedWith(peer(t, 'lim-3'), errorFrame(MSG.limit), assert);
     await refusedWith(peer(t, 'lim-1', { token: 'other' }), ID_TAKEN, assert);
+    // The same id and token is no new id: not refused at the limit.
+    const twoAgain = peer(t, 'lim-2', { token: two.token, label: 'lim-2 (again)' });
+    if (SWITCHBOARD) await twoAgain.waitFor('OPEN');
+    await twoAgain.sync();
+    assert.deepEqual(twoAgain.frames.filter((f) => f.type === 'ERROR'), []);
     one.ws.close();
     const three = await openWhenFree(t, 'lim-3');
-    two.send({ type: 'OFFER', dst: 'lim-3', payload: 'hi' });
+    twoAgain.send({ type: 'OFFER', dst: 'lim-3', payload: 'hi' });
     assert.deepEqual(await three.waitFor('OFFER'), { type: 'OFFER', src: 'lim-2', dst: 'lim-3', payload: 'hi' });
-    two.ws.close();
-    three.ws.close();
+    for (const c of [two, twoAgain, three]) c.ws.close();
   });
 });
 
@@ -369,6 +373,9 @@ describe('expiry', () => {
     const a = await openPeer(t, 'exp-a');
     const b = await openPeer(t, 'exp-b');
     const sent = Date.now();
+    // Dropped, so no EXPIRE comes back for them (checked with the lists below).
+    a.send({ type: 'LEAVE', dst: 'exp-ghost' });
+    a.send({ type: 'EXPIRE', dst: 'exp-ghost' });
     for (let n = 0; n < 3; n += 1) a.send({ type: 'OFFER', dst: 'exp-nobody1', payload: { n } });
     for (let n = 0; n < 2; n += 1) a.send({ type: 'CANDIDATE', dst: 'exp-nobody2', payload: { n } });
     b.send({ type: 'OFFER', dst: 'exp-nobody1', payload: { n: 'b' } });
@@ -590,7 +597,7 @@ if (SWITCHBOARD) {
       assert.deepEqual(b.relays().slice(0, 3).map((f) => f.payload.n), [0, 1, 2]);
       assert.ok(!b.relays().some((f) => f.payload?.n === 3), 'the refused frame was not forwarded');
       assert.equal(a.ws.readyState, WebSocket.OPEN);
-      for (let n = 0; n < 40 && a.ws.readyState === WebSocket.OPEN; n += 1) a.send({ type: 'HEARTBEAT' });
+      for (let n = 0; n < 40 && a.ws.readyState === WebSocket.OPEN; n += 1) a.send({ type: 'OFFER', dst: 'rate-b', payload: 'flood' });
       assert.equal((await a.closedWithin()).code, 1008);
       b.ws.close();
     });
@@ -623,6 +630,30 @@ if (SWITCHBOARD) {
         return c;
       }, 'a place freed by the close');
       for (const c of [...open, next]) c.ws.close();
+    });
+  });
+
+  describe('switchboard only: WebSocket pings', () => {
+    let t;
+    before(async () => {
+      t = await startTarget({ env: { PING_INTERVAL_MS: '200', PING_TIMEOUT_MS: '400' } });
+    });
+    after(() => t.stop());
+
+    test('a client that does not answer pings is dropped and its id freed; one that answers stays', async () => {
+      const answering = await openPeer(t, 'ping-yes');
+      every(answering, 200, () => answering.send({ type: 'HEARTBEAT' }));
+      let pings = 0;
+      answering.ws.on('ping', () => (pings += 1));
+      const deaf = await openPeer(t, 'ping-deaf', { wsOptions: { autoPong: false } });
+      every(deaf, 200, () => deaf.send({ type: 'HEARTBEAT' }));
+      await deaf.closedWithin();
+      const again = await openWhenFree(t, 'ping-deaf', { token: 'another' });
+      await waitUntil(() => pings >= 5, 'five pings answered');
+      assert.equal(answering.ws.readyState, WebSocket.OPEN);
+      await answering.sync();
+      again.ws.close();
+      answering.ws.close();
     });
   });
 }
