@@ -143,6 +143,20 @@ describe('default settings', () => {
     }
   });
 
+  test('ids and tokens of any characters (spaces, unicode, URL specials) open and relay; the version parameter is optional', async () => {
+    const ids = ['with space', 'dash-and_under', 'ünïcødé', '🎉 party', 'a/b?c=d&e=%41', 'x'.repeat(100)];
+    const open = [];
+    for (const id of ids) open.push(await openPeer(t, id, { token: `tök 🎉 ${id}&=?`, label: JSON.stringify(id) }));
+    for (const [i, c] of open.entries()) {
+      const to = open[(i + 1) % open.length];
+      c.send({ type: 'OFFER', dst: to.id, payload: i });
+      assert.deepEqual(await to.waitFor('OFFER', (f) => f.payload === i), { type: 'OFFER', src: c.id, dst: to.id, payload: i });
+    }
+    for (const c of open) c.ws.close();
+    const noVersion = await openPeer(t, 'no-version', { params: { version: undefined } });
+    noVersion.ws.close();
+  });
+
   test('an id live under another token gets {"type":"ID-TAKEN"} and is closed; the holder keeps it', async () => {
     const holder = await openPeer(t, 'taken', { token: 'first' });
     const thief = peer(t, 'taken', { token: 'second' });
@@ -167,12 +181,18 @@ describe('default settings', () => {
     a.send({ type: 'ANSWER', dst: 'q-b', payload: { n: 5 } });
     a.send({ type: 'CANDIDATE', dst: 'q-b' });
     await a.sync();
+    // A sender gone before the destination comes: what it sent still waits.
+    const d = await openPeer(t, 'q-d');
+    d.send({ type: 'OFFER', dst: 'q-b', payload: 'from a closed sender' });
+    await d.sync();
+    d.ws.close();
+    await d.closedWithin();
     // A message sent as soon as OPEN came is not served before those that waited.
     const b = peer(t, 'q-b');
     b.ws.on('message', (data) => {
       if (JSON.parse(data.toString()).type === 'OPEN') c.send({ type: 'OFFER', dst: 'q-b', payload: 'live' });
     });
-    await waitUntil(() => b.relays().length >= 7, 'the six waiting messages and the live one');
+    await waitUntil(() => b.relays().length >= 8, 'the seven waiting messages and the live one');
     assert.deepEqual(b.frames, [
       { type: 'OPEN' },
       { type: 'OFFER', src: 'q-a', dst: 'q-b', payload: { sdp: 'offer', n: 1 } },
@@ -181,6 +201,7 @@ describe('default settings', () => {
       { type: 'CANDIDATE', src: 'q-a', dst: 'q-b', payload: { candidate: 'c2', n: 4 } },
       { type: 'ANSWER', src: 'q-a', dst: 'q-b', payload: { n: 5 } },
       { type: 'CANDIDATE', src: 'q-a', dst: 'q-b' },
+      { type: 'OFFER', src: 'q-d', dst: 'q-b', payload: 'from a closed sender' },
       { type: 'OFFER', src: 'q-c', dst: 'q-b', payload: 'live' },
     ]);
     // Delivered once: they are not kept for a next connection.
