@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { startCluster, waitUntil } from './processes.mjs';
-import { MSG, errorFrame, openPeer, openWhenFree, peer, refusedWith, restUrl, switchboardTarget, terminateClients } from './peerjs.mjs';
+import { MSG, assertWaitingBeforeLive, errorFrame, openPeer, openWhenFree, peer, refusedWith, restUrl, switchboardTarget, terminateClients } from './peerjs.mjs';
 
 after(terminateClients);
 
@@ -79,6 +79,10 @@ describe('two instances with Redis', () => {
     b.ws.close();
   });
 
+  test('a message sent on A once the destination is open on B never overtakes those that waited (60 rounds)', async () => {
+    await assertWaitingBeforeLive(assert, A, B, 'cl-race');
+  });
+
   test('senders on both instances each get one EXPIRE for an id that never came; the messages are dropped', async () => {
     const a = await openPeer(A, 'cl-exp-a');
     const b = await openPeer(B, 'cl-exp-b');
@@ -115,7 +119,10 @@ describe('two instances with Redis', () => {
     await refusedWith(peer(B, 'cl-tk', { token: 'other' }), ID_TAKEN, assert);
     second.send({ type: 'ANSWER', dst: 'cl-tk-friend' });
     assert.deepEqual(await friend.waitFor('ANSWER'), { type: 'ANSWER', src: 'cl-tk', dst: 'cl-tk-friend' });
+    // Closed on B, free on A for another token.
     second.ws.close();
+    const other = await openWhenFree(A, 'cl-tk', { token: 'other' });
+    other.ws.close();
     friend.ws.close();
   });
 
@@ -146,11 +153,11 @@ describe('two instances with Redis', () => {
 describe('concurrent limit across instances', () => {
   let cluster;
   before(async () => {
-    cluster = await startCluster(2, { PEERJS_CONCURRENT_LIMIT: '2' });
+    cluster = await startCluster(2, { PEERJS_CONCURRENT_LIMIT: '2', INSTANCE_TTL_MS: String(INSTANCE_TTL_MS) });
   });
   after(() => cluster.stop());
 
-  test('PEERJS_CONCURRENT_LIMIT counts the ids of every instance', async () => {
+  test('PEERJS_CONCURRENT_LIMIT counts the ids of every instance; a killed instance\'s places come back', async () => {
     const [A, B] = cluster.servers.map((s) => switchboardTarget(s));
     const a = await openPeer(A, 'cl-lim-a');
     const b = await openPeer(B, 'cl-lim-b');
@@ -158,6 +165,12 @@ describe('concurrent limit across instances', () => {
     await refusedWith(peer(B, 'cl-lim-d'), errorFrame(MSG.limit), assert);
     a.ws.close();
     const c = await openWhenFree(B, 'cl-lim-c');
-    for (const x of [b, c]) x.ws.close();
+    await refusedWith(peer(A, 'cl-lim-d'), errorFrame(MSG.limit), assert);
+    // The places held by an instance killed with SIGKILL come back.
+    cluster.servers[1].process.kill('SIGKILL');
+    await Promise.all([b.closedWithin(), c.closedWithin()]);
+    const d = await openWhenFree(A, 'cl-lim-d', {}, INSTANCE_TTL_MS + 8000);
+    const e = await openPeer(A, 'cl-lim-e');
+    for (const x of [d, e]) x.ws.close();
   });
 });

@@ -179,3 +179,24 @@ export async function refusedWith(c, frame, assert) {
   assert.deepEqual(c.frames, [frame], `${c.id}: exactly one frame before the close`);
   return closed;
 }
+
+/**
+ * `rounds` times: a sender on `from` sends seven CANDIDATEs to an absent id,
+ * the id opens on `to`, and the sender, once it is open, sends one more: the
+ * seven must come first, in order (the reference drains the queue before
+ * it handles anything else).
+ */
+export async function assertWaitingBeforeLive(assert, from, to, prefix, rounds = 60) {
+  for (let r = 0; r < rounds; r += 1) {
+    const [src, dst] = [`${prefix}-a${r}`, `${prefix}-b${r}`];
+    const a = await openPeer(from, src);
+    for (let n = 0; n < 7; n += 1) a.send({ type: 'CANDIDATE', dst, payload: n });
+    await a.sync();
+    const b = await openPeer(to, dst);
+    a.send({ type: 'OFFER', dst, payload: 'live' });
+    await waitUntil(() => b.relays().length >= 8, `round ${r}: the waiting messages and the live one`);
+    assert.deepEqual(b.relays().map((f) => f.payload), [0, 1, 2, 3, 4, 5, 6, 'live'], `round ${r}`);
+    a.ws.close();
+    b.ws.close();
+  }
+}
