@@ -567,7 +567,7 @@ if (SWITCHBOARD) {
     });
 
     test('a missing token is still the ERROR "No id, token, or key supplied": the parameters are checked first', async () => {
-      await refusedWith(peer(t, 'jwt-alice', { token: undefined }), errorFrame(MSG.params), assert);
+      await refusedWith(peer(t, 'jwt-alice', { params: { token: undefined } }), errorFrame(MSG.params), assert);
     });
   });
 
