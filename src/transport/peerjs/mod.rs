@@ -13,8 +13,8 @@
 pub mod rest;
 pub mod wire;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tracing::{debug, info};
@@ -22,7 +22,7 @@ use tracing::{debug, info};
 use self::wire::Inbound;
 use crate::core::event::Event;
 use crate::core::link::Link;
-use crate::domain::peerjs::PeerId;
+use crate::domain::peerjs::{PeerId, PeerMessage};
 use crate::domain::{ConnId, now_ms};
 use crate::state::AppState;
 use crate::transport::conn::admission::Admitted;
@@ -58,10 +58,12 @@ pub fn ask(state: &AppState, raw_query: Option<&str>) -> Result<Ask, Refused> {
     Ok(Ask { id, token })
 }
 
-/// One PeerJS client: its id, and when it last sent `HEARTBEAT`.
+/// One PeerJS client: its id, when it last sent `HEARTBEAT`, and the
+/// messages that waited for it, until they go out right after `OPEN`.
 pub struct PeerSocket {
     id: PeerId,
     heartbeat: AtomicU64,
+    waited: Mutex<Vec<PeerMessage>>,
 }
 
 impl Protocol for PeerSocket {
@@ -76,15 +78,22 @@ impl Protocol for PeerSocket {
             Some(_) => JWT_HOLDER,
             None => ask.token.as_str(),
         };
-        state.core.peerjs().open(&ask.id, token, conn).await?;
-        Ok(Self { id: ask.id, heartbeat: AtomicU64::new(now_ms()) })
+        let peerjs = state.core.peerjs();
+        peerjs.open(&ask.id, token, conn).await?;
+        // Read before `OPEN` goes out, so nothing sent after it overtakes them.
+        let waited = Mutex::new(peerjs.waiting(&ask.id).await);
+        Ok(Self { id: ask.id, heartbeat: AtomicU64::new(now_ms()), waited })
     }
 
     fn start(conn: &Arc<RawConn<Self>>) -> Option<Work> {
         let _ = conn.send_text(wire::open());
+        for message in std::mem::take(&mut *conn.ns.waited.lock().unwrap_or_else(|p| p.into_inner())) {
+            let _ = Link::send(&**conn, &Event::PeerJs(message));
+        }
         let conn = conn.clone();
         Some(Box::pin(async move {
             info!(conn_id = %conn.id(), peer_id = %conn.ns.id, "peerjs client connected");
+            // What was queued for it while it was being attached.
             for message in conn.core.peerjs().waiting(&conn.ns.id).await {
                 let _ = Link::send(&*conn, &Event::PeerJs(message));
             }
