@@ -99,6 +99,8 @@ pub struct Config {
     pub log_filter: String,
     /// `LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
+    /// The y-webrtc signaling endpoint.
+    pub ywebrtc: YWebrtcConfig,
 }
 
 /// A secret that never prints.
@@ -216,6 +218,7 @@ impl Config {
             join_request_timeout: env.millis("JOIN_REQUEST_TIMEOUT_MS", 60_000)?,
             log_filter: env.log_filter("RUST_LOG")?,
             log_format: env.log_format("LOG_FORMAT")?,
+            ywebrtc: env.ywebrtc()?,
         };
         Ok(config)
     }
@@ -234,9 +237,11 @@ mod features;
 #[cfg(test)]
 mod tests;
 mod warnings;
+pub mod ywebrtc;
 
 pub use connections::ConnectionConfig;
 pub use features::{MeshConfig, PresenceConfig, WorkerConfig};
 pub use warnings::{MIN_JWT_SECRET_BYTES, MIN_WORKER_KEY_BYTES};
+pub use ywebrtc::YWebrtcConfig;
 
 use env::Env;

@@ -1,0 +1,105 @@
+//! The y-webrtc signaling endpoint's settings: where it is served
+//! (`Y_WEBRTC_PATH`) and how many topics one connection may subscribe to
+//! (`Y_WEBRTC_MAX_TOPICS`). Its frames are bounded by the shared
+//! `MAX_PAYLOAD_BYTES`. Read by [`super::Config::from_lookup`].
+
+use super::ConfigError;
+use super::env::{Env, invalid};
+
+/// `Y_WEBRTC_PATH`, `Y_WEBRTC_MAX_TOPICS`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct YWebrtcConfig {
+    /// `Y_WEBRTC_PATH`: the path of the WebSocket upgrade (default `/y-webrtc`).
+    pub path: String,
+    /// `Y_WEBRTC_MAX_TOPICS`: topics one connection may be subscribed to at
+    /// once (default 64, 1 to 10 000); more are ignored.
+    pub max_topics: usize,
+}
+
+/// The first path segments the server's other routes use: `Y_WEBRTC_PATH`
+/// may not start with one, nor be `/` (seeds 000 and 001 and the demo page).
+pub const RESERVED: [&str; 9] =
+    ["socket.io", "health", "metrics", "api", "bootstrap", "workers", "dashboard", "network", "signaling"];
+
+/// The longest `Y_WEBRTC_PATH`.
+const MAX_PATH_BYTES: usize = 256;
+
+impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
+    pub(super) fn ywebrtc(&self) -> Result<YWebrtcConfig, ConfigError> {
+        let var = "Y_WEBRTC_PATH";
+        let path = self.get(var).unwrap_or_else(|| "/y-webrtc".into());
+        check_path(&path).map_err(|why| invalid(var, &path, why))?;
+        Ok(YWebrtcConfig { path, max_topics: self.ranged("Y_WEBRTC_MAX_TOPICS", 64, 1..=10_000)? })
+    }
+}
+
+/// A path of its own: `/` then segments of `A-Z a-z 0-9 - . _ ~`, none
+/// empty, none `.` or `..`, the first none of [`RESERVED`].
+fn check_path(path: &str) -> Result<(), String> {
+    let Some(rest) = path.strip_prefix('/') else { return Err("expected a path starting with /".into()) };
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~".contains(c);
+    let segments: Vec<&str> = rest.split('/').collect();
+    if path.len() > MAX_PATH_BYTES
+        || segments.iter().any(|s| s.is_empty() || *s == "." || *s == ".." || !s.chars().all(allowed))
+    {
+        return Err(format!(
+            "expected /segment[/segment...] of A-Z a-z 0-9 - . _ ~, at most {MAX_PATH_BYTES} bytes, not /"
+        ));
+    }
+    if RESERVED.contains(&segments[0]) {
+        return Err(format!("/{} is another endpoint's; pick a path of its own", segments[0]));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| v.to_string()))
+    }
+
+    #[test]
+    fn defaults_are_slash_y_webrtc_and_64_topics() {
+        let c = Config::default().ywebrtc;
+        assert_eq!((c.path.as_str(), c.max_topics), ("/y-webrtc", 64));
+        let c = with(&[("Y_WEBRTC_PATH", "/signal/yjs"), ("Y_WEBRTC_MAX_TOPICS", "3")]).unwrap().ywebrtc;
+        assert_eq!((c.path.as_str(), c.max_topics), ("/signal/yjs", 3));
+    }
+
+    #[test]
+    fn a_path_that_is_not_its_own_or_not_plain_is_refused_naming_the_variable() {
+        for bad in [
+            "y-webrtc",
+            "/",
+            "/y-webrtc/",
+            "//y",
+            "/a/../b",
+            "/{room}",
+            "/a*",
+            "/a b",
+            "/a?b",
+            "/socket.io",
+            "/health",
+            "/dashboard/ws",
+            "/signaling/x",
+            "/api",
+            "/workers",
+        ] {
+            let err = with(&[("Y_WEBRTC_PATH", bad)]).unwrap_err();
+            assert_eq!(err.var, "Y_WEBRTC_PATH", "{bad}");
+        }
+        let long = format!("/{}", "a".repeat(MAX_PATH_BYTES));
+        assert_eq!(with(&[("Y_WEBRTC_PATH", &long)]).unwrap_err().var, "Y_WEBRTC_PATH");
+        assert!(with(&[("Y_WEBRTC_PATH", "/healthy")]).is_ok(), "a segment that only begins like one is its own");
+    }
+
+    #[test]
+    fn the_topic_limit_is_a_number_from_1_to_10_000() {
+        for bad in ["0", "10001", "many", "-1"] {
+            assert_eq!(with(&[("Y_WEBRTC_MAX_TOPICS", bad)]).unwrap_err().var, "Y_WEBRTC_MAX_TOPICS", "{bad}");
+        }
+    }
+}
