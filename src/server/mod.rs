@@ -145,6 +145,7 @@ async fn serve(
     }
     count_sockets(&state, io.clone());
     let features = PROTOCOLS.iter().filter_map(|p| p.routes).fold(Router::new(), |r, routes| r.merge(routes(&state)));
+    let features = features.merge(crate::transport::ywebrtc::routes(&state));
     let origins = Arc::new(origin::Policy::new(&state.config));
     let app = http::router(state.clone(), features).layer(
         ServiceBuilder::new()
