@@ -43,7 +43,7 @@ const PROTOCOL_CRATES: [&str; 7] =
     ["socketioxide", "socketioxide_core", "socketioxide_parser_common", "engineioxide", "axum", "tower_http", "http"];
 
 /// The feature folders of `transport`.
-const FEATURES: [&str; 5] = ["rooms", "dashboard", "devices", "mesh", "workers"];
+const FEATURES: [&str; 6] = ["rooms", "dashboard", "devices", "mesh", "workers", "ywebrtc"];
 /// The shared folders of `transport`, lowest first: each may name only those before it.
 const SHARED: [&str; 3] = ["wire", "conn", "http"];
 /// The most lines a source file may have.

@@ -103,6 +103,8 @@ pub struct Config {
     pub protocols: Protocols,
     /// PeerJS (`PEERJS_*`).
     pub peerjs: PeerJsConfig,
+    /// The y-webrtc signaling endpoint.
+    pub ywebrtc: YWebrtcConfig,
 }
 
 /// A secret that never prints.
@@ -222,7 +224,9 @@ impl Config {
             log_format: env.log_format("LOG_FORMAT")?,
             protocols: env.protocols("PROTOCOLS")?,
             peerjs: env.peerjs()?,
+            ywebrtc: env.ywebrtc()?,
         };
+        protocols::check_mounts(&config.peerjs, &config.ywebrtc)?;
         Ok(config)
     }
 }
@@ -241,10 +245,12 @@ mod protocols;
 #[cfg(test)]
 mod tests;
 mod warnings;
+pub mod ywebrtc;
 
 pub use connections::ConnectionConfig;
 pub use features::{MeshConfig, PresenceConfig, WorkerConfig};
 pub use protocols::{PROTOCOL_NAMES, PeerJsConfig, Protocols};
 pub use warnings::{MIN_JWT_SECRET_BYTES, MIN_WORKER_KEY_BYTES};
+pub use ywebrtc::YWebrtcConfig;
 
 use env::Env;

@@ -89,7 +89,8 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
     pub(super) fn mount_path(&self, var: &'static str, default: &str) -> Result<String, ConfigError> {
         let path = self.get(var).unwrap_or_else(|| default.into());
         let charset = path.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
-        let shape = path.starts_with('/') && path.len() > 1 && !path.ends_with('/') && !path.contains("//");
+        let dots = path.split('/').any(|segment| segment == "." || segment == "..");
+        let shape = path.starts_with('/') && path.len() > 1 && !path.ends_with('/') && !path.contains("//") && !dots;
         if !(charset && shape && path.len() <= 64) {
             return Err(invalid(
                 var,
@@ -125,4 +126,14 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
         }
         Ok(key)
     }
+}
+
+/// `Y_WEBRTC_PATH` must be clear of PeerJS's routes (all under `PEERJS_PATH`), and the reverse.
+pub(super) fn check_mounts(peerjs: &PeerJsConfig, ywebrtc: &super::YWebrtcConfig) -> Result<(), ConfigError> {
+    let under = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+    if under(&ywebrtc.path, &peerjs.path) || under(&peerjs.path, &ywebrtc.path) {
+        let why = format!("expected a path clear of PEERJS_PATH ({})", peerjs.path);
+        return Err(invalid("Y_WEBRTC_PATH", &ywebrtc.path, why));
+    }
+    Ok(())
 }

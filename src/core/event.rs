@@ -187,6 +187,12 @@ pub enum Event {
         /// When it was sent, Unix milliseconds.
         queued_at: u64,
     },
+    /// To a topic's subscribers: a published message, as the frame each of
+    /// them gets (its JSON text, shared).
+    TopicMessage {
+        /// The frame.
+        message: SignalBody,
+    },
     /// Between a worker and a client: a signal, its sender named by id.
     WorkerSignal {
         /// The worker's id, or the client's connection id.

@@ -1,6 +1,6 @@
 //! Groups: named sets of connections that hear the same broadcasts (a
 //! directory channel's subscribers, an organization, its location viewers,
-//! those waiting on a join request). Membership is kept per instance; a
+//! those waiting on a join request, a y-webrtc topic's subscribers). Membership is kept per instance; a
 //! broadcast reaches the members on every instance through the cluster bus
 //! ([`super::courier`]). Connections of any protocol can be members.
 
@@ -27,6 +27,8 @@ pub enum Group {
     Client(OrgId, ClientId),
     /// An organization's clients allowed to see locations.
     Viewers(OrgId),
+    /// The subscribers of a publish/subscribe topic (y-webrtc's rooms).
+    Topic(String),
 }
 
 impl fmt::Display for Group {
@@ -39,6 +41,7 @@ impl fmt::Display for Group {
             Group::Org(org) => write!(f, "organization {org:?}"),
             Group::Client(org, client) => write!(f, "client {client:?} of {org:?}"),
             Group::Viewers(org) => write!(f, "location viewers of {org:?}"),
+            Group::Topic(name) => write!(f, "topic {name:?}"),
         }
     }
 }
@@ -103,6 +106,16 @@ impl Groups {
         self.of.get(conn).map_or(0, |groups| groups.iter().filter(|g| matches(g)).count())
     }
 
+    /// `conn`'s groups that `matches` accepts.
+    pub fn of(&self, conn: &ConnId, matches: impl Fn(&Group) -> bool) -> Vec<Group> {
+        self.of.get(conn).map_or_else(Vec::new, |groups| groups.iter().filter(|g| matches(g)).cloned().collect())
+    }
+
+    /// Every group `matches` accepts that has members here.
+    pub fn all(&self, matches: impl Fn(&Group) -> bool) -> Vec<Group> {
+        self.members.iter().filter(|e| matches(e.key())).map(|e| e.key().clone()).collect()
+    }
+
     /// The members of `group` on this instance.
     pub fn members(&self, group: &Group) -> Vec<ConnId> {
         self.members.get(group).map(|m| m.clone()).unwrap_or_default()
@@ -145,6 +158,8 @@ mod tests {
         assert_eq!((groups.len(&news), groups.len(&org)), (2, 1));
         assert!(groups.contains(&org, &c("a")) && !groups.contains(&org, &c("b")));
         assert_eq!(groups.count_of(&c("a"), |g| matches!(g, Group::Channel(_))), 1);
+        assert_eq!(groups.of(&c("a"), |g| matches!(g, Group::Channel(_))), vec![news.clone()]);
+        assert_eq!(groups.all(|g| matches!(g, Group::Channel(_))), vec![news.clone()]);
         assert!(groups.leave(&news, &c("b")) && !groups.leave(&news, &c("b")));
         groups.leave_all(&c("a"));
         assert!(groups.members(&news).is_empty() && groups.members(&org).is_empty());

@@ -11,7 +11,7 @@
 //!
 //! [`Core`] holds the state; each feature's operations are a view over it
 //! ([`Core::rooms`], [`Core::devices`], [`Core::mesh`], [`Core::workers`],
-//! [`Core::directory`], [`Core::peerjs`]). Must not import `transport`.
+//! [`Core::directory`], [`Core::peerjs`], [`Core::topics`]). Must not import `transport`.
 
 pub mod courier;
 pub mod devices;
@@ -26,6 +26,7 @@ pub mod mesh;
 pub mod peerjs;
 pub mod rooms;
 pub mod tally;
+pub mod topics;
 pub mod upkeep;
 pub mod workers;
 
@@ -143,6 +144,11 @@ impl Core {
     /// The live room directory and client counts.
     pub fn directory(self: &Arc<Self>) -> directory::Directory<'_> {
         directory::Directory(self)
+    }
+
+    /// Publish/subscribe topics (y-webrtc).
+    pub fn topics(self: &Arc<Self>) -> topics::Topics<'_> {
+        topics::Topics(self)
     }
 
     /// Device presence and store-and-forward signals.

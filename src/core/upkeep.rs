@@ -4,7 +4,7 @@
 //! instance's heartbeat and removes the participants of instances whose
 //! heartbeat expired, telling their peers `user-left` (and deleting the mesh
 //! clients and device endpoints they left), and re-publishes this
-//! instance's directory client count. It is also the Redis health monitor: a
+//! instance's directory client count and topic subscriber counts. It is also the Redis health monitor: a
 //! failed round marks Redis down (`/health` 503, one warning per outage), and
 //! so does a subscriber that has not re-subscribed yet (this instance would
 //! not hear the others); the first round with both marks it up (one info
@@ -85,6 +85,7 @@ pub async fn run(core: Arc<Core>, subscriptions: Subscriptions) {
             info!("Redis reachable again; reconciling this instance's rooms");
         }
         core.courier.publish_count(&Group::Directory).await;
+        core.topics().refresh_counts().await;
         if core.health.take_unsettled() {
             reconcile_due = true;
         }

@@ -15,7 +15,7 @@ use socketioxide::SocketIo;
 use crate::state::AppState;
 use crate::transport::conn::{raw, sio};
 use crate::transport::wire::error::HttpError;
-use crate::transport::{dashboard, devices, mesh, peerjs, rooms, workers};
+use crate::transport::{dashboard, devices, mesh, peerjs, rooms, workers, ywebrtc};
 
 /// One namespace or protocol: where it is served, how it is registered,
 /// and its REST routes.
@@ -32,7 +32,7 @@ pub struct Protocol {
 
 /// The routes of the protocols that are no socket.io namespace, by
 /// protocol name: merged only while `PROTOCOLS` serves the protocol.
-pub const RAW_ROUTES: [(&str, Routes); 1] = [("peerjs", peerjs::rest::routes)];
+pub const RAW_ROUTES: [(&str, Routes); 2] = [("peerjs", peerjs::rest::routes), ("y-webrtc", ywebrtc::routes)];
 
 /// A feature's REST routes.
 pub type Routes = fn(&AppState) -> Router<AppState>;

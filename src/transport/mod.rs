@@ -6,7 +6,8 @@
 //! [`http`] (the router's frame, health, metrics, static files, CORS and
 //! origin). One folder per namespace: [`rooms`] (`/`), [`dashboard`],
 //! [`devices`], [`mesh`], [`workers`] (`/workers` and `/edge`), each with
-//! its wire shapes and REST routes; [`peerjs`] (PeerJS's own protocol). Handlers parse, call the core, and
+//! its wire shapes and REST routes; [`peerjs`] (PeerJS's own protocol) and
+//! [`ywebrtc`] (y-webrtc's signaling protocol), raw WebSockets only. Handlers parse, call the core, and
 //! answer; feature folders never import each other.
 //!
 //! Must not be imported by anything below it (`core`, `store`, `cluster`, `domain`, `state.rs`).
@@ -20,3 +21,4 @@ pub mod peerjs;
 pub mod rooms;
 pub mod wire;
 pub mod workers;
+pub mod ywebrtc;

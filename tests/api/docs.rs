@@ -14,7 +14,7 @@ fn read(path: &str) -> String {
 /// Every upper-case string literal in the config sources (not their tests):
 /// the variables they read.
 fn config_variables() -> Vec<String> {
-    let source = ["src/config/mod.rs", "src/config/env.rs"].map(read).join("\n");
+    let source = ["src/config/mod.rs", "src/config/env.rs", "src/config/ywebrtc.rs"].map(read).join("\n");
     let mut vars: Vec<String> = source
         .split('"')
         .skip(1)

@@ -47,6 +47,9 @@ impl From<Undelivered> for DeliveryError {
     }
 }
 
+/// Group counts in one message of [`Courier::publish_counts`], at most.
+pub const COUNTS_PER_POST: usize = 1000;
+
 /// Delivery to connections, here and across the cluster.
 pub struct Courier {
     instance: Arc<str>,
@@ -169,6 +172,24 @@ impl Courier {
         }
     }
 
+    /// Tells the other instances how many members this one has of each of
+    /// `groups`, [`COUNTS_PER_POST`] a message.
+    pub async fn publish_counts(&self, groups: impl IntoIterator<Item = Group>) {
+        if self.bus.is_none() {
+            return;
+        }
+        let counts: Vec<_> = groups
+            .into_iter()
+            .map(|g| {
+                let n = self.groups.len(&g);
+                (g, n)
+            })
+            .collect();
+        for counts in counts.chunks(COUNTS_PER_POST) {
+            let _ = self.post(Post::Counts { counts }).await;
+        }
+    }
+
     /// Delivers what the other instances post (`heard`, from the bus), until it closes.
     pub async fn listen(&self, mut heard: bus::Heard) {
         while let Some(message) = heard.next().await {
@@ -218,6 +239,11 @@ impl Courier {
             }
             Heard::Dissolve { group } => self.groups.dissolve(&group),
             Heard::Count { group, count } => self.tally.set(group, from, count),
+            Heard::Counts { counts } => {
+                for (group, count) in counts {
+                    self.tally.set(group, from, count);
+                }
+            }
         }
     }
 

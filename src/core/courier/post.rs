@@ -28,6 +28,7 @@ pub(super) enum Post<'a> {
     Close { conn: &'a ConnId },
     Dissolve { group: &'a Group },
     Count { group: &'a Group, count: usize },
+    Counts { counts: &'a [(Group, usize)] },
 }
 
 /// [`Outgoing`] as heard. Events stay undecoded until one of their
@@ -67,6 +68,9 @@ pub(super) enum Heard<'a> {
     Count {
         group: Group,
         count: usize,
+    },
+    Counts {
+        counts: Vec<(Group, usize)>,
     },
 }
 
@@ -133,6 +137,11 @@ mod tests {
         let text = published(Post::Count { group: &group, count: 4 });
         let heard = serde_json::from_str::<Incoming>(&text).unwrap().post;
         assert!(matches!(heard, Heard::Count { group: g, count: 4 } if g == group));
+
+        let counts = [(group.clone(), 4), (Group::Topic("t".into()), 1)];
+        let text = published(Post::Counts { counts: &counts });
+        let heard = serde_json::from_str::<Incoming>(&text).unwrap().post;
+        assert!(matches!(heard, Heard::Counts { counts: c } if c == counts));
     }
 
     #[test]

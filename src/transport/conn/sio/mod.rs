@@ -167,9 +167,6 @@ impl<N: Namespace> Conn<N> {
     }
 
     fn accept(self: &Arc<Self>, socket: SocketRef, job: Job<N::Event>) -> impl Future<Output = ()> + Send + use<N> {
-        if matches!(job, Job::Event { .. }) {
-            self.core.metrics.protocol_message("socket.io");
-        }
         let drain = match self.pipeline.accept(job) {
             Accepted::Drain => true,
             Accepted::Queued => false,
@@ -281,6 +278,7 @@ pub fn attach<N: Namespace>(socket: &Arc<Socket>, state: &AppState, admitted: Ad
         Some((admitted.slot, Expiry::at(admitted.expires, link)));
     let events = conn.clone();
     socket.on_fallback(move |s: SocketRef, reply: Reply, Named(event): Named<N>, TryData(data): TryData<Value>| {
+        events.core.metrics.protocol_message("socket.io");
         events.accept(s, Job::Event { event, payload: data.ok(), reply })
     });
     let closing = conn.clone();
