@@ -1,6 +1,7 @@
 // The PeerJS endpoint on two switchboard instances sharing a Redis, with raw
 // `ws` clients: ids unique cluster-wide, relays, waiting messages, EXPIRE and
-// takeover across instances, /peers listing both instances' ids, the
+// takeover across instances, /peers listing both instances' ids, ids put
+// back after Redis is flushed, the
 // concurrent limit counted cluster-wide, and the ids of an instance killed
 // with SIGKILL free again on the survivor within INSTANCE_TTL_MS. The
 // reference has no cluster: this file runs against switchboard whatever
@@ -8,6 +9,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 
 import { startCluster, waitUntil } from './processes.mjs';
 import { MSG, assertWaitingBeforeLive, errorFrame, openPeer, openWhenFree, peer, refusedWith, restUrl, switchboardTarget, terminateClients } from './peerjs.mjs';
@@ -136,6 +138,22 @@ describe('two instances with Redis', () => {
     b.ws.close();
     await waitUntil(async () => !(await peers(A)).includes('cl-list-b'), 'cl-list-b to leave the list on A');
     a.ws.close();
+  });
+
+  test('Redis restarted empty: each instance puts its ids back, so an id stays taken and reachable', async () => {
+    const holder = await openPeer(A, 'cl-lost', { token: 'mine' });
+    const friend = await openPeer(B, 'cl-lost-friend');
+    const marks = cluster.servers.map((s) => s.logs.length);
+    execFileSync('redis-cli', ['-p', String(cluster.redis.port), 'FLUSHALL']);
+    // Each instance's next heartbeat finds the data lost and puts back what its connections hold.
+    const restored = (i) => cluster.servers[i].logs.slice(marks[i]).find((l) => (l.fields ?? l).message === 'reconciled with Redis');
+    await waitUntil(() => restored(0) && restored(1), 'both instances to reconcile after the flush', 10000);
+    assert.equal((restored(0).fields ?? restored(0)).peerjs_ids, 1, 'A put cl-lost back');
+    await refusedWith(peer(B, 'cl-lost', { token: 'thief' }), ID_TAKEN, assert);
+    friend.send({ type: 'OFFER', dst: 'cl-lost', payload: 'after the flush' });
+    assert.deepEqual(await holder.waitFor('OFFER'), { type: 'OFFER', src: 'cl-lost-friend', dst: 'cl-lost', payload: 'after the flush' });
+    holder.ws.close();
+    friend.ws.close();
   });
 
   // Last: B dies.
