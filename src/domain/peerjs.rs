@@ -5,8 +5,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 
 /// Longest id (characters): peerjs-server has no bound; switchboard's.
 pub const MAX_PEER_ID_CHARS: usize = 128;
@@ -114,8 +114,37 @@ pub struct PeerMessage {
     /// The destination.
     pub dst: PeerId,
     /// Whatever the sender put there; absent when it gave none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload: Option<Value>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Payload>,
+}
+
+/// A payload as the sender wrote it: JSON text, carried without being
+/// parsed into a tree (an SDP offer is relayed as the bytes it came in).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Payload(Box<RawValue>);
+
+impl Payload {
+    /// Wraps JSON text already checked to be one JSON value.
+    pub fn new(raw: Box<RawValue>) -> Self {
+        Self(raw)
+    }
+
+    /// The JSON text.
+    pub fn json(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.json() == other.json()
+    }
+}
+
+/// A field that is there, even as `null` (serde's `Option` would take `null` for absent).
+pub fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 impl PeerMessage {
@@ -186,13 +215,14 @@ mod tests {
 
     #[test]
     fn a_message_is_written_type_src_dst_payload_and_without_payload_when_none() {
-        let m = PeerMessage {
-            kind: Forwarded::Offer,
-            src: id("a"),
-            dst: id("b"),
-            payload: Some(serde_json::json!({"x": 1})),
-        };
-        assert_eq!(serde_json::to_string(&m).unwrap(), r#"{"type":"OFFER","src":"a","dst":"b","payload":{"x":1}}"#);
+        let raw = |json: &str| Some(Payload::new(RawValue::from_string(json.to_owned()).unwrap()));
+        let m = PeerMessage { kind: Forwarded::Offer, src: id("a"), dst: id("b"), payload: raw(r#"{"x": 1}"#) };
+        let text = serde_json::to_string(&m).unwrap();
+        assert_eq!(text, r#"{"type":"OFFER","src":"a","dst":"b","payload":{"x": 1}}"#, "the payload as it came");
+        assert_eq!(serde_json::from_str::<PeerMessage>(&text).unwrap(), m);
+        let null = PeerMessage { payload: raw("null"), ..m };
+        let text = serde_json::to_string(&null).unwrap();
+        assert_eq!(serde_json::from_str::<PeerMessage>(&text).unwrap(), null, "a null payload stays one");
         let e = PeerMessage::expire(id("a"), id("b"));
         assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"type":"EXPIRE","src":"b","dst":"a"}"#);
     }

@@ -8,7 +8,7 @@ use super::memory::MemoryPeers;
 use super::redis::RedisPeers;
 use super::{Claim, Expired, Holder, PeerStore};
 use crate::domain::ConnId;
-use crate::domain::peerjs::{Forwarded, PeerId, PeerMessage, Waiting};
+use crate::domain::peerjs::{Forwarded, Payload, PeerId, PeerMessage, Waiting};
 use crate::testing::RedisProcess;
 
 fn id(s: &str) -> PeerId {
@@ -20,7 +20,8 @@ fn holder(token: &str, conn: &str, instance: &str) -> Holder {
 }
 
 fn waiting(src: &str, dst: &str, at: u64) -> Waiting {
-    let message = PeerMessage { kind: Forwarded::Offer, src: id(src), dst: id(dst), payload: Some(at.into()) };
+    let payload = serde_json::value::to_raw_value(&at).ok().map(Payload::new);
+    let message = PeerMessage { kind: Forwarded::Offer, src: id(src), dst: id(dst), payload };
     Waiting { message, at }
 }
 

@@ -4,10 +4,12 @@
 //! what a client sends (`{type, dst, payload}`), read leniently: whatever is
 //! not a message the server acts on is ignored, as peerjs-server does.
 
-use serde::Serialize;
-use serde_json::Value;
+use std::borrow::Cow;
 
-use crate::domain::peerjs::{Forwarded, PeerId, PeerMessage};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::domain::peerjs::{Forwarded, Payload, PeerId, PeerMessage, present};
 use crate::transport::wire::error::Refused;
 
 /// The info `GET {path}/` answers (peerjs-server's `app.json`).
@@ -80,23 +82,35 @@ pub enum Inbound {
     Ignored(&'static str),
 }
 
+/// A client frame, read without building a tree: the payload stays text.
+#[derive(Deserialize)]
+struct ClientFrame<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    dst: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "present", borrow)]
+    payload: Option<&'a RawValue>,
+}
+
 /// Reads a client frame from the peer `src`.
 pub fn inbound(text: &str, src: &PeerId) -> Inbound {
-    let Ok(Value::Object(mut frame)) = serde_json::from_str::<Value>(text) else {
-        return Inbound::Ignored("not a JSON object");
+    let Ok(frame) = serde_json::from_str::<ClientFrame<'_>>(text) else {
+        return Inbound::Ignored("not a JSON object with a string type and dst");
     };
-    let Some(kind) = frame.get("type").and_then(Value::as_str) else { return Inbound::Ignored("no type") };
+    let Some(kind) = frame.kind else { return Inbound::Ignored("no type") };
     if kind == "HEARTBEAT" {
         return Inbound::Heartbeat;
     }
-    let Some(kind) = Forwarded::parse(kind) else { return Inbound::Ignored("a type the server does not forward") };
-    let dst = match frame.get("dst") {
-        None | Some(Value::Null) if kind == Forwarded::Leave => return Inbound::Unregister,
-        Some(Value::String(dst)) => PeerId::parse(dst),
-        _ => return Inbound::Ignored("no dst"),
+    let Some(kind) = Forwarded::parse(&kind) else { return Inbound::Ignored("a type the server does not forward") };
+    let dst = match frame.dst {
+        None if kind == Forwarded::Leave => return Inbound::Unregister,
+        Some(dst) => PeerId::parse(&dst),
+        None => return Inbound::Ignored("no dst"),
     };
     let Ok(dst) = dst else { return Inbound::Ignored("a dst that is no valid id") };
-    Inbound::Forward(PeerMessage { kind, src: src.clone(), dst, payload: frame.remove("payload") })
+    let payload = frame.payload.map(|raw| Payload::new(raw.to_owned()));
+    Inbound::Forward(PeerMessage { kind, src: src.clone(), dst, payload })
 }
 
 #[cfg(test)]
@@ -134,7 +148,7 @@ mod tests {
             kind: Forwarded::Offer,
             src: me.clone(),
             dst: id("you"),
-            payload: Some(serde_json::json!({"sdp": "x"})),
+            payload: Some(Payload::new(RawValue::from_string(r#"{"sdp":"x"}"#.to_owned()).unwrap())),
         };
         assert_eq!(offer, Inbound::Forward(want), "src is the server's; extra fields go");
         assert_eq!(inbound(r#"{"type":"HEARTBEAT"}"#, &me), Inbound::Heartbeat);
