@@ -44,7 +44,7 @@ impl PeerJs<'_> {
     /// connection of a takeover is closed.
     pub async fn open(&self, id: &PeerId, token: &str, conn: &ConnId) -> Result<(), CoreError> {
         let core = self.0;
-        let holder = Holder { token: token.to_owned(), conn: conn.clone(), instance: core.instance.to_string() };
+        let holder = Holder { token: Arc::from(token), conn: conn.clone(), instance: core.instance.clone() };
         let limit = core.config.peerjs.concurrent_limit;
         let claim = core.stores.peers.claim(id, &holder, limit).await.map_err(|e| core.reported(e, "peerjs open"))?;
         match claim {

@@ -15,6 +15,7 @@ pub mod redis;
 #[cfg(test)]
 mod suite;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,11 +30,11 @@ use crate::domain::peerjs::{PeerId, Waiting};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holder {
     /// The token the id was registered with.
-    pub token: String,
+    pub token: Arc<str>,
     /// The connection holding it.
     pub conn: ConnId,
     /// That connection's instance.
-    pub instance: String,
+    pub instance: Arc<str>,
 }
 
 /// What a claim of an id came to.

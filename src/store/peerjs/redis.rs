@@ -132,7 +132,7 @@ impl PeerStore for RedisPeers {
         let args = vec![
             id.as_str().to_owned(),
             encode(holder)?,
-            holder.token.clone(),
+            holder.token.to_string(),
             limit.to_string(),
             before.to_owned(),
             after.to_owned(),
@@ -189,13 +189,13 @@ impl PeerStore for RedisPeers {
                 Ok((valid(id, PeerId::parse).map_err(corrupt)?, self.holder_of(raw)?))
             })
             .collect::<Result<Vec<(PeerId, Holder)>, StoreError>>()?;
-        let alive = self.instances.alive_among(all.iter().map(|(_, h)| h.instance.as_str())).await?;
-        Ok(all.into_iter().filter(|(_, h)| alive.contains(&h.instance)).map(|(id, _)| id).collect())
+        let alive = self.instances.alive_among(all.iter().map(|(_, h)| &*h.instance)).await?;
+        Ok(all.into_iter().filter(|(_, h)| alive.contains(&*h.instance)).map(|(id, _)| id).collect())
     }
 
     async fn forget_instance(&self, dead: &str) -> Result<usize, StoreError> {
         let locate = |noted: &str| Some((self.ids_key(), Some(noted.to_owned())));
-        let theirs = |_: &str, raw: &str| Ok(self.holder_of(raw)?.instance == dead);
+        let theirs = |_: &str, raw: &str| Ok(&*self.holder_of(raw)?.instance == dead);
         self.instances.forget_leftovers(ENGINE, dead, locate, theirs).await
     }
 
