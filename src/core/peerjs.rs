@@ -21,6 +21,7 @@ use super::courier::DeliveryError;
 use super::error::CoreError;
 use super::event::Event;
 use crate::domain::peerjs::{self, PeerId, PeerMessage, Waiting};
+use crate::domain::rate::OncePerSecond;
 use crate::domain::{ConnId, now_ms};
 use crate::store::peerjs::{Claim, Expired, Holder};
 
@@ -107,7 +108,10 @@ impl PeerJs<'_> {
                 }
             }
             Err(e) => {
-                warn!(peer_id = %dst, error = %e, "a PeerJS message was not delivered");
+                static WARNING: OncePerSecond = OncePerSecond::new();
+                if WARNING.ready(now_ms()) {
+                    warn!(peer_id = %dst, error = %e, "a PeerJS message was not delivered: its destination is not reading, or Redis is away (logged at most once a second)");
+                }
             }
         }
     }
