@@ -5,11 +5,15 @@
 //! the sweep that expires a queue `PEERJS_EXPIRE_TIMEOUT_MS` after its
 //! oldest message, telling each sender once (`EXPIRE`).
 //!
+//! Only `HEARTBEAT` keeps a client alive: one silent for
+//! `PEERJS_ALIVE_TIMEOUT_MS` is closed by the same sweep.
+//!
 //! A queue is swept by the instances whose connections sent to it (each
 //! notes when it is due); what a dead instance queued is dropped with its
 //! queue's Redis expiry, without an `EXPIRE` (its senders are gone too).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,12 +29,21 @@ use crate::domain::rate::OncePerSecond;
 use crate::domain::{ConnId, now_ms};
 use crate::store::peerjs::{Claim, Expired, Holder};
 
-/// This instance's PeerJS bookkeeping: the ids its connections hold, and
-/// when the queues it sent to are due to expire.
+/// This instance's PeerJS bookkeeping: the ids its connections hold (and
+/// when each last sent `HEARTBEAT`), and when the queues it sent to are due
+/// to expire. One sweep serves every connection: none keeps a timer of its own.
 #[derive(Default)]
 pub struct Registry {
-    here: DashMap<ConnId, (PeerId, Holder)>,
+    here: DashMap<ConnId, Local>,
     due: Mutex<HashMap<PeerId, u64>>,
+}
+
+/// A connection of this instance holding an id.
+struct Local {
+    id: PeerId,
+    holder: Holder,
+    /// Its last `HEARTBEAT` (or its opening), Unix ms.
+    heartbeat: AtomicU64,
 }
 
 /// PeerJS operations over the core.
@@ -59,7 +72,8 @@ impl PeerJs<'_> {
                 }
             }
         }
-        self.registry().here.insert(conn.clone(), (id.clone(), holder));
+        let heartbeat = AtomicU64::new(now_ms());
+        self.registry().here.insert(conn.clone(), Local { id: id.clone(), holder, heartbeat });
         Ok(())
     }
 
@@ -76,7 +90,7 @@ impl PeerJs<'_> {
 
     /// Frees the id `conn` held (it closed).
     pub async fn close(&self, conn: &ConnId) {
-        let Some((_, (id, _))) = self.registry().here.remove(conn) else { return };
+        let Some((_, Local { id, .. })) = self.registry().here.remove(conn) else { return };
         if let Err(e) = self.0.stores.peers.release(&id, conn).await {
             self.0.reported(e, "peerjs close");
         }
@@ -187,7 +201,7 @@ impl PeerJs<'_> {
     /// lost them; a connection whose id someone else holds now is closed. How many went back.
     pub async fn restore(&self) -> Result<usize, crate::store::StoreError> {
         let mine: Vec<(ConnId, PeerId, Holder)> =
-            self.registry().here.iter().map(|e| (e.key().clone(), e.value().0.clone(), e.value().1.clone())).collect();
+            self.registry().here.iter().map(|e| (e.key().clone(), e.id.clone(), e.holder.clone())).collect();
         let mut restored = 0;
         for (conn, id, holder) in mine {
             if self.0.stores.peers.restore(&id, &holder).await? {
@@ -201,18 +215,36 @@ impl PeerJs<'_> {
         Ok(restored)
     }
 
-    /// The ids connected on this instance.
-    pub fn here(&self) -> usize {
-        self.registry().here.len()
+    /// `conn` sent `HEARTBEAT`: it is alive.
+    pub fn heartbeat(&self, conn: &ConnId) {
+        if let Some(local) = self.registry().here.get(conn) {
+            local.heartbeat.store(now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    /// Closes this instance's connections that sent no `HEARTBEAT` for `PEERJS_ALIVE_TIMEOUT_MS`.
+    pub async fn sweep_silent(&self) {
+        let cutoff = now_ms().saturating_sub(self.0.config.peerjs.alive_timeout.as_millis() as u64);
+        let silent: Vec<(ConnId, PeerId)> = (self.registry().here.iter())
+            .filter(|e| e.heartbeat.load(Ordering::Relaxed) <= cutoff)
+            .map(|e| (e.key().clone(), e.id.clone()))
+            .collect();
+        for (conn, id) in silent {
+            info!(conn_id = %conn, peer_id = %id, "peerjs client closed: no HEARTBEAT within PEERJS_ALIVE_TIMEOUT_MS");
+            self.0.courier.close(&conn).await;
+        }
     }
 }
 
-/// The expiry sweep, about once a second (as peerjs-server's); runs until aborted.
+/// The sweeps, about once a second (as peerjs-server's): queues that
+/// expired, clients silent too long. Runs until aborted.
 pub async fn run(core: Arc<Core>) {
-    let period = (core.config.peerjs.expire_timeout / 2).min(Duration::from_secs(1));
+    let config = &core.config.peerjs;
+    let period = (config.expire_timeout / 2).min(config.alive_timeout / 4).min(Duration::from_secs(1));
     let mut tick = tokio::time::interval(period);
     loop {
         tick.tick().await;
         core.peerjs().sweep().await;
+        core.peerjs().sweep_silent().await;
     }
 }

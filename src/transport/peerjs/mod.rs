@@ -13,17 +13,15 @@
 pub mod rest;
 pub mod wire;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tracing::{debug, info};
 
 use self::wire::Inbound;
 use crate::core::event::Event;
 use crate::core::link::Link;
+use crate::domain::ConnId;
 use crate::domain::peerjs::{PeerId, PeerMessage};
-use crate::domain::{ConnId, now_ms};
 use crate::state::AppState;
 use crate::transport::conn::admission::Admitted;
 use crate::transport::conn::raw::{Protocol, RawConn, Work};
@@ -58,11 +56,10 @@ pub fn ask(state: &AppState, raw_query: Option<&str>) -> Result<Ask, Refused> {
     Ok(Ask { id, token })
 }
 
-/// One PeerJS client: its id, when it last sent `HEARTBEAT`, and the
-/// messages that waited for it, until they go out right after `OPEN`.
+/// One PeerJS client: its id, and the messages that waited for it, until
+/// they go out right after `OPEN` (its `HEARTBEAT`s are the core's to watch).
 pub struct PeerSocket {
     id: PeerId,
-    heartbeat: AtomicU64,
     waited: Mutex<Vec<PeerMessage>>,
 }
 
@@ -82,7 +79,7 @@ impl Protocol for PeerSocket {
         peerjs.open(&ask.id, token, conn).await?;
         // Read before `OPEN` goes out, so nothing sent after it overtakes them.
         let waited = Mutex::new(peerjs.waiting(&ask.id).await);
-        Ok(Self { id: ask.id, heartbeat: AtomicU64::new(now_ms()), waited })
+        Ok(Self { id: ask.id, waited })
     }
 
     fn start(conn: &Arc<RawConn<Self>>) -> Option<Work> {
@@ -97,22 +94,12 @@ impl Protocol for PeerSocket {
             for message in conn.core.peerjs().waiting(&conn.ns.id).await {
                 let _ = Link::send(&*conn, &Event::PeerJs(message));
             }
-            let alive = conn.core.config.peerjs.alive_timeout;
-            loop {
-                let last = conn.ns.heartbeat.load(Ordering::Relaxed);
-                let silent = Duration::from_millis(now_ms().saturating_sub(last));
-                if silent >= alive {
-                    info!(conn_id = %conn.id(), peer_id = %conn.ns.id, "peerjs client closed: no HEARTBEAT within PEERJS_ALIVE_TIMEOUT_MS");
-                    return Link::close(&*conn);
-                }
-                tokio::time::sleep(alive - silent).await;
-            }
         }))
     }
 
     async fn handle(&self, conn: &RawConn<Self>, text: &str) {
         match wire::inbound(text, &self.id) {
-            Inbound::Heartbeat => self.heartbeat.store(now_ms(), Ordering::Relaxed),
+            Inbound::Heartbeat => conn.core.peerjs().heartbeat(conn.id()),
             Inbound::Forward(message) => conn.core.peerjs().forward(message).await,
             Inbound::Unregister => {
                 info!(conn_id = %conn.id(), peer_id = %self.id, "peerjs client gave its id up (LEAVE without dst): closed");
