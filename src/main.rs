@@ -57,7 +57,7 @@ fn main() -> ExitCode {
 
 async fn serve(config: Config) -> ExitCode {
     let addr = SocketAddr::new(config.host, config.port);
-    let listener = match TcpListener::bind(addr).await {
+    let listener = match listen(addr) {
         Ok(listener) => listener,
         Err(e) => {
             error!(%addr, error = %e, "cannot listen");
@@ -116,4 +116,18 @@ async fn recv(signal: Option<&mut tokio::signal::unix::Signal>) {
         Some(signal) => drop(signal.recv().await),
         None => std::future::pending::<()>().await,
     }
+}
+
+/// Connections the kernel may hold for `accept` (the standard library's 128
+/// drops SYNs when a few hundred clients connect at once, and they retry a
+/// second later; Node listens with 511). The kernel caps it at `somaxconn`.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds `addr` and listens with [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    // As the standard library's bind does: a restart may bind while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }

@@ -110,3 +110,13 @@ test('socket.io events count as socket.io messages', async () => {
   assert.equal(await sample(s, 'switchboard_protocol_messages_total{protocol="socket.io"}'), before + 1);
   socket.close();
 });
+
+test('WebSocket upgrades are connections, not REST requests: REST_BURST does not refuse them', async () => {
+  const s = await server({ REST_REQUESTS_PER_SECOND: '1', REST_BURST: '2' });
+  const peers = Array.from({ length: 6 }, (_, i) => peerjs(s, `burst-${i}`));
+  await Promise.all(peers.map((p) => p.waitFor('OPEN')));
+  const rest = [];
+  for (let i = 0; i < 4; i += 1) rest.push((await fetch(`${s.url}/peerjs/peerjs/id`)).status);
+  assert.ok(rest.includes(429), `REST past the burst is still limited: ${rest}`);
+  for (const p of peers) p.ws.close();
+});
