@@ -40,8 +40,13 @@ pub struct RawClient {
 impl RawClient {
     /// Opens `/signaling/{device}` on `addr`.
     pub async fn connect(addr: &str, device: &str) -> Result<Self, Error> {
+        Self::open(addr, &format!("/signaling/{device}")).await
+    }
+
+    /// Opens the WebSocket at `path` (with its query) on `addr`.
+    pub async fn open(addr: &str, path: &str) -> Result<Self, Error> {
         let tcp = crate::http::tcp_from(addr, None).await?;
-        let url = format!("ws://{addr}/signaling/{device}");
+        let url = format!("ws://{addr}{path}");
         // Small buffers: the load generator holds up to 10,000 of these.
         let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
         let (ws, _) = tokio::time::timeout(crate::sio::STEP_TIMEOUT, client_async_with_config(url, tcp, Some(config)))
@@ -58,6 +63,15 @@ impl RawClient {
                 Ok(Message::Ping(_)) => return Some(Incoming::Ping),
                 Ok(Message::Close(_)) | Err(_) => return None,
                 Ok(_) => {}
+            }
+        }
+    }
+
+    /// The next text frame, pings answered on the way; `None` once closed.
+    pub async fn text(&mut self) -> Option<String> {
+        loop {
+            if let Incoming::Text(text) = self.recv().await? {
+                return Some(text);
             }
         }
     }
