@@ -11,6 +11,11 @@ use std::fmt::Write;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::config::PROTOCOL_NAMES;
+
+/// One counter per protocol, in [`PROTOCOL_NAMES`]' order.
+type PerProtocol = [AtomicU64; PROTOCOL_NAMES.len()];
+
 /// What became of a signal sent on `/devices`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SignalOutcome {
@@ -54,6 +59,10 @@ pub struct Metrics {
     /// `ROOM_LIST_INTERVAL_MS` ticks: a list sent, skipped (no room, no subscriber, no list).
     room_list_ticks: [AtomicU64; 2],
     sockets: OnceLock<Box<dyn Fn() -> SocketCount + Send + Sync>>,
+    /// Raw WebSocket connections open and opened, messages received, per protocol.
+    open: PerProtocol,
+    opened: PerProtocol,
+    messages: PerProtocol,
 }
 
 impl Metrics {
@@ -72,6 +81,39 @@ impl Metrics {
     /// Counts a tick of the periodic room list: whether a list went out to this instance's subscribers.
     pub fn room_list_tick(&self, sent: bool) {
         self.room_list_ticks[usize::from(!sent)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection of `protocol` (one of [`PROTOCOL_NAMES`]) opened.
+    pub fn protocol_opened(&self, protocol: &str) {
+        self.bump(&self.open, protocol, 1);
+        self.bump(&self.opened, protocol, 1);
+    }
+
+    /// Counts a connection of `protocol` closed.
+    pub fn protocol_closed(&self, protocol: &str) {
+        self.bump(&self.open, protocol, u64::MAX);
+    }
+
+    /// Counts a message a client of `protocol` sent.
+    pub fn protocol_message(&self, protocol: &str) {
+        self.bump(&self.messages, protocol, 1);
+    }
+
+    fn bump(&self, counters: &PerProtocol, protocol: &str, by: u64) {
+        if let Some(i) = PROTOCOL_NAMES.iter().position(|p| *p == protocol) {
+            counters[i].fetch_add(by, Ordering::Relaxed);
+        }
+    }
+
+    /// Per protocol: connections open now (socket.io's counted by its layer), opened, and messages received.
+    fn protocols(&self) -> impl Iterator<Item = (&'static str, [u64; 3])> + '_ {
+        PROTOCOL_NAMES.iter().enumerate().map(|(i, name)| {
+            let open = match *name {
+                "socket.io" => self.sockets().all as u64,
+                _ => self.open[i].load(Ordering::Relaxed),
+            };
+            (*name, [open, self.opened[i].load(Ordering::Relaxed), self.messages[i].load(Ordering::Relaxed)])
+        })
     }
 
     /// Sets how connections are counted (once the socket.io layer exists).
@@ -167,6 +209,17 @@ pub fn render(s: &Snapshot<'_>) -> String {
         "Bootstrap answers given by this instance.",
         &[(String::new(), s.bootstraps)],
     );
+    let per = |k: usize| -> Vec<_> {
+        s.metrics.protocols().map(|(name, n)| (format!("{{protocol=\"{name}\"}}"), n[k])).collect()
+    };
+    metric("switchboard_protocol_connections", "gauge", "Connections of this instance, by protocol.", &per(0));
+    metric(
+        "switchboard_protocol_connections_total",
+        "counter",
+        "Raw WebSocket connections opened on this instance, by protocol (socket.io's are not counted here).",
+        &per(1),
+    );
+    metric("switchboard_protocol_messages_total", "counter", "Messages clients sent, by protocol.", &per(2));
     let ticks: Vec<_> = s.metrics.room_list_ticks().iter().map(|(o, n)| (format!("{{outcome=\"{o}\"}}"), *n)).collect();
     metric(
         "switchboard_room_list_ticks_total",
@@ -192,6 +245,10 @@ mod tests {
         metrics.signal(SignalOutcome::Queued, 3);
         metrics.count_sockets_with(|| SocketCount { all: 9, websocket: 7 });
         metrics.room_list_tick(true);
+        metrics.protocol_opened("peerjs");
+        metrics.protocol_opened("peerjs");
+        metrics.protocol_closed("peerjs");
+        metrics.protocol_message("y-webrtc");
         metrics.room_list_tick(false);
         metrics.room_list_tick(false);
         let presence = PresenceStats {
@@ -222,11 +279,15 @@ mod tests {
             "switchboard_bootstraps_total 4",
             "switchboard_room_list_ticks_total{outcome=\"sent\"} 1",
             "switchboard_room_list_ticks_total{outcome=\"skipped\"} 2",
+            "switchboard_protocol_connections{protocol=\"peerjs\"} 1",
+            "switchboard_protocol_connections{protocol=\"socket.io\"} 9",
+            "switchboard_protocol_connections_total{protocol=\"peerjs\"} 2",
+            "switchboard_protocol_messages_total{protocol=\"y-webrtc\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
         }
         let families = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
         assert_eq!(families, text.lines().filter(|l| l.starts_with("# HELP ")).count());
-        assert_eq!(families, 14);
+        assert_eq!(families, 17);
     }
 }

@@ -240,6 +240,6 @@ fn parse_origin(origin: &str) -> Result<HeaderValue, String> {
     HeaderValue::from_str(origin).map_err(|_| format!("origin {origin:?} is not a valid header value"))
 }
 
-fn invalid(var: &'static str, value: &str, reason: String) -> ConfigError {
+pub(super) fn invalid(var: &'static str, value: &str, reason: String) -> ConfigError {
     ConfigError { var, value: value.to_owned(), reason }
 }

@@ -99,6 +99,10 @@ pub struct Config {
     pub log_filter: String,
     /// `LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
+    /// `PROTOCOLS`: the protocols served (default all).
+    pub protocols: Protocols,
+    /// PeerJS (`PEERJS_*`).
+    pub peerjs: PeerJsConfig,
 }
 
 /// A secret that never prints.
@@ -216,6 +220,8 @@ impl Config {
             join_request_timeout: env.millis("JOIN_REQUEST_TIMEOUT_MS", 60_000)?,
             log_filter: env.log_filter("RUST_LOG")?,
             log_format: env.log_format("LOG_FORMAT")?,
+            protocols: env.protocols("PROTOCOLS")?,
+            peerjs: env.peerjs()?,
         };
         Ok(config)
     }
@@ -231,12 +237,14 @@ impl Default for Config {
 pub mod connections;
 mod env;
 mod features;
+mod protocols;
 #[cfg(test)]
 mod tests;
 mod warnings;
 
 pub use connections::ConnectionConfig;
 pub use features::{MeshConfig, PresenceConfig, WorkerConfig};
+pub use protocols::{PROTOCOL_NAMES, PeerJsConfig, Protocols};
 pub use warnings::{MIN_JWT_SECRET_BYTES, MIN_WORKER_KEY_BYTES};
 
 use env::Env;

@@ -222,3 +222,37 @@ fn device_network_claim_is_unset_by_default_and_needs_jwt_and_a_claim_name() {
         assert!(err.to_string().starts_with("invalid DEVICE_NETWORK_CLAIM="), "{err}");
     }
 }
+
+#[test]
+fn peerjs_defaults_are_peerjs_servers_and_every_protocol_is_served() {
+    let c = Config::default();
+    let p = &c.peerjs;
+    assert_eq!((p.path.as_str(), p.key.as_str()), ("/peerjs", "peerjs"));
+    assert_eq!((p.expire_timeout, p.alive_timeout), (Duration::from_secs(5), Duration::from_secs(60)));
+    assert_eq!((p.concurrent_limit, p.allow_discovery, p.queue_max), (5000, false, 256));
+    assert_eq!(c.protocols.names(), PROTOCOL_NAMES);
+    assert_eq!(with(&[("PROTOCOLS", "all")]).unwrap().protocols.names(), PROTOCOL_NAMES);
+}
+
+#[test]
+fn protocols_is_a_list_of_known_names_kept_in_table_order() {
+    let c = with(&[("PROTOCOLS", " y-webrtc, peerjs ,peerjs")]).unwrap();
+    assert_eq!(c.protocols.names(), ["peerjs", "y-webrtc"]);
+    assert!(c.protocols.serves("peerjs") && !c.protocols.serves("socket.io"));
+    for bad in ["socketio", ",", "peerjs,seed-002"] {
+        let e = with(&[("PROTOCOLS", bad)]).unwrap_err();
+        assert_eq!(e.var, "PROTOCOLS", "{bad}");
+    }
+}
+
+#[test]
+fn mount_paths_and_keys_are_checked() {
+    assert_eq!(with(&[("PEERJS_PATH", "/rtc/peer")]).unwrap().peerjs.path, "/rtc/peer");
+    for bad in ["peerjs", "/", "/peerjs/", "//x", "/a b", "/socket.io", "/health", "/signaling/x", "/api"] {
+        assert_eq!(with(&[("PEERJS_PATH", bad)]).unwrap_err().var, "PEERJS_PATH", "{bad}");
+    }
+    assert_eq!(with(&[("PEERJS_KEY", "my key")]).unwrap_err().var, "PEERJS_KEY");
+    assert_eq!(with(&[("PEERJS_ALLOW_DISCOVERY", "yes")]).unwrap_err().var, "PEERJS_ALLOW_DISCOVERY");
+    assert_eq!(with(&[("PEERJS_CONCURRENT_LIMIT", "0")]).unwrap_err().var, "PEERJS_CONCURRENT_LIMIT");
+    assert_eq!(with(&[("PEERJS_EXPIRE_TIMEOUT_MS", "5")]).unwrap_err().var, "PEERJS_EXPIRE_TIMEOUT_MS");
+}

@@ -61,6 +61,12 @@ pub enum CoreError {
     /// With `DEVICE_NETWORK_CLAIM` set, the token's claim does not name this network.
     #[error("this token's network claim does not name network {0:?}")]
     NotInNetwork(String),
+    /// A PeerJS id is held under another token.
+    #[error("ID is taken")]
+    IdTaken,
+    /// `PEERJS_CONCURRENT_LIMIT` ids are registered already.
+    #[error("Server has reached its concurrent user limit")]
+    ConcurrentLimit,
     /// A newer connection holds this connection's identity now.
     #[error("a newer connection holds this identity now; this one is out of date")]
     Replaced,

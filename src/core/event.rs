@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::mesh::{ClientId, OrgId};
+use crate::domain::peerjs::PeerMessage;
 use crate::domain::presence::DeviceId;
 use crate::domain::queue::SignalBody;
 use crate::domain::signal::SignalKind;
@@ -195,6 +196,8 @@ pub enum Event {
         /// Its body, as sent.
         data: Value,
     },
+    /// A PeerJS message from one peer to another, as forwarded.
+    PeerJs(PeerMessage),
 }
 
 /// A room as the live directory lists it.

@@ -11,7 +11,7 @@
 //!
 //! [`Core`] holds the state; each feature's operations are a view over it
 //! ([`Core::rooms`], [`Core::devices`], [`Core::mesh`], [`Core::workers`],
-//! [`Core::directory`]). Must not import `transport`.
+//! [`Core::directory`], [`Core::peerjs`]). Must not import `transport`.
 
 pub mod courier;
 pub mod devices;
@@ -23,6 +23,7 @@ pub mod health;
 pub mod jobs;
 pub mod link;
 pub mod mesh;
+pub mod peerjs;
 pub mod rooms;
 pub mod tally;
 pub mod upkeep;
@@ -39,6 +40,8 @@ use crate::metrics::Metrics;
 use crate::store::devices::Devices;
 use crate::store::mesh::MeshStore;
 use crate::store::mesh::memory::MemoryMesh;
+use crate::store::peerjs::PeerStore;
+use crate::store::peerjs::memory::MemoryPeers;
 use crate::store::rooms::RoomStore;
 use crate::store::rooms::memory::MemoryStore;
 use crate::store::workers::WorkerStore;
@@ -56,6 +59,8 @@ pub struct Stores {
     pub mesh: Arc<dyn MeshStore>,
     /// The worker pool.
     pub workers: Arc<dyn WorkerStore>,
+    /// PeerJS ids and queues.
+    pub peers: Arc<dyn PeerStore>,
     /// The leader lease.
     pub lease: Arc<dyn Lease>,
 }
@@ -68,6 +73,7 @@ impl Stores {
             devices: Devices::memory(),
             mesh: Arc::new(MemoryMesh::new()),
             workers: Arc::new(MemoryWorkers::default()),
+            peers: Arc::new(MemoryPeers::new()),
             lease: Arc::new(Solo),
         }
     }
@@ -100,6 +106,7 @@ pub struct Core {
     mailboxes: devices::mailbox::Mailboxes,
     mesh_members: mesh::Members,
     ring: workers::RingCache,
+    peers: peerjs::Registry,
 }
 
 pub use courier::Courier;
@@ -121,6 +128,7 @@ impl Core {
             mailboxes: Default::default(),
             mesh_members: Default::default(),
             ring: Default::default(),
+            peers: Default::default(),
             instance,
             stores,
             config,
@@ -145,6 +153,11 @@ impl Core {
     /// Organization mesh and admin elections.
     pub fn mesh(self: &Arc<Self>) -> mesh::Mesh<'_> {
         mesh::Mesh(self)
+    }
+
+    /// PeerJS ids, forwarding and queues.
+    pub fn peerjs(self: &Arc<Self>) -> peerjs::PeerJs<'_> {
+        peerjs::PeerJs(self)
     }
 
     /// Worker pool, ring and routing.

@@ -21,8 +21,8 @@
 //!   have removed its participants);
 //! - any store call that failed for want of Redis (its outcome is unknown).
 //!
-//! The same reconcile puts back the `/mesh` clients and `/devices` endpoints
-//! of this instance's live connections where Redis no longer has them (the
+//! The same reconcile puts back the `/mesh` clients, `/devices` endpoints
+//! and PeerJS ids of this instance's live connections where Redis no longer has them (the
 //! election loop then fills empty admin seats); workers put themselves back
 //! with their next heartbeat.
 //!
@@ -119,16 +119,20 @@ fn lapsed(core: &Core, lapse: Lapse) {
 async fn forget_instance(core: &Core, dead: &str) {
     let mesh = core.stores.mesh.forget_instance(dead).await;
     let endpoints = core.stores.devices.endpoints.forget_instance(dead).await;
-    match (mesh, endpoints) {
-        (Ok(mesh), Ok(endpoints)) => {
+    let peers = core.stores.peers.forget_instance(dead).await;
+    match (mesh, endpoints, peers) {
+        (Ok(mesh), Ok(endpoints), Ok(peers)) => {
             info!(
                 instance = dead,
                 mesh_clients = mesh,
                 device_endpoints = endpoints,
+                peerjs_ids = peers,
                 "deleted what a dead instance left"
             );
         }
-        (Err(e), _) | (_, Err(e)) => warn!(instance = dead, error = %e, "deleting what a dead instance left failed"),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            warn!(instance = dead, error = %e, "deleting what a dead instance left failed")
+        }
     }
 }
 
@@ -150,12 +154,14 @@ async fn reconcile(core: &Arc<Core>) -> Result<(), StoreError> {
     // Mesh clients and device endpoints of live connections, where Redis lost them.
     let mesh = core.mesh().restore().await?;
     let devices = super::devices::mailbox::restore_endpoints(core).await?;
+    let peers = core.peerjs().restore().await?;
     info!(
         restored = done.restored.len(),
         removed = done.removed.len(),
         lost = done.lost.len(),
         mesh_clients = mesh,
         device_endpoints = devices,
+        peerjs_ids = peers,
         "reconciled with Redis"
     );
     announce_left(core, done.removed, "left room (its seat was not this instance's to keep)").await;

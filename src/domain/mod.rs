@@ -10,6 +10,7 @@ pub mod ice;
 pub mod ids;
 pub mod mesh;
 pub mod net;
+pub mod peerjs;
 pub mod presence;
 pub mod queue;
 pub mod rate;

@@ -34,6 +34,7 @@ use crate::metrics::SocketCount;
 use crate::state::AppState;
 use crate::store::devices::Devices;
 use crate::store::mesh::redis::RedisMesh;
+use crate::store::peerjs::redis::RedisPeers;
 use crate::store::redis::clock::RedisClock;
 use crate::store::rooms::RoomStore;
 use crate::store::rooms::redis::RedisStore;
@@ -42,7 +43,7 @@ use crate::store::workers::redis::RedisWorkers;
 mod protocols;
 use crate::transport::http::{self, accept, head, origin, sessions, static_files};
 use protocols::root_upgrade;
-pub use protocols::{PROTOCOLS, Protocol, ROOT_PROTOCOLS, RootProtocol};
+pub use protocols::{PROTOCOLS, Protocol, RAW_ROUTES, ROOT_PROTOCOLS, RootProtocol};
 
 /// How long connections get to close after a shutdown signal before the
 /// server stops regardless (the process must exit within 10 s).
@@ -113,6 +114,7 @@ pub async fn cluster(config: Arc<Config>) -> std::io::Result<(Arc<Core>, Subscri
         devices,
         mesh: Arc::new(RedisMesh::new(data.clone(), prefix, &instance)),
         workers: Arc::new(RedisWorkers::new(data.clone(), prefix)),
+        peers: Arc::new(RedisPeers::new(data.clone(), prefix, &instance)),
         lease: Arc::new(RedisLease::new(data.clone(), prefix)),
     };
     let core = Arc::new(Core::new(config.clone(), stores, &instance, Some(bus)));
@@ -139,12 +141,14 @@ async fn serve(
     let directory = core.clone();
     let _lists = AbortOnDrop(tokio::spawn(async move { directory.directory().keep_current().await }));
     let _mesh = AbortOnDrop(tokio::spawn(crate::core::mesh::election::run(core.clone())));
+    let _peerjs = AbortOnDrop(tokio::spawn(crate::core::peerjs::run(core.clone())));
     let (sio_layer, io) = configure(&state).build_layer();
     for protocol in &PROTOCOLS {
         (protocol.register)(&io);
     }
     count_sockets(&state, io.clone());
-    let features = PROTOCOLS.iter().filter_map(|p| p.routes).fold(Router::new(), |r, routes| r.merge(routes(&state)));
+    let features = PROTOCOLS.iter().filter_map(|p| p.routes).chain(RAW_ROUTES);
+    let features = features.fold(Router::new(), |r, routes| r.merge(routes(&state)));
     let origins = Arc::new(origin::Policy::new(&state.config));
     let app = http::router(state.clone(), features).layer(
         ServiceBuilder::new()
@@ -158,6 +162,7 @@ async fn serve(
             .layer(from_fn_with_state(state.clone(), sessions::count))
             .layer(from_fn_with_state(state.clone(), root_upgrade))
             .layer(axum::middleware::from_fn(head::detach))
+            .layer(from_fn_with_state(state.clone(), protocols::socketio_switch))
             .layer(sio_layer),
     );
 

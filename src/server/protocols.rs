@@ -9,12 +9,13 @@ use std::pin::Pin;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use socketioxide::SocketIo;
 
 use crate::state::AppState;
 use crate::transport::conn::{raw, sio};
-use crate::transport::{dashboard, devices, mesh, rooms, workers};
+use crate::transport::wire::error::HttpError;
+use crate::transport::{dashboard, devices, mesh, peerjs, rooms, workers};
 
 /// One namespace or protocol: where it is served, how it is registered,
 /// and its REST routes.
@@ -28,6 +29,10 @@ pub struct Protocol {
     /// Its REST routes, if any.
     pub routes: Option<fn(&AppState) -> Router<AppState>>,
 }
+
+/// The routes of the protocols that are no socket.io namespace (each
+/// answers `404` while `PROTOCOLS` leaves it out: see [`raw::upgrade`]).
+pub const RAW_ROUTES: [fn(&AppState) -> Router<AppState>; 1] = [peerjs::rest::routes];
 
 /// A raw WebSocket protocol served at `/`, chosen by the upgrade's query.
 pub struct RootProtocol {
@@ -53,6 +58,16 @@ pub(super) async fn root_upgrade(State(state): State<AppState>, request: Request
         if let Some(protocol) = ROOT_PROTOCOLS.iter().find(|p| (p.claims)(query)) {
             return (protocol.upgrade)(&state, request);
         }
+    }
+    next.run(request).await
+}
+
+/// Middleware: with `PROTOCOLS` leaving socket.io out, its path is an
+/// unknown route (404 JSON) before the socket.io layer sees it.
+pub(super) async fn socketio_switch(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if !state.config.protocols.serves("socket.io") && (path == "/socket.io" || path.starts_with("/socket.io/")) {
+        return HttpError::NoRoute(path.to_owned()).into_response();
     }
     next.run(request).await
 }

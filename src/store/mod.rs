@@ -1,5 +1,5 @@
 //! State behind traits, one folder per kind: [`rooms`], [`devices`]
-//! (presence, queued signals, device connections), [`mesh`] and [`workers`].
+//! (presence, queued signals, device connections), [`mesh`], [`peerjs`] and [`workers`].
 //! Each folder holds its trait(s), a memory engine (one instance, the
 //! default), a Redis engine (a cluster of instances) and one test suite that
 //! every engine passes unchanged. [`redis`] is the toolkit the Redis engines
@@ -11,6 +11,7 @@
 
 pub mod devices;
 pub mod mesh;
+pub mod peerjs;
 pub mod redis;
 pub mod rooms;
 pub mod workers;

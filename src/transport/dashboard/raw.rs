@@ -44,12 +44,12 @@ const MAX_TYPE_CHARS: usize = 64;
 
 /// `GET /dashboard/ws`: the WebSocket upgrade.
 pub async fn ws(State(state): State<AppState>, request: Request) -> Response {
-    raw::upgrade::<DashSocket>(&state, request, ())
+    raw::upgrade::<DashSocket>(&state, request, Ok(()))
 }
 
 /// An upgrade at `/` that seed 001 answers.
 pub fn at_root(state: &AppState, request: Request) -> Response {
-    raw::upgrade::<DashSocket>(state, request, ())
+    raw::upgrade::<DashSocket>(state, request, Ok(()))
 }
 
 /// Every upgrade at `/` that an earlier entry (seed 000, with

@@ -43,7 +43,7 @@ pub const PATH: &str = "/signaling/{device_id}";
 
 /// `GET /signaling/{deviceId}`: the WebSocket upgrade.
 pub async fn signaling(State(state): State<AppState>, Path(device): Path<String>, request: Request) -> Response {
-    raw::upgrade::<DeviceSocket>(&state, request, device)
+    raw::upgrade::<DeviceSocket>(&state, request, Ok(device))
 }
 
 /// One device's raw connection: its mailbox, the networks its token may

@@ -29,6 +29,8 @@ pub(super) struct Health {
     leader: bool,
     /// The worker ring (`null` while the store cannot be asked).
     ring: Option<RingFigures>,
+    /// The protocols this instance serves (`PROTOCOLS`).
+    protocols: Vec<&'static str>,
 }
 
 pub(super) async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
@@ -47,6 +49,7 @@ pub(super) async fn health(State(state): State<AppState>) -> (StatusCode, Json<H
         connected_clients: state.stats.all(),
         leader: core.leader.holds(),
         ring: if down { None } else { core.workers().figures().await.ok() },
+        protocols: state.config.protocols.names().to_vec(),
     };
     let status = if down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (status, Json(health))

@@ -43,7 +43,7 @@ pub fn claims(query: Option<&str>) -> bool {
 /// A WebSocket upgrade at `/` that [`claims`] took.
 pub fn upgrade(state: &AppState, request: Request) -> Response {
     let query = request.uri().query().unwrap_or_default().to_owned();
-    raw::upgrade::<MeshSocket>(state, request, query)
+    raw::upgrade::<MeshSocket>(state, request, Ok(query))
 }
 
 /// One raw mesh connection: its member record, and the client's older

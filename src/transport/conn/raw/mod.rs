@@ -98,6 +98,13 @@ pub trait Protocol: Send + Sync + Sized + 'static {
     /// The connection's clean-up, after every frame before it.
     fn closed(&self, conn: &RawConn<Self>) -> impl Future<Output = ()> + Send;
 
+    /// The frame a refused connection gets before its close frame, if the
+    /// protocol has one (PeerJS's `ERROR`).
+    fn refusal(refused: &Refused) -> Option<String> {
+        let _ = refused;
+        None
+    }
+
     /// A core event as one text frame; `None` for an event it does not carry.
     fn render(event: &Event) -> Option<String>;
 }
@@ -127,10 +134,16 @@ impl<P: Protocol> RawConn<P> {
         self.outbox.push(text, None)
     }
 
+    /// Sends `text`, a frame already written; busy past `SOCKET_BUFFER_BYTES`.
+    pub fn send_text(&self, text: String) -> Result<(), Undelivered> {
+        self.outbox.push(text, None)
+    }
+
     /// Counts the connection out: its address slot, token timer and `/health` count.
     fn release(&self) {
         if self.counted.lock().unwrap_or_else(|p| p.into_inner()).take().is_some() {
             self.stats.disconnected(false);
+            self.core.metrics.protocol_closed(P::NAME);
         }
         self.core.courier.detach(&self.id);
     }
@@ -174,6 +187,7 @@ const SHUTDOWN: outbox::Close = (1001, "the server is shutting down");
 /// then reachable by the core, closed at its token's expiry.
 fn attach<P: Protocol>(state: &AppState, admitted: Admitted, id: ConnId, ns: P) -> (Arc<RawConn<P>>, Option<Work>) {
     state.stats.connected(false);
+    state.core.metrics.protocol_opened(P::NAME);
     let conn = Arc::new(RawConn {
         id,
         ns,

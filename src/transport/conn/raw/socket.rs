@@ -43,7 +43,7 @@ use crate::transport::wire::payload::PayloadError;
 pub(super) type Ws = WebSocketStream<TokioIo<Upgraded>>;
 
 /// How long a close frame may take to go out.
-const CLOSE_WAIT: Duration = Duration::from_secs(1);
+pub(super) const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// Why a connection ended.
 enum End {
@@ -198,6 +198,7 @@ async fn finish<P: Protocol>(mut ws: Ws, conn: Arc<RawConn<P>>, end: End) {
 /// A text frame (`None`: a binary one, refused once through) through the
 /// pipeline; false if the connection must go for flooding.
 async fn take<P: Protocol>(conn: &RawConn<P>, text: Option<Utf8Bytes>) -> bool {
+    conn.core.metrics.protocol_message(P::NAME);
     match conn.pipeline.accept(text) {
         Accepted::Drain => {
             while let Some(text) = conn.pipeline.next() {

@@ -13,8 +13,10 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use futures_util::SinkExt;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::{debug, info};
@@ -34,15 +36,24 @@ use crate::transport::wire::error::{HttpError, Refused};
 /// grows it while it is read).
 const READ_BUFFER_BYTES: usize = 512;
 
-/// Answers a request to a raw endpoint of protocol `P`, which asked for `ask`.
-pub fn upgrade<P: Protocol>(state: &AppState, mut request: Request, ask: P::Ask) -> Response {
+/// Answers a request to a raw endpoint of protocol `P`, which asked for
+/// `ask` (or was refused already, by the protocol's own reading of the
+/// request: then the refusal follows the upgrade, as any other).
+pub fn upgrade<P: Protocol>(state: &AppState, mut request: Request, ask: Result<P::Ask, Refused>) -> Response {
+    if !state.config.protocols.serves(P::NAME) {
+        return HttpError::NoRoute(request.uri().path().to_owned()).into_response();
+    }
     let Some(key) = websocket_key(request.method(), request.headers()) else {
         return HttpError::UpgradeRequired.into_response();
     };
     let on_upgrade = hyper::upgrade::on(&mut request);
     let (parts, _) = request.into_parts();
     let handshake = Handshake { parts: &parts, auth: None };
-    let admitted = match admit(state, &handshake, Credential::Token) {
+    let admission = match ask {
+        Ok(ask) => admit(state, &handshake, Credential::Token).map(|admitted| (admitted, ask)),
+        Err(refused) => Err(refused),
+    };
+    let admitted = match admission {
         Ok(admitted) => Ok(admitted),
         Err(Refused::TooManyConnections) => return HttpError::TooManyConnections.into_response(),
         // A refused upgrade holds a slot of its address too, while it is closed.
@@ -52,7 +63,7 @@ pub fn upgrade<P: Protocol>(state: &AppState, mut request: Request, ask: P::Ask)
         },
     };
     drop(parts);
-    let opening = Box::new(Opening::<P> { on_upgrade, admitted, ask });
+    let opening = Box::new(Opening::<P> { on_upgrade, admitted });
     tokio::spawn(socket::serve(state.clone(), opening));
     let accept = HeaderValue::try_from(derive_accept_key(key.as_bytes())).expect("base64 is a valid header value");
     Response::builder()
@@ -68,8 +79,7 @@ pub fn upgrade<P: Protocol>(state: &AppState, mut request: Request, ask: P::Ask)
 /// task keeps only what the connection needs for its life).
 pub(super) struct Opening<P: Protocol> {
     on_upgrade: hyper::upgrade::OnUpgrade,
-    admitted: Result<Admitted, (Refused, Arc<AddressSlot>)>,
-    ask: P::Ask,
+    admitted: Result<(Admitted, P::Ask), (Refused, Arc<AddressSlot>)>,
 }
 
 impl<P: Protocol> Opening<P> {
@@ -95,7 +105,7 @@ impl<P: Protocol> Opening<P> {
         let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
         let id = new_id();
         let opened = match self.admitted {
-            Ok(admitted) => match P::open(state, &admitted, self.ask, &id).await {
+            Ok((admitted, ask)) => match P::open(state, &admitted, ask, &id).await {
                 Ok(ns) => Ok((admitted, ns)),
                 Err(refused) => Err((refused, admitted.slot)),
             },
@@ -110,6 +120,9 @@ impl<P: Protocol> Opening<P> {
                 static REFUSALS: OncePerSecond = OncePerSecond::new();
                 if REFUSALS.ready(now_ms()) {
                     info!(protocol = P::NAME, conn_id = %id, reason = %refused, "raw connection refused (logged at most once a second)");
+                }
+                if let Some(frame) = P::refusal(&refused) {
+                    let _ = tokio::time::timeout(socket::CLOSE_WAIT, ws.send(Message::text(frame))).await;
                 }
                 socket::refuse(&mut ws, refused.close_code(), &refused.to_string()).await;
                 None

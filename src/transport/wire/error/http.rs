@@ -59,6 +59,9 @@ pub enum HttpError {
     /// `POST /bootstrap` with no healthy worker.
     #[error("no worker is available; retry later")]
     NoWorkers,
+    /// `GET {PEERJS_PATH}/{key}/peers` with `PEERJS_ALLOW_DISCOVERY` off.
+    #[error("listing peers is off on this server (PEERJS_ALLOW_DISCOVERY)")]
+    DiscoveryDisabled,
     /// A plain request to an endpoint that takes only WebSocket upgrades.
     #[error("this endpoint takes a WebSocket upgrade (GET with Upgrade: websocket, Sec-WebSocket-Version: 13)")]
     UpgradeRequired,
@@ -96,6 +99,7 @@ impl HttpError {
             HttpError::TooManyAnnouncements(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
             HttpError::NoWorkers => (StatusCode::SERVICE_UNAVAILABLE, "no-workers"),
             HttpError::UpgradeRequired => (StatusCode::UPGRADE_REQUIRED, "upgrade-required"),
+            HttpError::DiscoveryDisabled => (StatusCode::UNAUTHORIZED, "discovery-disabled"),
         }
     }
 }

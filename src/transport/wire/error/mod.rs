@@ -83,7 +83,11 @@ fn core_code(e: &CoreError) -> &'static str {
         | CoreError::TooManyAnnouncements(_)
         | CoreError::TooManyJoinRequests(_) => "rate-limited",
         CoreError::NotYourUser(_) | CoreError::NotYourDevice => "unauthorized",
-        CoreError::DeviceTaken | CoreError::DeviceTakenWhileSignalsWait | CoreError::NotInNetwork(_) => "forbidden",
+        CoreError::DeviceTaken
+        | CoreError::DeviceTakenWhileSignalsWait
+        | CoreError::NotInNetwork(_)
+        | CoreError::IdTaken => "forbidden",
+        CoreError::ConcurrentLimit => "unavailable",
         // A worker's heartbeat from a connection that lost its id: it holds nothing any more.
         CoreError::Replaced => "not-in-room",
     }
@@ -158,6 +162,21 @@ pub enum Refused {
     /// The store cannot be asked whether the connection may be admitted.
     #[error("the server's state store is unavailable; retry later")]
     Unavailable,
+    /// PeerJS: the socket's query lacks `id`, `token` or `key` (peerjs-server's words).
+    #[error("No id, token, or key supplied to websocket server")]
+    PeerJsParameters,
+    /// PeerJS: the key is not `PEERJS_KEY` (peerjs-server's words).
+    #[error("Invalid key provided")]
+    PeerJsKey,
+    /// PeerJS: the id breaks switchboard's bound on ids.
+    #[error("Invalid id")]
+    PeerJsId,
+    /// PeerJS: the id is held under another token.
+    #[error("ID is taken")]
+    IdTaken,
+    /// PeerJS: `PEERJS_CONCURRENT_LIMIT` ids are registered (peerjs-server's words).
+    #[error("Server has reached its concurrent user limit")]
+    ConcurrentLimit,
 }
 
 impl Refused {
@@ -166,7 +185,10 @@ impl Refused {
     /// later) for what may pass.
     pub fn close_code(&self) -> u16 {
         match self {
-            Refused::TooManyConnections | Refused::TooManyKeyFailures | Refused::Unavailable => 1013,
+            Refused::TooManyConnections
+            | Refused::TooManyKeyFailures
+            | Refused::Unavailable
+            | Refused::ConcurrentLimit => 1013,
             _ => 1008,
         }
     }
@@ -176,6 +198,8 @@ impl From<CoreError> for Refused {
     fn from(e: CoreError) -> Self {
         match e {
             CoreError::NotYourDevice => Refused::NotYourDevice,
+            CoreError::IdTaken => Refused::IdTaken,
+            CoreError::ConcurrentLimit => Refused::ConcurrentLimit,
             _ => Refused::Unavailable,
         }
     }
