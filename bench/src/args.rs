@@ -20,7 +20,8 @@ pub const USAGE: &str =
   device-relay: --via raw|devices|room (raw) --pairs K (50) --signals M per sender (2000) --window W (8) --secs S (60)
   peerjs-idle: --peers N (1000) --concurrency C (256) --hold-secs S (20) --path P (/peerjs) --key K (peerjs)
   peerjs-relay: --pairs P (50) --rates R1,R2,.. per sender per second (100) --secs S (5) --warmup-secs W (2)
-               --drain-secs D (10) --p99-bound-ms B (100) --path P (/peerjs) --key K (peerjs)";
+               --drain-secs D (10) --p99-bound-ms B (100) --split true|false (true)
+               --path P (/peerjs) --key K (peerjs)";
 
 /// Parsed arguments.
 #[derive(Clone)]

@@ -15,6 +15,7 @@
 //! answer when discovery is allowed (`--allow_discovery`,
 //! `PEERJS_ALLOW_DISCOVERY=true`).
 
+pub mod duplex;
 pub mod idle;
 pub mod relay;
 

@@ -7,24 +7,23 @@
 //! dst}`, with the step (`k`), sequence number (`s`) and send time (`t`)
 //! added to the payload; the server relays it as `{type, src, dst,
 //! payload}`. `ERROR` (rate limited), `EXPIRE` and `LEAVE` frames count as
-//! refused.
+//! refused. Each peer reads and writes apart ([`super::duplex`]), as a
+//! browser does (`--split false`: inline, one blocked write stops its reads).
 //!
 //! The knee is the highest offered rate, below the first one that fails this
 //! test, at which the server delivered at least 95 % of it within the step,
 //! lost, refused and reordered nothing, and kept p99 latency at or under
 //! `--p99-bound-ms` (100).
 
-use std::future::Future;
-
 use futures_util::FutureExt;
 use serde_json::{Value, json};
 
+use super::duplex::Duplex;
 use super::{Endpoint, HEARTBEAT, HEARTBEAT_EVERY, peer_id, read, token};
 use crate::args::Args;
-use crate::raw::RawClient;
 use crate::relay::CANDIDATE;
 use crate::sio::Error;
-use crate::sweep::{Peer, Settings, Wire, sweep};
+use crate::sweep::{Peer, Settings, sweep};
 
 /// The tags of the two sides' ids.
 const SIDES: [u32; 2] = [0x5e1a_000a, 0x5e1a_000b];
@@ -33,6 +32,7 @@ const SIDES: [u32; 2] = [0x5e1a_000a, 0x5e1a_000b];
 pub async fn run(args: &Args) -> Result<String, Error> {
     let pairs: usize = args.get("pairs", 50)?;
     let bound: f64 = args.get("p99-bound-ms", 100.0)?;
+    let split: bool = args.get("split", true)?;
     let settings = Settings::from_args(args)?;
     let endpoint = Endpoint::from_args(args)?;
     let open = |i: usize| {
@@ -40,7 +40,7 @@ pub async fn run(args: &Args) -> Result<String, Error> {
         async move {
             let (pair, side) = (i / 2, i % 2);
             let (me, partner) = (peer_id(SIDES[side], pair), peer_id(SIDES[1 - side], pair));
-            let wire = endpoint.open(&me, &token(i)).await?;
+            let wire = Duplex::new(endpoint.open(&me, &token(i)).await?, split);
             let payload = format!(
                 r#"{{"type":"CANDIDATE","payload":{{"candidate":{{"candidate":"{CANDIDATE}","sdpMLineIndex":0,"sdpMid":"0","usernameFragment":"EsAw"}},"type":"data","connectionId":"dc_{pair:010x}","#
             );
@@ -56,6 +56,7 @@ pub async fn run(args: &Args) -> Result<String, Error> {
     out["pairs"] = json!(pairs);
     out["stepSecs"] = json!(settings.secs);
     out["p99BoundMs"] = json!(bound);
+    out["split"] = json!(split);
     Ok(out.to_string())
 }
 
@@ -65,26 +66,6 @@ fn sustained(step: &Value, offered: f64, p99_bound_ms: f64) -> bool {
     let p99 = step["latencyMs"]["p99"].as_f64().unwrap_or(f64::INFINITY);
     let none = |field: &str| step[field] == json!(0);
     delivered >= 0.95 * offered && none("lost") && none("refused") && none("outOfOrder") && p99 <= p99_bound_ms
-}
-
-impl Wire for RawClient {
-    type Text = String;
-
-    fn recv(&mut self) -> impl Future<Output = Option<String>> + Send {
-        RawClient::text(self)
-    }
-
-    fn feed(&mut self, frame: String) -> impl Future<Output = Result<(), Error>> + Send {
-        RawClient::feed(self, frame)
-    }
-
-    fn flush(&mut self) -> impl Future<Output = Result<(), Error>> + Send {
-        RawClient::flush(self)
-    }
-
-    fn close(self) -> impl Future<Output = ()> + Send {
-        RawClient::close(self)
-    }
 }
 
 #[cfg(test)]

@@ -32,9 +32,12 @@ pub enum Incoming {
     Ping,
 }
 
+/// The client's WebSocket.
+pub type Ws = WebSocketStream<tokio::net::TcpStream>;
+
 /// A raw WebSocket client of `/signaling/{deviceId}`.
 pub struct RawClient {
-    ws: WebSocketStream<tokio::net::TcpStream>,
+    ws: Ws,
 }
 
 impl RawClient {
@@ -84,6 +87,16 @@ impl RawClient {
     /// Writes every fed frame (and a pending pong) out.
     pub async fn flush(&mut self) -> Result<(), Error> {
         Ok(self.ws.flush().await?)
+    }
+
+    /// The WebSocket, for reading and writing apart ([`StreamExt::split`]).
+    pub fn into_inner(self) -> Ws {
+        self.ws
+    }
+
+    /// A client of a WebSocket taken by [`RawClient::into_inner`].
+    pub fn from_inner(ws: Ws) -> Self {
+        Self { ws }
     }
 
     /// Closes the connection.
