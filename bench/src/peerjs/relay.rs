@@ -41,11 +41,7 @@ pub async fn run(args: &Args) -> Result<String, Error> {
             let (pair, side) = (i / 2, i % 2);
             let (me, partner) = (peer_id(SIDES[side], pair), peer_id(SIDES[1 - side], pair));
             let wire = Duplex::new(endpoint.open(&me, &token(i)).await?, split);
-            let payload = format!(
-                r#"{{"type":"CANDIDATE","payload":{{"candidate":{{"candidate":"{CANDIDATE}","sdpMLineIndex":0,"sdpMid":"0","usernameFragment":"EsAw"}},"type":"data","connectionId":"dc_{pair:010x}","#
-            );
-            let frame = Box::new(move |k, s, t| format!(r#"{payload}"k":{k},"s":{s},"t":{t}}},"dst":"{partner}"}}"#));
-            Ok(Peer { wire, frame, read, keepalive: Some((HEARTBEAT_EVERY, HEARTBEAT)) })
+            Ok(Peer { wire, frame: candidates(pair, partner), read, keepalive: Some((HEARTBEAT_EVERY, HEARTBEAT)) })
         }
         .boxed()
     };
@@ -60,6 +56,15 @@ pub async fn run(args: &Args) -> Result<String, Error> {
     Ok(out.to_string())
 }
 
+/// The `CANDIDATE` frames one side of pair `pair` sends `partner`: relay `s`
+/// of step `k`, sent at `t`.
+fn candidates(pair: usize, partner: String) -> Box<dyn Fn(u64, u64, u128) -> String + Send> {
+    let payload = format!(
+        r#"{{"type":"CANDIDATE","payload":{{"candidate":{{"candidate":"{CANDIDATE}","sdpMLineIndex":0,"sdpMid":"0","usernameFragment":"EsAw"}},"type":"data","connectionId":"dc_{pair:010x}","#
+    );
+    Box::new(move |k, s, t| format!(r#"{payload}"k":{k},"s":{s},"t":{t}}},"dst":"{partner}"}}"#))
+}
+
 /// The knee rule (see the module documentation).
 fn sustained(step: &Value, offered: f64, p99_bound_ms: f64) -> bool {
     let delivered = step["deliveredPerSec"].as_f64().unwrap_or(0.0);
@@ -71,6 +76,25 @@ fn sustained(step: &Value, offered: f64, p99_bound_ms: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_candidate_frame_is_the_client_librarys_with_the_sequence_fields_and_reads_back() {
+        let text = candidates(3, "b".into())(2, 41, 123_456);
+        let frame: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!((frame["type"].as_str(), frame["dst"].as_str()), (Some("CANDIDATE"), Some("b")));
+        assert_eq!(frame["payload"]["candidate"]["candidate"].as_str(), Some(CANDIDATE));
+        assert_eq!(
+            (frame["payload"]["type"].as_str(), frame["payload"]["connectionId"].as_str()),
+            (Some("data"), Some("dc_0000000003"))
+        );
+        assert_eq!(
+            (&frame["payload"]["k"], &frame["payload"]["s"], &frame["payload"]["t"]),
+            (&json!(2), &json!(41), &json!(123_456))
+        );
+        // As the server relays it: src added, dst kept.
+        let relayed = format!(r#"{{"type":"CANDIDATE","src":"a","dst":"b","payload":{}}}"#, frame["payload"]);
+        assert!(matches!(read(&relayed), crate::sweep::Seen::Relay { k: 2, s: 41, t: 123_456 }));
+    }
 
     #[test]
     fn a_step_is_sustained_only_when_whole_unrefused_in_order_and_under_the_bound() {
