@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 /// Shown on a usage error.
 pub const USAGE: &str =
-    "usage: loadgen <connections|relay|churn|bootstrap|attacks|raw-idle|device-relay> --addr HOST:PORT [--server-pid PID] [--label NAME]
+    "usage: loadgen <connections|relay|churn|bootstrap|attacks|raw-idle|device-relay|peerjs-idle|peerjs-relay> --addr HOST:PORT [--server-pid PID] [--label NAME]
   connections: --peers N (1000) --concurrency C (256) --hold-secs S (5)
   relay:       --pairs P (50) --rates R1,R2,.. per sender per second (100) --secs S (5) --drain-secs D (10)
   churn:       --clients C (200) --secs S (10) --room-size K (4)
@@ -17,7 +17,11 @@ pub const USAGE: &str =
                --handshakes N (2000) --connect-timeout-secs S (10) --big-heads N (500) --head-bytes B (390000)
                --idle N (300) --half-sent N (50) --header-timeout-secs S (10)
   raw-idle:    --peers N (1000) --concurrency C (256) --hold-secs S (16) --announce true|false (false)
-  device-relay: --via raw|devices|room (raw) --pairs K (50) --signals M per sender (2000) --window W (8) --secs S (60)";
+  device-relay: --via raw|devices|room (raw) --pairs K (50) --signals M per sender (2000) --window W (8) --secs S (60)
+  peerjs-idle: --peers N (1000) --concurrency C (256) --hold-secs S (20) --path P (/peerjs) --key K (peerjs)
+  peerjs-relay: --pairs P (50) --rates R1,R2,.. per sender per second (100) --secs S (5) --warmup-secs W (2)
+               --drain-secs D (10) --p99-bound-ms B (100) --split true|false (true)
+               --path P (/peerjs) --key K (peerjs)";
 
 /// Parsed arguments.
 #[derive(Clone)]
@@ -33,7 +37,8 @@ impl Args {
         Self::parse(std::env::args().skip(1))
     }
 
-    fn parse(mut raw: impl Iterator<Item = String>) -> Result<Self, String> {
+    /// From `raw`: the scenario, then `--name value` pairs.
+    pub fn parse(mut raw: impl Iterator<Item = String>) -> Result<Self, String> {
         let scenario = raw.next().ok_or("missing the scenario")?;
         let mut values = HashMap::new();
         while let Some(flag) = raw.next() {

@@ -1,5 +1,6 @@
 //! `loadgen`: drives a socket.io signaling server (switchboard, or the Node
-//! reference in `bench/node-reference`) with one of its scenarios and prints
+//! reference in `bench/node-reference`), or a PeerJS one (switchboard's
+//! endpoint, or the reference `peer` there) with one of its scenarios and prints
 //! one JSON line of figures; `attacks` measures what one attacker can make
 //! switchboard hold (issue 17; run by `bench/attack`).
 //!
@@ -11,6 +12,8 @@
 //! loadgen attacks     --addr 127.0.0.1:4000 --server-pid PID --tokens A,V,C1,C2
 //! loadgen raw-idle    --addr 127.0.0.1:4000 --server-pid PID --peers 10000 --hold-secs 16
 //! loadgen device-relay --addr 127.0.0.1:4000 --server-pid PID --via raw|devices|room --pairs 50
+//! loadgen peerjs-idle  --addr 127.0.0.1:9000 --server-pid PID --peers 10000 --hold-secs 20
+//! loadgen peerjs-relay --addr 127.0.0.1:9000 --server-pid PID --pairs 500 --rates 10,20,40
 //! ```
 //!
 //! It runs on one thread (a current-thread runtime): `bench/compare` pins it to
@@ -22,12 +25,15 @@ mod attack;
 mod bootstrap;
 mod churn;
 mod connections;
+mod hold;
 mod http;
+mod peerjs;
 mod procfs;
 mod raw;
 mod relay;
 mod sio;
 mod stats;
+mod sweep;
 
 use std::process::ExitCode;
 
@@ -51,6 +57,8 @@ fn main() -> ExitCode {
             "attacks" => attack::run(args.clone()).await,
             "raw-idle" => raw::idle::run(&args).await,
             "device-relay" => raw::relay::run(&args).await,
+            "peerjs-idle" => peerjs::idle::run(&args).await,
+            "peerjs-relay" => peerjs::relay::run(&args).await,
             other => Err(format!("unknown scenario {other:?}").into()),
         }
     });

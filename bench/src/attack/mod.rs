@@ -35,9 +35,9 @@ use serde_json::{Value, json};
 
 use crate::args::Args;
 use crate::procfs::rss_kib;
-pub use crate::relay::number_after;
 use crate::sio::Error;
 use crate::stats::{Samples, round3};
+pub use crate::sweep::number_after;
 
 /// What every attack needs: where the server is and who the attacker is.
 pub struct Ctx {

@@ -32,16 +32,24 @@ pub enum Incoming {
     Ping,
 }
 
+/// The client's WebSocket.
+pub type Ws = WebSocketStream<tokio::net::TcpStream>;
+
 /// A raw WebSocket client of `/signaling/{deviceId}`.
 pub struct RawClient {
-    ws: WebSocketStream<tokio::net::TcpStream>,
+    ws: Ws,
 }
 
 impl RawClient {
     /// Opens `/signaling/{device}` on `addr`.
     pub async fn connect(addr: &str, device: &str) -> Result<Self, Error> {
+        Self::open(addr, &format!("/signaling/{device}")).await
+    }
+
+    /// Opens the WebSocket at `path` (with its query) on `addr`.
+    pub async fn open(addr: &str, path: &str) -> Result<Self, Error> {
         let tcp = crate::http::tcp_from(addr, None).await?;
-        let url = format!("ws://{addr}/signaling/{device}");
+        let url = format!("ws://{addr}{path}");
         // Small buffers: the load generator holds up to 10,000 of these.
         let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
         let (ws, _) = tokio::time::timeout(crate::sio::STEP_TIMEOUT, client_async_with_config(url, tcp, Some(config)))
@@ -62,6 +70,15 @@ impl RawClient {
         }
     }
 
+    /// The next text frame, pings answered on the way; `None` once closed.
+    pub async fn text(&mut self) -> Option<String> {
+        loop {
+            if let Incoming::Text(text) = self.recv().await? {
+                return Some(text);
+            }
+        }
+    }
+
     /// Queues one text frame without flushing.
     pub async fn feed(&mut self, frame: String) -> Result<(), Error> {
         Ok(self.ws.feed(Message::text(frame)).await?)
@@ -70,6 +87,16 @@ impl RawClient {
     /// Writes every fed frame (and a pending pong) out.
     pub async fn flush(&mut self) -> Result<(), Error> {
         Ok(self.ws.flush().await?)
+    }
+
+    /// The WebSocket, for reading and writing apart ([`StreamExt::split`]).
+    pub fn into_inner(self) -> Ws {
+        self.ws
+    }
+
+    /// A client of a WebSocket taken by [`RawClient::into_inner`].
+    pub fn from_inner(ws: Ws) -> Self {
+        Self { ws }
     }
 
     /// Closes the connection.

@@ -22,12 +22,12 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::{Incoming, RawClient, announce, pending};
+use super::{RawClient, announce, pending};
 use crate::args::Args;
 use crate::procfs::{cpu_since, cpu_time, rss_kib};
-use crate::relay::number_after;
 use crate::sio::{Client, Error, Packet, ack_ok, classify};
 use crate::stats::{Samples, round3};
+use crate::sweep::number_after;
 
 /// The candidate line the `relay` scenario sends.
 const CANDIDATE: &str = "candidate:842163049 1 udp 1677729535 192.0.2.10 50123 typ srflx raddr 10.0.0.2 rport 50123 generation 0 ufrag EsAw network-id 1";
@@ -315,13 +315,8 @@ fn signal_fields(text: &str) -> Got {
 
 /// The next text frame of `end` (raw pings are answered by the next read); `None` once closed.
 async fn recv(end: &mut End) -> Option<String> {
-    loop {
-        match end {
-            End::Raw(c) => match c.recv().await? {
-                Incoming::Text(text) => return Some(text),
-                Incoming::Ping => {}
-            },
-            End::Sio(c) => return c.recv().await.map(|t| t.as_str().to_owned()),
-        }
+    match end {
+        End::Raw(c) => c.text().await,
+        End::Sio(c) => c.recv().await.map(|t| t.as_str().to_owned()),
     }
 }
