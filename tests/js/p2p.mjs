@@ -16,8 +16,10 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 import { startServer } from './server.mjs';
-import { spawnOnFreePort } from './processes.mjs';
+import { startPeerReference, startYWebrtcReference } from './references.mjs';
 import { launchBrowser } from './browser.mjs';
+
+export { startPeerReference, startYWebrtcReference };
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const PAGES = path.join(HERE, 'p2p-pages');
@@ -99,50 +101,6 @@ export async function serveDir(dir) {
     url: `http://127.0.0.1:${port}`,
     stop: () => new Promise((resolve) => server.close(resolve)),
   };
-}
-
-/**
- * A reference server (a Node script) on a free port; `logs` are its output
- * lines, as the switchboard servers' for the artifacts.
- */
-async function startReference(name, args, env = () => ({})) {
-  const proc = await spawnOnFreePort(process.execPath, args, name, { env: (port) => ({ ...process.env, ...env(port) }), ms: 15000 });
-  Object.defineProperty(proc, 'logs', {
-    get: () => proc.output().split('\n').filter(Boolean).map((raw) => ({ raw })),
-  });
-  return proc;
-}
-
-/** peerjs-server (`peer` 1.0.2) as `peerjs --port <free> --path /peerjs`, on 127.0.0.1. */
-export function startPeerReference() {
-  const bin = path.join(HERE, 'node_modules', 'peer', 'dist', 'bin', 'peerjs.js');
-  return startReference(
-    'peer',
-    (port) => [bin, '--host', '127.0.0.1', '--port', String(port), '--path', '/peerjs'],
-  );
-}
-
-/**
- * y-webrtc's signaling server (the package's bin/server.js, PORT env). It
- * calls `server.listen(port)`, i.e. every interface: a preloaded module
- * makes a bare port mean 127.0.0.1.
- */
-export function startYWebrtcReference() {
-  const loopbackOnly = [
-    "import http from 'node:http';",
-    'const listen = http.Server.prototype.listen;',
-    'http.Server.prototype.listen = function (port, ...rest) {',
-    "  return typeof port === 'object' || rest.length > 0 && typeof rest[0] === 'string'",
-    '    ? listen.call(this, port, ...rest)',
-    "    : listen.call(this, port, '127.0.0.1', ...rest);",
-    '};',
-  ].join('\n');
-  const bin = path.join(HERE, 'node_modules', 'y-webrtc', 'bin', 'server.js');
-  return startReference(
-    'y-webrtc-server',
-    () => ['--import', `data:text/javascript,${encodeURIComponent(loopbackOnly)}`, bin],
-    (port) => ({ PORT: String(port) }),
-  );
 }
 
 /**

@@ -7,10 +7,10 @@
 // or `peerjs`'s command line. The client speaks PeerJS's WebSocket protocol
 // as peerjs 1.5 does: `{path}/peerjs?key=&id=&token=&version=`, JSON frames.
 
-import { fileURLToPath } from 'node:url';
 
 import { ALLOWED_ORIGIN, TIMEOUT_MS, rawSocket, startServer, withTimeout } from './server.mjs';
-import { freePort, spawnChild, waitUntil } from './processes.mjs';
+import { waitUntil } from './processes.mjs';
+import { startPeerReference } from './references.mjs';
 
 /** `switchboard` or `reference`. */
 export const TARGET = process.env.PEERJS_TARGET || 'switchboard';
@@ -52,27 +52,10 @@ export function switchboardTarget(server, { path = '/peerjs', key = 'peerjs' } =
   return { kind: 'switchboard', url: server.url, path, key, stop: () => server.stop(), server };
 }
 
-/** `peerjs` of `peer` 1.0.2 (tests/js/node_modules) on a free port of 127.0.0.1, CORS for ALLOWED_ORIGIN only. */
-async function startReference({ path, key, expireTimeoutMs, aliveTimeoutMs, concurrentLimit, allowDiscovery }) {
-  const bin = fileURLToPath(new URL('./node_modules/peer/dist/bin/peerjs.js', import.meta.url));
-  const port = await freePort();
-  const args = [bin, '--host', '127.0.0.1', '--port', String(port), '--path', path, '--key', key, '--cors', ALLOWED_ORIGIN];
-  if (expireTimeoutMs !== undefined) args.push('--expire_timeout', String(expireTimeoutMs));
-  if (aliveTimeoutMs !== undefined) args.push('--alive_timeout', String(aliveTimeoutMs));
-  if (concurrentLimit !== undefined) args.push('--concurrent_limit', String(concurrentLimit));
-  if (allowDiscovery) args.push('--allow_discovery');
-  const proc = spawnChild(process.execPath, args, 'peerjs');
-  let exit;
-  proc.exited.then((e) => {
-    exit = e;
-  });
-  await waitUntil(
-    () => proc.output().includes('Started PeerServer'),
-    `peerjs on port ${port}`,
-    10000,
-    () => exit && new Error(`peerjs exited: ${JSON.stringify(exit)}; output: ${proc.output()}`),
-  );
-  return { kind: 'reference', url: `http://127.0.0.1:${port}`, path, key, stop: () => proc.stop(), process: proc };
+/** `peer` 1.0.2 on a free port of 127.0.0.1, CORS for ALLOWED_ORIGIN only. */
+async function startReference(options) {
+  const proc = await startPeerReference({ ...options, cors: ALLOWED_ORIGIN });
+  return { kind: 'reference', url: proc.url, path: options.path, key: options.key, stop: () => proc.stop(), process: proc };
 }
 
 /** `{path}/{rest}` of the target as a URL string. */

@@ -11,31 +11,17 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fileURLToPath } from 'node:url';
 
 import { EVIL_ORIGIN, getJson, hs256Token, rawSocket, startServer, withTimeout } from './server.mjs';
-import { freePort, spawnChild, startCluster, tcpConnects, waitUntil } from './processes.mjs';
+import { startCluster, waitUntil } from './processes.mjs';
+import { startYWebrtcReference } from './references.mjs';
 
 const PATH = '/y-webrtc';
-const REFERENCE = fileURLToPath(new URL('./node_modules/y-webrtc/bin/server.js', import.meta.url));
 const open = [];
 
 after(() => {
   for (const ws of open) ws.terminate();
 });
-
-/** y-webrtc's reference signaling server on a free port: { url, stop }. */
-async function startReference() {
-  const port = await freePort();
-  // spawnChild passes this process's environment on: the port is set in a wrapper.
-  const wrapper = `process.env.PORT = '${port}'; await import(${JSON.stringify(REFERENCE)});`;
-  const child = spawnChild(process.execPath, ['--input-type=module', '-e', wrapper], 'y-webrtc reference server');
-  let exit;
-  child.exited.then((e) => (exit = e));
-  const fatal = () => exit && new Error(`the reference server exited: ${JSON.stringify(exit)} ${child.output()}`);
-  await waitUntil(() => tcpConnects(port), 'the reference server', 10000, fatal);
-  return { url: `http://127.0.0.1:${port}`, stop: () => child.stop() };
-}
 
 /**
  * A y-webrtc signaling client at `url` + `path`: every frame recorded;
@@ -178,7 +164,7 @@ function sharedBehaviour(target) {
 describe('the reference server (y-webrtc 10.3.0 bin/server.js)', () => {
   let server;
   before(async () => {
-    server = await startReference();
+    server = await startYWebrtcReference();
   });
   after(() => server.stop());
   // It answers an upgrade at any path: the clients use /y-webrtc there too.
