@@ -43,7 +43,7 @@ use crate::store::workers::redis::RedisWorkers;
 mod protocols;
 use crate::transport::http::{self, accept, head, origin, sessions, static_files};
 use protocols::root_upgrade;
-pub use protocols::{PROTOCOLS, Protocol, RAW_ROUTES, ROOT_PROTOCOLS, RootProtocol};
+pub use protocols::{PROTOCOLS, Protocol, RAW_ROUTES, ROOT_PROTOCOLS, RootProtocol, SOCKETS};
 
 /// How long connections get to close after a shutdown signal before the
 /// server stops regardless (the process must exit within 10 s).
@@ -150,8 +150,9 @@ async fn serve(
     let served = RAW_ROUTES.iter().filter(|(name, _)| state.config.protocols.serves(name)).map(|(_, routes)| *routes);
     let features = PROTOCOLS.iter().filter_map(|p| p.routes).chain(served);
     let features = features.fold(Router::new(), |r, routes| r.merge(routes(&state)));
+    let sockets = SOCKETS.iter().fold(Router::new(), |r, routes| r.merge(routes(&state)));
     let origins = Arc::new(origin::Policy::new(&state.config));
-    let app = http::router(state.clone(), features).layer(
+    let app = http::router(state.clone(), features, sockets).layer(
         ServiceBuilder::new()
             // Path only: a query string may carry a token.
             .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {

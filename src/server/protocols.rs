@@ -30,9 +30,14 @@ pub struct Protocol {
     pub routes: Option<Routes>,
 }
 
-/// The routes of the protocols that are no socket.io namespace, by
+/// The REST routes of the protocols that are no socket.io namespace, by
 /// protocol name: merged only while `PROTOCOLS` serves the protocol.
-pub const RAW_ROUTES: [(&str, Routes); 2] = [("peerjs", peerjs::rest::routes), ("y-webrtc", ywebrtc::routes)];
+pub const RAW_ROUTES: [(&str, Routes); 1] = [("peerjs", peerjs::rest::routes)];
+
+/// The raw WebSocket endpoints (those at `/` are [`ROOT_PROTOCOLS`]'s):
+/// outside the REST limit; one a `PROTOCOLS` leaves out answers 404 ([`raw::upgrade`]).
+pub const SOCKETS: [Routes; 4] =
+    [devices::raw::routes, dashboard::raw::routes, peerjs::rest::socket_routes, ywebrtc::routes];
 
 /// A feature's REST routes.
 pub type Routes = fn(&AppState) -> Router<AppState>;

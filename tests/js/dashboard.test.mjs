@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
 
-import { closeAll, emitWithAck, getJson, hs256Token, once, recordedClient, startServer, waitConnected } from './server.mjs';
+import { closeAll, emitWithAck, getJson, hs256Token, metricSample, once, recordedClient, startServer, waitConnected } from './server.mjs';
 import { startCluster, waitUntil } from './processes.mjs';
 
 const ROOMS = 'webrtc-dashboard-rooms';
@@ -35,12 +35,7 @@ function listWhere(c, predicate, ms) {
 
 const roomById = (rooms, id) => rooms.find((r) => r.id === id);
 
-/** The value of one sample (name and labels) on the server's /metrics. */
-async function metric(url, sample) {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
-  return Number(line?.split(' ')[1]);
-}
+const metric = metricSample;
 
 const TICKS_SENT = 'switchboard_room_list_ticks_total{outcome="sent"}';
 const TICKS_SKIPPED = 'switchboard_room_list_ticks_total{outcome="skipped"}';

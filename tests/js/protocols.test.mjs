@@ -6,7 +6,8 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 
-import { connect, getJson, rawSocket, startServer, withTimeout } from './server.mjs';
+import { TIMEOUT_MS, connect, emitWithAck, getJson, metricSample, rawSocket, startServer } from './server.mjs';
+import { waitUntil } from './processes.mjs';
 
 const servers = [];
 after(async () => {
@@ -22,12 +23,11 @@ async function server(extraEnv = {}) {
 const ws = (s, path) => s.url.replace('http', 'ws') + path;
 const peerjs = (s, id) => rawSocket(ws(s, `/peerjs/peerjs?key=peerjs&id=${id}&token=t-${id}`), {}, id);
 
-/** The value of one sample line of /metrics, e.g. `name{protocol="peerjs"}`. */
+/** The value of one sample line of /metrics; a sample that is missing fails. */
 async function sample(s, line) {
-  const text = await (await fetch(`${s.url}/metrics`)).text();
-  const found = text.split('\n').find((l) => l.startsWith(`${line} `));
-  assert.ok(found, `${line} missing from /metrics:\n${text}`);
-  return Number(found.split(' ')[1]);
+  const value = await metricSample(s.url, line);
+  assert.ok(!Number.isNaN(value), `${line} missing from /metrics`);
+  return value;
 }
 
 /** What an upgrade request to `path` gets: 101, or the HTTP status it is refused with. */
@@ -61,27 +61,19 @@ test('/metrics counts connections and messages per protocol', async () => {
   a.send({ type: 'HEARTBEAT' });
   a.send({ type: 'OFFER', dst: 'nobody', payload: {} });
   a.send({ type: 'HEARTBEAT' });
-  const counted = async () => {
-    while ((await sample(s, 'switchboard_protocol_messages_total{protocol="peerjs"}')) < before + 3) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
-  await withTimeout(counted(), 5000, 'three peerjs messages were not counted');
+  const messages = () => sample(s, 'switchboard_protocol_messages_total{protocol="peerjs"}');
+  await waitUntil(async () => (await messages()) >= before + 3, 'three peerjs messages counted');
   a.ws.close();
   socket.close();
-  const closed = async () => {
-    while ((await sample(s, 'switchboard_protocol_connections{protocol="peerjs"}')) !== 0) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
-  await withTimeout(closed(), 5000, 'the closed peerjs connection was still counted');
+  const open = () => sample(s, 'switchboard_protocol_connections{protocol="peerjs"}');
+  await waitUntil(async () => (await open()) === 0, 'the closed peerjs connection counted out');
 });
 
 test('PROTOCOLS=peerjs serves PeerJS alone: socket.io and the seeds answer 404', async () => {
   const s = await server({ PROTOCOLS: 'peerjs' });
   const { body } = await getJson(s.url, '/health');
   assert.deepEqual(body.protocols, ['peerjs']);
-  const polling = await fetch(`${s.url}/socket.io/?EIO=4&transport=polling`);
+  const polling = await fetch(`${s.url}/socket.io/?EIO=4&transport=polling`, { signal: AbortSignal.timeout(TIMEOUT_MS) });
   assert.equal(polling.status, 404);
   assert.equal((await polling.json()).error.code, 'not-found');
   for (const path of ['/signaling/dev_1', '/dashboard/ws', '/', '/?organizationId=o&clientId=c', '/y-webrtc']) {
@@ -94,11 +86,11 @@ test('PROTOCOLS=peerjs serves PeerJS alone: socket.io and the seeds answer 404',
 
 test('PROTOCOLS without peerjs: its REST and socket answer 404, socket.io works', async () => {
   const s = await server({ PROTOCOLS: 'socket.io,seed-004' });
-  assert.equal((await fetch(`${s.url}/peerjs/peerjs/id`)).status, 404);
+  assert.equal((await fetch(`${s.url}/peerjs/peerjs/id`, { signal: AbortSignal.timeout(TIMEOUT_MS) })).status, 404);
   assert.equal(await upgradeStatus(s, '/peerjs/peerjs?key=peerjs&id=x&token=y'), 404);
   assert.equal(await upgradeStatus(s, '/signaling/dev_1'), 101);
   const socket = await connect(s.url);
-  assert.ok(socket.connected);
+  assert.equal((await emitWithAck(socket, 'join-room', { roomId: 'switch', userId: 'u1' })).ok, true, 'socket.io serves events');
   socket.close();
 });
 
@@ -106,7 +98,7 @@ test('socket.io events count as socket.io messages', async () => {
   const s = await server();
   const before = await sample(s, 'switchboard_protocol_messages_total{protocol="socket.io"}');
   const socket = await connect(s.url);
-  await new Promise((resolve) => socket.emit('join-room', { roomId: 'metrics', userId: 'u1' }, resolve));
+  await emitWithAck(socket, 'join-room', { roomId: 'metrics', userId: 'u1' });
   assert.equal(await sample(s, 'switchboard_protocol_messages_total{protocol="socket.io"}'), before + 1);
   socket.close();
 });
@@ -116,7 +108,10 @@ test('WebSocket upgrades are connections, not REST requests: REST_BURST does not
   const peers = Array.from({ length: 6 }, (_, i) => peerjs(s, `burst-${i}`));
   await Promise.all(peers.map((p) => p.waitFor('OPEN')));
   const rest = [];
-  for (let i = 0; i < 4; i += 1) rest.push((await fetch(`${s.url}/peerjs/peerjs/id`)).status);
+  for (let i = 0; i < 4; i += 1) rest.push((await fetch(`${s.url}/peerjs/peerjs/id`, { signal: AbortSignal.timeout(TIMEOUT_MS) })).status);
   assert.ok(rest.includes(429), `REST past the burst is still limited: ${rest}`);
+  // Upgrade headers on a REST route buy nothing: the route, not the headers, is a socket's.
+  assert.equal(await upgradeStatus(s, '/peerjs/peerjs/id'), 429);
+  assert.equal(await upgradeStatus(s, '/api/rooms'), 429);
   for (const p of peers) p.ws.close();
 });

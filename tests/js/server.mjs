@@ -467,3 +467,10 @@ export function rawSocket(url, wsOptions = {}, label = 'raw client') {
     },
   };
 }
+
+/** The value of one sample line (name and labels, e.g. `name{protocol="peerjs"}`) of the server's /metrics; NaN if absent. */
+export async function metricSample(url, sample, ms = TIMEOUT_MS) {
+  const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(ms) })).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  return Number(line?.split(' ')[1]);
+}

@@ -42,6 +42,11 @@ pub const PATH: &str = "/dashboard/ws";
 /// Longest `type`.
 const MAX_TYPE_CHARS: usize = 64;
 
+/// The route of the upgrade, `/dashboard/ws`.
+pub fn routes(_: &AppState) -> axum::Router<AppState> {
+    axum::Router::new().route(PATH, axum::routing::get(ws))
+}
+
 /// `GET /dashboard/ws`: the WebSocket upgrade.
 pub async fn ws(State(state): State<AppState>, request: Request) -> Response {
     raw::upgrade::<DashSocket>(&state, request, Ok(()))

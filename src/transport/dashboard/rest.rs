@@ -1,7 +1,7 @@
 //! `GET /dashboard/health`: seed 001's health, `{ status, connected_clients,
 //! rooms: { total, list } }` (under its own path: the contract's `/health`
-//! has `rooms` as a number); behind the token with `JWT_SECRET` set. Also
-//! the route of seed 001's raw WebSocket, `GET /dashboard/ws` ([`super::raw`]).
+//! has `rooms` as a number); behind the token with `JWT_SECRET` set. Seed
+//! 001's raw WebSocket, `GET /dashboard/ws`, is routed by [`super::raw::routes`].
 
 use axum::extract::State;
 use axum::middleware::from_fn_with_state;
@@ -19,7 +19,6 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     let token = from_fn_with_state(state.clone(), require_token);
     Router::new()
         .route("/dashboard/health", get(health).route_layer(token))
-        .route(super::raw::PATH, get(super::raw::ws))
 }
 
 #[derive(Serialize)]

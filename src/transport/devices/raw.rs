@@ -41,6 +41,11 @@ use crate::transport::wire::payload::PayloadError;
 /// The endpoint's path.
 pub const PATH: &str = "/signaling/{device_id}";
 
+/// The route of the upgrade, `/signaling/{deviceId}`.
+pub fn routes(_: &AppState) -> axum::Router<AppState> {
+    axum::Router::new().route(PATH, axum::routing::get(signaling))
+}
+
 /// `GET /signaling/{deviceId}`: the WebSocket upgrade.
 pub async fn signaling(State(state): State<AppState>, Path(device): Path<String>, request: Request) -> Response {
     raw::upgrade::<DeviceSocket>(&state, request, Ok(device))

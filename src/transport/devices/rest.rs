@@ -45,7 +45,6 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/network/{network_id}/peers", get(peers).route_layer(token()))
         .route("/network/{network_id}/peer/{user_id}", get(peer).route_layer(token()))
         .route("/signaling/messages/{device_id}", get(messages).delete(confirm).route_layer(token()))
-        .route(super::raw::PATH, get(super::raw::signaling))
 }
 
 /// A device as the REST API shows it.

@@ -33,14 +33,11 @@ pub async fn require_token(State(state): State<AppState>, mut request: Request, 
 }
 
 /// REST requests per client address (`REST_REQUESTS_PER_SECOND`, `REST_BURST`);
-/// `/health` is exempt, since load balancers poll it.
+/// `/health` is exempt, since load balancers poll it. The WebSocket
+/// endpoints' routes are outside it ([`super::router`]).
 pub async fn limit_per_address(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let ip = address::of(request.extensions(), request.headers(), &state.config.trusted_proxies);
-    // A WebSocket upgrade is a connection, bounded by MAX_CONNECTIONS_PER_IP as
-    // a socket.io handshake is, not a REST request: a NAT of many clients opening
-    // at once must not meet REST_BURST.
-    let upgrade = crate::transport::conn::raw::websocket_key(request.method(), request.headers()).is_some();
-    if let Some(ip) = ip.filter(|_| request.uri().path() != "/health" && !upgrade)
+    if let Some(ip) = ip.filter(|_| request.uri().path() != "/health")
         && let Err(wait) = state.limits.rest_request(ip, std::time::Instant::now(), state.config.rest_rate)
     {
         return HttpError::RateLimited(wait).into_response();

@@ -29,17 +29,23 @@ use tower_http::services::ServeDir;
 use crate::state::AppState;
 use crate::transport::wire::error::HttpError;
 
-/// The REST router: `features`' routes with the shared ones (the socket.io
-/// layer and CORS are added by the server).
-pub fn router(state: AppState, features: Router<AppState>) -> axum::Router {
+/// The router: `features`' REST routes with the shared ones, all within the
+/// per-address REST limit, and the raw WebSocket endpoints (`sockets`)
+/// outside it: an upgrade is a connection, bounded by
+/// `MAX_CONNECTIONS_PER_IP` as a socket.io handshake is (many clients behind
+/// one NAT open at once). The socket.io layer and CORS are added by the server.
+pub fn router(state: AppState, features: Router<AppState>, sockets: Router<AppState>) -> axum::Router {
     let token = || from_fn_with_state(state.clone(), guard::require_token);
+    let limit = || from_fn_with_state(state.clone(), guard::limit_per_address);
+    let files = ServeDir::new(&state.config.web_dir).fallback(no_route.into_service());
     Router::new()
         .route("/health", get(health::health))
         .route("/metrics", get(metrics::metrics).route_layer(token()))
         .merge(features)
-        .fallback_service(ServeDir::new(&state.config.web_dir).fallback(no_route.into_service()))
+        .route_layer(limit())
+        .merge(sockets)
+        .fallback_service(tower::ServiceBuilder::new().layer(limit()).service(files))
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(from_fn_with_state(state.clone(), guard::limit_per_address))
         .with_state(state)
 }
 

@@ -16,15 +16,19 @@ use crate::state::AppState;
 use crate::transport::conn::raw;
 use crate::transport::wire::error::HttpError;
 
-/// The routes, under `PEERJS_PATH`.
+/// The REST routes, under `PEERJS_PATH`.
 pub fn routes(state: &AppState) -> Router<AppState> {
     let path = &state.config.peerjs.path;
     Router::new()
         .route(path, get(info))
         .route(&format!("{path}/"), get(info))
-        .route(&format!("{path}/peerjs"), get(socket))
         .route(&format!("{path}/{{key}}/id"), get(id))
         .route(&format!("{path}/{{key}}/peers"), get(peers))
+}
+
+/// The socket's route, `{PEERJS_PATH}/peerjs`.
+pub fn socket_routes(state: &AppState) -> Router<AppState> {
+    Router::new().route(&format!("{}/peerjs", state.config.peerjs.path), get(socket))
 }
 
 async fn info() -> impl IntoResponse {
