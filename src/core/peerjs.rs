@@ -38,10 +38,11 @@ pub struct Registry {
     due: Mutex<HashMap<PeerId, u64>>,
 }
 
-/// A connection of this instance holding an id.
+/// A connection of this instance holding an id (with the token it was
+/// registered with, to put it back if Redis loses it).
 struct Local {
     id: PeerId,
-    holder: Holder,
+    token: Arc<str>,
     /// Its last `HEARTBEAT` (or its opening), Unix ms.
     heartbeat: AtomicU64,
 }
@@ -73,7 +74,7 @@ impl PeerJs<'_> {
             }
         }
         let heartbeat = AtomicU64::new(now_ms());
-        self.registry().here.insert(conn.clone(), Local { id: id.clone(), holder, heartbeat });
+        self.registry().here.insert(conn.clone(), Local { id: id.clone(), token: holder.token, heartbeat });
         Ok(())
     }
 
@@ -150,8 +151,14 @@ impl PeerJs<'_> {
         }
         let deadline = at + config.expire_timeout.as_millis() as u64;
         self.registry().due.lock().unwrap_or_else(|p| p.into_inner()).entry(dst.clone()).or_insert(deadline);
-        // The id may have connected (and read its queue) since it was looked up.
-        if let Ok(Some(holder)) = core.stores.peers.holder(&dst).await {
+        // The id may have connected (and read its queue) since it was looked up;
+        // a connection of this instance still opening reads it itself once attached.
+        let opening = |holder: &Holder| {
+            self.registry().here.contains_key(&holder.conn) && core.courier.local(&holder.conn).is_none()
+        };
+        if let Ok(Some(holder)) = core.stores.peers.holder(&dst).await
+            && !opening(&holder)
+        {
             for message in self.waiting(&dst).await {
                 let _ = core.courier.send(&holder.conn, &Event::PeerJs(message)).await;
             }
@@ -200,8 +207,13 @@ impl PeerJs<'_> {
     /// Puts back the ids of this instance's live connections where Redis
     /// lost them; a connection whose id someone else holds now is closed. How many went back.
     pub async fn restore(&self) -> Result<usize, crate::store::StoreError> {
+        let holder = |conn: &ConnId, token: &Arc<str>| Holder {
+            token: token.clone(),
+            conn: conn.clone(),
+            instance: self.0.instance.clone(),
+        };
         let mine: Vec<(ConnId, PeerId, Holder)> =
-            self.registry().here.iter().map(|e| (e.key().clone(), e.id.clone(), e.holder.clone())).collect();
+            self.registry().here.iter().map(|e| (e.key().clone(), e.id.clone(), holder(e.key(), &e.token))).collect();
         let mut restored = 0;
         for (conn, id, holder) in mine {
             if self.0.stores.peers.restore(&id, &holder).await? {

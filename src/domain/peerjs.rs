@@ -168,12 +168,6 @@ pub struct Waiting {
     pub at: u64,
 }
 
-/// Whether a queue whose oldest message came at `oldest` has expired at
-/// `now`: the whole queue goes then, as peerjs-server's sweep does.
-pub fn expired(oldest: u64, now: u64, timeout_ms: u64) -> bool {
-    now.saturating_sub(oldest) >= timeout_ms
-}
-
 /// The `EXPIRE`s an expired queue gives: one per sender, in queue order.
 pub fn expiries(waited: &[Waiting]) -> Vec<PeerMessage> {
     let mut senders: Vec<&PeerId> = Vec::new();
@@ -236,6 +230,5 @@ mod tests {
         let waited = [w("a", 1), w("b", 2), w("a", 3)];
         let out = expiries(&waited);
         assert_eq!(out, vec![PeerMessage::expire(id("a"), id("d")), PeerMessage::expire(id("b"), id("d"))]);
-        assert!(expired(1_000, 6_000, 5_000) && !expired(1_001, 6_000, 5_000));
     }
 }

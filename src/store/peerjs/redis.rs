@@ -20,7 +20,9 @@ use crate::store::StoreError;
 use crate::store::redis::instances::{Instances, alive_key};
 use crate::store::redis::{HashCas, decode, encode, key, unavailable, valid};
 
-/// Claims an id. KEYS[1] the ids hash; ARGV: the id, the holder's JSON, its
+/// Claims an id, and notes it for the claimant's instance in the same step
+/// (a note failing after the claim would leave the id held by nobody). KEYS:
+/// the ids hash, the instance's notes. ARGV: the id, the holder's JSON, its
 /// token, the limit, what comes before and after an instance's id in its
 /// heartbeat key, and the claimant's instance (alive: it is running).
 /// Answers `{outcome, older connection}`.
@@ -30,6 +32,7 @@ if held then
   local h = cjson.decode(held)
   if h.token == ARGV[3] then
     redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+    redis.call('SADD', KEYS[2], ARGV[1])
     return {'took-over', h.conn}
   end
   if h.instance == ARGV[7] or redis.call('EXISTS', ARGV[5] .. h.instance .. ARGV[6]) == 1 then
@@ -39,6 +42,7 @@ elseif redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then
   return {'full'}
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
 return {'opened'}
 "#;
 
@@ -138,16 +142,14 @@ impl PeerStore for RedisPeers {
             after.to_owned(),
             self.instances.me().to_owned(),
         ];
-        let out: Vec<String> =
-            self.claim.evalsha_with_reload(&self.client, vec![self.ids_key()], args).await.map_err(unavailable)?;
-        let claim = match out.first().map(String::as_str) {
+        let keys = vec![self.ids_key(), self.instances.notes_key(ENGINE)];
+        let out: Vec<String> = self.claim.evalsha_with_reload(&self.client, keys, args).await.map_err(unavailable)?;
+        Ok(match out.first().map(String::as_str) {
             Some("opened") => Claim::Opened,
             Some("took-over") => Claim::TookOver(ConnId::new(out.get(1).map_or("", String::as_str))),
-            Some("taken") => return Ok(Claim::Taken),
-            _ => return Ok(Claim::Full),
-        };
-        self.instances.note(ENGINE, id.as_str()).await?;
-        Ok(claim)
+            Some("taken") => Claim::Taken,
+            _ => Claim::Full,
+        })
     }
 
     async fn restore(&self, id: &PeerId, holder: &Holder) -> Result<bool, StoreError> {

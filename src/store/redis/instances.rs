@@ -71,9 +71,15 @@ impl Instances {
     }
 
     /// `p:{engine}:inst:{instance}`: what `instance` registered in an engine
-    /// (`m` mesh, `d` devices), for the clean-up once it is dead.
+    /// (`m` mesh, `d` devices, `pj` PeerJS), for the clean-up once it is dead.
     fn index(&self, engine: &str, instance: &str) -> String {
         key(&self.prefix, &[engine, "inst", instance])
+    }
+
+    /// The key of what this instance noted in `engine`, for a script that
+    /// notes an entry in the same step as it writes it ([`Self::note`]).
+    pub fn notes_key(&self, engine: &str) -> String {
+        self.index(engine, &self.me)
     }
 
     /// Notes that this instance registered `entry` in `engine`.

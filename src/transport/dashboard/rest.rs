@@ -17,8 +17,7 @@ use crate::transport::wire::error::HttpError;
 /// The route.
 pub fn routes(state: &AppState) -> Router<AppState> {
     let token = from_fn_with_state(state.clone(), require_token);
-    Router::new()
-        .route("/dashboard/health", get(health).route_layer(token))
+    Router::new().route("/dashboard/health", get(health).route_layer(token))
 }
 
 #[derive(Serialize)]
