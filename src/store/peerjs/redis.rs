@@ -46,6 +46,17 @@ redis.call('SADD', KEYS[2], ARGV[1])
 return {'opened'}
 "#;
 
+/// Who holds an id, if its instance is alive: one round trip per relay.
+/// KEYS[1] the ids hash; ARGV: the id, the heartbeat key's parts (as
+/// [`CLAIM`]'s), the asking instance (alive).
+const HOLDER: &str = r#"
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if not held then return false end
+local instance = cjson.decode(held)['instance']
+if instance == ARGV[4] or redis.call('EXISTS', ARGV[2] .. instance .. ARGV[3]) == 1 then return held end
+return false
+"#;
+
 /// Queues a message. KEYS[1] the queue; ARGV: its JSON, the most that may wait, ms to keep.
 const ENQUEUE: &str = r#"
 if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
@@ -79,8 +90,11 @@ pub struct RedisPeers {
     instances: Instances,
     cas: HashCas,
     claim: Script,
+    holder: Script,
     enqueue: Script,
     take: Script,
+    /// `{prefix}:inst:` and `:alive`: an instance's heartbeat key is them around its id.
+    alive: (String, String),
 }
 
 impl RedisPeers {
@@ -92,6 +106,12 @@ impl RedisPeers {
             client,
             prefix: prefix.to_owned(),
             claim: Script::from_lua(CLAIM),
+            holder: Script::from_lua(HOLDER),
+            alive: {
+                let key = alive_key(prefix, "\u{0}");
+                let (before, after) = key.split_once('\u{0}').unwrap_or_default();
+                (before.to_owned(), after.to_owned())
+            },
             enqueue: Script::from_lua(ENQUEUE),
             take: Script::from_lua(TAKE),
         }
@@ -131,8 +151,7 @@ impl RedisPeers {
 #[async_trait]
 impl PeerStore for RedisPeers {
     async fn claim(&self, id: &PeerId, holder: &Holder, limit: usize) -> Result<Claim, StoreError> {
-        let alive = alive_key(&self.prefix, "\u{0}");
-        let (before, after) = alive.split_once('\u{0}').unwrap_or_default();
+        let (before, after) = &self.alive;
         let args = vec![
             id.as_str().to_owned(),
             encode(holder)?,
@@ -177,9 +196,11 @@ impl PeerStore for RedisPeers {
     }
 
     async fn holder(&self, id: &PeerId) -> Result<Option<Holder>, StoreError> {
-        let raw: Option<String> = self.client.hget(self.ids_key(), id.as_str()).await.map_err(unavailable)?;
-        let Some(holder) = raw.map(|raw| self.holder_of(&raw)).transpose()? else { return Ok(None) };
-        Ok(self.instances.is_alive(&holder.instance).await?.then_some(holder))
+        let (before, after) = &self.alive;
+        let args = vec![id.as_str(), before, after, self.instances.me()];
+        let raw: Option<String> =
+            self.holder.evalsha_with_reload(&self.client, vec![self.ids_key()], args).await.map_err(unavailable)?;
+        raw.map(|raw| self.holder_of(&raw)).transpose()
     }
 
     async fn ids(&self) -> Result<Vec<PeerId>, StoreError> {
