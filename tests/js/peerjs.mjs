@@ -133,9 +133,13 @@ export async function openWhenFree(target, id, opts = {}, ms = TIMEOUT_MS) {
   return waitUntil(async () => {
     attempts += 1;
     const c = peer(target, id, { ...opts, label: `${id} (attempt ${attempts})` });
-    const first = await waitUntil(() => c.frames[0] ?? (c.ws.readyState === c.ws.CLOSED && { type: 'closed' }), `${id}: a first frame`);
+    let first;
+    try {
+      first = await waitUntil(() => c.frames[0] ?? (c.ws.readyState === c.ws.CLOSED && { type: 'closed' }), `${id}: a first frame`, 1000);
+    } finally {
+      if (first?.type !== 'OPEN') c.ws.terminate();
+    }
     if (first.type === 'OPEN') return c;
-    c.ws.terminate();
     await new Promise((resolve) => setTimeout(resolve, 50));
     return false;
   }, `${id} to open again`, ms);
