@@ -19,6 +19,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
+import { rawSocket } from './server.mjs';
 import { waitInPage, withSession } from './browser.mjs';
 import { clientCounts, pagesOnBothInstances, useCluster, waitCounts, withClusterSession } from './p2p-cluster.mjs';
 import {
@@ -127,12 +128,30 @@ async function replicate(a, b) {
 
 /** The two-page scenario on one signaling server: pages served at `pageBase`. */
 async function twoPages(t, servers, { pageBase, signaling, room, password }) {
-  await withSession(t, pages.browser, servers, async (session) => {
-    const options = { room, signaling, password };
-    const a = { label: 'a', page: await openDoc(session, 'a', `${pageBase}${PAGE}`, options) };
-    const b = { label: 'b', page: await openDoc(session, 'b', `${pageBase}${PAGE}`, options) };
-    await replicate(a, b);
-  });
+  // A client of the server's own protocol subscribed to the room's topic sees
+  // what the pages publish: encrypted (strings) with a password, plain without.
+  const observer = rawSocket(signaling, {}, 'topic observer');
+  await observer.opened;
+  observer.send({ type: 'subscribe', topics: [room] });
+  observer.send({ type: 'ping' });
+  await observer.waitFor('pong');
+  try {
+    await withSession(t, pages.browser, servers, async (session) => {
+      const options = { room, signaling, password };
+      const a = { label: 'a', page: await openDoc(session, 'a', `${pageBase}${PAGE}`, options) };
+      const b = { label: 'b', page: await openDoc(session, 'b', `${pageBase}${PAGE}`, options) };
+      await replicate(a, b);
+    });
+    const published = observer.frames.filter((f) => f.type === 'publish').map((f) => f.data);
+    assert.ok(published.length > 0, 'the pages signaled through the server');
+    if (password) {
+      assert.ok(published.every((data) => typeof data === 'string'), `every signaling message encrypted: ${JSON.stringify(published).slice(0, 300)}`);
+    } else {
+      assert.ok(published.some((data) => data?.type === 'announce'), `plain announcements: ${JSON.stringify(published).slice(0, 300)}`);
+    }
+  } finally {
+    observer.ws.terminate();
+  }
 }
 
 const SINGLE = [
