@@ -77,12 +77,13 @@ impl Groups {
         left
     }
 
-    /// Removes `conn` from every group (it has closed).
-    pub fn leave_all(&self, conn: &ConnId) {
-        let Some((_, groups)) = self.of.remove(conn) else { return };
-        for group in groups {
-            self.remove_member(&group, conn);
+    /// Removes `conn` from every group (it has closed); the groups it left.
+    pub fn leave_all(&self, conn: &ConnId) -> Vec<Group> {
+        let Some((_, groups)) = self.of.remove(conn) else { return Vec::new() };
+        for group in &groups {
+            self.remove_member(group, conn);
         }
+        groups
     }
 
     /// Empties `group` on this instance.
@@ -104,11 +105,6 @@ impl Groups {
     /// How many of `conn`'s groups `matches` accepts.
     pub fn count_of(&self, conn: &ConnId, matches: impl Fn(&Group) -> bool) -> usize {
         self.of.get(conn).map_or(0, |groups| groups.iter().filter(|g| matches(g)).count())
-    }
-
-    /// `conn`'s groups that `matches` accepts.
-    pub fn of(&self, conn: &ConnId, matches: impl Fn(&Group) -> bool) -> Vec<Group> {
-        self.of.get(conn).map_or_else(Vec::new, |groups| groups.iter().filter(|g| matches(g)).cloned().collect())
     }
 
     /// Every group `matches` accepts that has members here.
@@ -158,10 +154,11 @@ mod tests {
         assert_eq!((groups.len(&news), groups.len(&org)), (2, 1));
         assert!(groups.contains(&org, &c("a")) && !groups.contains(&org, &c("b")));
         assert_eq!(groups.count_of(&c("a"), |g| matches!(g, Group::Channel(_))), 1);
-        assert_eq!(groups.of(&c("a"), |g| matches!(g, Group::Channel(_))), vec![news.clone()]);
         assert_eq!(groups.all(|g| matches!(g, Group::Channel(_))), vec![news.clone()]);
         assert!(groups.leave(&news, &c("b")) && !groups.leave(&news, &c("b")));
-        groups.leave_all(&c("a"));
+        let left = groups.leave_all(&c("a"));
+        let channels: Vec<_> = left.into_iter().filter(|g| matches!(g, Group::Channel(_))).collect();
+        assert_eq!(channels, vec![news.clone()], "the groups left are told");
         assert!(groups.members(&news).is_empty() && groups.members(&org).is_empty());
         assert!(groups.members.is_empty() && groups.of.is_empty(), "nothing kept for gone connections");
     }

@@ -61,13 +61,9 @@ impl Topics<'_> {
         self.0.courier.publish_counts(left).await;
     }
 
-    /// Ends every subscription of `conn` (it is closing).
+    /// Ends every subscription of `conn` (it is closing: it leaves every group).
     pub async fn leave_all(&self, conn: &ConnId) {
-        let groups = &self.0.courier.groups;
-        let left = groups.of(conn, is_topic);
-        for group in &left {
-            groups.leave(group, conn);
-        }
+        let left = self.0.courier.groups.leave_all(conn).into_iter().filter(is_topic);
         self.0.courier.publish_counts(left).await;
     }
 

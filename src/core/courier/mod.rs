@@ -166,10 +166,7 @@ impl Courier {
 
     /// Tells the other instances how many members of `group` this one has.
     pub async fn publish_count(&self, group: &Group) {
-        let count = self.groups.len(group);
-        if self.bus.is_some() {
-            let _ = self.post(Post::Count { group, count }).await;
-        }
+        self.publish_counts([group.clone()]).await;
     }
 
     /// Tells the other instances how many members this one has of each of

@@ -27,7 +27,6 @@ pub(super) enum Post<'a> {
     Group { group: &'a Group, except: Option<&'a ConnId>, event: &'a Event },
     Close { conn: &'a ConnId },
     Dissolve { group: &'a Group },
-    Count { group: &'a Group, count: usize },
     Counts { counts: &'a [(Group, usize)] },
 }
 
@@ -65,6 +64,8 @@ pub(super) enum Heard<'a> {
     Dissolve {
         group: Group,
     },
+    /// One group's count, as instances before `Counts` sent it (heard
+    /// still, so a cluster can be upgraded one instance at a time).
     Count {
         group: Group,
         count: usize,
@@ -134,8 +135,9 @@ mod tests {
             matches!(serde_json::from_str::<Incoming>(&text).unwrap().post, Heard::Dissolve { group: g } if g == group)
         );
 
-        let text = published(Post::Count { group: &group, count: 4 });
-        let heard = serde_json::from_str::<Incoming>(&text).unwrap().post;
+        // An older instance's single count.
+        let text = r#"{"from":"old","post":{"Count":{"group":{"Channel":"news"},"count":4}}}"#;
+        let heard = serde_json::from_str::<Incoming>(text).unwrap().post;
         assert!(matches!(heard, Heard::Count { group: g, count: 4 } if g == group));
 
         let counts = [(group.clone(), 4), (Group::Topic("t".into()), 1)];
