@@ -117,7 +117,9 @@ pub(super) async fn serve<P: Protocol>(state: AppState, opening: Box<Opening<P>>
     let timer = tokio::time::sleep_until(pings.deadline(config));
     tokio::pin!(timer);
     let end = loop {
-        let mut ping = false;
+        // What to write: the outbox woke the task (a frame pushed, or a close:
+        // a handler's answers wake it too), or a ping is due.
+        let (mut ping, mut woken) = (false, false);
         // Unbiased: a client that keeps sending must not starve the pings or the work.
         tokio::select! {
             frame = ws.next() => match frame {
@@ -134,7 +136,7 @@ pub(super) async fn serve<P: Protocol>(state: AppState, opening: Box<Opening<P>>
                 Some(Ok(Message::Pong(payload))) => pings.answered(&payload),
                 Some(Ok(_)) => {}
             },
-            () = conn.outbox.wake.notified() => {}
+            () = conn.outbox.wake.notified() => woken = true,
             () = &mut timer => {
                 let now = Instant::now();
                 if pings.waiting.front().is_some_and(|(_, sent, _)| now >= *sent + config.ping_timeout) {
@@ -146,13 +148,18 @@ pub(super) async fn serve<P: Protocol>(state: AppState, opening: Box<Opening<P>>
         }
         // Boxed, as everything that runs only now and then: an idle
         // connection's task is as large as its largest state.
-        match Box::pin(tokio::time::timeout(config.ping_timeout, write(&mut ws, &conn, &mut pings, ping))).await {
-            Ok(Ok(None)) => {}
-            Ok(Ok(Some(close))) => break End::Server(close),
-            Ok(Err(_)) => break End::Peer,
-            Err(_) => break End::TooSlow,
+        if woken || ping {
+            match Box::pin(tokio::time::timeout(config.ping_timeout, write(&mut ws, &conn, &mut pings, ping))).await {
+                Ok(Ok(None)) => {}
+                Ok(Ok(Some(close))) => break End::Server(close),
+                Ok(Err(_)) => break End::Peer,
+                Err(_) => break End::TooSlow,
+            }
         }
-        timer.as_mut().reset(pings.deadline(config));
+        let deadline = pings.deadline(config);
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
     };
     drop((work, pings));
     Box::pin(finish(ws, conn, end)).await;
