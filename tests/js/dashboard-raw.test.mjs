@@ -26,16 +26,7 @@ async function raw(url, { path = '/', headers = {} } = {}) {
   const c = rawSocket(url + path, { headers }, path);
   open.push(c.ws);
   await withTimeout(c.opened);
-  const { ws, frames } = c;
-  return {
-    ...c,
-    /** Frames got after a pong answering a ping sent now: everything before it has arrived. */
-    async settle() {
-      const before = frames.filter((f) => f.type === 'pong').length;
-      ws.send(JSON.stringify({ type: 'ping' }));
-      await waitUntil(() => frames.filter((f) => f.type === 'pong').length > before, 'a pong');
-    },
-  };
+  return c;
 }
 
 async function rawSubscribed(url, channel = ROOMS, opts = {}) {

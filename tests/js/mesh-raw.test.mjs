@@ -45,11 +45,6 @@ async function member(base, org, id, capabilities = '', opts = {}) {
   return c;
 }
 
-/** Resolves with { code, reason } within `ms`. */
-function closedWithin(c, ms = TIMEOUT_MS) {
-  return Promise.race([c.closed, new Promise((_, reject) => setTimeout(() => reject(new Error(`${c.id} not closed within ${ms} ms`)), ms))]);
-}
-
 /** A socket.io /mesh client (seed 000's query), heartbeating. */
 async function sioMember(base, org, id, capabilities = '') {
   const query = { organizationId: org, clientId: id, clientName: id, capabilities };
@@ -107,7 +102,7 @@ describe('one instance', () => {
     const live = await member(server.url, 'stale', 'live');
     const quiet = await member(server.url, 'stale', 'quiet', '', { silent: true });
     await live.waitFor('client-list-update', (f) => f.data.clients.length === 2);
-    assert.equal((await closedWithin(quiet, 4000)).code, 1000);
+    assert.equal((await quiet.closedWithin(4000)).code, 1000);
     await live.waitFor('client-list-update', (f) => ids(f).join() === 'live');
     assert.equal(live.ws.readyState, WebSocket.OPEN, 'the heartbeating client stays');
     live.ws.close();
@@ -192,7 +187,7 @@ describe('one instance', () => {
     assert.equal((await peer.waitFor('peer-message')).data.message, 'still here', 'the connection stayed open');
 
     bad.send('x'.repeat(65536 + 1024)); // past MAX_PAYLOAD_BYTES (64 KiB)
-    assert.equal((await closedWithin(bad)).code, 1009);
+    assert.equal((await bad.closedWithin()).code, 1009);
     await peer.waitFor('client-list-update', (f) => ids(f).join() === 'peer');
     const other = await member(server.url, 'bad', 'other');
     other.send({ type: 'peer-message', data: { targetId: 'peer', message: 'after' } });
@@ -203,7 +198,7 @@ describe('one instance', () => {
   test('a client id connecting again turns its older connection out', async () => {
     const first = await member(server.url, 'again', 'dup');
     const second = await member(server.url, 'again', 'dup');
-    assert.equal((await closedWithin(first)).code, 1000);
+    assert.equal((await first.closedWithin()).code, 1000);
     await second.waitFor('client-list-update', (f) => ids(f).join() === 'dup');
     assert.equal(second.ws.readyState, WebSocket.OPEN);
     second.ws.close();
@@ -260,7 +255,7 @@ describe('limits and keepalive', () => {
     assert.equal(limited.data.event, null, 'a frame refused before it is read has no type');
     assert.equal(c.ws.readyState, WebSocket.OPEN);
     for (let i = 0; i < 40 && c.ws.readyState === WebSocket.OPEN; i += 1) c.send({ type: 'heartbeat' });
-    assert.equal((await closedWithin(c)).code, 1008);
+    assert.equal((await c.closedWithin()).code, 1008);
   });
 
   test('the server pings every PING_INTERVAL_MS and drops a client that does not answer within PING_TIMEOUT_MS', async () => {
@@ -268,7 +263,7 @@ describe('limits and keepalive', () => {
     let pings = 0;
     answering.ws.on('ping', () => (pings += 1));
     const mute = await member(server.url, 'ping', 'mute', '', { silent: true, wsOptions: { autoPong: false } });
-    const { code } = await closedWithin(mute, 3000);
+    const { code } = await mute.closedWithin(3000);
     assert.notEqual(code, 1000, 'dropped, not closed cleanly');
     await answering.waitFor('client-list-update', (f) => ids(f).join() === 'answers');
     await waitUntil(() => pings >= 2, 'pings keep coming');
@@ -289,7 +284,7 @@ describe('with JWT', () => {
 
   test('without a token the raw client is closed 1008; the token bounds it as on /mesh; with one it works', async () => {
     const none = rawClient(server.url, 'acme', 'alice', 'admin.manage');
-    const refused = await closedWithin(none);
+    const refused = await none.closedWithin();
     assert.deepEqual([refused.code, /token is required/.test(refused.reason)], [1008, true], refused.reason);
     assert.equal(none.received.length, 0, 'nothing before the close');
     for (const [id, extra, reason] of [
@@ -298,12 +293,12 @@ describe('with JWT', () => {
       ['alice', { token: 'not-a-token' }, /unauthorized/],
     ]) {
       const c = rawClient(server.url, 'acme', id, 'admin.manage', { extra });
-      const closed = await closedWithin(c);
+      const closed = await c.closedWithin();
       assert.equal(closed.code, 1008);
       assert.match(closed.reason, reason);
     }
     const orgDenied = rawClient(server.url, 'other', 'alice', '', { extra: { token: scoped('alice') } });
-    assert.match((await closedWithin(orgDenied)).reason, /may not join organizationId "other"/);
+    assert.match((await orgDenied.closedWithin()).reason, /may not join organizationId "other"/);
 
     const alice = await member(server.url, 'acme', 'alice', 'admin.manage', { extra: { token: scoped('alice') } });
     const bob = await member(server.url, 'acme', 'bob', '', { headers: { Authorization: `Bearer ${scoped('bob')}` } });

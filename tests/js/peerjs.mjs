@@ -106,8 +106,6 @@ export function peer(target, id, { token = `tok-${id}`, params = {}, wsOptions =
       c.send({ type: 'OFFER', dst: id, payload: { marker } });
       return c.waitFor('OFFER', (f) => f.payload?.marker === marker, ms);
     },
-    /** Resolves with { code, reason } once closed, or rejects after `ms`. */
-    closedWithin: (ms = TIMEOUT_MS) => withTimeout(c.closed, ms, `${label} was not closed within ${ms} ms; got ${JSON.stringify(c.frames)}`),
   });
 }
 

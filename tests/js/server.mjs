@@ -451,6 +451,19 @@ export function rawSocket(url, wsOptions = {}, label = 'raw client') {
     closed,
     opened,
     send: (frame) => ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame)),
+    /** Resolves with { code, reason } once closed, or rejects after `ms`. */
+    closedWithin: (ms = TIMEOUT_MS) =>
+      withTimeout(closed, ms, `${label} was not closed within ${ms} ms; got ${JSON.stringify(frames)}`),
+    /**
+     * Returns once the answer to `ping`, sent now, came (a `pongType` frame
+     * more than before): everything the server sent for earlier frames has arrived.
+     */
+    async settle(ping = { type: 'ping' }, pongType = 'pong', ms = TIMEOUT_MS) {
+      const pongs = () => frames.filter((f) => f.type === pongType);
+      const before = pongs().length;
+      ws.send(JSON.stringify(ping));
+      await this.waitFor(pongType, (f) => pongs().indexOf(f) >= before, ms);
+    },
     /** The first frame of `type` satisfying `predicate`, already got or to come. */
     waitFor(type, predicate = () => true, ms = TIMEOUT_MS) {
       const match = (f) => f.type === type && predicate(f);
