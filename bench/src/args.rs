@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 /// Shown on a usage error.
 pub const USAGE: &str =
-    "usage: loadgen <connections|relay|churn|bootstrap|attacks|raw-idle|device-relay|peerjs-idle|peerjs-relay> --addr HOST:PORT [--server-pid PID] [--label NAME]
+    "usage: loadgen <connections|relay|churn|bootstrap|attacks|raw-idle|device-relay|peerjs-idle|peerjs-relay|storm> --addr HOST:PORT [--server-pid PID] [--label NAME]
   connections: --peers N (1000) --concurrency C (256) --hold-secs S (5)
   relay:       --pairs P (50) --rates R1,R2,.. per sender per second (100) --secs S (5) --drain-secs D (10)
   churn:       --clients C (200) --secs S (10) --room-size K (4)
@@ -21,7 +21,10 @@ pub const USAGE: &str =
   peerjs-idle: --peers N (1000) --concurrency C (256) --hold-secs S (20) --path P (/peerjs) --key K (peerjs)
   peerjs-relay: --pairs P (50) --rates R1,R2,.. per sender per second (100) --secs S (5) --warmup-secs W (2)
                --drain-secs D (10) --p99-bound-ms B (100) --split true|false (true)
-               --path P (/peerjs) --key K (peerjs)";
+               --path P (/peerjs) --key K (peerjs)
+  storm:       --peers N (1000) --cycles C (3) --concurrency K (256) --hold-secs S (2) --close fin|rst (fin)
+               --settle-secs S1,S2 after the first and last cycle (10,40) --redis HOST:PORT (INFO memory)
+               --gone-timeout-secs S (60) --grace-timeout-secs S (120)";
 
 /// Parsed arguments.
 #[derive(Clone)]

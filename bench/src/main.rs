@@ -14,6 +14,7 @@
 //! loadgen device-relay --addr 127.0.0.1:4000 --server-pid PID --via raw|devices|room --pairs 50
 //! loadgen peerjs-idle  --addr 127.0.0.1:9000 --server-pid PID --peers 10000 --hold-secs 20
 //! loadgen peerjs-relay --addr 127.0.0.1:9000 --server-pid PID --pairs 500 --rates 10,20,40
+//! loadgen storm        --addr 127.0.0.1:4000 --server-pid PID --peers 19500 --cycles 3 [--redis 127.0.0.1:6390]
 //! ```
 //!
 //! It runs on one thread (a current-thread runtime): `bench/compare` pins it to
@@ -33,6 +34,7 @@ mod raw;
 mod relay;
 mod sio;
 mod stats;
+mod storm;
 mod sweep;
 
 use std::process::ExitCode;
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
             "device-relay" => raw::relay::run(&args).await,
             "peerjs-idle" => peerjs::idle::run(&args).await,
             "peerjs-relay" => peerjs::relay::run(&args).await,
+            "storm" => storm::run(&args).await,
             other => Err(format!("unknown scenario {other:?}").into()),
         }
     });

@@ -6,8 +6,13 @@ use std::time::Duration;
 
 /// The resident set size of `pid` in KiB (`VmRSS` of `/proc/<pid>/status`).
 pub fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A KiB figure of `/proc/<pid>/status` by its label (`VmRSS:`, `VmHWM:`, the peak RSS).
+pub fn status_kib(pid: u32, label: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|l| l.starts_with(label))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
@@ -68,6 +73,7 @@ mod tests {
     fn this_process_has_memory_and_cpu_time() {
         let me = std::process::id();
         assert!(rss_kib(me).is_some_and(|kib| kib > 0));
+        assert!(status_kib(me, "VmHWM:").is_some_and(|kib| kib >= rss_kib(me).unwrap_or(0)));
         assert!(cpu_time(me).is_some());
         assert!(rss_kib(u32::MAX).is_none());
         let unused: SocketAddr = "127.0.0.1:1".parse().unwrap();

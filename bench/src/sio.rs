@@ -159,6 +159,15 @@ impl Client {
         self.ws.get_ref().local_addr().ok()
     }
 
+    /// Drops the connection abruptly: no socket.io DISCONNECT, no websocket
+    /// close, only the TCP socket closed (a FIN), or reset (`SO_LINGER` 0: a
+    /// RST) when `reset`, as when a network or a load balancer drops it.
+    pub fn abort(self, reset: bool) {
+        if reset {
+            let _ = self.ws.get_ref().set_zero_linger();
+        }
+    }
+
     /// Closes the websocket (a client-side disconnect).
     pub async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.ws.close(None)).await;
