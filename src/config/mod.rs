@@ -255,8 +255,8 @@ mod warnings;
 pub mod ywebrtc;
 
 pub use connections::ConnectionConfig;
-pub use grace::GraceConfig;
 pub use features::{MeshConfig, PresenceConfig, WorkerConfig};
+pub use grace::GraceConfig;
 pub use protocols::{PROTOCOL_NAMES, PeerJsConfig, Protocols};
 pub use warnings::{MIN_JWT_SECRET_BYTES, MIN_WORKER_KEY_BYTES};
 pub use ywebrtc::YWebrtcConfig;

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use serde_json::json;
 use switchboard::domain::{ConnId, Request, RoomId, RoomMeta, Route, UserId};
 use switchboard::store::StoreError;
-use switchboard::store::rooms::memory::MemoryStore;
 use switchboard::store::rooms::grace::{HeldSeat, Keeping, KeptRelay};
+use switchboard::store::rooms::memory::MemoryStore;
 use switchboard::store::rooms::{JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot, RoomStore, RoomStoreError, Upkept};
 use tokio::net::TcpListener;
 

@@ -8,12 +8,17 @@
 //!
 //! Every connection of every protocol is attached here while it lives, so a
 //! socket.io client and a raw client are reached the same way.
+//!
+//! A connection that closed abruptly and whose seats are being held (seat
+//! grace) is *parked* until the hold is written: what other instances send
+//! it meanwhile is kept here, in order, for the hold to keep in the store.
 
 use std::sync::{Arc, Weak};
 
 use dashmap::DashMap;
 use tracing::{debug, warn};
 
+mod park;
 mod post;
 
 use self::post::{Heard, Incoming, Outgoing, Post, decode};
@@ -61,13 +66,17 @@ pub struct Courier {
     /// Members counted cluster-wide, per group.
     pub tally: Tally,
     bus: Option<Bus>,
+    parked: DashMap<ConnId, Vec<Event>>,
 }
+
+pub use park::PARKED_MAX;
 
 impl Courier {
     /// The courier of instance `instance`; `bus` in a cluster.
     pub fn new(instance: Arc<str>, bus: Option<Bus>) -> Self {
         let own = post::own_prefix(&instance);
-        Self { instance, own, links: DashMap::new(), groups: Groups::default(), tally: Tally::default(), bus }
+        let (links, parked) = (DashMap::new(), DashMap::new());
+        Self { instance, own, links, groups: Groups::default(), tally: Tally::default(), bus, parked }
     }
 
     /// Makes `link` reachable by its id until it is dropped or detached.
@@ -205,11 +214,16 @@ impl Courier {
     fn deliver_heard(&self, from: &str, post: Heard<'_>) {
         match post {
             Heard::To { conn, event } => {
-                if let Some(link) = self.local(&conn)
-                    && let Some(event) = decode(event)
-                    && let Err(e) = link.send(&event)
-                {
-                    debug!(conn_id = %conn, error = %e, "an event from another instance was not delivered");
+                let link = self.local(&conn);
+                if link.is_none() && !self.is_parked(&conn) {
+                    return;
+                }
+                let Some(event) = decode(event) else { return };
+                let sent = link.map_or(Err(Undelivered::Gone), |link| link.send(&event));
+                match sent {
+                    Ok(()) => {}
+                    Err(Undelivered::Gone) if self.park_event(&conn, event) => {}
+                    Err(e) => debug!(conn_id = %conn, error = %e, "an event from another instance was not delivered"),
                 }
             }
             Heard::ToMany { conns, event } => {

@@ -7,6 +7,11 @@
 //! leaves as if it had closed then: peers get `user-left`, and each sender of
 //! a kept relay gets `relay-expired`.
 //!
+//! Between the close and the hold being written, the connection is parked
+//! ([`crate::core::Courier::park`]): a relay from this instance that finds it
+//! gone waits for the hold and is kept then; one from another instance is
+//! kept by the courier and handed to the store by the hold.
+//!
 //! Storms: the clean-up of closed connections (holding, leaving, grace
 //! ending) runs at most [`SETTLING_AT_ONCE`] at a time per instance, so
 //! thousands of connections dropped together queue for the store instead of
@@ -25,7 +30,8 @@ use crate::core::Core;
 use crate::core::event::Event;
 use crate::domain::signal::SignalKind;
 use crate::domain::{ConnId, RoomId, Route, UserId};
-use crate::store::rooms::grace::{Keeping, KeptRelay};
+use crate::metrics::GraceOutcome;
+use crate::store::rooms::grace::{HeldSeat, Keeping, KeptRelay};
 
 /// Clean-ups of closed connections run at once on one instance, at most.
 pub const SETTLING_AT_ONCE: usize = 64;
@@ -48,13 +54,16 @@ pub enum Relayed {
 pub struct Graces {
     due: Mutex<VecDeque<(Instant, ConnId)>>,
     woken: Notify,
+    /// Woken each time a parked connection's hold is settled.
+    settled: Notify,
     /// One per clean-up of a closed connection running.
     pub settling: Semaphore,
 }
 
 impl Default for Graces {
     fn default() -> Self {
-        Self { due: Mutex::default(), woken: Notify::new(), settling: Semaphore::new(SETTLING_AT_ONCE) }
+        let settling = Semaphore::new(SETTLING_AT_ONCE);
+        Self { due: Mutex::default(), woken: Notify::new(), settled: Notify::new(), settling }
     }
 }
 
@@ -89,21 +98,69 @@ impl Graces {
     }
 }
 
+/// How long a relay that found its target gone waits for the target's hold.
+const SETTLE_WAIT: Duration = Duration::from_secs(5);
+
 impl Rooms<'_> {
+    /// `conn` has just closed abruptly (its clean-up is queued): parked until
+    /// its seats are held, if seat grace is on.
+    pub fn dropping(&self, conn: &ConnId) {
+        if self.0.config.grace.on() {
+            self.0.courier.park(conn);
+        }
+    }
+
+    /// Waits (at most [`SETTLE_WAIT`]) until `conn` is no longer parked.
+    pub(super) async fn settled(&self, conn: &ConnId) {
+        let graces = &self.0.graces;
+        let deadline = Instant::now() + SETTLE_WAIT;
+        loop {
+            let woken = graces.settled.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if !self.0.courier.is_parked(conn) || tokio::time::timeout_at(deadline, woken).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Ends `conn`'s parking: what other instances sent it meanwhile is kept
+    /// for the seats `held` (in the order it came), and waiting relays go on.
+    async fn unpark(&self, conn: &ConnId, held: &[HeldSeat]) {
+        let core = self.0;
+        for event in core.courier.unpark(conn) {
+            let Event::Relay { room, sender, kind, body } = event else { continue };
+            let Some(seat) = held.iter().find(|s| s.room == room) else { continue };
+            let kept = KeptRelay { sender, kind, body };
+            let max = core.config.grace.resume_buffer_events;
+            match core.stores.rooms.keep(&room, &seat.user, &kept, max).await {
+                Ok(Keeping::Kept) => core.metrics.grace(GraceOutcome::Kept, 1),
+                other => warn!(conn_id = %conn, room_id = %room, outcome = ?other,
+                    "a relay sent to a connection as it dropped was not kept"),
+            }
+        }
+        core.graces.settled.notify_waiters();
+    }
+
     /// `conn` closed abruptly: its seats are held for the grace (or, with
     /// seat grace off or nothing to hold, given up as [`Self::leave_all`] does).
     pub async fn hold_all(&self, conn: &ConnId) {
         let core = self.0;
         let grace = core.config.grace.resume_grace;
         if grace.is_zero() {
-            return self.leave_all(conn, true).await;
+            self.leave_all(conn, true).await;
+            return;
         }
         let permit = core.graces.settling.acquire().await;
         let held = core.stores.rooms.hold(conn, grace.as_millis() as u64).await;
+        self.unpark(conn, held.as_deref().unwrap_or_default()).await;
         drop(permit);
         match held {
-            Ok(held) if held.is_empty() => self.leave_all(conn, true).await,
+            Ok(held) if held.is_empty() => {
+                self.leave_all(conn, true).await;
+            }
             Ok(held) => {
+                core.metrics.grace(GraceOutcome::Held, held.len() as u64);
                 for seat in &held {
                     info!(conn_id = %conn, room_id = %seat.room, user_id = %seat.user, grace_ms = grace.as_millis() as u64,
                         "seat held");
@@ -131,9 +188,13 @@ impl Rooms<'_> {
         let core = self.0;
         let kept = KeptRelay { sender: route.sender, kind, body };
         let max = core.config.grace.resume_buffer_events;
-        let keeping = core.stores.rooms.keep(room, target, &kept, max).await.map_err(|e| core.reported(e, kind.name()))?;
+        let keeping =
+            core.stores.rooms.keep(room, target, &kept, max).await.map_err(|e| core.reported(e, kind.name()))?;
         let to = match keeping {
-            Keeping::Kept => return Ok(Relayed::Kept),
+            Keeping::Kept => {
+                core.metrics.grace(GraceOutcome::Kept, 1);
+                return Ok(Relayed::Kept);
+            }
             Keeping::Full => return Err(crate::core::CoreError::TargetBusy),
             Keeping::Live(conn) => conn,
             Keeping::NotHeld => route.target,
@@ -167,6 +228,7 @@ impl Rooms<'_> {
                 }
             }
         }
+        core.metrics.grace(GraceOutcome::Resumed, 1);
         info!(conn_id = %conn, replaced = %replaced, room_id = %room, user_id = %user, handed_over = handed, "seat resumed");
     }
 }
@@ -180,8 +242,9 @@ pub async fn run(core: Arc<Core>) {
                 let rooms = core.rooms();
                 let rooms = &rooms;
                 let leaving = ended.iter().map(|conn| async move {
-                    debug!(conn_id = %conn, "seat grace ended");
-                    rooms.leave_all(conn, true).await;
+                    let expired = rooms.leave_all(conn, true).await;
+                    rooms.0.metrics.grace(GraceOutcome::Expired, expired as u64);
+                    debug!(conn_id = %conn, expired, "seat grace ended");
                 });
                 // Bounded by the settling permits each takes.
                 futures_util::future::join_all(leaving).await;

@@ -16,10 +16,12 @@ use std::sync::Arc;
 use serde_json::Value;
 use tracing::{debug, info};
 
+use super::courier::DeliveryError;
 use super::event::Event;
 use super::{Core, CoreError};
 use crate::domain::signal::SignalKind;
 use crate::domain::{ConnId, Joined, RoomError, RoomId, UserId};
+use crate::metrics::GraceOutcome;
 use crate::store::rooms::{Intent, JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot};
 
 /// Who asks: a connection, the user its token names (with `JWT_SECRET`
@@ -124,7 +126,8 @@ impl Rooms<'_> {
     /// An event answered `unavailable` (here: join, leave, create) did not
     /// happen as far as this instance knows; if Redis applied it anyway, the
     /// next reconcile undoes it and tells the peers.
-    pub async fn leave_all(&self, conn: &ConnId, announced: bool) {
+    /// How many seats it gave up.
+    pub async fn leave_all(&self, conn: &ConnId, announced: bool) -> usize {
         let core = self.0;
         core.seats.clear(conn);
         let permit = core.graces.settling.acquire().await;
@@ -135,8 +138,12 @@ impl Rooms<'_> {
                 for out in &left {
                     self.departed(out, announced, Some(conn), None).await;
                 }
+                left.len()
             }
-            Err(e) => drop(core.reported(e, "disconnect")),
+            Err(e) => {
+                drop(core.reported(e, "disconnect"));
+                0
+            }
         }
     }
 
@@ -156,9 +163,20 @@ impl Rooms<'_> {
         let done = if route.held {
             self.keep(room, target, route, kind, body).await?
         } else {
+            let to = route.target;
             let relayed = Event::Relay { room: room.clone(), sender: route.sender, kind, body };
-            core.courier.send(&route.target, &relayed).await?;
-            Relayed::Delivered
+            match core.courier.send(&to, &relayed).await {
+                Ok(()) => Relayed::Delivered,
+                // Its connection has just dropped: once its seat is held, keep it there.
+                Err(DeliveryError::Gone) if core.courier.is_parked(&to) => {
+                    self.settled(&to).await;
+                    let Event::Relay { body, .. } = relayed else { unreachable!("built above") };
+                    let route = core.stores.rooms.route(room, by.conn, target).await;
+                    let route = route.map_err(|e| core.reported(e, kind.name()))?;
+                    self.keep(room, target, route, kind, body).await?
+                }
+                Err(e) => return Err(e.into()),
+            }
         };
         if done == Relayed::Delivered {
             core.metrics.relayed(kind.name());
@@ -177,6 +195,7 @@ impl Rooms<'_> {
             core.courier.notify(&out.peers, &left).await;
         }
         for unsent in &out.unsent {
+            core.metrics.grace(GraceOutcome::Unsent, unsent.count as u64);
             let expired = Event::RelayExpired { room: out.room.clone(), target: out.user.clone(), count: unsent.count };
             if let Err(e) = core.courier.send(&unsent.conn, &expired).await {
                 debug!(conn_id = %unsent.conn, error = %e, "relay-expired not delivered");

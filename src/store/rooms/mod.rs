@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use crate::domain::{ConnId, Joined, Request, Room, RoomError, RoomId, RoomMeta, Route, UserId};
-use grace::{HeldSeat, KeptRelay, Keeping, Unsent};
+use grace::{HeldSeat, Keeping, KeptRelay, Unsent};
 
 pub mod grace;
 pub mod memory;

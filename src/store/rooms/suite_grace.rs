@@ -55,7 +55,10 @@ pub async fn a_held_seat_stays_keeps_relays_in_order_up_to_the_limit_and_hands_t
     let route = s.route(&r, &conn("c2"), &user("a")).await.unwrap();
     assert!(!route.held && route.target == conn("c3"), "handed over: relays go to the new connection");
     assert_eq!(s.keep(&r, &user("a"), &relay("b", 6), 3).await.unwrap(), Keeping::Live(conn("c3")));
-    assert!(s.leave_all(&conn("c1")).await.unwrap().is_empty(), "resumed: its old connection's grace ends with nothing");
+    assert!(
+        s.leave_all(&conn("c1")).await.unwrap().is_empty(),
+        "resumed: its old connection's grace ends with nothing"
+    );
     assert_eq!(s.room(&r).await.unwrap().unwrap().participants, vec![user("a"), user("b")]);
 }
 
@@ -71,7 +74,10 @@ pub async fn a_held_seat_whose_grace_ends_leaves_naming_the_senders_of_what_was_
     let mut left = s.leave_all(&conn("c1")).await.unwrap();
     assert_eq!(left.len(), 1);
     let out = left.remove(0);
-    assert_eq!((out.user.clone(), out.peers.clone(), out.room_deleted), (user("a"), vec![conn("c2"), conn("c4")], false));
+    assert_eq!(
+        (out.user.clone(), out.peers.clone(), out.room_deleted),
+        (user("a"), vec![conn("c2"), conn("c4")], false)
+    );
     assert_eq!(
         out.unsent,
         vec![

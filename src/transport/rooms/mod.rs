@@ -121,6 +121,12 @@ impl Namespace for Rooms {
         }
     }
 
+    fn closing(&self, conn: &Conn<Self>, reason: DisconnectReason) {
+        if abrupt(reason) {
+            conn.core.rooms().dropping(conn.id());
+        }
+    }
+
     async fn closed(&self, conn: &Conn<Self>, reason: DisconnectReason) {
         if abrupt(reason) {
             conn.core.rooms().hold_all(conn.id()).await;

@@ -62,8 +62,11 @@ impl RedisStore {
     ) -> Result<Keeping, StoreError> {
         let item = serde_json::to_string(relay).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let keys = vec![self.held_key(room, to), self.kept_key(room, to)];
-        let reply: Vec<Value> =
-            self.keep.evalsha_with_reload(&self.client, keys, vec![max.to_string(), item]).await.map_err(unavailable)?;
+        let reply: Vec<Value> = self
+            .keep
+            .evalsha_with_reload(&self.client, keys, vec![max.to_string(), item])
+            .await
+            .map_err(unavailable)?;
         Ok(match reply.first().and_then(Value::as_i64) {
             Some(1) => Keeping::Kept,
             Some(0) => Keeping::Full,
