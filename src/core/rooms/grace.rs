@@ -1,0 +1,199 @@
+//! Seat grace (issue 20): a connection on `/` that closed abruptly keeps its
+//! seats for `RESUME_GRACE_MS`. Peers are not told; relays to it are kept
+//! (at most `RESUME_BUFFER_EVENTS` a seat) and acked as queued. The same
+//! user joining again (any connection, any instance) resumes the seat: it
+//! gets `room-users`, then the kept relays in the order sent, then live ones,
+//! and peers hear nothing. When the grace ends unresumed, the connection
+//! leaves as if it had closed then: peers get `user-left`, and each sender of
+//! a kept relay gets `relay-expired`.
+//!
+//! Storms: the clean-up of closed connections (holding, leaving, grace
+//! ending) runs at most [`SETTLING_AT_ONCE`] at a time per instance, so
+//! thousands of connections dropped together queue for the store instead of
+//! piling up thousands of round trips at once.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::Rooms;
+use crate::core::Core;
+use crate::core::event::Event;
+use crate::domain::signal::SignalKind;
+use crate::domain::{ConnId, RoomId, Route, UserId};
+use crate::store::rooms::grace::{Keeping, KeptRelay};
+
+/// Clean-ups of closed connections run at once on one instance, at most.
+pub const SETTLING_AT_ONCE: usize = 64;
+
+/// Kept relays handed over per store call on a resume.
+const HAND_OVER_BATCH: usize = 64;
+
+/// What became of a relay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Relayed {
+    /// Handed to the target's connection.
+    Delivered,
+    /// Kept for the target's held seat.
+    Kept,
+}
+
+/// This instance's connections whose seats are held, by when their grace
+/// ends (the grace is one length, so they end in the order they came), and
+/// the permits that bound clean-ups.
+pub struct Graces {
+    due: Mutex<VecDeque<(Instant, ConnId)>>,
+    woken: Notify,
+    /// One per clean-up of a closed connection running.
+    pub settling: Semaphore,
+}
+
+impl Default for Graces {
+    fn default() -> Self {
+        Self { due: Mutex::default(), woken: Notify::new(), settling: Semaphore::new(SETTLING_AT_ONCE) }
+    }
+}
+
+impl Graces {
+    fn push(&self, conn: ConnId, ends: Instant) {
+        let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
+        let first = due.is_empty();
+        due.push_back((ends, conn));
+        if first {
+            self.woken.notify_one();
+        }
+    }
+
+    /// The connections whose grace has ended by `now`, or when the next ends.
+    fn ended(&self, now: Instant) -> Result<Vec<ConnId>, Option<Instant>> {
+        let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
+        let n = due.iter().take_while(|(ends, _)| *ends <= now).count();
+        if n == 0 {
+            return Err(due.front().map(|(ends, _)| *ends));
+        }
+        Ok(due.drain(..n).map(|(_, conn)| conn).collect())
+    }
+
+    /// Connections held now.
+    pub fn len(&self) -> usize {
+        self.due.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Rooms<'_> {
+    /// `conn` closed abruptly: its seats are held for the grace (or, with
+    /// seat grace off or nothing to hold, given up as [`Self::leave_all`] does).
+    pub async fn hold_all(&self, conn: &ConnId) {
+        let core = self.0;
+        let grace = core.config.grace.resume_grace;
+        if grace.is_zero() {
+            return self.leave_all(conn, true).await;
+        }
+        let permit = core.graces.settling.acquire().await;
+        let held = core.stores.rooms.hold(conn, grace.as_millis() as u64).await;
+        drop(permit);
+        match held {
+            Ok(held) if held.is_empty() => self.leave_all(conn, true).await,
+            Ok(held) => {
+                for seat in &held {
+                    info!(conn_id = %conn, room_id = %seat.room, user_id = %seat.user, grace_ms = grace.as_millis() as u64,
+                        "seat held");
+                }
+                core.graces.push(conn.clone(), Instant::now() + grace);
+            }
+            Err(e) => {
+                // As a failed leave: the reconcile after the outage removes them, peers told then.
+                core.seats.clear(conn);
+                drop(core.reported(e, "disconnect"));
+            }
+        }
+    }
+
+    /// Keeps a relay for the held seat `route` leads to; delivers it instead
+    /// if the seat was resumed and handed over meanwhile.
+    pub(super) async fn keep(
+        &self,
+        room: &RoomId,
+        target: &UserId,
+        route: Route,
+        kind: SignalKind,
+        body: serde_json::Value,
+    ) -> Result<Relayed, crate::core::CoreError> {
+        let core = self.0;
+        let kept = KeptRelay { sender: route.sender, kind, body };
+        let max = core.config.grace.resume_buffer_events;
+        let keeping = core.stores.rooms.keep(room, target, &kept, max).await.map_err(|e| core.reported(e, kind.name()))?;
+        let to = match keeping {
+            Keeping::Kept => return Ok(Relayed::Kept),
+            Keeping::Full => return Err(crate::core::CoreError::TargetBusy),
+            Keeping::Live(conn) => conn,
+            Keeping::NotHeld => route.target,
+        };
+        let relayed = Event::Relay { room: room.clone(), sender: kept.sender, kind, body: kept.body };
+        core.courier.send(&to, &relayed).await?;
+        Ok(Relayed::Delivered)
+    }
+
+    /// `conn` resumed `user`'s held seat in `room` (it was `replaced`'s):
+    /// the kept relays go to it in the order sent, then the hold ends.
+    pub(super) async fn hand_over(&self, conn: &ConnId, replaced: &ConnId, room: &RoomId, user: &UserId) {
+        let core = self.0;
+        core.seats.forget(replaced, room);
+        let mut handed = 0;
+        loop {
+            let kept = match core.stores.rooms.take_kept(room, user, conn, HAND_OVER_BATCH).await {
+                Ok(kept) if kept.is_empty() => break,
+                Ok(kept) => kept,
+                Err(e) => {
+                    warn!(conn_id = %conn, room_id = %room, error = %core.reported(e, "resume"),
+                        "kept relays not handed over: the seat stays held until it is joined again");
+                    return;
+                }
+            };
+            for k in kept {
+                let relayed = Event::Relay { room: room.clone(), sender: k.sender, kind: k.kind, body: k.body };
+                match core.courier.send(conn, &relayed).await {
+                    Ok(()) => handed += 1,
+                    Err(e) => warn!(conn_id = %conn, room_id = %room, error = %e, "a kept relay was not delivered"),
+                }
+            }
+        }
+        info!(conn_id = %conn, replaced = %replaced, room_id = %room, user_id = %user, handed_over = handed, "seat resumed");
+    }
+}
+
+/// Ends the grace of held connections as it runs out, until aborted: each
+/// leaves as [`Rooms::leave_all`] has it (peers told, senders of kept relays told).
+pub async fn run(core: Arc<Core>) {
+    loop {
+        match core.graces.ended(Instant::now()) {
+            Ok(ended) => {
+                let rooms = core.rooms();
+                let rooms = &rooms;
+                let leaving = ended.iter().map(|conn| async move {
+                    debug!(conn_id = %conn, "seat grace ended");
+                    rooms.leave_all(conn, true).await;
+                });
+                // Bounded by the settling permits each takes.
+                futures_util::future::join_all(leaving).await;
+            }
+            Err(Some(next)) => {
+                let wait = next.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = core.graces.woken.notified() => {}
+                }
+            }
+            Err(None) => core.graces.woken.notified().await,
+        }
+    }
+}
