@@ -66,10 +66,10 @@ pub struct Courier {
     /// Members counted cluster-wide, per group.
     pub tally: Tally,
     bus: Option<Bus>,
-    parked: DashMap<ConnId, Vec<Event>>,
+    parked: DashMap<ConnId, Option<Vec<Event>>>,
 }
 
-pub use park::PARKED_MAX;
+pub use park::{PARKED_MAX, Parking};
 
 impl Courier {
     /// The courier of instance `instance`; `bus` in a cluster.
@@ -87,6 +87,7 @@ impl Courier {
     /// Forgets `conn` and its group memberships (it has closed).
     pub fn detach(&self, conn: &ConnId) {
         self.links.remove(conn);
+        self.parked.remove(conn);
         self.groups.leave_all(conn);
     }
 
@@ -215,7 +216,7 @@ impl Courier {
         match post {
             Heard::To { conn, event } => {
                 let link = self.local(&conn);
-                if link.is_none() && !self.is_parked(&conn) {
+                if link.is_none() && self.parking(&conn) != Parking::Parked {
                     return;
                 }
                 let Some(event) = decode(event) else { return };

@@ -27,6 +27,7 @@ use tracing::{debug, info, warn};
 
 use super::Rooms;
 use crate::core::Core;
+use crate::core::courier::Parking;
 use crate::core::event::Event;
 use crate::domain::signal::SignalKind;
 use crate::domain::{ConnId, RoomId, Route, UserId};
@@ -102,26 +103,46 @@ impl Graces {
 const SETTLE_WAIT: Duration = Duration::from_secs(5);
 
 impl Rooms<'_> {
-    /// `conn` has just closed abruptly (its clean-up is queued): parked until
-    /// its seats are held, if seat grace is on.
-    pub fn dropping(&self, conn: &ConnId) {
+    /// `conn` has just closed (its clean-up is queued): parked until its
+    /// seats are held or given up, if seat grace is on.
+    pub fn closing(&self, conn: &ConnId) {
         if self.0.config.grace.on() {
             self.0.courier.park(conn);
+            self.0.graces.settled.notify_waiters();
         }
     }
 
-    /// Waits (at most [`SETTLE_WAIT`]) until `conn` is no longer parked.
-    pub(super) async fn settled(&self, conn: &ConnId) {
-        let graces = &self.0.graces;
+    /// A relay found `conn` gone: waits (at most [`SETTLE_WAIT`]) until its
+    /// seats are held or given up, if it is closing; whether it waited.
+    pub(super) async fn settled(&self, conn: &ConnId) -> bool {
+        let core = self.0;
+        if !core.config.grace.on() {
+            return false;
+        }
         let deadline = Instant::now() + SETTLE_WAIT;
+        let mut waited = false;
         loop {
-            let woken = graces.settled.notified();
+            let woken = core.graces.settled.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            if !self.0.courier.is_parked(conn) || tokio::time::timeout_at(deadline, woken).await.is_err() {
-                return;
+            let closing = match core.courier.parking(conn) {
+                Parking::Parked => true,
+                Parking::Settled => return true,
+                // Still attached: its close is not known here yet.
+                Parking::No => core.courier.local(conn).is_some(),
+            };
+            if !closing || tokio::time::timeout_at(deadline, woken).await.is_err() {
+                return waited;
             }
+            waited = true;
         }
+    }
+
+    /// `conn` closed on purpose: what was parked for it is not delivered.
+    pub async fn left_on_purpose(&self, conn: &ConnId) {
+        self.leave_all(conn, true).await;
+        self.0.courier.unpark(conn);
+        self.0.graces.settled.notify_waiters();
     }
 
     /// Ends `conn`'s parking: what other instances sent it meanwhile is kept

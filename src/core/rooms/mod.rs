@@ -168,8 +168,7 @@ impl Rooms<'_> {
             match core.courier.send(&to, &relayed).await {
                 Ok(()) => Relayed::Delivered,
                 // Its connection has just dropped: once its seat is held, keep it there.
-                Err(DeliveryError::Gone) if core.courier.is_parked(&to) => {
-                    self.settled(&to).await;
+                Err(DeliveryError::Gone) if self.settled(&to).await => {
                     let Event::Relay { body, .. } = relayed else { unreachable!("built above") };
                     let route = core.stores.rooms.route(room, by.conn, target).await;
                     let route = route.map_err(|e| core.reported(e, kind.name()))?;

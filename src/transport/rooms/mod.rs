@@ -121,17 +121,15 @@ impl Namespace for Rooms {
         }
     }
 
-    fn closing(&self, conn: &Conn<Self>, reason: DisconnectReason) {
-        if abrupt(reason) {
-            conn.core.rooms().dropping(conn.id());
-        }
+    fn closing(&self, conn: &Conn<Self>, _reason: DisconnectReason) {
+        conn.core.rooms().closing(conn.id());
     }
 
     async fn closed(&self, conn: &Conn<Self>, reason: DisconnectReason) {
         if abrupt(reason) {
             conn.core.rooms().hold_all(conn.id()).await;
         } else {
-            conn.core.rooms().leave_all(conn.id(), true).await;
+            conn.core.rooms().left_on_purpose(conn.id()).await;
         }
         info!(conn_id = %conn.id(), ?reason, "disconnected");
     }
