@@ -660,3 +660,49 @@ describe('seat grace across instances (Redis)', () => {
     });
   }
 });
+
+describe('seat grace when the instance holding a seat dies (Redis, INSTANCE_TTL_MS=2000)', () => {
+  let cluster;
+  before(async () => {
+    // A long grace: what ends the held seat here is its instance's death.
+    cluster = await startCluster(2, { ...BASE_ENV, INSTANCE_TTL_MS: '2000', RESUME_GRACE_MS: '60000' });
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  test('its held seats leave with its live ones: peers get user-left and senders relay-expired within INSTANCE_TTL_MS x 1.25, not after the grace', async () => {
+    const [a, b] = cluster.servers;
+    const room = 'dies';
+    const s = track();
+    try {
+      const alice = s.add((await seated(a.url, 'websocket', room, 'alice')).socket);
+      const bob = await seated(b.url, 'websocket', room, 'bob');
+      s.add(bob.socket);
+      await waitUntil(async () => (await restParticipants(b.url, room))?.length === 2, 'B to see both');
+
+      await dropTransport(alice);
+      // Alice's connection is closed: every relay to her from now on is kept,
+      // whether it reached A before the hold was written (acked ok, parked
+      // there) or after (acked queued).
+      let probes = 0;
+      await waitUntil(async () => {
+        probes += 1;
+        const ack = await relay(bob.socket, room, 'alice', 'ice-candidate', `probe-${probes}`);
+        assert.equal(ack?.ok, true, JSON.stringify(ack));
+        return ack.queued === true;
+      }, "alice's seat held (a relay acked queued)");
+      await sendAll(bob.socket, 'bob', room, 'alice', ['k-1', 'k-2']);
+      a.process.kill('SIGKILL');
+      // Reaped within INSTANCE_TTL_MS x 1.25 of its last heartbeat, plus one upkeep round and slack.
+      const bound = 2000 * 1.25 + 1000 + TIMEOUT_MS;
+      const left = await bob.rec.waitFor('user-left', (d) => d?.userId === 'alice', bound);
+      assert.deepEqual(left.data, { roomId: room, userId: 'alice' });
+      const notice = await bob.rec.waitFor('relay-expired', () => true, bound);
+      assert.deepEqual(notice.data, { roomId: room, targetId: 'alice', count: probes + 2 }, 'every probe and the two kept relays');
+      assert.deepEqual(await restParticipants(b.url, room), ['bob']);
+    } finally {
+      s.close();
+    }
+  });
+});

@@ -8,10 +8,7 @@
 //!
 //! Every connection of every protocol is attached here while it lives, so a
 //! socket.io client and a raw client are reached the same way.
-//!
-//! A connection that closed abruptly and whose seats are being held (seat
-//! grace) is *parked* until the hold is written: what other instances send
-//! it meanwhile is kept here, in order, for the hold to keep in the store.
+//! A connection closing with its seats about to be held is parked ([`park`]).
 
 use std::sync::{Arc, Weak};
 
@@ -66,7 +63,8 @@ pub struct Courier {
     /// Members counted cluster-wide, per group.
     pub tally: Tally,
     bus: Option<Bus>,
-    parked: DashMap<ConnId, Option<Vec<Event>>>,
+    parked: DashMap<ConnId, park::Park>,
+    orphans: park::Orphans,
 }
 
 pub use park::{PARKED_MAX, Parking};
@@ -75,8 +73,8 @@ impl Courier {
     /// The courier of instance `instance`; `bus` in a cluster.
     pub fn new(instance: Arc<str>, bus: Option<Bus>) -> Self {
         let own = post::own_prefix(&instance);
-        let (links, parked) = (DashMap::new(), DashMap::new());
-        Self { instance, own, links, groups: Groups::default(), tally: Tally::default(), bus, parked }
+        let (links, parked, orphans) = (DashMap::new(), DashMap::new(), park::Orphans::default());
+        Self { instance, own, links, groups: Groups::default(), tally: Tally::default(), bus, parked, orphans }
     }
 
     /// Makes `link` reachable by its id until it is dropped or detached.
@@ -87,7 +85,7 @@ impl Courier {
     /// Forgets `conn` and its group memberships (it has closed).
     pub fn detach(&self, conn: &ConnId) {
         self.links.remove(conn);
-        self.parked.remove(conn);
+        self.parked.remove_if(conn, |_, p| !matches!(p, park::Park::Held));
         self.groups.leave_all(conn);
     }
 
@@ -216,14 +214,15 @@ impl Courier {
         match post {
             Heard::To { conn, event } => {
                 let link = self.local(&conn);
-                if link.is_none() && self.parking(&conn) != Parking::Parked {
+                if link.is_none() && self.parking(&conn) == Parking::No {
                     return;
                 }
                 let Some(event) = decode(event) else { return };
+                let attached = link.is_some();
                 let sent = link.map_or(Err(Undelivered::Gone), |link| link.send(&event));
                 match sent {
                     Ok(()) => {}
-                    Err(Undelivered::Gone) if self.park_event(&conn, event) => {}
+                    Err(Undelivered::Gone) if self.park_event(&conn, event, attached) => {}
                     Err(e) => debug!(conn_id = %conn, error = %e, "an event from another instance was not delivered"),
                 }
             }

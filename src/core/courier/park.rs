@@ -1,10 +1,14 @@
 //! Parking: a connection of `/` that has closed (seat grace on) is parked
 //! from the moment its close is known until its seats are held or given up:
 //! what other instances send it meanwhile is kept here, in order, for the
-//! hold to keep in the store ([`Courier::unpark`]); then it stays known as
-//! *settled* until it is detached, so a relay that found it gone knows
-//! whether to wait ([`Courier::parking`]).
+//! hold to keep in the store ([`Courier::unpark`]). Once held, it stays known
+//! here until its grace ends ([`Courier::forget_held`]): a relay another
+//! instance routed to it by a copy of the room from before the hold is handed
+//! to the core to keep ([`Courier::orphans`]) instead of being dropped.
 
+use std::sync::Mutex;
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tracing::warn;
 
 use super::Courier;
@@ -14,48 +18,88 @@ use crate::domain::ConnId;
 /// Events kept for one parked connection, at most.
 pub const PARKED_MAX: usize = 4096;
 
+/// A closed connection's parking, as kept.
+pub(super) enum Park {
+    /// Its seats are being held or given up; what came meanwhile.
+    Parked(Vec<Event>),
+    /// Its seats are held.
+    Held,
+}
+
 /// Where a closed connection is in its parking.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Parking {
-    /// Not parked: open, or detached, or its protocol does not park.
+    /// Not parked: open, or gone, or its protocol does not park.
     No,
     /// Closed; its seats are being held or given up.
     Parked,
-    /// Its seats are held or given up; it is not detached yet.
+    /// Its seats are held or given up.
     Settled,
 }
 
+/// Where relays for held connections go (the core's end, once asked for).
+#[derive(Default)]
+pub(super) struct Orphans(Mutex<Option<UnboundedSender<(ConnId, Event)>>>);
+
 impl Courier {
-    /// `conn` has closed: what other instances send it is kept until [`Self::unpark`].
+    /// `conn` has closed: what other instances send it is kept until [`Self::unpark`]
+    /// (with what was kept already, if its socket failed before its close was known).
     pub fn park(&self, conn: &ConnId) {
-        self.parked.insert(conn.clone(), Some(Vec::new()));
+        self.parked.entry(conn.clone()).or_insert_with(|| Park::Parked(Vec::new()));
     }
 
     /// Where `conn` is in its parking.
     pub fn parking(&self, conn: &ConnId) -> Parking {
         match self.parked.get(conn).as_deref() {
             None => Parking::No,
-            Some(Some(_)) => Parking::Parked,
-            Some(None) => Parking::Settled,
+            Some(Park::Parked(_)) => Parking::Parked,
+            Some(Park::Held) => Parking::Settled,
         }
     }
 
-    /// Ends `conn`'s parking: what was kept for it, in the order it came.
-    pub fn unpark(&self, conn: &ConnId) -> Vec<Event> {
-        match self.parked.get_mut(conn) {
-            Some(mut parked) => parked.take().unwrap_or_default(),
-            None => Vec::new(),
+    /// Ends `conn`'s parking: what was kept for it, in the order it came;
+    /// `held` says its seats are held (it stays known until [`Self::forget_held`]).
+    pub fn unpark(&self, conn: &ConnId, held: bool) -> Vec<Event> {
+        let parked = match held {
+            true => self.parked.insert(conn.clone(), Park::Held),
+            false => self.parked.remove(conn).map(|(_, p)| p),
+        };
+        match parked {
+            Some(Park::Parked(events)) => events,
+            _ => Vec::new(),
         }
     }
 
-    /// Keeps `event` for `conn` if it is parked; whether it did.
-    pub(super) fn park_event(&self, conn: &ConnId, event: Event) -> bool {
+    /// `conn`'s grace has ended.
+    pub fn forget_held(&self, conn: &ConnId) {
+        self.parked.remove(conn);
+    }
+
+    /// The relays sent to held connections of this instance from now on
+    /// (asked once, by the core).
+    pub fn orphans(&self) -> UnboundedReceiver<(ConnId, Event)> {
+        let (tx, rx) = unbounded_channel();
+        *self.orphans.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        rx
+    }
+
+    /// Keeps `event` for `conn`, which could not take it: parked (or still
+    /// attached though its socket has gone: its close is on its way), or
+    /// held (handed to the core); whether it did.
+    pub(super) fn park_event(&self, conn: &ConnId, event: Event, attached: bool) -> bool {
+        if attached {
+            self.park(conn);
+        }
         let Some(mut parked) = self.parked.get_mut(conn) else { return false };
-        let Some(events) = parked.as_mut() else { return false };
-        if events.len() >= PARKED_MAX {
-            warn!(conn_id = %conn, "an event for a connection being held was dropped: too many came before the hold");
-        } else {
-            events.push(event);
+        match &mut *parked {
+            Park::Parked(events) if events.len() >= PARKED_MAX => {
+                warn!(conn_id = %conn, "an event for a connection being held was dropped: too many came before the hold");
+            }
+            Park::Parked(events) => events.push(event),
+            Park::Held => {
+                let orphans = self.orphans.0.lock().unwrap_or_else(|p| p.into_inner());
+                return orphans.as_ref().is_some_and(|tx| tx.send((conn.clone(), event)).is_ok());
+            }
         }
         true
     }

@@ -13,29 +13,26 @@
 //! kept by the courier and handed to the store by the hold.
 //!
 //! Storms: the clean-up of closed connections (holding, leaving, grace
-//! ending) runs at most [`SETTLING_AT_ONCE`] at a time per instance, so
+//! ending) runs at most [`super::held::SETTLING_AT_ONCE`] at a time per instance, so
 //! thousands of connections dropped together queue for the store instead of
 //! piling up thousands of round trips at once.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::Rooms;
+pub use super::held::Graces;
 use crate::core::Core;
 use crate::core::courier::Parking;
 use crate::core::event::Event;
 use crate::domain::signal::SignalKind;
 use crate::domain::{ConnId, RoomId, Route, UserId};
 use crate::metrics::GraceOutcome;
+use crate::store::rooms::Intent;
 use crate::store::rooms::grace::{HeldSeat, Keeping, KeptRelay};
-
-/// Clean-ups of closed connections run at once on one instance, at most.
-pub const SETTLING_AT_ONCE: usize = 64;
 
 /// Kept relays handed over per store call on a resume.
 const HAND_OVER_BATCH: usize = 64;
@@ -47,56 +44,6 @@ pub enum Relayed {
     Delivered,
     /// Kept for the target's held seat.
     Kept,
-}
-
-/// This instance's connections whose seats are held, by when their grace
-/// ends (the grace is one length, so they end in the order they came), and
-/// the permits that bound clean-ups.
-pub struct Graces {
-    due: Mutex<VecDeque<(Instant, ConnId)>>,
-    woken: Notify,
-    /// Woken each time a parked connection's hold is settled.
-    settled: Notify,
-    /// One per clean-up of a closed connection running.
-    pub settling: Semaphore,
-}
-
-impl Default for Graces {
-    fn default() -> Self {
-        let settling = Semaphore::new(SETTLING_AT_ONCE);
-        Self { due: Mutex::default(), woken: Notify::new(), settled: Notify::new(), settling }
-    }
-}
-
-impl Graces {
-    fn push(&self, conn: ConnId, ends: Instant) {
-        let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
-        let first = due.is_empty();
-        due.push_back((ends, conn));
-        if first {
-            self.woken.notify_one();
-        }
-    }
-
-    /// The connections whose grace has ended by `now`, or when the next ends.
-    fn ended(&self, now: Instant) -> Result<Vec<ConnId>, Option<Instant>> {
-        let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
-        let n = due.iter().take_while(|(ends, _)| *ends <= now).count();
-        if n == 0 {
-            return Err(due.front().map(|(ends, _)| *ends));
-        }
-        Ok(due.drain(..n).map(|(_, conn)| conn).collect())
-    }
-
-    /// Connections held now.
-    pub fn len(&self) -> usize {
-        self.due.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    /// Whether none is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// How long a relay that found its target gone waits for the target's hold.
@@ -141,7 +88,7 @@ impl Rooms<'_> {
     /// `conn` closed on purpose: what was parked for it is not delivered.
     pub async fn left_on_purpose(&self, conn: &ConnId) {
         self.leave_all(conn, true).await;
-        self.0.courier.unpark(conn);
+        self.0.courier.unpark(conn, false);
         self.0.graces.settled.notify_waiters();
     }
 
@@ -149,18 +96,26 @@ impl Rooms<'_> {
     /// for the seats `held` (in the order it came), and waiting relays go on.
     async fn unpark(&self, conn: &ConnId, held: &[HeldSeat]) {
         let core = self.0;
-        for event in core.courier.unpark(conn) {
-            let Event::Relay { room, sender, kind, body } = event else { continue };
-            let Some(seat) = held.iter().find(|s| s.room == room) else { continue };
-            let kept = KeptRelay { sender, kind, body };
-            let max = core.config.grace.resume_buffer_events;
-            match core.stores.rooms.keep(&room, &seat.user, &kept, max).await {
-                Ok(Keeping::Kept) => core.metrics.grace(GraceOutcome::Kept, 1),
-                other => warn!(conn_id = %conn, room_id = %room, outcome = ?other,
-                    "a relay sent to a connection as it dropped was not kept"),
-            }
+        for event in core.courier.unpark(conn, !held.is_empty()) {
+            let user = |room: &RoomId| held.iter().find(|s| &s.room == room).map(|s| s.user.clone());
+            self.adopt(conn, event, user).await;
         }
         core.graces.settled.notify_waiters();
+    }
+
+    /// Keeps `event`, a relay sent to `conn` after it closed, for the seat
+    /// `user_in` says `conn` holds in its room.
+    async fn adopt(&self, conn: &ConnId, event: Event, user_in: impl Fn(&RoomId) -> Option<UserId>) {
+        let core = self.0;
+        let Event::Relay { room, sender, kind, body } = event else { return };
+        let Some(user) = user_in(&room) else { return };
+        let kept = KeptRelay { sender, kind, body };
+        let max = core.config.grace.resume_buffer_events;
+        match core.stores.rooms.keep(&room, &user, &kept, max).await {
+            Ok(Keeping::Kept) => core.metrics.grace(GraceOutcome::Kept, 1),
+            other => warn!(conn_id = %conn, room_id = %room, outcome = ?other,
+                "a relay sent to a connection as it dropped was not kept"),
+        }
     }
 
     /// `conn` closed abruptly: its seats are held for the grace (or, with
@@ -255,7 +210,8 @@ impl Rooms<'_> {
 }
 
 /// Ends the grace of held connections as it runs out, until aborted: each
-/// leaves as [`Rooms::leave_all`] has it (peers told, senders of kept relays told).
+/// leaves as [`Rooms::leave_all`] has it (peers told, senders of kept relays
+/// told). Meanwhile relays other instances send to them are kept.
 pub async fn run(core: Arc<Core>) {
     loop {
         match core.graces.ended(Instant::now()) {
@@ -264,6 +220,7 @@ pub async fn run(core: Arc<Core>) {
                 let rooms = &rooms;
                 let leaving = ended.iter().map(|conn| async move {
                     let expired = rooms.leave_all(conn, true).await;
+                    rooms.0.courier.forget_held(conn);
                     rooms.0.metrics.grace(GraceOutcome::Expired, expired as u64);
                     debug!(conn_id = %conn, expired, "seat grace ended");
                 });
@@ -279,5 +236,15 @@ pub async fn run(core: Arc<Core>) {
             }
             Err(None) => core.graces.woken.notified().await,
         }
+    }
+}
+
+/// Keeps the relays other instances send to this instance's held
+/// connections ([`crate::core::Courier::orphans`]), until aborted.
+pub async fn adopt_orphans(core: Arc<Core>) {
+    let mut orphans = core.courier.orphans();
+    while let Some((conn, event)) = orphans.recv().await {
+        let seats = &core.seats;
+        core.rooms().adopt(&conn, event, |room| seats.holds(&conn, room)).await;
     }
 }

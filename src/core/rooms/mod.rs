@@ -7,6 +7,7 @@
 
 pub mod approval;
 pub mod grace;
+pub mod held;
 pub mod seats;
 
 pub use grace::Relayed;
