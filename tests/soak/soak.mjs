@@ -413,8 +413,10 @@ async function main() {
   });
   // Seat grace: every queued relay accounted for, and both outcomes exercised.
   const G = stats.grace;
-  const heldLines = server.logs.filter((e) => (e.fields ?? e).message === 'seat held');
-  const resumedLines = server.logs.filter((e) => (e.fields ?? e).message === 'seat resumed');
+  // Only the run's own rooms: junk frames may seat a user in a room of their own (`r`).
+  const ownRoom = (e) => typeof e.room_id === 'string' && e.room_id.includes(`-${ctx.runTag}-`);
+  const heldLines = server.logs.filter((e) => (e.fields ?? e).message === 'seat held' && ownRoom(e));
+  const resumedLines = server.logs.filter((e) => (e.fields ?? e).message === 'seat resumed' && ownRoom(e));
   const serverGrace = {
     held: heldLines.length,
     resumed: resumedLines.length,
@@ -423,8 +425,6 @@ async function main() {
   // Every abrupt drop of a seated connection held its seat once, and no other seat was held.
   const heldCount = new Map();
   for (const e of heldLines) heldCount.set(`${e.room_id}|${e.user_id}`, (heldCount.get(`${e.room_id}|${e.user_id}`) ?? 0) + 1);
-  // Only the run's own rooms: junk frames may seat a user in a room of their own (`r`).
-  for (const [key, n] of [...heldCount].filter(([key]) => !key.includes(`-${ctx.runTag}-`))) heldCount.delete(key);
   for (const [key, n] of ctx.drops) {
     if (heldCount.get(key) !== n) G.bump('problem:held-per-drop');
     if (heldCount.get(key) !== n) stats.graceNotes.add(`${key}: dropped ${n} time(s), "seat held" logged ${heldCount.get(key) ?? 0} time(s)`);
