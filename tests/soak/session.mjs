@@ -700,6 +700,7 @@ class Session {
         stats.errors.bump(code);
         if (s.to.blip || (s.to.expiring && code === 'target-not-found' && CONNECTION_CLOSED.test(ack?.error?.message))) {
           // A dropped seat is held, never refused, until its grace ends (docs/grace.md).
+          stats.grace.bump(`refused-before-hold-at:${s.to.blip ? s.phase[seq] : 'expiring'}`);
           this.graceNote('refused-before-hold', `${kind} ${s.key}#${seq} to a seat whose connection dropped (${s.to.blip ? `blip, ${s.phase[seq]}` : 'expiring'}) refused: ${JSON.stringify(ack)}`);
         } else if (!s.to.departing && !s.from.departed) {
           stats.unexpected.add(`${kind} ${s.key}#${seq} between stable peers refused: ${JSON.stringify(ack)}`);
@@ -784,6 +785,7 @@ class Session {
     if (RELAY_KINDS.includes(e?.event) && this.blipper && e.code === 'target-not-found') {
       // Every peer of a blip session stays; only the blipping one can have been refused.
       peer.relayErrors += 1;
+      this.stats.grace.bump('refused-before-hold-at:un-acked');
       this.graceNote('refused-before-hold', `${peer.userId}: un-acked ${e.event} refused ${e.code} ("${e.message}") in a blip session, where only the dropped seat can be its target`);
     } else if (RELAY_KINDS.includes(e?.event)) {
       peer.relayErrors += 1;
