@@ -42,9 +42,12 @@
 // Checks (each passes or fails; the last line is `soak: N passed, M failed`):
 //   load            sessions completed and relays were delivered (a run that did
 //                   nothing must not pass)
-//   missing         every relay acked ok:true, and every un-acked one between
-//                   peers that stayed, reached its target (session.mjs explains
-//                   the exact bookkeeping)
+//   missing         every relay acked ok:true (plain, or queued for a seat
+//                   that was then resumed), and every un-acked one between
+//                   peers that stayed (for a resumed seat: sent after its
+//                   hold), reached its target (session.mjs explains the exact
+//                   bookkeeping; relays queued for a seat that expired are the
+//                   grace check's)
 //   duplicates      no relay arrived twice
 //   out-of-order    no relay arrived after a later one of the same stream
 //   integrity       no relay arrived altered, at the wrong target, outside its
@@ -81,13 +84,15 @@
 //                   level: by then glibc malloc's per-thread arenas have grown to
 //                   the load's size. Every later sample, and the end RSS, must
 //                   stay within 16 MiB of it. Passing runs on 2 cores (debug
-//                   build): 120 s, baseline 19.1 MiB, 26.4 MiB as the load
-//                   starts, 38.8 MiB at 30 s and at most 39.1 MiB after (growth
-//                   0.4 MiB); 40 s, baseline 17.7 MiB, 36.8 MiB at 10 s, growth
-//                   below zero. The 40 s run opened ~3,150 connections and sent
-//                   ~370,000 relays, three quarters of them after its working
-//                   level was taken: leaking ~7 KiB per connection or ~60 B per
-//                   relay fails it, and longer runs catch smaller leaks.
+//                   build, seat grace on): 120 s, baseline 28.1-28.3 MiB,
+//                   29.8-30.2 MiB as the load starts, 41.0-41.2 MiB at 30 s and
+//                   growth 1.3-1.5 MiB after; --redis 60 s, baseline 49-50 MiB,
+//                   61.9-64.3 MiB at 20 s, growth 0.8-1.6 MiB. A 120 s run
+//                   opens ~2,500 socket.io connections (plus ~450 fault ones)
+//                   and sends ~260,000-290,000 relays, three quarters of them
+//                   after its working level was taken: leaking ~7 KiB per
+//                   connection or ~80 B per relay fails it. Held seats (up to
+//                   ~60 rooms at once, a few hundred kept relays) do not show.
 //   rss-end         the end RSS (everyone gone, rooms empty) is at most 8 MiB
 //                   over the working level: the load's memory is reused, not
 //                   added to. RSS does not fall back to the baseline, since glibc
