@@ -58,6 +58,15 @@
 //   exact); a departure on purpose (leave-room, socket.disconnect()) gives
 //   `user-left` and never a queued ack. Senders stay joined until then (the
 //   server tells only senders still seated in the room).
+// - No relay to a seat whose connection dropped may be refused before its
+//   grace ends (docs/grace.md: it is kept and acked queued). Counted as
+//   `problem:refused-before-hold` (by the phase it was sent in): any refusal
+//   of a relay to a blipping peer; a `target-not-found` whose message says the
+//   target's connection has closed (not "no participant": the grace ended)
+//   for an expiring one; an un-acked relay's `target-not-found` in a blip
+//   session, where the blipping peer is the only one that can be refused.
+// - The server logs "seat held" once per abrupt drop of a seated connection
+//   and for no other seat (ctx.dropped; checked in soak.mjs).
 // - A blip session has no takeover (rejoin) and no churn departure, so who is
 //   seated where, and who was told what, is known at every step.
 
