@@ -137,6 +137,7 @@ impl Rooms<'_> {
             }
             Ok(held) => {
                 core.metrics.grace(GraceOutcome::Held, held.len() as u64);
+                core.seats.hold(conn);
                 for seat in &held {
                     info!(conn_id = %conn, room_id = %seat.room, user_id = %seat.user, grace_ms = grace.as_millis() as u64,
                         "seat held");

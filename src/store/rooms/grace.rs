@@ -73,6 +73,10 @@ pub fn unsent(room: Option<&Room>, kept: &[KeptRelay]) -> Vec<Unsent> {
 /// ends it at the grace's end, or survivors when the owner dies.
 pub const HOLD_MARGIN_MS: u64 = 60_000;
 
+/// How long the marker of a held seat put back after a data loss lives (the
+/// grace left is not known to the store: the longest grace, and the margin).
+pub const RESTORED_HOLD_TTL_MS: u64 = 3_600_000 + HOLD_MARGIN_MS;
+
 #[cfg(test)]
 mod tests {
     use std::time::SystemTime;

@@ -73,6 +73,12 @@ pub trait Intent: Send + Sync {
     fn seats(&self) -> Vec<(ConnId, Vec<(RoomId, UserId)>)>;
     /// The user `conn` should hold a seat as in `room` now, if any.
     fn holds(&self, conn: &ConnId, room: &RoomId) -> Option<UserId>;
+    /// Whether `conn` has closed and its seats are held (seat grace): put
+    /// back, they are put back held.
+    fn held(&self, conn: &ConnId) -> bool {
+        let _ = conn;
+        false
+    }
 }
 
 /// A seat put back by [`RoomStore::reconcile`], and who must hear of it.

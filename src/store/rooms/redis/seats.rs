@@ -132,6 +132,10 @@ impl RedisStore {
             }
             let mut sets = index('+');
             sets.push((owner.clone(), '+', conn.as_str().to_owned()));
+            if intent.held(conn) {
+                next.hold(conn);
+                sets.push((self.held_key(room, user), 'H', format!("{}:held", grace::RESTORED_HOLD_TTL_MS)));
+            }
             let seat = RestoredSeat { room: room.clone(), user: user.clone(), peers: next.peers_of(conn) };
             Ok((Some(Change { room: Some(next), sets }), Restoring::Restored(seat)))
         })
