@@ -24,6 +24,8 @@ pub(super) enum Park {
     Parked(Vec<Event>),
     /// Its seats are held.
     Held,
+    /// Its seats were given up (or could not be held).
+    Done,
 }
 
 /// Where a closed connection is in its parking.
@@ -53,17 +55,14 @@ impl Courier {
         match self.parked.get(conn).as_deref() {
             None => Parking::No,
             Some(Park::Parked(_)) => Parking::Parked,
-            Some(Park::Held) => Parking::Settled,
+            Some(Park::Held | Park::Done) => Parking::Settled,
         }
     }
 
     /// Ends `conn`'s parking: what was kept for it, in the order it came;
     /// `held` says its seats are held (it stays known until [`Self::forget_held`]).
     pub fn unpark(&self, conn: &ConnId, held: bool) -> Vec<Event> {
-        let parked = match held {
-            true => self.parked.insert(conn.clone(), Park::Held),
-            false => self.parked.remove(conn).map(|(_, p)| p),
-        };
+        let parked = self.parked.insert(conn.clone(), if held { Park::Held } else { Park::Done });
         match parked {
             Some(Park::Parked(events)) => events,
             _ => Vec::new(),
@@ -96,6 +95,7 @@ impl Courier {
                 warn!(conn_id = %conn, "an event for a connection being held was dropped: too many came before the hold");
             }
             Park::Parked(events) => events.push(event),
+            Park::Done => return false,
             Park::Held => {
                 let orphans = self.orphans.0.lock().unwrap_or_else(|p| p.into_inner());
                 return orphans.as_ref().is_some_and(|tx| tx.send((conn.clone(), event)).is_ok());

@@ -46,6 +46,17 @@ pub enum Relayed {
     Kept,
 }
 
+/// What a relay that found its target's connection gone waited for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Settling {
+    /// It is not closing (gone for good, or seat grace is off).
+    NotClosing,
+    /// Its seats are held or given up now.
+    Settled,
+    /// Its hold was not written in time (the store is slow).
+    TimedOut,
+}
+
 /// How long a relay that found its target gone waits for the target's hold.
 const SETTLE_WAIT: Duration = Duration::from_secs(5);
 
@@ -60,28 +71,27 @@ impl Rooms<'_> {
     }
 
     /// A relay found `conn` gone: waits (at most [`SETTLE_WAIT`]) until its
-    /// seats are held or given up, if it is closing; whether it waited.
-    pub(super) async fn settled(&self, conn: &ConnId) -> bool {
+    /// seats are held or given up, if it is closing.
+    pub(super) async fn settled(&self, conn: &ConnId) -> Settling {
         let core = self.0;
         if !core.config.grace.on() {
-            return false;
+            return Settling::NotClosing;
         }
         let deadline = Instant::now() + SETTLE_WAIT;
-        let mut waited = false;
         loop {
             let woken = core.graces.settled.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let closing = match core.courier.parking(conn) {
-                Parking::Parked => true,
-                Parking::Settled => return true,
+            match core.courier.parking(conn) {
+                Parking::Settled => return Settling::Settled,
+                Parking::Parked => {}
                 // Still attached: its close is not known here yet.
-                Parking::No => core.courier.local(conn).is_some(),
-            };
-            if !closing || tokio::time::timeout_at(deadline, woken).await.is_err() {
-                return waited;
+                Parking::No if core.courier.local(conn).is_some() => {}
+                Parking::No => return Settling::NotClosing,
             }
-            waited = true;
+            if tokio::time::timeout_at(deadline, woken).await.is_err() {
+                return Settling::TimedOut;
+            }
         }
     }
 

@@ -11,6 +11,7 @@ pub mod held;
 pub mod seats;
 
 pub use grace::Relayed;
+use grace::Settling;
 
 use std::sync::Arc;
 
@@ -169,12 +170,20 @@ impl Rooms<'_> {
             match core.courier.send(&to, &relayed).await {
                 Ok(()) => Relayed::Delivered,
                 // Its connection has just dropped: once its seat is held, keep it there.
-                Err(DeliveryError::Gone) if self.settled(&to).await => {
-                    let Event::Relay { body, .. } = relayed else { unreachable!("built above") };
-                    let route = core.stores.rooms.route(room, by.conn, target).await;
-                    let route = route.map_err(|e| core.reported(e, kind.name()))?;
-                    self.keep(room, target, route, kind, body).await?
-                }
+                Err(DeliveryError::Gone) => match self.settled(&to).await {
+                    Settling::NotClosing => return Err(CoreError::TargetGone),
+                    Settling::TimedOut => return Err(CoreError::Unavailable),
+                    Settling::Settled => {
+                        let Event::Relay { body, .. } = relayed else { unreachable!("built above") };
+                        let route = core.stores.rooms.route(room, by.conn, target).await;
+                        let route = route.map_err(|e| core.reported(e, kind.name()))?;
+                        // Still its seat, not held: the hold failed for want of the store.
+                        if !route.held && route.target == to {
+                            return Err(CoreError::Unavailable);
+                        }
+                        self.keep(room, target, route, kind, body).await?
+                    }
+                },
                 Err(e) => return Err(e.into()),
             }
         };
