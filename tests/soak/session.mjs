@@ -65,6 +65,8 @@
 //   target's connection has closed (not "no participant": the grace ended)
 //   for an expiring one; an un-acked relay's `target-not-found` in a blip
 //   session, where the blipping peer is the only one that can be refused.
+//   With --redis, `unavailable` for such a relay (keeping it, or waiting for
+//   its hold, needed Redis while it was stalled) is counted, not a problem.
 // - The server logs "seat held" once per abrupt drop of a seated connection
 //   and for no other seat (ctx.dropped; checked in soak.mjs).
 // - A blip session has no takeover (rejoin) and no churn departure, so who is
@@ -707,7 +709,11 @@ class Session {
         const code = ack?.error?.code ?? 'malformed-ack';
         stats.relays.bump('acked-error');
         stats.errors.bump(code);
-        if (s.to.blip || (s.to.expiring && code === 'target-not-found' && CONNECTION_CLOSED.test(ack?.error?.message))) {
+        if (code === 'unavailable' && this.ctx.redis && (s.to.blip || s.to.expiring)) {
+          // Keeping it, or waiting for its hold, needed Redis while it was stalled: the
+          // documented answer (docs/failures.md); the sender knows it was not kept.
+          stats.grace.bump('unavailable-during-redis-stall');
+        } else if (s.to.blip || (s.to.expiring && code === 'target-not-found' && CONNECTION_CLOSED.test(ack?.error?.message))) {
           // A dropped seat is held, never refused, until its grace ends (docs/grace.md).
           stats.grace.bump(`refused-before-hold-at:${s.to.blip ? s.phase[seq] : 'expiring'}`);
           this.graceNote('refused-before-hold', `${kind} ${s.key}#${seq} to a seat whose connection dropped (${s.to.blip ? `blip, ${s.phase[seq]}` : 'expiring'}) refused: ${JSON.stringify(ack)}`);

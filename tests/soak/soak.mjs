@@ -276,6 +276,8 @@ async function main() {
     },
     loadDeadline: 0,
     selfTest: Boolean(opts.selfTest),
+    /** Redis is stalled now and then: `unavailable` is a documented answer. */
+    redis: Boolean(opts.redis),
     graceMs,
     /** Resolves with the server's "seat held" log line for (roomId, userId), or null after `ms`. */
     seatHeld: (roomId, userId, ms) =>
