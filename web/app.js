@@ -7,6 +7,20 @@
 // ICE candidates trickle through `ice-candidate`; `candidate: null` is the
 // end-of-candidates signal. Each offerer opens a data channel for the chat.
 //
+// A signaling blip does not end the call. When the connection drops without a
+// deliberate disconnect (a network change, a transport error, a ping timeout),
+// the server holds our seat for its grace (RESUME_GRACE_MS), keeps the relays
+// sent to us, and tells the peers nothing. The page keeps its
+// RTCPeerConnections and media (the chat goes on over the data channels),
+// holds the relays it makes meanwhile, and when socket.io reconnects re-joins
+// with the same userId. On that `room-users` (our place in the join order is
+// kept) it drops the peers that left while it was away and the calls that
+// failed, offers only where there is no call left (to those who were there
+// before it, as a newcomer does, and where a call failed; who came while it
+// was away offers to it), then sends the held relays; live calls are not
+// renegotiated. Leaving, closing the page or being disconnected by the server
+// ends the call at once.
+//
 // The lobby (lobby.js) lists the rooms live from `/dashboard`, creates rooms
 // (optionally needing the host's approval), knocks, and shows the host's
 // admit/deny prompt; joining from it starts the same call.
@@ -57,6 +71,13 @@ const state = {
   roomId: null,
   me: null,
   joined: false,
+  /**
+   * The server has us in `roomId` on this connection. After a blip the call
+   * goes on (`joined`) but we are not seated until the re-join: relays wait.
+   */
+  seated: false,
+  /** Relays made while not seated, in order: { peer, event, body }. */
+  unsent: [],
   /** A join is under way (ICE servers, media, waiting for the ack). */
   busy: false,
   generation: 0,
@@ -93,15 +114,25 @@ const lobby = createLobby({
 
 socket.on('connect', () => {
   setStatus(`Connected (${socket.io.engine.transport.name}).`);
-  if (state.wanted && !state.joined && !state.busy) {
+  if (state.wanted && !state.seated && !state.busy) {
     join(state.wanted.roomId, state.wanted.userId);
   }
 });
 
 socket.on('disconnect', (reason) => {
-  // The server removed us from the room; peers were told `user-left`.
-  endCall({ keepWanted: true });
-  setStatus(`Disconnected (${reason}). ${socket.active ? 'Reconnecting…' : ''}`);
+  const deliberate = reason === 'io client disconnect' || reason === 'io server disconnect';
+  if (deliberate || !state.joined) {
+    // The server removed us from the room; peers were told `user-left`.
+    endCall({ keepWanted: true });
+    setStatus(`Disconnected (${reason}). ${socket.active ? 'Reconnecting…' : ''}`);
+    return;
+  }
+  // A blip: the server holds our seat; the call goes on until we are back.
+  state.generation += 1;
+  state.busy = false;
+  state.seated = false;
+  render();
+  setStatus(`Signaling connection lost (${reason}); the call goes on. Reconnecting…`);
 });
 
 socket.on('connect_error', (err) => {
@@ -115,13 +146,25 @@ socket.on('ice-servers', (data) => {
 socket.on('room-users', ({ roomId, users } = {}) => {
   if (roomId !== state.roomId || !Array.isArray(users)) return;
   state.participants = [...users];
-  // We are the newcomer: offer to everyone already here.
-  for (const id of users) {
-    if (id !== state.me && !state.peers.has(id)) {
-      const peer = createPeer(id, true);
-      sendOffer(peer);
+  state.seated = true;
+  // Back from a blip: peers that left meanwhile (their `user-left` went to the
+  // old connection) and calls that failed are dropped; live calls go on.
+  const ended = new Set();
+  for (const peer of [...state.peers.values()]) {
+    if (!users.includes(peer.id) || !alive(peer)) {
+      ended.add(peer.id);
+      closePeer(peer);
     }
   }
+  // We are the newcomer to those listed before us (on a first join, everyone
+  // here): offer to them. Who came while we were away offers to us.
+  const mine = users.includes(state.me) ? users.indexOf(state.me) : users.length;
+  users.forEach((id, at) => {
+    if (id !== state.me && !state.peers.has(id) && (at < mine || ended.has(id))) {
+      sendOffer(createPeer(id, true));
+    }
+  });
+  sendUnsent();
   render();
 });
 
@@ -154,7 +197,7 @@ socket.on('offer', ({ roomId, senderId, offer } = {}) => {
     await peer.pc.setRemoteDescription(offer);
     const answer = await peer.pc.createAnswer();
     await peer.pc.setLocalDescription(answer);
-    relay('answer', { roomId, targetId: peer.id, answer: descriptionJson(peer.pc.localDescription) });
+    relay(peer, 'answer', { answer: descriptionJson(peer.pc.localDescription) });
     descriptionSent(peer);
   });
 });
@@ -183,12 +226,26 @@ socket.on('signaling-error', ({ event, code, message } = {}) => {
   console.warn(`signaling-error on ${event}: ${code} ${message}`);
 });
 
-/** Emits a relay; a failed ack is logged (the target may have just left). */
-function relay(event, payload) {
-  socket.timeout(ACK_TIMEOUT_MS).emit(event, payload, (err, ack) => {
-    if (err) console.warn(`${event} to ${payload.targetId}: no ack`);
-    else if (!ack?.ok) console.warn(`${event} to ${payload.targetId}: ${ack?.error?.code} ${ack?.error?.message}`);
+/**
+ * Sends `event` with `body` to `peer`; while not seated (after a blip) it waits
+ * in `unsent`, in order. A failed ack is logged (the target may have just left).
+ */
+function relay(peer, event, body) {
+  if (!state.seated) {
+    state.unsent.push({ peer, event, body });
+    return;
+  }
+  socket.timeout(ACK_TIMEOUT_MS).emit(event, { roomId: state.roomId, targetId: peer.id, ...body }, (err, ack) => {
+    if (err) console.warn(`${event} to ${peer.id}: no ack`);
+    else if (!ack?.ok) console.warn(`${event} to ${peer.id}: ${ack?.error?.code} ${ack?.error?.message}`);
   });
+}
+
+/** Sends the relays held while not seated, in order, to the peers still in the call. */
+function sendUnsent() {
+  for (const { peer, event, body } of state.unsent.splice(0)) {
+    if (!peer.closed) relay(peer, event, body);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -199,9 +256,14 @@ function validId(value) {
   return value.length > 0 && value.length <= MAX_ID_LENGTH && !/[\u0000-\u001f\u007f-\u009f]/.test(value);
 }
 
-/** Joins `roomId` as `userId`; with `create` ({ name, requiresApproval }), creates it first as its host. */
+/**
+ * Joins `roomId` as `userId`; with `create` ({ name, requiresApproval }),
+ * creates it first as its host. During a call, only its re-join after a blip
+ * (same room and userId, not seated) goes through, and keeps the call.
+ */
 async function join(roomId, userId, { create } = {}) {
-  if (state.busy || state.joined) return;
+  if (state.busy || state.seated) return;
+  if (state.joined && (roomId !== state.roomId || userId !== state.me)) return;
   if (!validId(roomId) || !validId(userId)) {
     setStatus(`Room and name must be 1 to ${MAX_ID_LENGTH} characters, without control characters.`);
     return;
@@ -244,9 +306,11 @@ async function join(roomId, userId, { create } = {}) {
       return;
     }
   }
-  state.roomId = roomId;
-  state.me = userId;
-  state.participants = [userId];
+  if (!state.joined) {
+    state.roomId = roomId;
+    state.me = userId;
+    state.participants = [userId];
+  }
   render();
   // A synchronous ack callback: it runs in order with the events around it.
   socket.timeout(ACK_TIMEOUT_MS).emit('join-room', { roomId, userId }, (err, ack) => {
@@ -260,6 +324,8 @@ async function join(roomId, userId, { create } = {}) {
       return;
     }
     state.joined = true;
+    state.seated = true;
+    sendUnsent();
     render();
     setStatus(`In room ${roomId} as ${userId}.`);
   });
@@ -287,6 +353,8 @@ function endCall({ keepWanted = false } = {}) {
   for (const peer of [...state.peers.values()]) closePeer(peer);
   state.roomId = null;
   state.joined = false;
+  state.seated = false;
+  state.unsent = [];
   state.busy = false;
   state.participants = [];
   // Whatever host seat this page held is gone: no request can be answered.
@@ -369,7 +437,7 @@ function sendOffer(peer) {
   enqueue(peer, async () => {
     const offer = await peer.pc.createOffer();
     await peer.pc.setLocalDescription(offer);
-    relay('offer', { roomId: state.roomId, targetId: peer.id, offer: descriptionJson(peer.pc.localDescription) });
+    relay(peer, 'offer', { offer: descriptionJson(peer.pc.localDescription) });
     descriptionSent(peer);
   });
 }
@@ -385,13 +453,18 @@ function descriptionSent(peer) {
 
 function sendCandidate(peer, candidate) {
   if (peer.closed || !state.roomId) return;
-  relay('ice-candidate', { roomId: state.roomId, targetId: peer.id, candidate });
+  relay(peer, 'ice-candidate', { candidate });
 }
 
 function enqueue(peer, step) {
   peer.chain = peer.chain
     .then(() => (peer.closed ? undefined : step()))
     .catch((err) => console.error(`peer ${peer.id}: ${err.name}: ${err.message}`));
+}
+
+/** Whether the call with `peer` can go on by itself: neither it nor its chat channel failed or closed. */
+function alive(peer) {
+  return !['failed', 'closed'].includes(peer.pc.connectionState) && !['closing', 'closed'].includes(peer.dc?.readyState);
 }
 
 function closePeer(peer) {
@@ -583,6 +656,8 @@ window.switchboardDemo = Object.freeze({
   me: () => state.me,
   roomId: () => state.roomId,
   joined: () => state.joined,
+  /** In the room on the current connection (false during a blip, until the re-join). */
+  seated: () => state.seated,
   connected: () => socket.connected,
   transport: () => socket.io.engine?.transport?.name ?? null,
   participants: () => [...state.participants],

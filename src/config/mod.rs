@@ -54,6 +54,8 @@ pub struct Config {
     pub rate_limit_disconnect_after: u32,
     /// `MAX_ROOMS_PER_CONNECTION`: rooms one connection may be in (default 16).
     pub max_rooms_per_connection: usize,
+    /// `RESUME_GRACE_MS`, `RESUME_BUFFER_EVENTS`: seat grace.
+    pub grace: GraceConfig,
     /// `MAX_CONNECTIONS_PER_IP`: engine.io sessions from one client address,
     /// counted from their handshake (default 256).
     pub max_connections_per_ip: usize,
@@ -193,6 +195,10 @@ impl Config {
             rate_limit_disconnect_after: env.ranged("RATE_LIMIT_DISCONNECT_AFTER", 1000, 1..=1_000_000)? as u32,
             max_rooms_per_connection: env.ranged("MAX_ROOMS_PER_CONNECTION", 16, 1..=10_000)?,
             max_connections_per_ip: env.ranged("MAX_CONNECTIONS_PER_IP", 256, 1..=1_000_000)?,
+            grace: GraceConfig {
+                resume_grace: Duration::from_millis(env.ranged("RESUME_GRACE_MS", 10_000, 0..=3_600_000)? as u64),
+                resume_buffer_events: env.ranged("RESUME_BUFFER_EVENTS", 256, 1..=100_000)?,
+            },
             connections: env.connections()?,
             rest_rate: (
                 env.ranged("REST_REQUESTS_PER_SECOND", 20, 1..=1_000_000)? as u32,
@@ -241,6 +247,7 @@ impl Default for Config {
 pub mod connections;
 mod env;
 mod features;
+pub mod grace;
 mod protocols;
 #[cfg(test)]
 mod tests;
@@ -249,6 +256,7 @@ pub mod ywebrtc;
 
 pub use connections::ConnectionConfig;
 pub use features::{MeshConfig, PresenceConfig, WorkerConfig};
+pub use grace::GraceConfig;
 pub use protocols::{PROTOCOL_NAMES, PeerJsConfig, Protocols};
 pub use warnings::{MIN_JWT_SECRET_BYTES, MIN_WORKER_KEY_BYTES};
 pub use ywebrtc::YWebrtcConfig;

@@ -48,6 +48,16 @@ pub enum Event {
         /// Its body, exactly as sent.
         body: Value,
     },
+    /// To a sender: relays it sent to a held seat were kept and never
+    /// delivered (the seat's grace ended without its user coming back).
+    RelayExpired {
+        /// The room.
+        room: RoomId,
+        /// The user they were for.
+        target: UserId,
+        /// How many.
+        count: usize,
+    },
     /// To a room's participants: its host left and another took over.
     HostChanged {
         /// The room.

@@ -98,6 +98,8 @@ pub struct Core {
     /// The state engines.
     pub stores: Stores,
     seats: rooms::seats::SeatBook,
+    /// Held connections by when their grace ends; the bound on clean-ups.
+    pub graces: rooms::grace::Graces,
     /// Woken when rooms change here, so directory lists go out.
     rooms_changed: Notify,
     /// Woken when this instance's directory clients come or go, so the count goes out (coalesced).
@@ -123,6 +125,7 @@ impl Core {
             metrics: Arc::default(),
             leader: jobs::Leadership::default(),
             seats: Default::default(),
+            graces: Default::default(),
             rooms_changed: Notify::new(),
             directory_changed: Notify::new(),
             join_requests: Default::default(),

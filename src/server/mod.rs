@@ -141,6 +141,8 @@ async fn serve(
     let directory = core.clone();
     let _lists = AbortOnDrop(tokio::spawn(async move { directory.directory().keep_current().await }));
     let _mesh = AbortOnDrop(tokio::spawn(crate::core::mesh::election::run(core.clone())));
+    let _graces = AbortOnDrop(tokio::spawn(crate::core::rooms::grace::run(core.clone())));
+    let _orphans = AbortOnDrop(tokio::spawn(crate::core::rooms::grace::adopt_orphans(core.clone())));
     let _peerjs = (state.config.protocols.serves("peerjs"))
         .then(|| AbortOnDrop(tokio::spawn(crate::core::peerjs::run(core.clone()))));
     let (sio_layer, io) = configure(&state).build_layer();

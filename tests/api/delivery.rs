@@ -127,6 +127,8 @@ async fn events_past_the_rate_limit_are_refused_and_a_flood_is_disconnected() {
 fn quick_heartbeat(c: &mut switchboard::config::Config) {
     c.ping_interval = Duration::from_millis(200);
     c.ping_timeout = Duration::from_millis(400);
+    // A connection let go this way closed abruptly: its seat is held for the grace first.
+    c.grace.resume_grace = Duration::from_millis(200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

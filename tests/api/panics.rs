@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use serde_json::json;
 use switchboard::domain::{ConnId, Request, RoomId, RoomMeta, Route, UserId};
 use switchboard::store::StoreError;
+use switchboard::store::rooms::grace::{HeldSeat, Keeping, KeptRelay};
 use switchboard::store::rooms::memory::MemoryStore;
 use switchboard::store::rooms::{JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot, RoomStore, RoomStoreError, Upkept};
 use tokio::net::TcpListener;
@@ -40,6 +41,15 @@ impl RoomStore for Booby {
     }
     async fn leave_all(&self, c: &ConnId) -> Result<Vec<LeaveOutcome>, StoreError> {
         self.0.leave_all(c).await
+    }
+    async fn hold(&self, c: &ConnId, grace_ms: u64) -> Result<Vec<HeldSeat>, StoreError> {
+        self.0.hold(c, grace_ms).await
+    }
+    async fn keep(&self, r: &RoomId, to: &UserId, relay: &KeptRelay, max: usize) -> Result<Keeping, StoreError> {
+        self.0.keep(r, to, relay, max).await
+    }
+    async fn take_kept(&self, r: &RoomId, u: &UserId, c: &ConnId, max: usize) -> Result<Vec<KeptRelay>, StoreError> {
+        self.0.take_kept(r, u, c, max).await
     }
     async fn route(&self, r: &RoomId, from: &ConnId, to: &UserId) -> Result<Route, RoomStoreError> {
         assert!(r.as_str() != "boom", "a bug in a handler");

@@ -225,10 +225,11 @@ async fn failures_without_an_ack_come_back_as_signaling_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_stops_answering_pings_is_dropped_and_its_peers_told() {
+async fn a_client_that_stops_answering_pings_is_dropped_and_its_peers_told_when_its_grace_ends() {
     let app = spawn_app_with(|c| {
         c.ping_interval = std::time::Duration::from_millis(300);
         c.ping_timeout = std::time::Duration::from_millis(300);
+        c.grace.resume_grace = std::time::Duration::from_millis(300);
     })
     .await;
     let mut alice = Peer::joined(&app, Transport::Websocket, "hb", "alice").await;

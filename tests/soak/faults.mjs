@@ -3,10 +3,14 @@
 // polling, abrupt TCP closes, pollers that vanish, and events with bad
 // payloads. Each fault is counted by kind and outcome; an outcome the server
 // must not produce (an oversized frame processed, a bad payload accepted, a
-// dropped peer never announced) is a violation.
+// dropped peer never announced, or announced before its seat grace ran out)
+// is a violation. A socket.io client cut off (abrupt close, oversized frame)
+// keeps its seat for the grace (docs/grace.md): its peer hears `user-left`
+// only once the grace has run; relays to it meanwhile are acked queued and
+// counted back to their sender by `relay-expired`.
 
 import { randomBytes } from 'node:crypto';
-import { io, WebSocket, withTimeout, pause } from './lib.mjs';
+import { io, WebSocket, withTimeout, pause, pollUntil } from './lib.mjs';
 
 const STEP_MS = 10000;
 const SEP = '\x1e'; // engine.io v4 polling packet separator
@@ -303,8 +307,11 @@ const FAULTS = {
       w.s.on('offer', () => {
         relayed = true;
       });
-      const left = sioWaitFor(w.s, 'user-left', (d) => d?.userId === 'big' && d?.roomId === w.roomId);
+      const left = sioWaitFor(w.s, 'user-left', (d) => d?.userId === 'big' && d?.roomId === w.roomId, ctx.graceMs + STEP_MS)
+        .then((ok) => ok && Date.now());
       const dropped = new Promise((resolve) => big.once('disconnect', resolve));
+      const sentAt = Date.now();
+      ctx.dropped(w.roomId, 'big');
       big.emit('offer', { roomId: w.roomId, targetId: 'watcher', offer: { sdp: 'y'.repeat(ctx.maxPayload + 1) } });
       const reason = await withTimeout(dropped, STEP_MS).catch(() => null);
       const announced = await left;
@@ -312,6 +319,10 @@ const FAULTS = {
       if (!reason) return [`${kind}:not-closed`, `oversize relay over ${kind}: connection not closed`];
       if (!announced) return [`${kind}:no-user-left`, `oversize relay over ${kind}: peer got no user-left`];
       if (relayed) return [`${kind}:relayed`, `oversize relay over ${kind} reached the peer`];
+      // The server cut the connection off: its seat is held for the grace, then left.
+      if (announced - sentAt < ctx.graceMs) {
+        return [`${kind}:user-left-early`, `oversize relay over ${kind}: user-left ${announced - sentAt} ms after, within the grace`];
+      }
       return [`${kind}:closed`];
     } finally {
       big?.disconnect();
@@ -319,7 +330,13 @@ const FAULTS = {
     }
   },
 
-  /** A raw websocket dropped without a close frame at some stage; a watcher must hear user-left. */
+  /**
+   * A raw websocket dropped without a close frame at some stage. Joined: its
+   * seat is held (the server's "seat held" line), relays the watcher sends it
+   * then are acked queued, the watcher hears user-left only after the grace,
+   * gets one relay-expired with their exact count, and a relay after that
+   * gets target-not-found.
+   */
   async 'abrupt-raw-ws'(ctx, rng) {
     const stage = rng.weighted({ 'before-open': 1, 'before-connect': 1, 'during-connect': 2, 'after-connect': 1, joined: 4 });
     const raw = new RawWs(ctx);
@@ -352,10 +369,41 @@ const FAULTS = {
       w = await watcher(ctx, `raw${++faultCounter}`);
       const ack = await raw.request('join-room', { roomId: w.roomId, userId: 'raw' });
       if (!ack?.ok) return ['join-failed', `abrupt-raw-ws: join ${JSON.stringify(ack)}`];
-      const left = sioWaitFor(w.s, 'user-left', (d) => d?.userId === 'raw' && d?.roomId === w.roomId);
+      const left = sioWaitFor(w.s, 'user-left', (d) => d?.userId === 'raw' && d?.roomId === w.roomId, ctx.graceMs + STEP_MS)
+        .then((ok) => ok && Date.now());
+      const expired = [];
+      w.s.on('relay-expired', (d) => expired.push(d));
+      const droppedAt = Date.now();
       raw.terminate(); // destroys the TCP socket: no close frame
-      if (!(await left)) return ['no-user-left', 'abrupt raw websocket close: peer got no user-left'];
-      return [stage];
+      ctx.dropped(w.roomId, 'raw');
+      if (!(await ctx.seatHeld(w.roomId, 'raw', STEP_MS))) return ['not-held', 'abrupt raw websocket close: no "seat held"'];
+      const heldAt = Date.now();
+      const n = rng.int(1, 5);
+      const offer = (i) => sioRequest(w.s, 'offer', { roomId: w.roomId, targetId: 'raw', offer: { i } });
+      const acks = await Promise.all(Array.from({ length: n }, (_, i) => offer(i)));
+      const ackedAt = Date.now();
+      const queued = acks.filter((a) => a?.ok === true && a.queued === true).length;
+      ctx.stats.grace.bump('queued-acks', queued);
+      // Only acks slower than the grace may find the seat gone (target-not-found).
+      const late = (a) => a?.ok === false && a.error?.code === 'target-not-found' && ackedAt - heldAt >= ctx.graceMs;
+      const wrong = acks.filter((a) => !(a?.ok === true && a.queued === true) && !late(a));
+      if (wrong.length) return ['not-queued', `abrupt raw websocket close: relays to the held seat acked ${JSON.stringify(wrong)}`];
+      const leftAt = await left;
+      if (!leftAt) return ['no-user-left', 'abrupt raw websocket close: peer got no user-left'];
+      if (leftAt - droppedAt < ctx.graceMs) {
+        return ['user-left-early', `abrupt raw websocket close: user-left ${leftAt - droppedAt} ms after the drop, within the grace`];
+      }
+      const sum = () => expired.reduce((k, d) => k + (d?.roomId === w.roomId && d?.targetId === 'raw' ? d.count : 0), 0);
+      if (queued) await pollUntil(() => sum() >= queued, STEP_MS, 20);
+      ctx.stats.grace.bump('queued-expired', Math.min(sum(), queued));
+      if (sum() !== queued || expired.length !== (queued ? 1 : 0)) {
+        return ['expired-miscounted', `abrupt raw websocket close: ${queued} queued, relay-expired ${JSON.stringify(expired)}`];
+      }
+      const after = await offer(n);
+      if (after?.error?.code !== 'target-not-found') {
+        return ['after-grace', `abrupt raw websocket close: a relay after the grace acked ${JSON.stringify(after)}`];
+      }
+      return [queued ? `${stage}:expired` : stage];
     } finally {
       raw.terminate();
       w?.s.disconnect();
@@ -375,8 +423,9 @@ const FAULTS = {
       if (status !== 200) return [`get-${status}`, `vanished-poller: GET ${status}`];
       const ack = packets.find((x) => x.startsWith('431'));
       if (ack) {
-        ctx.ghosts.push({ roomId, at: Date.now() });
-        return JSON.parse(ack.slice(3))[0]?.ok ? ['joined-then-vanished'] : ['join-refused', `vanished-poller: ${ack}`];
+        if (!JSON.parse(ack.slice(3))[0]?.ok) return ['join-refused', `vanished-poller: ${ack}`];
+        ctx.dropped(roomId, 'ghost'); // its seat is held once the heartbeat gives up on it
+        return ['joined-then-vanished'];
       }
     }
     return ['no-join-ack', 'vanished-poller: no join ack'];

@@ -1,5 +1,6 @@
 // Shared pieces of the soak test: the npm packages of tests/js, a seeded
-// random source, counters, bounded waits, and the server's resident memory.
+// random source, counters and timings, bounded waits, and the server's
+// resident memory.
 //
 // Every wait here has a deadline; nothing sleeps hoping for a condition.
 
@@ -130,5 +131,26 @@ export function notes(limit = 20) {
     get kept() {
       return kept;
     },
+  };
+}
+
+/** Per key, the count, least, mean and greatest of the values noted (timings). */
+export function extremes() {
+  const m = {};
+  return {
+    note(key, v) {
+      const e = (m[key] ??= { n: 0, min: v, max: v, sum: 0 });
+      e.n += 1;
+      e.min = Math.min(e.min, v);
+      e.max = Math.max(e.max, v);
+      e.sum += v;
+    },
+    get: (key) => m[key],
+    toJSON: () =>
+      Object.fromEntries(
+        Object.entries(m)
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([k, e]) => [k, { n: e.n, min: e.min, mean: Math.round(e.sum / e.n), max: e.max }]),
+      ),
   };
 }

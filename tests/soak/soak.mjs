@@ -8,29 +8,46 @@
 // commands, or writes only, as a failover does) or `DEBUG SLEEP`, each for
 // 100 to 800 ms, below half of `REDIS_TIMEOUT_MS` (2 s). A stall that short
 // must be invisible to clients but for latency: every check below holds
-// unchanged (no event refused, no relay lost, duplicated or reordered), and
+// unchanged (no event refused, no relay lost, duplicated or reordered, the
+// grace bookkeeping exact; the grace is longer there, since a stall may land
+// on a resume), and
 // `redis-faults` checks that stalls were injected. Longer faults (events
 // answered `unavailable`, restarts, paused instances) are the fault suite's
 // (`cargo test --test api faults::`), each with its own assertions.
 //
 // Starts target/debug/switchboard (or SWITCHBOARD_BIN) on 127.0.0.1, port 0,
-// through tests/js/server.mjs, with the rate and size limits raised. For N
-// seconds (default 120) W session workers (default 28, about 100-150
+// through tests/js/server.mjs, with the rate and size limits raised and a
+// short seat grace (RESUME_GRACE_MS 3 s, 5 s with --redis; see GRACE_MS). For
+// N seconds (default 120) W session workers (default 28, about 100-150
 // concurrent clients over websocket, polling, and polling-then-upgrade) run
 // signaling sessions one after another (session.mjs): connect or reuse,
 // join a room of 2 to 6, relay offers/answers/candidates with a sequence
 // number per (sender, target), half with acks and half without, sometimes a
-// reconnect that takes a seat over, sometimes a peer leaving mid-exchange,
-// then leave / close / abrupt TCP close. Four fault workers (faults.mjs) mix in
-// malformed and oversized frames, abrupt closes, vanished pollers and bad
+// reconnect that takes a seat over, sometimes a peer leaving mid-exchange (on
+// purpose, or by dropping its connection: its seat is held, then expires),
+// sometimes a peer dropping its connection and resuming its seat from a new
+// one within the grace (a "blip"), then leave / close / abrupt close (the seat
+// held, then expiring with nothing kept). Four fault workers (faults.mjs) mix
+// in malformed and oversized frames, abrupt closes, vanished pollers and bad
 // payloads. Then everyone leaves, and the run is checked.
+//
+// An abrupt close (a TCP socket destroyed, an engine.io transport closed, a
+// poller that vanished, a connection cut off for an oversized frame) sends no
+// socket.io DISCONNECT, so the server holds the seats for the grace
+// (docs/grace.md): relays to them are acked `{ ok: true, queued: true }` and
+// kept, peers hear `user-left` only when the grace ends, and senders then get
+// `relay-expired`. The test learns when a seat was held from the server's
+// "seat held" log line.
 //
 // Checks (each passes or fails; the last line is `soak: N passed, M failed`):
 //   load            sessions completed and relays were delivered (a run that did
 //                   nothing must not pass)
-//   missing         every relay acked ok:true, and every un-acked one between
-//                   peers that stayed, reached its target (session.mjs explains
-//                   the exact bookkeeping)
+//   missing         every relay acked ok:true (plain, or queued for a seat
+//                   that was then resumed), and every un-acked one between
+//                   peers that stayed (for a resumed seat: sent after its
+//                   hold), reached its target (session.mjs explains the exact
+//                   bookkeeping; relays queued for a seat that expired are the
+//                   grace check's)
 //   duplicates      no relay arrived twice
 //   out-of-order    no relay arrived after a later one of the same stream
 //   integrity       no relay arrived altered, at the wrong target, outside its
@@ -38,9 +55,28 @@
 //   answers         no valid event between stable peers was refused or went
 //                   unanswered, no healthy client was disconnected, every fault
 //                   got an allowed reaction (see faults.mjs), REST kept answering
-//   rooms-empty     GET /api/rooms reaches total 0 after the load (bounded wait)
+//   grace           seat grace, exactly (session.mjs explains the bookkeeping):
+//                   every relay acked queued was delivered to its target's
+//                   resumed connection (in order, once, after its room-users and
+//                   before its join ack) or counted in a relay-expired its sender
+//                   got for that (room, target), counts equal per sender, target
+//                   and room; relays to a held seat emitted after the hold, acked
+//                   or not, reached the resumed connection; no relay to a seat
+//                   whose connection dropped was refused (`problem:refused-
+//                   before-hold`); peers saw no user-left/user-joined for a
+//                   resumed seat, and user-left for an expired one only after the
+//                   grace; a resume keeps the user's place in the join order;
+//                   the server logged "seat held" exactly once per abrupt drop
+//                   of a seated connection in the run's rooms and for no other
+//                   seat, and "seat resumed" once per resume. And the run must
+//                   have exercised it: resumes delivered kept relays, and
+//                   expiries were counted (a run that held nothing fails).
+//                   Failures are counted by kind (`grace.problem:*`).
+//   rooms-empty     GET /api/rooms reaches total 0 after the load (bounded wait,
+//                   allowing for the grace of the last seats held)
 //   connections-zero GET /health reaches connections 0 (vanished pollers need
-//                   one heartbeat: PING_INTERVAL_MS + PING_TIMEOUT_MS = 20 s here)
+//                   one heartbeat: PING_INTERVAL_MS + PING_TIMEOUT_MS = 20 s here,
+//                   then their seats are held for the grace)
 //   rss-growth      no leak during the load. RSS is sampled every 10 s from the
 //                   start of the load. The sample nearest the end of its first
 //                   quarter (30 s into a 120 s run, 10 s into a 40 s one; never
@@ -48,13 +84,15 @@
 //                   level: by then glibc malloc's per-thread arenas have grown to
 //                   the load's size. Every later sample, and the end RSS, must
 //                   stay within 16 MiB of it. Passing runs on 2 cores (debug
-//                   build): 120 s, baseline 19.1 MiB, 26.4 MiB as the load
-//                   starts, 38.8 MiB at 30 s and at most 39.1 MiB after (growth
-//                   0.4 MiB); 40 s, baseline 17.7 MiB, 36.8 MiB at 10 s, growth
-//                   below zero. The 40 s run opened ~3,150 connections and sent
-//                   ~370,000 relays, three quarters of them after its working
-//                   level was taken: leaking ~7 KiB per connection or ~60 B per
-//                   relay fails it, and longer runs catch smaller leaks.
+//                   build, seat grace on): 120 s, baseline 28.1-28.3 MiB,
+//                   29.8-30.2 MiB as the load starts, 41.0-41.2 MiB at 30 s and
+//                   growth 1.3-1.5 MiB after; --redis 60 s, baseline 49-50 MiB,
+//                   61.9-64.3 MiB at 20 s, growth 0.8-1.6 MiB. A 120 s run
+//                   opens ~2,500 socket.io connections (plus ~450 fault ones)
+//                   and sends ~260,000-290,000 relays, three quarters of them
+//                   after its working level was taken: leaking ~7 KiB per
+//                   connection or ~80 B per relay fails it. Held seats (up to
+//                   ~60 rooms at once, a few hundred kept relays) do not show.
 //   rss-end         the end RSS (everyone gone, rooms empty) is at most 8 MiB
 //                   over the working level: the load's memory is reused, not
 //                   added to. RSS does not fall back to the baseline, since glibc
@@ -65,16 +103,18 @@
 //                   (WARN messages are listed with counts)
 //   shutdown        SIGTERM stops the server with exit code 0
 //
-// Exit code 0 only if every check passed.
+// Exit code 0 only if every check passed. SOAK_SERVER_LOG=path writes the
+// server's log lines there (one JSON object a line) for diagnosis.
 //
 // --self-test makes the test's own clients lose, repeat and swap about one
 // relay in 700: the missing, duplicates and out-of-order checks must then fail
 // (a run that shows the checks can fail).
 
 import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { startServer } from '../js/server.mjs';
 import { startRedis } from '../js/processes.mjs';
-import { counters, getJson, makeRng, notes, pollUntil, rssKiB, withTimeout } from './lib.mjs';
+import { counters, extremes, getJson, makeRng, notes, pollUntil, rssKiB, withTimeout } from './lib.mjs';
 import { sessionWorker, warmUp } from './session.mjs';
 import { faultWorker } from './faults.mjs';
 
@@ -149,6 +189,23 @@ function parseArgs(argv) {
 const MAX_PAYLOAD = 65536;
 const PING_INTERVAL_MS = 10000;
 const PING_TIMEOUT_MS = 10000;
+/**
+ * RESUME_GRACE_MS: short, so that held seats expire within the run, and long
+ * enough for every resume to land well within it. The test resumes as soon
+ * as it sees the server's "seat held" line (after at most GAP_WAIT_MS of
+ * relays to the held seat), yet under the soak's load on 2 cores (debug
+ * build) the resume's join ack took up to ~1.1 s after that line in memory
+ * mode and ~2.2-3.0 s in Redis mode, where a stall of up to 800 ms can land
+ * on the join or the hand-over (`resume-ms` in the summary).
+ */
+const GRACE_MS = 3000;
+const GRACE_REDIS_MS = 5000;
+/**
+ * RESUME_BUFFER_EVENTS: above what one session can keep for one seat (5
+ * senders x 301 relays), so `target-busy` is never a legitimate answer here
+ * (its limit is tested by the JS and Rust suites).
+ */
+const RESUME_BUFFER_EVENTS = 2048;
 const MIB = 1024;
 /** How far RSS may rise above its working level (the end of the first quarter), and end above it. */
 const RSS_GROWTH_LIMIT_KIB = 16 * MIB;
@@ -160,6 +217,7 @@ async function main() {
   const rng = makeRng(opts.seed);
   const log = (msg) => console.error(`[soak +${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
 
+  const graceMs = opts.redis ? GRACE_REDIS_MS : GRACE_MS;
   const redis = opts.redis ? await startRedis(['--enable-debug-command', 'local']) : null;
   const server = await startServer({
     extraEnv: {
@@ -171,12 +229,14 @@ async function main() {
       MAX_PAYLOAD_BYTES: String(MAX_PAYLOAD),
       PING_INTERVAL_MS: String(PING_INTERVAL_MS),
       PING_TIMEOUT_MS: String(PING_TIMEOUT_MS),
+      RESUME_GRACE_MS: String(graceMs),
+      RESUME_BUFFER_EVENTS: String(RESUME_BUFFER_EVENTS),
       RUST_LOG: 'info',
       LOG_FORMAT: 'json',
     },
   });
   const pid = server.process.pid;
-  log(`server pid ${pid} at ${server.url}${redis ? ` on redis port ${redis.port}` : ''}; seed ${opts.seed}; ${opts.seconds} s of load`);
+  log(`server pid ${pid} at ${server.url}${redis ? ` on redis port ${redis.port}` : ''}; seed ${opts.seed}; ${opts.seconds} s of load; seat grace ${graceMs} ms`);
 
   const stats = {
     sessions: counters(),
@@ -190,10 +250,16 @@ async function main() {
     unexpected: notes(),
     violations: notes(),
     delivery: notes(),
+    grace: counters(),
+    graceNotes: notes(),
+    timings: extremes(),
   };
   for (const k of ['sent', 'sent-without-ack', 'acked-ok', 'acked-error', 'ack-timeout', 'delivered', 'missing',
     'duplicates', 'out-of-order', 'corrupted', 'misrouted', 'stray', 'refused-but-delivered']) {
     stats.relays.bump(k, 0);
+  }
+  for (const k of ['queued-acks', 'queued-delivered', 'queued-expired', 'resumed', 'relay-expired-events', 'expiring-departures']) {
+    stats.grace.bump(k, 0);
   }
   const ctx = {
     url: server.url,
@@ -202,9 +268,22 @@ async function main() {
     maxPayload: MAX_PAYLOAD,
     stats,
     clients: new Set(),
-    ghosts: [],
+    /** `${roomId}|${userId}` of every seat whose connection the test dropped abruptly, with how many times. */
+    drops: new Map(),
+    dropped(roomId, userId) {
+      const key = `${roomId}|${userId}`;
+      this.drops.set(key, (this.drops.get(key) ?? 0) + 1);
+    },
     loadDeadline: 0,
     selfTest: Boolean(opts.selfTest),
+    /** Redis is stalled now and then: `unavailable` is a documented answer. */
+    redis: Boolean(opts.redis),
+    graceMs,
+    /** Resolves with the server's "seat held" log line for (roomId, userId), or null after `ms`. */
+    seatHeld: (roomId, userId, ms) =>
+      server
+        .waitForLog((e) => (e.fields ?? e).message === 'seat held' && e.room_id === roomId && e.user_id === userId, ms)
+        .catch(() => null),
   };
 
   const checks = [];
@@ -233,7 +312,7 @@ async function main() {
     // Warm-up: one small session, everyone gone, then the baseline.
     ctx.loadDeadline = Date.now() + 60000;
     await withTimeout(warmUp(ctx, rng), 90000, 'warm-up did not finish in 90 s');
-    if (!(await idle(15000))) throw new Error('server not idle after the warm-up');
+    if (!(await idle(15000 + graceMs))) throw new Error('server not idle after the warm-up');
     rss.baselineKiB = rssKiB(pid);
     rss.peakKiB = rss.baselineKiB;
     log(`baseline RSS ${rss.baselineKiB} KiB`);
@@ -281,8 +360,9 @@ async function main() {
     log(`load done after ${((Date.now() - loadStart) / 1000).toFixed(1)} s; closing ${ctx.clients.size} leftover clients`);
     for (const c of [...ctx.clients]) c.close();
 
-    // Drain: rooms and connections back to zero (vanished pollers need one heartbeat).
-    const drained = await idle(PING_INTERVAL_MS + PING_TIMEOUT_MS + 40000);
+    // Drain: rooms and connections back to zero (vanished pollers need one
+    // heartbeat, then their seats are held for the grace).
+    const drained = await idle(PING_INTERVAL_MS + PING_TIMEOUT_MS + graceMs + 40000);
     const [h, r] = await Promise.all([getJson(server.url, '/health'), getJson(server.url, '/api/rooms?limit=20')]);
     finalHealth = h.body;
     finalRooms = r.body;
@@ -312,6 +392,10 @@ async function main() {
 
   // Logs (complete now: the server has exited, and stdout is read to its end).
   await new Promise((r) => setImmediate(r));
+  if (process.env.SOAK_SERVER_LOG) {
+    writeFileSync(process.env.SOAK_SERVER_LOG, server.logs.map((e) => JSON.stringify(e)).join('\n') + '\n');
+    log(`server log written to ${process.env.SOAK_SERVER_LOG}`);
+  }
   const panics = [];
   const errors = [];
   const warns = counters();
@@ -334,6 +418,47 @@ async function main() {
     unexpected: stats.unexpected.total,
     violations: stats.violations.total,
   });
+  // Seat grace: every queued relay accounted for, and both outcomes exercised.
+  const G = stats.grace;
+  // Only the run's own rooms: junk frames may seat a user in a room of their own (`r`).
+  const ownRoom = (e) => typeof e.room_id === 'string' && e.room_id.includes(`-${ctx.runTag}-`);
+  const heldLines = server.logs.filter((e) => (e.fields ?? e).message === 'seat held' && ownRoom(e));
+  const resumedLines = server.logs.filter((e) => (e.fields ?? e).message === 'seat resumed' && ownRoom(e));
+  const serverGrace = {
+    held: heldLines.length,
+    resumed: resumedLines.length,
+    handedOver: resumedLines.reduce((n, e) => n + (Number(e.handed_over) || 0), 0),
+  };
+  // Every abrupt drop of a seated connection held its seat once, and no other seat was held.
+  const heldCount = new Map();
+  for (const e of heldLines) heldCount.set(`${e.room_id}|${e.user_id}`, (heldCount.get(`${e.room_id}|${e.user_id}`) ?? 0) + 1);
+  for (const [key, n] of ctx.drops) {
+    if (heldCount.get(key) !== n) G.bump('problem:held-per-drop');
+    if (heldCount.get(key) !== n) stats.graceNotes.add(`${key}: dropped ${n} time(s), "seat held" logged ${heldCount.get(key) ?? 0} time(s)`);
+  }
+  for (const [key, n] of heldCount) {
+    if (!ctx.drops.has(key)) G.bump('problem:held-not-dropped');
+    if (!ctx.drops.has(key)) stats.graceNotes.add(`${key}: "seat held" logged ${n} time(s), but its connection was not dropped abruptly`);
+  }
+  const accounted = G.get('queued-delivered') + G.get('queued-expired');
+  check(
+    'grace',
+    stats.graceNotes.total === 0 &&
+      G.get('queued-acks') === accounted &&
+      serverGrace.resumed === G.get('resumed') &&
+      G.get('resumed') > 0 &&
+      G.get('queued-delivered') > 0 &&
+      G.get('queued-expired') > 0,
+    {
+      problems: stats.graceNotes.total,
+      queued: G.get('queued-acks'),
+      deliveredAfterResume: G.get('queued-delivered'),
+      expired: G.get('queued-expired'),
+      resumes: G.get('resumed'),
+      serverResumes: serverGrace.resumed,
+      refusedBeforeHold: G.get('problem:refused-before-hold'),
+    },
+  );
   if (redis) {
     const injected = ['redis:pause-all', 'redis:pause-write', 'redis:debug-sleep'].reduce((n, k) => n + stats.faults.get(k), 0);
     check('redis-faults', injected > 0, `${injected} Redis stalls`);
@@ -360,6 +485,7 @@ async function main() {
   section('unexpected', Object.assign([...stats.unexpected.kept], { total: stats.unexpected.total }));
   section('fault violations', Object.assign([...stats.violations.kept], { total: stats.violations.total }));
   section('delivery problems', Object.assign([...stats.delivery.kept], { total: stats.delivery.total }));
+  section('seat grace problems', Object.assign([...stats.graceNotes.kept], { total: stats.graceNotes.total }));
   section('panics', panics.slice(0, 10));
   section('ERROR log lines', errors.slice(0, 10));
   if (finalRooms?.total) section('rooms left', (finalRooms.rooms ?? []).map((x) => JSON.stringify(x)));
@@ -380,6 +506,7 @@ async function main() {
     soak: 'switchboard',
     seed: opts.seed,
     seconds: opts.seconds,
+    graceMs,
     workers: opts.workers,
     durationMs: Date.now() - started,
     sessions: stats.sessions,
@@ -389,6 +516,8 @@ async function main() {
     errorsByCode: stats.errors,
     faults: stats.faults,
     faultOutcomes: stats.faultOutcomes,
+    grace: { ...G.toJSON(), server: serverGrace },
+    timingsMs: stats.timings,
     rest: stats.rest,
     peakSeen: { connections: stats.rest.get('max-connections'), rooms: stats.rest.get('max-rooms') },
     rss,

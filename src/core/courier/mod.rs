@@ -8,12 +8,14 @@
 //!
 //! Every connection of every protocol is attached here while it lives, so a
 //! socket.io client and a raw client are reached the same way.
+//! A connection closing with its seats about to be held is parked ([`park`]).
 
 use std::sync::{Arc, Weak};
 
 use dashmap::DashMap;
 use tracing::{debug, warn};
 
+mod park;
 mod post;
 
 use self::post::{Heard, Incoming, Outgoing, Post, decode};
@@ -61,13 +63,18 @@ pub struct Courier {
     /// Members counted cluster-wide, per group.
     pub tally: Tally,
     bus: Option<Bus>,
+    parked: DashMap<ConnId, park::Park>,
+    orphans: park::Orphans,
 }
+
+pub use park::{PARKED_MAX, Parking};
 
 impl Courier {
     /// The courier of instance `instance`; `bus` in a cluster.
     pub fn new(instance: Arc<str>, bus: Option<Bus>) -> Self {
         let own = post::own_prefix(&instance);
-        Self { instance, own, links: DashMap::new(), groups: Groups::default(), tally: Tally::default(), bus }
+        let (links, parked, orphans) = (DashMap::new(), DashMap::new(), park::Orphans::default());
+        Self { instance, own, links, groups: Groups::default(), tally: Tally::default(), bus, parked, orphans }
     }
 
     /// Makes `link` reachable by its id until it is dropped or detached.
@@ -78,6 +85,7 @@ impl Courier {
     /// Forgets `conn` and its group memberships (it has closed).
     pub fn detach(&self, conn: &ConnId) {
         self.links.remove(conn);
+        self.parked.remove_if(conn, |_, p| !matches!(p, park::Park::Held));
         self.groups.leave_all(conn);
     }
 
@@ -205,11 +213,17 @@ impl Courier {
     fn deliver_heard(&self, from: &str, post: Heard<'_>) {
         match post {
             Heard::To { conn, event } => {
-                if let Some(link) = self.local(&conn)
-                    && let Some(event) = decode(event)
-                    && let Err(e) = link.send(&event)
-                {
-                    debug!(conn_id = %conn, error = %e, "an event from another instance was not delivered");
+                let link = self.local(&conn);
+                if link.is_none() && self.parking(&conn) == Parking::No {
+                    return;
+                }
+                let Some(event) = decode(event) else { return };
+                let attached = link.is_some();
+                let sent = link.map_or(Err(Undelivered::Gone), |link| link.send(&event));
+                match sent {
+                    Ok(()) => {}
+                    Err(Undelivered::Gone) if self.park_event(&conn, event, attached) => {}
+                    Err(e) => debug!(conn_id = %conn, error = %e, "an event from another instance was not delivered"),
                 }
             }
             Heard::ToMany { conns, event } => {

@@ -1,22 +1,29 @@
 //! Rooms: taking and leaving seats, relays between participants, and what
 //! peers are told. Used by every protocol that seats clients in rooms (`/`,
 //! `/dashboard`, and the raw protocols to come); approval and hosts are in
-//! [`approval`].
+//! [`approval`], held seats and their resumption in [`grace`].
 //!
 //! Must not import `transport`, nor any socket.io or HTTP crate (as all of `core`).
 
 pub mod approval;
+pub mod grace;
+pub mod held;
 pub mod seats;
+
+pub use grace::Relayed;
+use grace::Settling;
 
 use std::sync::Arc;
 
 use serde_json::Value;
 use tracing::{debug, info};
 
+use super::courier::DeliveryError;
 use super::event::Event;
 use super::{Core, CoreError};
 use crate::domain::signal::SignalKind;
 use crate::domain::{ConnId, Joined, RoomError, RoomId, UserId};
+use crate::metrics::GraceOutcome;
 use crate::store::rooms::{Intent, JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot};
 
 /// Who asks: a connection, the user its token names (with `JWT_SECRET`
@@ -68,7 +75,9 @@ impl Rooms<'_> {
         // A seat already held that this connection was not told of (an
         // earlier join answered `unavailable` that Redis applied anyway) is
         // news to the peers too.
-        let news = out.joined != Joined::Already || before.as_ref() != Some(user);
+        // A resumed seat is no news: peers never heard it left.
+        let resumed = matches!(out.joined, Joined::Resumed { .. });
+        let news = !resumed && (out.joined != Joined::Already || before.as_ref() != Some(user));
         if news {
             core.rooms_changed.notify_one();
         }
@@ -82,8 +91,11 @@ impl Rooms<'_> {
                 debug!(conn_id = %by.conn, error = %e, "room-users not delivered");
             }
         }
+        if let Joined::Resumed { replaced } = &out.joined {
+            self.hand_over(by.conn, replaced, room, user).await;
+        }
         let replaced = match &out.joined {
-            Joined::Rejoined { replaced } => Some(replaced.as_str()),
+            Joined::Rejoined { replaced } | Joined::Resumed { replaced } => Some(replaced.as_str()),
             _ => None,
         };
         info!(conn_id = %by.conn, room_id = %room, user_id = %user, replaced, "joined room");
@@ -116,20 +128,29 @@ impl Rooms<'_> {
     /// An event answered `unavailable` (here: join, leave, create) did not
     /// happen as far as this instance knows; if Redis applied it anyway, the
     /// next reconcile undoes it and tells the peers.
-    pub async fn leave_all(&self, conn: &ConnId, announced: bool) {
+    /// How many seats it gave up.
+    pub async fn leave_all(&self, conn: &ConnId, announced: bool) -> usize {
         let core = self.0;
         core.seats.clear(conn);
-        match core.stores.rooms.leave_all(conn).await {
+        let permit = core.graces.settling.acquire().await;
+        let left = core.stores.rooms.leave_all(conn).await;
+        drop(permit);
+        match left {
             Ok(left) => {
                 for out in &left {
                     self.departed(out, announced, Some(conn), None).await;
                 }
+                left.len()
             }
-            Err(e) => drop(core.reported(e, "disconnect")),
+            Err(e) => {
+                drop(core.reported(e, "disconnect"));
+                0
+            }
         }
     }
 
-    /// `offer`, `answer` and `ice-candidate`: one path, to the target's connection only.
+    /// `offer`, `answer` and `ice-candidate`: one path, to the target's
+    /// connection only, or kept for its held seat.
     pub async fn relay(
         &self,
         by: Actor<'_>,
@@ -137,17 +158,40 @@ impl Rooms<'_> {
         target: &UserId,
         kind: SignalKind,
         body: Value,
-    ) -> Result<(), CoreError> {
+    ) -> Result<Relayed, CoreError> {
         let core = self.0;
         let route = core.stores.rooms.route(room, by.conn, target).await;
         let route = route.map_err(|e| core.reported(e, kind.name()))?;
-        let sender = route.sender;
-        let relayed = Event::Relay { room: room.clone(), sender: sender.clone(), kind, body };
-        core.courier.send(&route.target, &relayed).await?;
-        core.metrics.relayed(kind.name());
-        debug!(conn_id = %by.conn, room_id = %room, sender_id = %sender, target_id = %target,
-            event = kind.name(), "relayed");
-        Ok(())
+        let done = if route.held {
+            self.keep(room, target, route, kind, body).await?
+        } else {
+            let to = route.target;
+            let relayed = Event::Relay { room: room.clone(), sender: route.sender, kind, body };
+            match core.courier.send(&to, &relayed).await {
+                Ok(()) => Relayed::Delivered,
+                // Its connection has just dropped: once its seat is held, keep it there.
+                Err(DeliveryError::Gone) => match self.settled(&to).await {
+                    Settling::NotClosing => return Err(CoreError::TargetGone),
+                    Settling::TimedOut => return Err(CoreError::Unavailable),
+                    Settling::Settled => {
+                        let Event::Relay { body, .. } = relayed else { unreachable!("built above") };
+                        let route = core.stores.rooms.route(room, by.conn, target).await;
+                        let route = route.map_err(|e| core.reported(e, kind.name()))?;
+                        // Still its seat, not held: the hold failed for want of the store.
+                        if !route.held && route.target == to {
+                            return Err(CoreError::Unavailable);
+                        }
+                        self.keep(room, target, route, kind, body).await?
+                    }
+                },
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if done == Relayed::Delivered {
+            core.metrics.relayed(kind.name());
+        }
+        debug!(conn_id = %by.conn, room_id = %room, target_id = %target, event = kind.name(), ?done, "relayed");
+        Ok(done)
     }
 
     /// Tells `out`'s peers that its user left (when announced), and the
@@ -158,6 +202,13 @@ impl Rooms<'_> {
         if announced {
             let left = Event::UserLeft { room: out.room.clone(), user: out.user.clone() };
             core.courier.notify(&out.peers, &left).await;
+        }
+        for unsent in &out.unsent {
+            core.metrics.grace(GraceOutcome::Unsent, unsent.count as u64);
+            let expired = Event::RelayExpired { room: out.room.clone(), target: out.user.clone(), count: unsent.count };
+            if let Err(e) = core.courier.send(&unsent.conn, &expired).await {
+                debug!(conn_id = %unsent.conn, error = %e, "relay-expired not delivered");
+            }
         }
         self.host_changed(out).await;
         core.rooms_changed.notify_one();

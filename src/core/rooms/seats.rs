@@ -13,9 +13,10 @@ use crate::store::rooms::Intent;
 /// What one connection holds: (room, user) pairs.
 pub type Held = Vec<(RoomId, UserId)>;
 
-/// Seats by connection, on this instance.
+/// Seats by connection, on this instance, and the connections among them
+/// that closed and whose seats are held (seat grace).
 #[derive(Default)]
-pub struct SeatBook(DashMap<ConnId, Held>);
+pub struct SeatBook(DashMap<ConnId, Held>, dashmap::DashSet<ConnId>);
 
 impl SeatBook {
     /// `conn` holds `user`'s seat in `room` (replacing another user's there);
@@ -48,6 +49,12 @@ impl SeatBook {
     /// `conn` has closed: it holds nothing.
     pub fn clear(&self, conn: &ConnId) {
         self.0.remove(conn);
+        self.1.remove(conn);
+    }
+
+    /// `conn` has closed and its seats are held until it is [`Self::clear`]ed.
+    pub fn hold(&self, conn: &ConnId) {
+        self.1.insert(conn.clone());
     }
 
     /// Whether a seat in `room` would be one more than `max` for `conn`.
@@ -68,6 +75,10 @@ impl Intent for SeatBook {
 
     fn holds(&self, conn: &ConnId, room: &RoomId) -> Option<UserId> {
         self.0.get(conn)?.iter().find(|(r, _)| r == room).map(|(_, u)| u.clone())
+    }
+
+    fn held(&self, conn: &ConnId) -> bool {
+        self.1.contains(conn)
     }
 }
 
@@ -90,7 +101,9 @@ mod tests {
         assert_eq!(book.forget(&c, &r1), Some(a.clone()));
         assert!(book.live().is_empty() && book.holds(&c, &r1).is_none());
         book.remember(&c, &r2, &a);
+        book.hold(&c);
+        assert!(book.held(&c) && book.holds(&c, &r2).is_some(), "a held connection keeps its seats");
         book.clear(&c);
-        assert!(book.live().is_empty());
+        assert!(book.live().is_empty() && !book.held(&c));
     }
 }

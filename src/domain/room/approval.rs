@@ -57,7 +57,7 @@ impl RoomMeta {
 impl Room {
     /// A new room with metadata, its host seated on `conn`.
     pub fn create(id: RoomId, created_at: SystemTime, meta: RoomMeta, conn: &ConnId) -> Self {
-        let host = Member { user: meta.host_id.clone(), conn: conn.clone() };
+        let host = Member::new(meta.host_id.clone(), conn.clone());
         Self { id, created_at, members: vec![host], meta: Some(meta) }
     }
 

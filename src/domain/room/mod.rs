@@ -4,6 +4,11 @@
 //! holds one seat per room; the same user joining from a new connection takes
 //! the seat over (a reconnect), keeping its place in the order.
 //!
+//! A seat whose connection closed abruptly may be *held* (seat grace): it
+//! stays, relays to it are to be kept rather than delivered ([`Route::held`]),
+//! and the same user joining again *resumes* it ([`Joined::Resumed`]); it stays
+//! marked held until the kept relays are handed over ([`Room::release`]).
+//!
 //! A room may carry metadata (seed 001's dashboard): a name, a description, a
 //! host, and whether joining needs the host's approval. The host is a
 //! participant; when it leaves, the next participant in join order becomes
@@ -23,6 +28,16 @@ pub struct Member {
     pub user: UserId,
     /// The connection that holds the seat.
     pub conn: ConnId,
+    /// Whether the seat is held for a connection that closed abruptly (or
+    /// resumed, its kept relays not yet handed over).
+    pub held: bool,
+}
+
+impl Member {
+    /// A live participant.
+    pub fn new(user: UserId, conn: ConnId) -> Self {
+        Self { user, conn, held: false }
+    }
 }
 
 /// What a successful join did.
@@ -33,6 +48,12 @@ pub enum Joined {
     /// The user's seat moved from an older connection to this one.
     Rejoined {
         /// The connection that no longer holds the seat.
+        replaced: ConnId,
+    },
+    /// The user's held seat moved to this connection: the seat stays held
+    /// until its kept relays are handed over ([`Room::release`]).
+    Resumed {
+        /// The connection that closed.
         replaced: ConnId,
     },
     /// This connection already held this seat; nothing changed.
@@ -46,6 +67,8 @@ pub struct Route {
     pub sender: UserId,
     /// The target's connection.
     pub target: ConnId,
+    /// Whether the target's seat is held: the relay is to be kept for it.
+    pub held: bool,
 }
 
 /// A participant that left, and who hosts the room now if that changed.
@@ -161,7 +184,7 @@ impl Room {
         }
         if let Some(seat) = self.members.iter_mut().find(|m| &m.user == user) {
             let replaced = std::mem::replace(&mut seat.conn, conn.clone());
-            return Ok(Joined::Rejoined { replaced });
+            return Ok(if seat.held { Joined::Resumed { replaced } } else { Joined::Rejoined { replaced } });
         }
         if let Some(meta) = &self.meta
             && meta.requires_approval
@@ -173,7 +196,7 @@ impl Room {
         if self.members.len() >= max_size {
             return Err(RoomError::Full { max: max_size });
         }
-        self.members.push(Member { user: user.clone(), conn: conn.clone() });
+        self.members.push(Member::new(user.clone(), conn.clone()));
         Ok(Joined::New)
     }
 
@@ -201,7 +224,32 @@ impl Room {
     pub fn route(&self, from: &ConnId, to: &UserId) -> Result<Route, RoomError> {
         let sender = self.members.iter().find(|m| &m.conn == from).ok_or(RoomError::NotInRoom)?;
         let target = self.members.iter().find(|m| &m.user == to).ok_or(RoomError::TargetNotFound)?;
-        Ok(Route { sender: sender.user.clone(), target: target.conn.clone() })
+        Ok(Route { sender: sender.user.clone(), target: target.conn.clone(), held: target.held })
+    }
+
+    /// Holds the seat of the participant on `conn` (its connection closed
+    /// abruptly); the user, if it has a seat here.
+    pub fn hold(&mut self, conn: &ConnId) -> Option<UserId> {
+        let seat = self.members.iter_mut().find(|m| &m.conn == conn)?;
+        seat.held = true;
+        Some(seat.user.clone())
+    }
+
+    /// Whether `user`'s seat is held and on `conn`.
+    pub fn held_on(&self, user: &UserId, conn: &ConnId) -> bool {
+        self.members.iter().any(|m| &m.user == user && &m.conn == conn && m.held)
+    }
+
+    /// Ends the hold of `user`'s seat resumed on `conn` (its kept relays are
+    /// handed over): relays go to it again. Whether anything changed.
+    pub fn release(&mut self, user: &UserId, conn: &ConnId) -> bool {
+        match self.members.iter_mut().find(|m| &m.user == user && &m.conn == conn && m.held) {
+            Some(seat) => {
+                seat.held = false;
+                true
+            }
+            None => false,
+        }
     }
 }
 

@@ -75,7 +75,7 @@ fn relays_need_both_ends_in_the_room() {
     let mut r = room();
     r.join(&user("a"), &conn("1"), 5).unwrap();
     r.join(&user("b"), &conn("2"), 5).unwrap();
-    assert_eq!(r.route(&conn("1"), &user("b")), Ok(Route { sender: user("a"), target: conn("2") }));
+    assert_eq!(r.route(&conn("1"), &user("b")), Ok(Route { sender: user("a"), target: conn("2"), held: false }));
     assert_eq!(r.route(&conn("3"), &user("b")), Err(RoomError::NotInRoom));
     assert_eq!(r.route(&conn("1"), &user("zz")), Err(RoomError::TargetNotFound));
 }

@@ -5,14 +5,17 @@
 //! read lock. A second map indexes the rooms of each connection for the
 //! disconnect clean-up. Lock order is always room shard, then connection shard;
 //! `leave_all` releases the connection entry before touching rooms, so the two
-//! orders never meet.
+//! orders never meet. Held seats' kept relays (seat grace) are a third map,
+//! locked after a room's shard when both are.
 
+use std::collections::VecDeque;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
+use super::grace::{self, HeldSeat, Keeping, KeptRelay};
 use super::{JoinOutcome, LeaveOutcome, RoomPage, RoomSnapshot, RoomStore, RoomStoreError, StoreError, Upkept};
 use crate::domain::{ConnId, Joined, Request, Room, RoomError, RoomId, RoomMeta, Route, UserId};
 
@@ -21,6 +24,15 @@ use crate::domain::{ConnId, Joined, Request, Room, RoomError, RoomId, RoomMeta, 
 pub struct MemoryStore {
     rooms: DashMap<RoomId, Room>,
     rooms_of: DashMap<ConnId, Vec<RoomId>>,
+    holds: DashMap<(RoomId, UserId), Hold>,
+}
+
+/// A held seat's relays, and whether it was resumed (`live`: the connection
+/// relays go to now that they were handed over).
+#[derive(Default)]
+struct Hold {
+    live: Option<ConnId>,
+    kept: VecDeque<KeptRelay>,
 }
 
 impl MemoryStore {
@@ -46,6 +58,30 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// Removes the participant on `conn` from `room`, with the senders of
+    /// what was kept for its seat if it was held.
+    fn leave_here(&self, room: &RoomId, conn: &ConnId) -> Option<LeaveOutcome> {
+        let Entry::Occupied(mut entry) = self.rooms.entry(room.clone()) else {
+            return None;
+        };
+        let departure = entry.get_mut().leave(conn)?;
+        let kept: Vec<KeptRelay> =
+            self.holds.remove(&(room.clone(), departure.user.clone())).map(|(_, h)| h.kept.into()).unwrap_or_default();
+        let unsent = grace::unsent(Some(entry.get()), &kept);
+        let peers = entry.get().peers_of(conn);
+        let room_deleted = entry.get().is_empty();
+        if room_deleted {
+            entry.remove();
+        } else {
+            drop(entry);
+        }
+        self.index_remove(conn, room);
+        let (user, new_host) = (departure.user, departure.new_host);
+        Some(LeaveOutcome { room: room.clone(), user, peers, room_deleted, new_host, unsent })
+    }
+}
+
 #[async_trait]
 impl RoomStore for MemoryStore {
     async fn join(
@@ -65,7 +101,7 @@ impl RoomStore for MemoryStore {
         }
         let joined = joined?;
         let outcome = JoinOutcome { users: entry.users(), peers: entry.peers_of(conn), joined };
-        if let Joined::Rejoined { replaced } = &outcome.joined {
+        if let Joined::Rejoined { replaced } | Joined::Resumed { replaced } = &outcome.joined {
             self.index_remove(replaced, room);
         }
         self.index_add(conn, room);
@@ -111,22 +147,52 @@ impl RoomStore for MemoryStore {
     }
 
     async fn leave(&self, room: &RoomId, conn: &ConnId) -> Result<Option<LeaveOutcome>, StoreError> {
-        let Entry::Occupied(mut entry) = self.rooms.entry(room.clone()) else {
-            return Ok(None);
-        };
-        let Some(departure) = entry.get_mut().leave(conn) else {
-            return Ok(None);
-        };
-        let peers = entry.get().peers_of(conn);
-        let room_deleted = entry.get().is_empty();
-        if room_deleted {
-            entry.remove();
-        } else {
-            drop(entry);
+        Ok(self.leave_here(room, conn))
+    }
+
+    async fn hold(&self, conn: &ConnId, _grace_ms: u64) -> Result<Vec<HeldSeat>, StoreError> {
+        let rooms = self.rooms_of.get(conn).map(|r| r.clone()).unwrap_or_default();
+        let mut held = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            let Some(mut entry) = self.rooms.get_mut(&room) else { continue };
+            let Some(user) = entry.hold(conn) else { continue };
+            // Relays kept before a resume that has not handed them all over stay.
+            self.holds.entry((room.clone(), user.clone())).or_default().live = None;
+            held.push(HeldSeat { room, user });
         }
-        self.index_remove(conn, room);
-        let (user, new_host) = (departure.user, departure.new_host);
-        Ok(Some(LeaveOutcome { room: room.clone(), user, peers, room_deleted, new_host }))
+        Ok(held)
+    }
+
+    async fn keep(&self, room: &RoomId, to: &UserId, relay: &KeptRelay, max: usize) -> Result<Keeping, StoreError> {
+        let Some(mut hold) = self.holds.get_mut(&(room.clone(), to.clone())) else { return Ok(Keeping::NotHeld) };
+        Ok(match &hold.live {
+            Some(conn) => Keeping::Live(conn.clone()),
+            None if hold.kept.len() >= max => Keeping::Full,
+            None => {
+                hold.kept.push_back(relay.clone());
+                Keeping::Kept
+            }
+        })
+    }
+
+    async fn take_kept(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        conn: &ConnId,
+        max: usize,
+    ) -> Result<Vec<KeptRelay>, StoreError> {
+        if let Some(mut hold) = self.holds.get_mut(&(room.clone(), user.clone())) {
+            if !hold.kept.is_empty() {
+                let n = hold.kept.len().min(max);
+                return Ok(hold.kept.drain(..n).collect());
+            }
+            hold.live = Some(conn.clone());
+        }
+        if let Some(mut entry) = self.rooms.get_mut(room) {
+            entry.release(user, conn);
+        }
+        Ok(Vec::new())
     }
 
     async fn leave_all(&self, conn: &ConnId) -> Result<Vec<LeaveOutcome>, StoreError> {

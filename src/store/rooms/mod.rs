@@ -12,12 +12,16 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use crate::domain::{ConnId, Joined, Request, Room, RoomError, RoomId, RoomMeta, Route, UserId};
+use grace::{HeldSeat, Keeping, KeptRelay, Unsent};
 
+pub mod grace;
 pub mod memory;
 pub mod redis;
 pub mod route_cache;
 #[cfg(test)]
 pub mod suite;
+#[cfg(test)]
+pub mod suite_grace;
 
 use super::{Lapse, StoreError};
 
@@ -56,6 +60,8 @@ pub struct LeaveOutcome {
     pub room_deleted: bool,
     /// The room's new host, when the one who left hosted it.
     pub new_host: Option<UserId>,
+    /// When the seat was held: the senders of the relays kept for it, never delivered.
+    pub unsent: Vec<Unsent>,
 }
 
 /// What this instance's live connections should hold: the seats the core
@@ -67,6 +73,12 @@ pub trait Intent: Send + Sync {
     fn seats(&self) -> Vec<(ConnId, Vec<(RoomId, UserId)>)>;
     /// The user `conn` should hold a seat as in `room` now, if any.
     fn holds(&self, conn: &ConnId, room: &RoomId) -> Option<UserId>;
+    /// Whether `conn` has closed and its seats are held (seat grace): put
+    /// back, they are put back held.
+    fn held(&self, conn: &ConnId) -> bool {
+        let _ = conn;
+        false
+    }
 }
 
 /// A seat put back by [`RoomStore::reconcile`], and who must hear of it.
@@ -188,6 +200,27 @@ pub trait RoomStore: Send + Sync + 'static {
 
     /// Removes `conn` from every room it is in (on disconnect).
     async fn leave_all(&self, conn: &ConnId) -> Result<Vec<LeaveOutcome>, StoreError>;
+
+    /// Holds every seat of `conn`, whose connection closed abruptly, for
+    /// `grace_ms` (see [`grace`]): peers keep seeing it, relays to it are kept.
+    /// The grace ends with [`Self::leave_all`] of `conn`, which removes the
+    /// seats not resumed meanwhile, naming the senders of what was kept.
+    async fn hold(&self, conn: &ConnId, grace_ms: u64) -> Result<Vec<HeldSeat>, StoreError>;
+
+    /// Keeps `relay` for `to`'s held seat in `room`, behind those kept
+    /// before, unless `max` are kept already.
+    async fn keep(&self, room: &RoomId, to: &UserId, relay: &KeptRelay, max: usize) -> Result<Keeping, StoreError>;
+
+    /// For `user`'s seat in `room`, resumed on `conn`: up to `max` of its
+    /// kept relays, oldest first, handed over (removed). When none are left
+    /// the hold ends: later relays go to `conn` as they come.
+    async fn take_kept(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        conn: &ConnId,
+        max: usize,
+    ) -> Result<Vec<KeptRelay>, StoreError>;
 
     /// Where a relay from `from` to user `to` in `room` goes, if the rules allow it.
     async fn route(&self, room: &RoomId, from: &ConnId, to: &UserId) -> Result<Route, RoomStoreError>;

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+pub use super::suite_grace::*;
 use super::{RoomStore, RoomStoreError};
 use crate::domain::{ConnId, Joined, Request, RoomError, RoomId, RoomMeta, Route, UserId};
 
@@ -30,7 +31,10 @@ macro_rules! store_suite {
             route_requires_both_ends_in_the_room,
             list_pages_are_ordered_by_creation_then_id,
             a_room_created_with_metadata_seats_its_host_and_its_id_cannot_be_taken,
-            approval_names_and_host_handover_are_kept_by_the_store);
+            approval_names_and_host_handover_are_kept_by_the_store,
+            a_held_seat_stays_keeps_relays_in_order_up_to_the_limit_and_hands_them_over_on_resume,
+            a_held_seat_whose_grace_ends_leaves_naming_the_senders_of_what_was_kept,
+            a_seat_held_again_keeps_what_a_resume_has_not_handed_over_and_a_new_seat_starts_live);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -163,7 +167,7 @@ pub async fn route_requires_both_ends_in_the_room(s: Arc<impl RoomStore>) {
     s.join(&room("r"), &user("b"), &conn("2"), 10).await.unwrap();
     s.join(&room("other"), &user("c"), &conn("3"), 10).await.unwrap();
     let ok = s.route(&room("r"), &conn("1"), &user("b")).await.unwrap();
-    assert_eq!(ok, Route { sender: user("a"), target: conn("2") });
+    assert_eq!(ok, Route { sender: user("a"), target: conn("2"), held: false });
     assert_eq!(rule(s.route(&room("r"), &conn("3"), &user("b")).await), RoomError::NotInRoom);
     assert_eq!(rule(s.route(&room("r"), &conn("1"), &user("c")).await), RoomError::TargetNotFound);
     assert_eq!(rule(s.route(&room("gone"), &conn("1"), &user("b")).await), RoomError::NotInRoom);

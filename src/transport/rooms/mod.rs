@@ -22,7 +22,7 @@ use tracing::{info, warn};
 use self::wire::{AckOk, ClientEvent};
 use crate::core::event::Event;
 use crate::core::link::Undelivered;
-use crate::core::rooms::Actor;
+use crate::core::rooms::{Actor, Relayed};
 use crate::domain::UserId;
 use crate::state::AppState;
 use crate::transport::conn::admission::Admitted;
@@ -72,6 +72,14 @@ fn handshake_user(socket: &SocketRef, auth: Option<Value>) -> Option<UserId> {
     handshake.field("userId").and_then(|raw| UserId::parse(&raw).ok())
 }
 
+/// Whether a connection closed without meaning to (its transport closed or
+/// failed, or it stopped answering pings): its seats are then held for the
+/// grace. A DISCONNECT packet, a kick or a shutdown is a departure.
+fn abrupt(reason: DisconnectReason) -> bool {
+    use DisconnectReason::*;
+    matches!(reason, TransportClose | TransportError | HeartbeatTimeout | MultipleHttpPollingError | PacketParsingError)
+}
+
 impl Rooms {
     fn actor<'a>(&'a self, conn: &'a Conn<Self>) -> Actor<'a> {
         Actor { conn: conn.id(), token_user: self.token_user.as_ref(), announced: true }
@@ -99,8 +107,10 @@ impl Namespace for Rooms {
             }
             ClientEvent::Relay(kind) => {
                 let req = payload::relay(*kind, data)?;
-                rooms.relay(by, &req.room, &req.target, *kind, req.body).await?;
-                Ok(AckOk::ok())
+                match rooms.relay(by, &req.room, &req.target, *kind, req.body).await? {
+                    Relayed::Delivered => Ok(AckOk::ok()),
+                    Relayed::Kept => Ok(AckOk::queued()),
+                }
             }
             ClientEvent::Decide(approve) => {
                 let (room, user) = crate::transport::wire::payload::room_and_user(data)?;
@@ -111,8 +121,16 @@ impl Namespace for Rooms {
         }
     }
 
+    fn closing(&self, conn: &Conn<Self>, _reason: DisconnectReason) {
+        conn.core.rooms().closing(conn.id());
+    }
+
     async fn closed(&self, conn: &Conn<Self>, reason: DisconnectReason) {
-        conn.core.rooms().leave_all(conn.id(), true).await;
+        if abrupt(reason) {
+            conn.core.rooms().hold_all(conn.id()).await;
+        } else {
+            conn.core.rooms().left_on_purpose(conn.id()).await;
+        }
         info!(conn_id = %conn.id(), ?reason, "disconnected");
     }
 

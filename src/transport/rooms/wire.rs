@@ -25,6 +25,9 @@ pub const USER_JOINED: &str = "user-joined";
 pub const USER_LEFT: &str = "user-left";
 /// Server -> client: the participants, sent to a joiner.
 pub const ROOM_USERS: &str = "room-users";
+/// Server -> client: `{ roomId, targetId, count }`, relays you sent to a held
+/// seat that were never delivered (its grace ended).
+pub const RELAY_EXPIRED: &str = "relay-expired";
 /// Server -> client, on connect: `{ iceServers, ttlSeconds }` for RTCPeerConnection.
 pub const ICE_SERVERS: &str = "ice-servers";
 
@@ -96,6 +99,18 @@ pub struct RoomUsers<'a> {
     pub users: &'a [UserId],
 }
 
+/// `relay-expired`: `{ roomId, targetId, count }`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayExpired<'a> {
+    /// The room.
+    pub room_id: &'a RoomId,
+    /// The user the relays were for.
+    pub target_id: &'a UserId,
+    /// How many were not delivered.
+    pub count: usize,
+}
+
 /// A relayed message: `{ roomId, senderId, <offer|answer|candidate> }`.
 pub struct Relayed<'a> {
     /// The room.
@@ -127,6 +142,8 @@ pub struct AckOk {
     room_id: Option<RoomId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     users: Option<Vec<UserId>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    queued: bool,
 }
 
 impl AckOk {
@@ -138,6 +155,11 @@ impl AckOk {
     /// `{ ok: true, roomId }`
     pub fn room(room_id: RoomId) -> Self {
         Self { room_id: Some(room_id), ..Self::ok() }
+    }
+
+    /// `{ ok: true, queued: true }`: a relay kept for a held seat.
+    pub fn queued() -> Self {
+        Self { queued: true, ..Self::ok() }
     }
 
     /// `{ ok: true, roomId, users }`
@@ -155,6 +177,9 @@ pub fn emit(socket: &SocketRef, event: &Event) -> Result<(), Undelivered> {
         Event::RoomUsers { room, users } => socket.emit(ROOM_USERS, &RoomUsers { room_id: room, users }),
         Event::UserJoined { room, user } => socket.emit(USER_JOINED, &Presence { room_id: room, user_id: user }),
         Event::UserLeft { room, user } => socket.emit(USER_LEFT, &Presence { room_id: room, user_id: user }),
+        Event::RelayExpired { room, target, count } => {
+            socket.emit(RELAY_EXPIRED, &RelayExpired { room_id: room, target_id: target, count: *count })
+        }
         other => match rooms::emit_host_event(socket, other) {
             Some(sent) => sent,
             None => return Err(Undelivered::Gone),
@@ -192,6 +217,7 @@ mod tests {
     fn acks_carry_only_what_applies() {
         let room = RoomId::parse("r").unwrap();
         assert_eq!(serde_json::to_value(AckOk::ok()).unwrap(), json!({"ok": true}));
+        assert_eq!(serde_json::to_value(AckOk::queued()).unwrap(), json!({"ok": true, "queued": true}));
         let users = vec![UserId::parse("a").unwrap()];
         assert_eq!(
             serde_json::to_value(AckOk::joined(room, users)).unwrap(),

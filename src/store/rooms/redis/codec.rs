@@ -1,5 +1,6 @@
-//! How a room is kept in its Redis hash: the members as JSON pairs, and the
-//! metadata beside them for rooms that have it.
+//! How a room is kept in its Redis hash: the members as JSON pairs
+//! (`[user, conn]`, or `[user, conn, 1]` for a held seat), and the metadata
+//! beside them for rooms that have it.
 
 use crate::domain::{ConnId, Member, Room, RoomId, RoomMeta, UserId};
 use crate::store::StoreError;
@@ -9,8 +10,16 @@ use crate::store::redis::time;
 /// pairs alone (the format from before rooms had metadata).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct RoomJson {
-    members: Vec<(String, String)>,
+    members: Vec<Pair>,
     meta: MetaJson,
+}
+
+/// One member: `[user, conn]`, or `[user, conn, 1]` when its seat is held.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum Pair {
+    Live(String, String),
+    Held(String, String, u8),
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -26,8 +35,14 @@ struct MetaJson {
 }
 
 pub(super) fn encode(room: &Room) -> Result<String, StoreError> {
-    let members: Vec<(String, String)> =
-        room.members().iter().map(|m| (m.user.as_str().to_owned(), m.conn.as_str().to_owned())).collect();
+    let members: Vec<Pair> = room
+        .members()
+        .iter()
+        .map(|m| {
+            let (user, conn) = (m.user.as_str().to_owned(), m.conn.as_str().to_owned());
+            if m.held { Pair::Held(user, conn, 1) } else { Pair::Live(user, conn) }
+        })
+        .collect();
     let json = match room.meta() {
         None => serde_json::to_string(&members),
         Some(m) => serde_json::to_string(&RoomJson {
@@ -50,7 +65,7 @@ pub(super) fn encode(room: &Room) -> Result<String, StoreError> {
 pub(super) fn decode(id: &RoomId, created: u64, stored: &str) -> Result<Room, StoreError> {
     let corrupt = |why: String| StoreError::Unavailable(format!("room {id:?} in Redis is corrupt: {why}"));
     let user = |raw: &str| UserId::parse(raw).map_err(|e| corrupt(e.to_string()));
-    let (pairs, meta): (Vec<(String, String)>, Option<MetaJson>) = if stored.starts_with('[') {
+    let (pairs, meta): (Vec<Pair>, Option<MetaJson>) = if stored.starts_with('[') {
         (serde_json::from_str(stored).map_err(|e| corrupt(e.to_string()))?, None)
     } else {
         let room: RoomJson = serde_json::from_str(stored).map_err(|e| corrupt(e.to_string()))?;
@@ -58,7 +73,13 @@ pub(super) fn decode(id: &RoomId, created: u64, stored: &str) -> Result<Room, St
     };
     let members = pairs
         .into_iter()
-        .map(|(u, conn)| Ok(Member { user: user(&u)?, conn: ConnId::new(&conn) }))
+        .map(|pair| {
+            let (u, conn, held) = match pair {
+                Pair::Live(u, conn) => (u, conn, false),
+                Pair::Held(u, conn, _) => (u, conn, true),
+            };
+            Ok(Member { user: user(&u)?, conn: ConnId::new(&conn), held })
+        })
         .collect::<Result<Vec<_>, StoreError>>()?;
     let meta = meta
         .map(|m| {

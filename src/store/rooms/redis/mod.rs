@@ -5,6 +5,9 @@
 //! - `p:rooms` sorted set: room ids scored by `created`, so listings page in creation order
 //!   (Redis orders equal scores by member, which is the `id` tie-break)
 //! - `p:conn:{conn}` set: the rooms a connection is in (for disconnect clean-up)
+//! - `p:held:{n}:{room}:{user}` string, `p:kept:{n}:{room}:{user}` list (`n` the room id's
+//!   length): a held seat's marker (`held`, or `live:{conn}` once resumed and handed over)
+//!   and the relays kept for it, both expiring a while after the grace (see [`grace`])
 //! - `p:inst:{instance}:conns` set, `p:inst:{instance}:alive` key with a TTL, `p:instances` set:
 //!   which instance holds which connection, and which instances are alive
 //!
@@ -35,13 +38,14 @@ use crate::store::redis::{MAX_ATTEMPTS, key, millis, unavailable};
 
 mod announcements;
 mod codec;
+mod grace;
 mod scripts;
 mod seats;
 mod store;
 #[cfg(test)]
 mod tests;
 
-use scripts::{CAS, DROP_IDLE, LIST};
+use scripts::{CAS, DROP_IDLE, KEEP, LIST, TAKE};
 
 /// Room state in Redis, shared by every instance.
 pub struct RedisStore {
@@ -53,6 +57,8 @@ pub struct RedisStore {
     cas: Script,
     list: Script,
     drop_idle: Script,
+    keep: Script,
+    take: Script,
     cache: Arc<RouteCache>,
     /// Woken by every room change announced (any instance's).
     changed: Arc<tokio::sync::Notify>,
@@ -89,6 +95,8 @@ impl RedisStore {
             cas: Script::from_lua(format!("{LUA_NOW}\n{CAS}")),
             list: Script::from_lua(LIST),
             drop_idle: Script::from_lua(DROP_IDLE),
+            keep: Script::from_lua(KEEP),
+            take: Script::from_lua(TAKE),
             cache: Arc::default(),
             changed: Arc::default(),
         }

@@ -10,7 +10,8 @@ use crate::store::redis::clock::RedisClock;
 /// ARGV: expected version, members JSON ('' deletes), room id, created ms,
 /// the channel on which the room id is published once written, the deadline
 /// (Redis's Unix ms, '0' for none: see [`RedisClock`]), how many guard keys,
-/// then per set update: '+' or '-', and the member.
+/// then per set update: '+' (SADD) or '-' (SREM) and the member, 'D' (DEL the
+/// key; member ignored), or 'H' and `<ttl ms>:<value>` (SET the key with a TTL).
 /// Returns 1 written, 0 the version moved, -1 a guard key exists, -2 too late.
 /// Runs after [`LUA_NOW`](crate::store::redis::clock::LUA_NOW).
 pub(super) const CAS: &str = r#"
@@ -32,7 +33,13 @@ end
 local first = 4 + guards
 for i = first, #KEYS do
   local op, member = ARGV[8 + (i - first) * 2], ARGV[9 + (i - first) * 2]
-  if op == '+' then redis.call('SADD', KEYS[i], member) else redis.call('SREM', KEYS[i], member) end
+  if op == '+' then redis.call('SADD', KEYS[i], member)
+  elseif op == '-' then redis.call('SREM', KEYS[i], member)
+  elseif op == 'D' then redis.call('DEL', KEYS[i])
+  else
+    local ttl, value = string.match(member, '^(%d+):(.*)$')
+    redis.call('SET', KEYS[i], value, 'PX', ttl)
+  end
 end
 redis.call('PUBLISH', ARGV[5], ARGV[3])
 return 1
@@ -57,4 +64,31 @@ for i = 2, #KEYS do
   table.insert(out, h[2] or '')
 end
 return out
+"#;
+
+/// Keeps a relay for a held seat. KEYS: the seat's hold marker, its kept list.
+/// ARGV: the most kept, the relay. Returns {1} kept, {0} full, {-1} not held,
+/// {2, conn} resumed on conn and handed over (deliver there).
+pub(super) const KEEP: &str = r#"
+local m = redis.call('GET', KEYS[1])
+if not m then return {-1} end
+if string.sub(m, 1, 5) == 'live:' then return {2, string.sub(m, 6)} end
+if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[1]) then return {0} end
+redis.call('RPUSH', KEYS[2], ARGV[2])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+return {1}
+"#;
+
+/// Hands over up to ARGV[1] kept relays, oldest first; when none are left,
+/// marks the hold handed over to connection ARGV[2] (if it still exists).
+/// KEYS: the seat's hold marker, its kept list. Returns the relays.
+pub(super) const TAKE: &str = r#"
+local items = redis.call('LRANGE', KEYS[2], 0, tonumber(ARGV[1]) - 1)
+if #items > 0 then
+  redis.call('LTRIM', KEYS[2], #items, -1)
+  return items
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('SET', KEYS[1], 'live:' .. ARGV[2], 'KEEPTTL') end
+return items
 "#;

@@ -11,6 +11,7 @@ use crate::domain::{ConnId, Room, RoomId, UserId};
 use crate::store::StoreError;
 use crate::store::redis::instances::alive_key;
 use crate::store::redis::unavailable;
+use crate::store::rooms::grace;
 use crate::store::rooms::{Intent, LeaveOutcome, LostSeat, RestoredSeat};
 
 /// What putting one live seat back did.
@@ -35,28 +36,43 @@ impl RedisStore {
         keep: &(dyn Fn() -> bool + Sync),
         guard: Option<&str>,
     ) -> Result<Option<Option<LeaveOutcome>>, StoreError> {
-        self.update_guarded::<_, StoreError>(room, guard, |current| {
-            if keep() {
-                return Ok((None, None));
-            }
-            let sets = vec![(self.conn_rooms(conn), '-', room.as_str().to_owned())];
-            let Some(mut next) = current else {
-                return Ok((Some(Change { room: None, sets }), None));
-            };
-            let Some(departure) = next.leave(conn) else {
-                return Ok((Some(Change { room: Some(next), sets }), None));
-            };
-            let room_deleted = next.is_empty();
-            let outcome = LeaveOutcome {
-                room: room.clone(),
-                user: departure.user,
-                peers: next.peers_of(conn),
-                room_deleted,
-                new_host: departure.new_host,
-            };
-            Ok((Some(Change { room: (!room_deleted).then_some(next), sets }), Some(outcome)))
-        })
-        .await
+        let left = self
+            .update_guarded::<_, StoreError>(room, guard, |current| {
+                if keep() {
+                    return Ok((None, None));
+                }
+                let mut sets = vec![(self.conn_rooms(conn), '-', room.as_str().to_owned())];
+                let Some(mut next) = current else {
+                    return Ok((Some(Change { room: None, sets }), None));
+                };
+                let held = next.members().iter().any(|m| &m.conn == conn && m.held);
+                let Some(departure) = next.leave(conn) else {
+                    return Ok((Some(Change { room: Some(next), sets }), None));
+                };
+                if held {
+                    sets.push((self.held_key(room, &departure.user), 'D', String::new()));
+                }
+                let room_deleted = next.is_empty();
+                let outcome = LeaveOutcome {
+                    room: room.clone(),
+                    user: departure.user,
+                    peers: next.peers_of(conn),
+                    room_deleted,
+                    new_host: departure.new_host,
+                    unsent: Vec::new(),
+                };
+                let after = (!room_deleted).then_some(next);
+                let kept_for = held.then(|| after.clone());
+                Ok((Some(Change { room: after, sets }), Some((outcome, kept_for))))
+            })
+            .await?;
+        let Some(left) = left else { return Ok(None) };
+        let Some((mut outcome, kept_for)) = left else { return Ok(Some(None)) };
+        // A held seat's kept relays are not delivered now: their senders are told.
+        if let Some(after) = kept_for {
+            outcome.unsent = grace::unsent(after.as_ref(), &self.take_all(room, &outcome.user).await?);
+        }
+        Ok(Some(Some(outcome)))
     }
 
     /// The rooms `conn` is indexed in.
@@ -116,6 +132,10 @@ impl RedisStore {
             }
             let mut sets = index('+');
             sets.push((owner.clone(), '+', conn.as_str().to_owned()));
+            if intent.held(conn) {
+                next.hold(conn);
+                sets.push((self.held_key(room, user), 'H', format!("{}:held", grace::RESTORED_HOLD_TTL_MS)));
+            }
             let seat = RestoredSeat { room: room.clone(), user: user.clone(), peers: next.peers_of(conn) };
             Ok((Some(Change { room: Some(next), sets }), Restoring::Restored(seat)))
         })

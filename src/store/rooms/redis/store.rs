@@ -13,6 +13,7 @@ use super::{Change, RedisStore};
 use crate::domain::{ConnId, Joined, Request, Room, RoomError, RoomId, RoomMeta, Route, UserId};
 use crate::store::StoreError;
 use crate::store::redis::unavailable;
+use crate::store::rooms::grace::{HeldSeat, Keeping, KeptRelay};
 use crate::store::rooms::{
     Intent, JoinOutcome, LeaveOutcome, Reconciled, RoomPage, RoomSnapshot, RoomStore, RoomStoreError, Upkept,
 };
@@ -34,7 +35,7 @@ impl RoomStore for RedisStore {
                 (self.conn_rooms(conn), '+', room.as_str().to_owned()),
                 (owner.clone(), '+', conn.as_str().to_owned()),
             ];
-            if let Joined::Rejoined { replaced } = &joined {
+            if let Joined::Rejoined { replaced } | Joined::Resumed { replaced } = &joined {
                 sets.push((self.conn_rooms(replaced), '-', room.as_str().to_owned()));
             }
             let outcome = JoinOutcome { users: next.users(), peers: next.peers_of(conn), joined };
@@ -109,6 +110,24 @@ impl RoomStore for RedisStore {
 
     async fn leave_all(&self, conn: &ConnId) -> Result<Vec<LeaveOutcome>, StoreError> {
         self.leave_all_here(conn).await
+    }
+
+    async fn hold(&self, conn: &ConnId, grace_ms: u64) -> Result<Vec<HeldSeat>, StoreError> {
+        self.hold_seats(conn, grace_ms).await
+    }
+
+    async fn keep(&self, room: &RoomId, to: &UserId, relay: &KeptRelay, max: usize) -> Result<Keeping, StoreError> {
+        self.keep_relay(room, to, relay, max).await
+    }
+
+    async fn take_kept(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        conn: &ConnId,
+        max: usize,
+    ) -> Result<Vec<KeptRelay>, StoreError> {
+        self.take_relays(room, user, conn, max).await
     }
 
     async fn maintain(&self) -> Result<Upkept, StoreError> {

@@ -275,9 +275,11 @@ pub(super) async fn refuse(ws: &mut Ws, code: u16, reason: &str) {
     let _ = tokio::time::timeout_at(deadline, ws.close(Some(frame))).await;
     loop {
         match tokio::time::timeout_at(deadline, ws.next()).await {
-            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Err(_) => return,
+            Ok(Some(Ok(Message::Close(_)))) | Err(_) => return,
             Ok(Some(Ok(_))) => {}
-            Ok(Some(Err(_))) => break,
+            // After a read error (an oversized frame) the stream reads as
+            // ended at once, the frame's rest unread: drain it raw.
+            Ok(Some(Err(_))) | Ok(None) => break,
         }
     }
     let mut buffer = vec![0u8; 1024];

@@ -70,6 +70,9 @@ pub trait Namespace: Send + Sync + Sized + 'static {
         payload: Option<Value>,
     ) -> impl Future<Output = Result<Self::Answer, SignalError>> + Send;
 
+    /// Told at once when the connection closes, before its queued clean-up.
+    fn closing(&self, _conn: &Conn<Self>, _reason: DisconnectReason) {}
+
     /// The connection's clean-up, after every event before it.
     fn closed(&self, conn: &Conn<Self>, reason: DisconnectReason) -> impl Future<Output = ()> + Send;
 
@@ -101,7 +104,6 @@ pub type Abandoned = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub trait WireName: Sized {
     /// The event a wire name stands for (an unknown name is an event too).
     fn from_name(name: &str) -> Self;
-
     /// Its wire name, for answers and logs.
     fn name(&self) -> &str;
 }
@@ -233,6 +235,7 @@ impl<N: Namespace> Conn<N> {
     /// Queues the clean-up after every event before it (at once: any event
     /// after it is refused as closing), and drains if no drainer runs.
     fn close(self: &Arc<Self>, reason: DisconnectReason) -> impl Future<Output = ()> + Send + use<N> {
+        self.ns.closing(self, reason);
         let drain = self.pipeline.close(Job::Disconnect(reason));
         self.drained(drain)
     }
@@ -292,8 +295,6 @@ pub fn attach<N: Namespace>(socket: &Arc<Socket>, state: &AppState, admitted: Ad
 /// The socket.io result of an emit, as the core counts delivery: a full
 /// outgoing queue is busy, anything else is gone.
 pub fn delivered(sent: Result<(), socketioxide::SendError>) -> Result<(), Undelivered> {
-    sent.map_err(|e| match e {
-        socketioxide::SendError::Socket(socketioxide::SocketError::InternalChannelFull) => Undelivered::Busy,
-        _ => Undelivered::Gone,
-    })
+    use socketioxide::{SendError::Socket, SocketError::InternalChannelFull};
+    sent.map_err(|e| if matches!(e, Socket(InternalChannelFull)) { Undelivered::Busy } else { Undelivered::Gone })
 }

@@ -2,8 +2,10 @@
 
 use super::*;
 use crate::domain::UserId;
+use crate::domain::signal::SignalKind;
 use crate::store::Lapse;
 use crate::store::redis::instances::alive_key;
+use crate::store::rooms::grace::{Keeping, KeptRelay};
 use crate::store::rooms::{Intent, Reconciled, RoomStore, RoomStoreError};
 
 #[tokio::test]
@@ -178,4 +180,37 @@ async fn a_reaper_stops_as_soon_as_the_instance_it_reaps_comes_back() {
     assert_eq!(a.room(&r).await.unwrap().unwrap().participants, vec![UserId::parse("on-b").unwrap()]);
     let registered: Vec<String> = a.client.smembers("{test}:instances").await.unwrap();
     assert!(registered.contains(&"instance-b".to_owned()), "and b is not forgotten");
+}
+
+/// Issue 20: a seat held for a closed connection, lost with Redis's data, is
+/// put back held: relays to it are kept again, not sent to the closed connection.
+#[tokio::test]
+async fn a_held_seat_lost_with_the_data_is_put_back_held() {
+    let (s, _redis) = store().await;
+    let (r, alice, bob) = (RoomId::parse("r").unwrap(), UserId::parse("alice").unwrap(), UserId::parse("bob").unwrap());
+    s.join(&r, &alice, &ConnId::new("ca"), 5).await.unwrap();
+    s.join(&r, &bob, &ConnId::new("cb"), 5).await.unwrap();
+    s.hold(&ConnId::new("ca"), 10_000).await.unwrap();
+    let _: () = s.client.flushall(false).await.unwrap();
+
+    struct HeldToo(Held);
+    impl Intent for HeldToo {
+        fn seats(&self) -> Vec<(ConnId, Vec<(RoomId, UserId)>)> {
+            self.0.seats()
+        }
+        fn holds(&self, conn: &ConnId, room: &RoomId) -> Option<UserId> {
+            self.0.holds(conn, room)
+        }
+        fn held(&self, conn: &ConnId) -> bool {
+            conn.as_str() == "ca"
+        }
+    }
+    let intent = HeldToo(Held::of(&[("ca", &r, &alice), ("cb", &r, &bob)]));
+    let done = s.reconcile(&intent, 5).await.unwrap();
+    assert_eq!(done.restored.len(), 2, "{done:?}");
+    let route = s.route(&r, &ConnId::new("cb"), &alice).await.unwrap();
+    assert!(route.held && route.target == ConnId::new("ca"), "{route:?}");
+    let relay = KeptRelay { sender: bob.clone(), kind: SignalKind::Offer, body: serde_json::json!({}) };
+    assert_eq!(s.keep(&r, &alice, &relay, 10).await.unwrap(), Keeping::Kept);
+    assert!(!s.route(&r, &ConnId::new("ca"), &bob).await.unwrap().held, "a live seat is put back live");
 }

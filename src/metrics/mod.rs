@@ -39,6 +39,30 @@ impl SignalOutcome {
     }
 }
 
+/// What seat grace did: seats held, resumed, expired; relays kept, and
+/// relays whose senders were told they expired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GraceOutcome {
+    /// A seat held for a connection that closed abruptly.
+    Held,
+    /// A held seat taken back by its user.
+    Resumed,
+    /// A held seat whose grace ended.
+    Expired,
+    /// A relay kept for a held seat.
+    Kept,
+    /// A kept relay never delivered (its sender told `relay-expired`).
+    Unsent,
+}
+
+impl GraceOutcome {
+    const ALL: [GraceOutcome; 5] = [Self::Held, Self::Resumed, Self::Expired, Self::Kept, Self::Unsent];
+
+    fn label(self) -> &'static str {
+        ["held", "resumed", "expired", "kept", "unsent"][self as usize]
+    }
+}
+
 /// The core's relay events, by wire name.
 pub const RELAY_EVENTS: [&str; 3] = ["offer", "answer", "ice-candidate"];
 
@@ -56,6 +80,7 @@ pub struct SocketCount {
 pub struct Metrics {
     signals: [AtomicU64; 3],
     relays: [AtomicU64; 3],
+    grace: [AtomicU64; 5],
     /// `ROOM_LIST_INTERVAL_MS` ticks: a list sent, skipped (no room, no subscriber, no list).
     room_list_ticks: [AtomicU64; 2],
     sockets: OnceLock<Box<dyn Fn() -> SocketCount + Send + Sync>>,
@@ -69,6 +94,11 @@ impl Metrics {
     /// Counts a signal's outcome.
     pub fn signal(&self, outcome: SignalOutcome, n: u64) {
         self.signals[outcome as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts `n` of what seat grace did.
+    pub fn grace(&self, outcome: GraceOutcome, n: u64) {
+        self.grace[outcome as usize].fetch_add(n, Ordering::Relaxed);
     }
 
     /// Counts a relay of the core (`event` one of [`RELAY_EVENTS`]).
@@ -186,6 +216,16 @@ pub fn render(s: &Snapshot<'_>) -> String {
     let relays: Vec<_> = s.metrics.relays().iter().map(|(e, n)| (format!("{{event=\"{e}\"}}"), *n)).collect();
     metric("switchboard_relays_total", "counter", "Relays delivered by this instance, by event.", &relays);
     let p = s.presence;
+    let grace: Vec<_> = GraceOutcome::ALL
+        .iter()
+        .map(|o| (format!("{{outcome=\"{}\"}}", o.label()), s.metrics.grace[*o as usize].load(Ordering::Relaxed)))
+        .collect();
+    metric(
+        "switchboard_seat_grace_total",
+        "counter",
+        "Seat grace on this instance: seats held, resumed and expired; relays kept for held seats, and kept relays never delivered.",
+        &grace,
+    );
     metric("switchboard_active_devices", "gauge", "Devices online.", &plain(p.active_devices));
     metric("switchboard_active_networks", "gauge", "Networks with a device online.", &plain(p.active_networks));
     let coordinators: Vec<_> =
@@ -231,63 +271,4 @@ pub fn render(s: &Snapshot<'_>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::presence::NetworkId;
-    use crate::domain::presence::PresenceStats;
-
-    #[test]
-    fn every_family_has_help_and_type_and_counters_move() {
-        let metrics = Metrics::default();
-        metrics.relayed("offer");
-        metrics.relayed("offer");
-        metrics.relayed("not-a-relay");
-        metrics.signal(SignalOutcome::Queued, 3);
-        metrics.count_sockets_with(|| SocketCount { all: 9, websocket: 7 });
-        metrics.room_list_tick(true);
-        metrics.protocol_opened("peerjs");
-        metrics.protocol_opened("peerjs");
-        metrics.protocol_closed("peerjs");
-        metrics.protocol_message("y-webrtc");
-        metrics.room_list_tick(false);
-        metrics.room_list_tick(false);
-        let presence = PresenceStats {
-            active_devices: 4,
-            active_networks: 2,
-            coordinators: vec![(NetworkId::parse("home").unwrap(), 2)],
-        };
-        let text = render(&Snapshot {
-            metrics: &metrics,
-            connections: 5,
-            rooms: 1,
-            presence: &presence,
-            queued: 3,
-            leader: true,
-            workers: (3, 2, 300),
-            bootstraps: 4,
-        });
-        for line in [
-            "switchboard_relays_total{event=\"offer\"} 2",
-            "switchboard_relays_total{event=\"answer\"} 0",
-            "switchboard_signals_total{outcome=\"queued\"} 3",
-            "switchboard_coordinators{network=\"home\"} 2",
-            "switchboard_websocket_connections 7",
-            "switchboard_connections 5",
-            "switchboard_leader 1",
-            "switchboard_workers{health=\"unhealthy\"} 1",
-            "switchboard_ring_virtual_nodes 300",
-            "switchboard_bootstraps_total 4",
-            "switchboard_room_list_ticks_total{outcome=\"sent\"} 1",
-            "switchboard_room_list_ticks_total{outcome=\"skipped\"} 2",
-            "switchboard_protocol_connections{protocol=\"peerjs\"} 1",
-            "switchboard_protocol_connections{protocol=\"socket.io\"} 9",
-            "switchboard_protocol_connections_total{protocol=\"peerjs\"} 2",
-            "switchboard_protocol_messages_total{protocol=\"y-webrtc\"} 1",
-        ] {
-            assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
-        }
-        let families = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
-        assert_eq!(families, text.lines().filter(|l| l.starts_with("# HELP ")).count());
-        assert_eq!(families, 17);
-    }
-}
+mod tests;
