@@ -60,6 +60,10 @@ pub(super) enum Settling {
 /// How long a relay that found its target gone waits for the target's hold.
 const SETTLE_WAIT: Duration = Duration::from_secs(5);
 
+/// How long it waits for the target's close to be known at all (it follows
+/// its socket's failure within milliseconds).
+const UNSEEN_CLOSE_WAIT: Duration = Duration::from_millis(500);
+
 impl Rooms<'_> {
     /// `conn` has just closed (its clean-up is queued): parked until its
     /// seats are held or given up, if seat grace is on.
@@ -70,27 +74,33 @@ impl Rooms<'_> {
         }
     }
 
-    /// A relay found `conn` gone: waits (at most [`SETTLE_WAIT`]) until its
-    /// seats are held or given up, if it is closing.
-    pub(super) async fn settled(&self, conn: &ConnId) -> Settling {
+    /// A relay from `from` found `conn` gone: waits until its seats are held
+    /// or given up, if it is closing (at most [`SETTLE_WAIT`], or
+    /// [`UNSEEN_CLOSE_WAIT`] while its close is not known yet). A sender that
+    /// is closing itself does not wait: two closing connections relaying to
+    /// each other would each wait for the other's clean-up, queued behind.
+    pub(super) async fn settled(&self, from: &ConnId, conn: &ConnId) -> Settling {
         let core = self.0;
-        if !core.config.grace.on() {
+        if !core.config.grace.on() || core.courier.parking(from) != Parking::No {
             return Settling::NotClosing;
         }
-        let deadline = Instant::now() + SETTLE_WAIT;
+        let start = Instant::now();
         loop {
             let woken = core.graces.settled.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            match core.courier.parking(conn) {
+            let deadline = match core.courier.parking(conn) {
                 Parking::Settled => return Settling::Settled,
-                Parking::Parked => {}
+                Parking::Parked => start + SETTLE_WAIT,
                 // Still attached: its close is not known here yet.
-                Parking::No if core.courier.local(conn).is_some() => {}
+                Parking::No if core.courier.local(conn).is_some() => start + UNSEEN_CLOSE_WAIT,
                 Parking::No => return Settling::NotClosing,
-            }
+            };
             if tokio::time::timeout_at(deadline, woken).await.is_err() {
-                return Settling::TimedOut;
+                return match core.courier.parking(conn) {
+                    Parking::No => Settling::NotClosing,
+                    _ => Settling::TimedOut,
+                };
             }
         }
     }

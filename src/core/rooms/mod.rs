@@ -170,7 +170,7 @@ impl Rooms<'_> {
             match core.courier.send(&to, &relayed).await {
                 Ok(()) => Relayed::Delivered,
                 // Its connection has just dropped: once its seat is held, keep it there.
-                Err(DeliveryError::Gone) => match self.settled(&to).await {
+                Err(DeliveryError::Gone) => match self.settled(by.conn, &to).await {
                     Settling::NotClosing => return Err(CoreError::TargetGone),
                     Settling::TimedOut => return Err(CoreError::Unavailable),
                     Settling::Settled => {
