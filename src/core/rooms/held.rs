@@ -51,14 +51,4 @@ impl Graces {
         }
         Ok(due.drain(..n).map(|(_, conn)| conn).collect())
     }
-
-    /// Connections held now.
-    pub fn len(&self) -> usize {
-        self.due.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    /// Whether none is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }

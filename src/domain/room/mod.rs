@@ -235,11 +235,6 @@ impl Room {
         Some(seat.user.clone())
     }
 
-    /// Whether `user`'s seat is held and on `conn`.
-    pub fn held_on(&self, user: &UserId, conn: &ConnId) -> bool {
-        self.members.iter().any(|m| &m.user == user && &m.conn == conn && m.held)
-    }
-
     /// Ends the hold of `user`'s seat resumed on `conn` (its kept relays are
     /// handed over): relays go to it again. Whether anything changed.
     pub fn release(&mut self, user: &UserId, conn: &ConnId) -> bool {

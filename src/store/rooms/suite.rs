@@ -48,13 +48,13 @@ macro_rules! store_suite {
     };
 }
 
-fn room(s: &str) -> RoomId {
+pub(super) fn room(s: &str) -> RoomId {
     RoomId::parse(s).unwrap()
 }
-fn user(s: &str) -> UserId {
+pub(super) fn user(s: &str) -> UserId {
     UserId::parse(s).unwrap()
 }
-fn conn(s: &str) -> ConnId {
+pub(super) fn conn(s: &str) -> ConnId {
     ConnId::new(s)
 }
 

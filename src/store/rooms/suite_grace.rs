@@ -10,18 +10,10 @@ use serde_json::json;
 
 use super::RoomStore;
 use super::grace::{HeldSeat, Keeping, KeptRelay, Unsent};
+use super::suite::{conn, room, user};
 use crate::domain::signal::SignalKind;
-use crate::domain::{ConnId, Joined, RoomError, RoomId, UserId};
+use crate::domain::{Joined, RoomError};
 
-fn room(s: &str) -> RoomId {
-    RoomId::parse(s).unwrap()
-}
-fn user(s: &str) -> UserId {
-    UserId::parse(s).unwrap()
-}
-fn conn(s: &str) -> ConnId {
-    ConnId::new(s)
-}
 fn relay(from: &str, n: u64) -> KeptRelay {
     KeptRelay { sender: user(from), kind: SignalKind::IceCandidate, body: json!({ "n": n }) }
 }
